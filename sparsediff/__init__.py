@@ -1,0 +1,45 @@
+"""sparsediff: fill gaps in gridded scientific data with latent diffusion.
+
+``import sparsediff`` registers the ``.sparsediff`` accessor on
+:class:`xarray.Dataset` and :class:`xarray.DataArray`.
+
+Public names (DESIGN §6): :func:`open`, :func:`write`, :func:`train`,
+:func:`load`, :func:`fill`, :func:`evaluate`, :class:`Model`. The torch-side
+names are imported on first use, so ``import sparsediff`` stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from sparsediff import accessor as _accessor  # noqa: F401  (registers .sparsediff)
+from sparsediff.data.io import open, write
+
+try:
+    __version__ = version("sparsediff")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+_LAZY = {
+    "train": "sparsediff.training.trainer",
+    "load": "sparsediff.model",
+    "Model": "sparsediff.model",
+    "fill": "sparsediff.filling.api",
+    "evaluate": "sparsediff.evaluation.api",
+}
+
+__all__ = ["Model", "__version__", "evaluate", "fill", "load", "open", "train", "write"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sparsediff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

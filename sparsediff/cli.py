@@ -1,0 +1,226 @@
+"""The ``sparsediff`` command line: demo, train, fill, evaluate, info.
+
+Errors are one clear line on stderr and a non-zero exit; ``--debug`` shows the
+traceback. Under ``torchrun`` the same commands run on every rank.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sparsediff.errors import SparsediffError
+
+__all__ = ["main"]
+
+
+def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn exceptions into one line + exit code unless --debug."""
+
+    @click.option("--debug", is_flag=True, help="Show full tracebacks.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except SparsediffError as e:
+            if debug:
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:  # an unexpected failure: still one line
+            if debug:
+                raise
+            click.echo(f"error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sparsediff")
+def main() -> None:
+    """Fill gaps in gridded data with latent diffusion trained on the gappy data."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory (overrides run.out in the config).",
+)
+@_errors
+def train(config: Path, resume: bool, out: Path | None) -> None:
+    """Train a model from a YAML CONFIG (works under torchrun)."""
+    from sparsediff.training.trainer import train as run_train
+
+    model = run_train(None, config, out=out, resume=resume)
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        where = Path(out or model.provenance["config"]["run"]["out"]) / "model"
+        click.echo(f"model written to {where}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--members", default=1, show_default=True, help="Ensemble members.")
+@click.option("--steps", default=16, show_default=True, help="Sampler steps.")
+@click.option("--sampler", default="dpmpp_2m", show_default=True, help="Sampler name.")
+@click.option("--seed", default=0, show_default=True, help="Seed (same seed, same bytes).")
+@click.option("--guidance", default=0.0, show_default=True, help="Data-consistency strength.")
+@click.option("--batch-size", default=16, show_default=True, help="Windows per model call.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option(
+    "--region-size",
+    default=1,
+    show_default=True,
+    help="Positions of the region dim per Zarr region write.",
+)
+@click.option("--resume", is_flag=True, help="Skip regions an interrupted run finished.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option(
+    "--scheduler",
+    default=None,
+    help="dask.distributed scheduler address, or 'local:N' for a local N-worker cluster.",
+)
+@_errors
+def fill(
+    model_path: Path,
+    input_path: Path,
+    output: Path,
+    members: int,
+    steps: int,
+    sampler: str,
+    seed: int,
+    guidance: float,
+    batch_size: int,
+    device: str,
+    region_size: int,
+    resume: bool,
+    overwrite: bool,
+    scheduler: str | None,
+) -> None:
+    """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go)."""
+    import sparsediff
+    from sparsediff.filling.api import check_compatible
+    from sparsediff.filling.store import fill_to_zarr
+
+    model = sparsediff.load(model_path)
+    ds = sparsediff.open(input_path)
+    check_compatible(ds, model)
+    client = None
+    if scheduler:
+        from dask.distributed import Client, LocalCluster
+
+        if scheduler.startswith("local:"):
+            n = int(scheduler.split(":", 1)[1])
+            client = Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
+        else:
+            client = Client(scheduler)
+    try:
+        kw = dict(
+            members=members,
+            steps=steps,
+            sampler=sampler,
+            seed=seed,
+            guidance=guidance,
+            batch_size=batch_size,
+            device=device,
+        )
+        if output.suffix == ".zarr":
+            fill_to_zarr(
+                ds,
+                model,
+                output,
+                region_size=region_size,
+                resume=resume,
+                overwrite=overwrite,
+                history=f"fill {input_path.name} with {model_path}",
+                **kw,
+            )
+        else:
+            filled = sparsediff.fill(ds, model, progress=True, **kw)
+            sparsediff.write(
+                filled,
+                output,
+                mode="w" if overwrite else "w-",
+                history=f"fill {input_path.name} with {model_path}",
+            )
+    finally:
+        if client is not None:
+            client.close()
+    click.echo(f"filled data written to {output}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_errors
+def info(path: Path) -> None:
+    """Describe a saved model, or the gaps of a dataset."""
+    import sparsediff
+
+    if (path / "config.json").is_file():
+        model = sparsediff.load(path)
+        cfg = model.config
+        click.echo(f"sparsediff model at {path}")
+        click.echo(f"  mode:       {cfg.get('mode')}")
+        click.echo(f"  variables:  {', '.join(model.variables)}")
+        click.echo(f"  dims:       {', '.join(model.dims)}  window {cfg.get('window')}")
+        click.echo(f"  units:      {json.dumps(cfg.get('units', {}))}")
+        for name, net in (("autoencoder", model.autoencoder), ("prior", model.prior)):
+            if net is not None:
+                n = sum(p.numel() for p in net.parameters())
+                click.echo(f"  {name + ':':<11} {n:,} parameters")
+        prov = model.provenance
+        click.echo(f"  trained:    {prov.get('trained_at')} on {prov.get('data_source')}")
+        return
+    ds = sparsediff.open(path)
+    click.echo(f"dataset {path}")
+    click.echo(str(ds))
+    click.echo("")
+    click.echo("gap summary (share of non-invalid points that are gaps):")
+    click.echo(str(ds.sparsediff.gap_summary()))
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo_out"),
+    show_default=True,
+    help="Where to write filled.zarr and fill.png.",
+)
+@click.option(
+    "--train",
+    "train_now",
+    is_flag=True,
+    help="Train the demo model now instead of using the shipped weights.",
+)
+@_errors
+def demo(out: Path, train_now: bool) -> None:
+    """Fill real OSTIA SST gaps end to end and compare with simple fills."""
+    from sparsediff.demo import run_demo
+
+    run_demo(out, train=train_now, echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

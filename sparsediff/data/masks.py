@@ -1,0 +1,389 @@
+"""The three states of a grid point: observed, gap and invalid (DESIGN §1).
+
+Every point of every variable is exactly one of
+
+* ``OBSERVED`` (0): a finite value that is not masked as invalid;
+* ``GAP`` (1): missing (NaN, ±inf or an undecoded ``_FillValue``) and to be filled;
+* ``INVALID`` (2): never filled (land in an ocean field, air around a head),
+  given by a user mask and/or found as points missing at every step of a dim.
+
+:func:`states` returns a ``uint8`` array per variable with these codes (the
+``flag_values`` of the fill flag); :func:`observed`, :func:`gap` and
+:func:`invalid` turn it into boolean masks (``True`` where that state holds,
+so ``observed(...)`` is the mask that is ``True`` for observed points).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Iterable
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sparsediff.data.io import _as_dataset, numeric_variables, validate_dims
+from sparsediff.errors import InputError
+
+__all__ = [
+    "FLAG_MEANINGS",
+    "GAP",
+    "INVALID",
+    "OBSERVED",
+    "InvalidSpec",
+    "finite_mask",
+    "gap",
+    "gap_summary",
+    "invalid",
+    "invalid_mask",
+    "observed",
+    "states",
+]
+
+OBSERVED = 0
+GAP = 1
+INVALID = 2
+FLAG_MEANINGS = "observed gap invalid"
+
+InvalidSpec = str | os.PathLike[str] | xr.DataArray | None
+
+
+def finite_mask(da: xr.DataArray) -> xr.DataArray:
+    """``True`` where ``da`` holds a usable value (finite and not a fill value).
+
+    Parameters
+    ----------
+    da
+        A numeric variable. CF-decoded data carry NaN at fill values; for
+        undecoded data the ``_FillValue``/``missing_value`` attributes count too.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean, same dims as ``da`` (lazy if ``da`` is).
+    """
+    ok = np.isfinite(da) if da.dtype.kind in "fc" else xr.ones_like(da, dtype=bool)
+    for key in ("_FillValue", "missing_value"):
+        fill = da.attrs.get(key)
+        if fill is not None:
+            ok = ok & ~da.isin(np.atleast_1d(fill))
+    return ok
+
+
+def _along_dims(ds: xr.Dataset, along: Hashable | Iterable[Hashable] | None) -> tuple:
+    if along is None:
+        return ()
+    return validate_dims(ds, along)
+
+
+def _mask_from_file(path: Path) -> xr.DataArray:
+    from sparsediff.data.io import open as open_data
+
+    mask_ds = open_data(path)
+    names = [str(n) for n in mask_ds.data_vars]
+    if len(names) != 1:
+        raise InputError(
+            f"invalid-mask file {str(path)!r} must hold exactly one data variable, "
+            f"it holds {', '.join(names) or 'none'}"
+        )
+    return mask_ds[names[0]]
+
+
+def invalid_mask(ds: xr.Dataset, spec: InvalidSpec) -> xr.DataArray | None:
+    """Resolve an ``invalid`` argument into a boolean DataArray (``True`` = invalid).
+
+    Parameters
+    ----------
+    ds
+        The dataset the mask belongs to.
+    spec
+        ``None``; the name of a variable of ``ds``; a DataArray (bool, or
+        numeric where non-zero — NaN included — means invalid); or the path of
+        a NetCDF/Zarr file holding exactly one such variable.
+
+    Returns
+    -------
+    xarray.DataArray or None
+        The boolean mask, with the dims of the mask (it broadcasts later).
+
+    Raises
+    ------
+    InputError
+        An unknown name, a missing file, or a mask that is not bool or numeric.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, xr.DataArray):
+        mask, what = spec, f"invalid mask {spec.name!r}" if spec.name else "invalid mask"
+    elif isinstance(spec, str) and spec in ds.variables:
+        mask, what = ds[spec], f"invalid mask variable {spec!r}"
+    elif isinstance(spec, str | os.PathLike):
+        path = Path(os.fspath(spec)).expanduser()
+        if not path.exists():
+            raise InputError(
+                f"invalid mask {os.fspath(spec)!r} is neither a variable of the dataset "
+                f"(variables: {', '.join(map(str, ds.variables))}) nor an existing file"
+            )
+        mask, what = _mask_from_file(path), f"invalid mask from {str(path)!r}"
+    else:
+        raise InputError(
+            "invalid must be a variable name, a DataArray or a file path, "
+            f"got {type(spec).__name__}"
+        )
+    if mask.dtype == np.bool_:
+        out = mask
+    elif np.issubdtype(mask.dtype, np.number):
+        out = mask != 0
+    else:
+        raise InputError(f"{what} has dtype {mask.dtype}; it must be bool or 0/1 numbers")
+    out.attrs = {}
+    out.name = "invalid"
+    return out
+
+
+def _fit_mask(mask: xr.DataArray, var: xr.DataArray, name: str) -> xr.DataArray:
+    """Check ``mask`` broadcasts against ``var``; return it with ``var``'s coords."""
+
+    def shape_text(obj: xr.DataArray) -> str:
+        return "(" + ", ".join(f"{d}: {n}" for d, n in obj.sizes.items()) + ")"
+
+    bad = [d for d in mask.dims if d not in var.sizes or var.sizes[d] != mask.sizes[d]]
+    if bad:
+        raise InputError(
+            f"invalid mask of shape {shape_text(mask)} does not match variable {name!r} "
+            f"of shape {shape_text(var)} (dim {bad[0]!r})"
+        )
+    for d in mask.dims:
+        if d in mask.indexes and d in var.indexes:
+            a, b = mask.indexes[d], var.indexes[d]
+            same = a.equals(b)
+            if not same and a.dtype.kind in "iuf" and b.dtype.kind in "iuf":
+                same = bool(np.allclose(np.asarray(a), np.asarray(b)))
+            if not same:
+                raise InputError(
+                    f"coordinates of dim {d!r} differ between the invalid mask "
+                    f"and variable {name!r}"
+                )
+    return mask.drop_vars(list(mask.coords))
+
+
+def _to_state(
+    ok: xr.DataArray, inv: xr.DataArray | None, var: xr.DataArray, name: str
+) -> xr.DataArray:
+    st = (~ok).astype(np.uint8)  # OBSERVED = 0, GAP = 1
+    if inv is not None:
+        st = xr.where(inv, np.uint8(INVALID), st).transpose(*var.dims)
+    st = st.astype(np.uint8, copy=False)
+    st.attrs = {
+        "long_name": f"state of {name}",
+        "flag_values": np.array([OBSERVED, GAP, INVALID], dtype=np.uint8),
+        "flag_meanings": FLAG_MEANINGS,
+    }
+    st.name = name
+    return st
+
+
+def states(
+    ds: xr.Dataset | xr.DataArray,
+    variables: str | Iterable[str] | None = None,
+    *,
+    invalid: InvalidSpec = None,
+    invalid_along: Hashable | Iterable[Hashable] | None = None,
+) -> xr.Dataset:
+    """Classify every point as ``OBSERVED``, ``GAP`` or ``INVALID``.
+
+    Parameters
+    ----------
+    ds
+        The data (a DataArray is treated as a one-variable dataset).
+    variables
+        Variables to classify; default as :func:`~sparsediff.data.io.numeric_variables`.
+    invalid
+        User mask of invalid points: a variable name, a DataArray (``True``/1
+        = invalid) that broadcasts against the variables, or a NetCDF/Zarr
+        file holding one such variable.
+    invalid_along
+        A dim (or dims): points missing at every step of it are invalid
+        (land in a sea-surface field with ``"time"``). Combined with
+        ``invalid`` by OR. Variables without that dim are not affected.
+
+    Returns
+    -------
+    xarray.Dataset
+        One ``uint8`` variable per data variable, same dims and coords,
+        with CF ``flag_values``/``flag_meanings``. Lazy if the data are.
+
+    Raises
+    ------
+    InputError
+        Unknown or non-numeric variable, unknown or zero-length dim, a mask
+        whose dims or shape do not match, or a variable that is all missing.
+
+    Notes
+    -----
+    The all-missing check and the small ``invalid_along`` mask are computed
+    here, in one pass over the data; the returned states stay lazy and no
+    longer depend on a reduction over the whole array.
+    """
+    data = _as_dataset(ds)
+    names = numeric_variables(data, variables)
+    along = _along_dims(data, invalid_along)
+    user = invalid_mask(data, invalid)
+    oks: dict[str, xr.DataArray] = {}
+    todo: dict[str, Any] = {}
+    for name in names:
+        var = data[name]
+        validate_dims(var, var.dims)
+        if user is not None:
+            _fit_mask(user, var, name)
+        ok = finite_mask(var)
+        oks[name] = ok
+        todo[f"any/{name}"] = ok.any()
+        dims = [d for d in along if d in var.dims]
+        if dims:
+            todo[f"along/{name}"] = ~ok.any(dim=dims)
+    (done,) = dask.compute(todo)
+    out: dict[str, xr.DataArray] = {}
+    for name in names:
+        var = data[name]
+        if not bool(done[f"any/{name}"]):
+            raise InputError(f"variable {name!r} has no finite value (all NaN or fill value)")
+        inv = _fit_mask(user, var, name) if user is not None else None
+        along_mask = done.get(f"along/{name}")
+        if along_mask is not None:
+            inv = along_mask if inv is None else (inv | along_mask)
+        out[name] = _to_state(oks[name], inv, var, name)
+    return xr.Dataset(out, attrs={"flag_meanings": FLAG_MEANINGS})
+
+
+def _select(st: xr.Dataset | xr.DataArray, code: int) -> xr.Dataset | xr.DataArray:
+    if not isinstance(st, xr.Dataset | xr.DataArray):
+        raise InputError(f"expected the result of states(), got {type(st).__name__}")
+    return st == code
+
+
+def observed(st: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """``True`` where the state is ``OBSERVED`` (the mask convention of DESIGN §1).
+
+    Parameters
+    ----------
+    st
+        The output of :func:`states` (or one of its variables).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Boolean, same structure as ``st``.
+    """
+    return _select(st, OBSERVED)
+
+
+def gap(st: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """``True`` where the state is ``GAP`` (missing and to be filled).
+
+    Parameters
+    ----------
+    st
+        The output of :func:`states` (or one of its variables).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Boolean, same structure as ``st``.
+    """
+    return _select(st, GAP)
+
+
+def invalid(st: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """``True`` where the state is ``INVALID`` (never filled).
+
+    Parameters
+    ----------
+    st
+        The output of :func:`states` (or one of its variables).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Boolean, same structure as ``st``.
+    """
+    return _select(st, INVALID)
+
+
+def gap_summary(
+    ds: xr.Dataset | xr.DataArray,
+    variables: str | Iterable[str] | None = None,
+    *,
+    invalid: InvalidSpec = None,
+    invalid_along: Hashable | Iterable[Hashable] | None = None,
+    by: Hashable | None = None,
+) -> pd.DataFrame:
+    """Tabulate how much of each variable is missing.
+
+    Parameters
+    ----------
+    ds, variables, invalid, invalid_along
+        As for :func:`states`.
+    by
+        ``None`` (default): one row per variable. A dim name: the gap fraction
+        along that dim (reduced over all other dims), one column per variable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With ``by=None``: index ``variable``; columns ``points``,
+        ``observed``, ``gap``, ``invalid`` (counts) and ``gap_fraction`` (gap
+        points among non-invalid points). With ``by=dim``: index the
+        coordinate of ``dim`` (or positions), values the gap fraction at
+        each step (NaN where every point is invalid).
+
+    Raises
+    ------
+    InputError
+        As :func:`states`, or ``by`` not a dim of the dataset.
+    """
+    data = _as_dataset(ds)
+    st = states(data, variables, invalid=invalid, invalid_along=invalid_along)
+    if by is not None:
+        validate_dims(data, by)
+        todo: dict[str, Any] = {}
+        for name, s in st.data_vars.items():
+            if by in s.dims:
+                other = [d for d in s.dims if d != by]
+                todo[str(name)] = (
+                    (s == GAP).sum(other).data,
+                    (s != INVALID).sum(other).data,
+                )
+        (done,) = dask.compute(todo)
+        index = data.indexes[by] if by in data.indexes else pd.RangeIndex(data.sizes[by])
+        columns: dict[str, Any] = {}
+        for name, (n_gap, n_valid) in done.items():
+            n_valid = np.asarray(n_valid, dtype=np.float64)
+            frac = np.full(n_valid.shape, np.nan)
+            np.divide(n_gap, n_valid, out=frac, where=n_valid > 0)
+            columns[name] = frac
+        frame = pd.DataFrame(columns, index=pd.Index(index, name=str(by)))
+        frame.columns.name = "gap_fraction"
+        return frame
+    counts: dict[str, Any] = {
+        str(name): [(s == code).sum().data for code in (OBSERVED, GAP, INVALID)]
+        for name, s in st.data_vars.items()
+    }
+    (done,) = dask.compute(counts)
+    rows = []
+    for name, (n_obs, n_gap, n_inv) in done.items():
+        valid = int(n_obs) + int(n_gap)
+        rows.append(
+            {
+                "variable": name,
+                "points": int(st[name].size),
+                "observed": int(n_obs),
+                "gap": int(n_gap),
+                "invalid": int(n_inv),
+                "gap_fraction": (int(n_gap) / valid) if valid else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("variable")

@@ -1,0 +1,1 @@
+"""Fill layer: tiles, sampling, blending, streaming to Zarr (stage 3)."""

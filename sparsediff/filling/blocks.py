@@ -1,0 +1,118 @@
+"""Fill one block of data: whole spatial domain, a run of batch positions.
+
+A block is a numpy array ``(C, B, *spatial)`` (variables first, then the
+flattened batch positions — times, levels, members of the input — then the 2 or
+3 spatial dims). The spatial domain is tiled with one global plan, so a block's
+result does not depend on how the batch dims were chunked. Observed points are
+copied from the input unchanged (bit for bit) and invalid points are NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sparsediff.data.masks import INVALID, OBSERVED
+from sparsediff.data.stats import denormalize_array, normalize_array
+from sparsediff.data.tiling import TilePlan, plan_tiles
+from sparsediff.filling.sampling import FillOptions, fill_windows
+from sparsediff.model import Model
+
+__all__ = ["fill_block", "tile_plan_for"]
+
+
+def tile_plan_for(
+    model: Model,
+    spatial_shape: Sequence[int],
+    *,
+    periodic: Sequence[bool] | None = None,
+    overlap: Sequence[int] | int | None = None,
+) -> TilePlan:
+    """The tile plan a model uses over a spatial domain (window = training window)."""
+    window = tuple(int(w) for w in model.config["window"])
+    return plan_tiles(tuple(spatial_shape), window, overlap=overlap, periodic=periodic)
+
+
+def fill_block(
+    model: Model,
+    data: np.ndarray,
+    state: np.ndarray,
+    batch_ids: Sequence[int],
+    opts: FillOptions,
+    *,
+    periodic: Sequence[bool] | None = None,
+    overlap: Sequence[int] | int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Fill the gaps of a block.
+
+    Parameters
+    ----------
+    model
+        The trained model.
+    data
+        ``(C, B, *spatial)`` raw values (physical units; NaN at gaps).
+    state
+        Same shape, uint8 point states (0 observed, 1 gap, 2 invalid).
+    batch_ids
+        Global ids of the B batch positions (keys of the per-window noise).
+    opts
+        Sampling options.
+    periodic, overlap
+        Tiling options per spatial dim.
+    device
+        Torch device for the model calls.
+    progress
+        Show a progress bar over model calls.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K, C, B, *spatial)`` with K = ``opts.members``, dtype of ``data``.
+    """
+    _n_vars, n_batch = data.shape[:2]
+    spatial = data.shape[2:]
+    plan = tile_plan_for(model, spatial, periodic=periodic, overlap=overlap)
+    observed = state == OBSERVED
+    norm = np.empty(data.shape, dtype=np.float32)
+    for c, var in enumerate(model.variables):
+        vs = model.stats[var]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm[c] = np.where(observed[c], normalize_array(data[c], vs), 0.0)
+    items = [
+        (k, b, tile) for b in range(n_batch) for tile in plan.tiles for k in range(opts.members)
+    ]
+    acc = {(k, b): plan.accumulator() for k in range(opts.members) for b in range(n_batch)}
+    dev = torch.device(device)
+    bar = tqdm(total=len(items), desc="tiles", disable=not progress, leave=False)
+    for s in range(0, len(items), opts.batch_size):
+        chunk = items[s : s + opts.batch_size]
+        vals = np.stack([plan.extract(norm[:, b], t) for _, b, t in chunk])
+        obs = np.stack([plan.extract(observed[:, b], t) for _, b, t in chunk])
+        keys = [(int(batch_ids[b]), *t.origin, k) for k, b, t in chunk]
+        out = fill_windows(
+            model,
+            torch.from_numpy(np.ascontiguousarray(vals)).to(dev),
+            torch.from_numpy(np.ascontiguousarray(obs)).to(dev),
+            keys,
+            opts,
+        )
+        out_np = out.cpu().numpy()
+        for (k, b, t), o in zip(chunk, out_np, strict=True):
+            acc[(k, b)].add(t, o)
+        bar.update(len(chunk))
+    bar.close()
+    result = np.empty((opts.members, *data.shape), dtype=data.dtype)
+    for (k, b), a in acc.items():
+        blended = a.result()  # (C, *spatial), normalized
+        for c, var in enumerate(model.variables):
+            phys = denormalize_array(blended[c].astype(np.float64), model.stats[var])
+            result[k, c, b] = phys.astype(data.dtype)
+    keep = np.broadcast_to(observed, result.shape)
+    np.copyto(result, np.broadcast_to(data, result.shape), where=keep)
+    result[np.broadcast_to(state == INVALID, result.shape)] = np.nan
+    return result

@@ -1,0 +1,257 @@
+"""The model container: autoencoder + prior + normalization stats + config.
+
+A saved model is a directory (DESIGN §6)::
+
+    model/
+      config.json            format name + version, net configs, data description, checksums
+      stats.json             per-variable normalization stats (masked, see data.stats)
+      provenance.json        how it was trained (config, data source, versions, steps, time)
+      autoencoder.safetensors
+      prior.safetensors      (absent for an autoencoder-only model)
+
+Weights are only ever read with :func:`safetensors.torch.load_file`; nothing is
+pickled. Every weights file's SHA-256 is recorded in ``config.json`` and checked
+on load, so a truncated or tampered file is a clear :class:`CheckpointError`
+rather than silently wrong numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from sparsediff.data.stats import Stats
+from sparsediff.errors import CheckpointError
+from sparsediff.models.autoencoder import MaskedAutoencoder
+from sparsediff.models.precond import EDMPrecond
+from sparsediff.models.unet import UNet
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Model", "load"]
+
+FORMAT_NAME = "sparsediff-model"
+#: Bumped whenever the on-disk layout or a net's meaning changes incompatibly.
+FORMAT_VERSION = 1
+
+_BACKBONES: dict[str, type[torch.nn.Module]] = {"UNet": UNet}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _build_prior(cfg: dict[str, Any]) -> EDMPrecond:
+    backbone_cls = _BACKBONES.get(cfg.get("backbone_class", "UNet"))
+    if backbone_cls is None:
+        raise CheckpointError(f"unknown prior backbone class {cfg.get('backbone_class')!r}")
+    backbone = backbone_cls(**cfg["backbone"])
+    return EDMPrecond(
+        backbone,
+        sigma_data=cfg["sigma_data"],
+        cond_channels=cfg["cond_channels"],
+        cond_dropout=cfg["cond_dropout"],
+    )
+
+
+@dataclass
+class Model:
+    """A trained sparsediff model.
+
+    Parameters
+    ----------
+    autoencoder
+        The mask-aware autoencoder (stage 1), or ``None`` for a pixel-space prior.
+    prior
+        The preconditioned denoiser ``D(x, sigma, cond) -> x0_hat`` (stage 2), or
+        ``None`` for an autoencoder-only model.
+    stats
+        Per-variable normalization statistics computed on observed points.
+    config
+        What the model was trained on and how to use it: ``variables``, ``dims``,
+        ``window``, ``units``, ``grid_spacing``, ``latent_scale``, ``mode``
+        (``"latent"`` or ``"pixel"``) and similar JSON-able facts.
+    provenance
+        How the model was made (training config, data source, versions, steps).
+    """
+
+    autoencoder: MaskedAutoencoder | None
+    prior: EDMPrecond | None
+    stats: Stats
+    config: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variables(self) -> list[str]:
+        """Names of the variables the model fills, in channel order."""
+        return list(self.config.get("variables", self.stats.variables))
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The spatial dims the model works over (2 or 3)."""
+        return tuple(self.config.get("dims", ()))
+
+    def to(self, device: str | torch.device) -> Model:
+        """Move the networks to ``device`` (in place) and return ``self``."""
+        for net in (self.autoencoder, self.prior):
+            if net is not None:
+                net.to(device)
+        return self
+
+    def eval(self) -> Model:
+        """Put the networks in evaluation mode (in place) and return ``self``."""
+        for net in (self.autoencoder, self.prior):
+            if net is not None:
+                net.eval()
+        return self
+
+    # ------------------------------------------------------------------ save
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the model directory atomically.
+
+        The directory is assembled under a temporary sibling name and renamed into
+        place, so no half-written model ever sits at ``path``.
+
+        Parameters
+        ----------
+        path
+            Target directory.
+        overwrite
+            Replace an existing directory at ``path`` (after the new one is complete).
+
+        Returns
+        -------
+        pathlib.Path
+            The written directory.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise CheckpointError(f"{path} already exists (pass overwrite=True to replace it)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            nets: dict[str, Any] = {}
+            files: dict[str, str] = {}
+            for name, net in (("autoencoder", self.autoencoder), ("prior", self.prior)):
+                if net is None:
+                    nets[name] = None
+                    continue
+                fname = f"{name}.safetensors"
+                tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+                save_file(tensors, str(tmp / fname), metadata={"format": FORMAT_NAME})
+                files[fname] = _sha256(tmp / fname)
+                nets[name] = {"class": type(net).__name__, "config": net.config}
+            doc = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                **nets,
+                "model": self.config,
+                "files": files,
+            }
+            (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+            self.stats.save(tmp / "stats.json")
+            (tmp / "provenance.json").write_text(
+                json.dumps(self.provenance, indent=2, sort_keys=True, default=str)
+            )
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    # ------------------------------------------------------------------ load
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
+        """Read a model directory written by :meth:`save`.
+
+        Raises
+        ------
+        CheckpointError
+            The directory or a file is missing, the format version is not this
+            version's, or a weights file is truncated or does not match its checksum.
+        """
+        path = Path(path)
+        cfg_path = path / "config.json"
+        if not cfg_path.is_file():
+            raise CheckpointError(f"{path} is not a sparsediff model directory (no config.json)")
+        try:
+            doc = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
+        if doc.get("format") != FORMAT_NAME:
+            raise CheckpointError(
+                f"{cfg_path} is not a sparsediff model (format={doc.get('format')!r})"
+            )
+        version = doc.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path} has model format version {version}; this sparsediff reads version "
+                f"{FORMAT_VERSION} (re-train, or use the sparsediff release that wrote it)"
+            )
+        files: dict[str, str] = doc.get("files", {})
+        nets: dict[str, torch.nn.Module | None] = {}
+        for name in ("autoencoder", "prior"):
+            entry = doc.get(name)
+            if entry is None:
+                nets[name] = None
+                continue
+            fname = f"{name}.safetensors"
+            fpath = path / fname
+            if not fpath.is_file():
+                raise CheckpointError(f"{fpath} is missing")
+            if fname not in files or _sha256(fpath) != files[fname]:
+                raise CheckpointError(
+                    f"{fpath} does not match the checksum in config.json "
+                    "(truncated, corrupted or modified after saving)"
+                )
+            try:
+                state = load_file(str(fpath), device=map_location)
+            except (SafetensorError, OSError, ValueError) as e:
+                raise CheckpointError(f"cannot read weights {fpath}: {e}") from None
+            net: torch.nn.Module
+            if name == "autoencoder":
+                net = MaskedAutoencoder.from_config(entry["config"])
+            else:
+                net = _build_prior(entry["config"])
+            try:
+                net.load_state_dict(state, strict=True)
+            except RuntimeError as e:
+                first = str(e).splitlines()[0]
+                raise CheckpointError(
+                    f"weights in {fpath} do not fit the saved config: {first}"
+                ) from None
+            nets[name] = net.to(map_location).eval()
+        stats = Stats.load(path / "stats.json")
+        prov_path = path / "provenance.json"
+        provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+        return cls(
+            autoencoder=nets["autoencoder"],  # type: ignore[arg-type]
+            prior=nets["prior"],  # type: ignore[arg-type]
+            stats=stats,
+            config=doc.get("model", {}),
+            provenance=provenance,
+        )
+
+
+def load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
+    """Load a saved model directory (``sparsediff.load``). See :meth:`Model.load`."""
+    return Model.load(path, map_location=map_location)

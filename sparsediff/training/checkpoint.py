@@ -1,0 +1,176 @@
+"""Training checkpoints: safetensors + JSON, written atomically, never pickled.
+
+A checkpoint is a directory ``<out>/checkpoints/<stage>-<step:08d>/`` holding
+
+- ``state.json``: stage, step, EMA update count, optimizer hyper-parameters and
+  the JSON part of its state, plus free-form ``extra`` (completed stages,
+  latent scale, ...);
+- ``<name>.safetensors`` for each tensor group (net weights, EMA weights,
+  optimizer moments, frozen nets of earlier stages).
+
+``<out>/checkpoints/latest.json`` names the newest complete checkpoint; it is
+replaced atomically only after the checkpoint directory is complete, so a run
+killed at any moment leaves the previous checkpoint as ``latest``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from sparsediff.errors import CheckpointError
+
+__all__ = [
+    "TrainState",
+    "flatten_optimizer",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "unflatten_optimizer",
+]
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds besides tensors."""
+
+    stage: str
+    step: int
+    ema_updates: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and JSON."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in state["state"].items():
+        for k, v in pstate.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{pid}/{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[k] = v
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten_optimizer`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        pid, k = key.split("/", 1)
+        state.setdefault(int(pid), {})[k] = v
+    for pid, d in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(d)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_checkpoint(
+    out: str | os.PathLike[str],
+    state: TrainState,
+    tensors: dict[str, dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    keep: int = 2,
+) -> Path:
+    """Write a checkpoint atomically and point ``latest.json`` at it.
+
+    Parameters
+    ----------
+    out
+        The run directory (checkpoints go to ``out/checkpoints``).
+    state
+        Stage, step and JSON-able extras.
+    tensors
+        Named groups of tensors, e.g. ``{"net": ..., "ema": ..., "autoencoder": ...}``.
+    optimizer
+        Its state is saved as ``optim.safetensors`` + JSON in ``state.json``.
+    keep
+        How many most recent checkpoints to keep.
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint directory.
+    """
+    root = Path(out) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"{state.stage}-{state.step:08d}"
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        doc: dict[str, Any] = {
+            "stage": state.stage,
+            "step": state.step,
+            "ema_updates": state.ema_updates,
+            "extra": state.extra,
+            "groups": sorted(tensors),
+        }
+        for group, tens in tensors.items():
+            save_file(_cpu(tens), str(tmp / f"{group}.safetensors"))
+        if optimizer is not None:
+            opt_t, opt_meta = flatten_optimizer(optimizer.state_dict())
+            save_file(opt_t, str(tmp / "optim.safetensors"))
+            doc["optimizer"] = opt_meta
+        (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=float))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        pointer = root / ".latest.json.tmp"
+        pointer.write_text(json.dumps({"checkpoint": name}))
+        os.replace(pointer, root / "latest.json")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    done = [p for p in done if p.name.startswith(f"{state.stage}-")]
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint of a run directory, or ``None``."""
+    pointer = Path(out) / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    name = json.loads(pointer.read_text())["checkpoint"]
+    path = pointer.parent / name
+    if not (path / "state.json").is_file():
+        raise CheckpointError(f"{pointer} points at {path}, which is incomplete or missing")
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+) -> tuple[TrainState, dict[str, dict[str, torch.Tensor]], dict[str, Any] | None]:
+    """Read a checkpoint directory.
+
+    Returns
+    -------
+    state, tensors, optimizer_state
+        ``optimizer_state`` is ready for ``optimizer.load_state_dict`` (or ``None``).
+    """
+    path = Path(path)
+    try:
+        doc = json.loads((path / "state.json").read_text())
+        tensors = {g: load_file(str(path / f"{g}.safetensors")) for g in doc["groups"]}
+        opt = None
+        if "optimizer" in doc:
+            opt = unflatten_optimizer(load_file(str(path / "optim.safetensors")), doc["optimizer"])
+    except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    state = TrainState(doc["stage"], doc["step"], doc.get("ema_updates", 0), doc.get("extra", {}))
+    return state, tensors, opt

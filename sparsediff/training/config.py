@@ -1,0 +1,253 @@
+"""Training configuration: a YAML file validated by pydantic.
+
+Every key is documented here with its default; an unknown or misspelled key is
+an error that lists the valid keys of its section. Load with
+:func:`load_config` (YAML through ``yaml.safe_load`` only), or build
+:class:`TrainConfig` directly from a dict.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sparsediff.errors import ConfigError
+
+__all__ = [
+    "AutoencoderConfig",
+    "DataConfig",
+    "HideConfig",
+    "OptimConfig",
+    "PriorConfig",
+    "RunConfig",
+    "TrainConfig",
+    "WindowConfig",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the training data comes from and which part of it to use."""
+
+    source: str | list[str] | None = Field(
+        None,
+        description=(
+            "Path(s) to NetCDF/Zarr/NIfTI input, or a built-in sample: 'ostia' "
+            "(iris-sample-data SST), 'mni152' (nilearn template). A Dataset passed to "
+            "sparsediff.train replaces it."
+        ),
+    )
+    variables: list[str] = Field(..., min_length=1, description="Variables to learn and fill.")
+    dims: list[str] = Field(
+        ..., min_length=2, max_length=3, description="2 or 3 spatial dims of the windows."
+    )
+    invalid: str | None = Field(
+        None,
+        description="Name of a variable (or path of a file) marking invalid points (True=invalid).",
+    )
+    invalid_along: str | None = Field(
+        None, description="Points NaN at every step of this dim are invalid (e.g. 'time' for land)."
+    )
+    invalid_below: float | None = Field(
+        None,
+        description="Points whose value is <= this are invalid (e.g. 0 for air around a head).",
+    )
+    log: list[str] = Field(default_factory=list, description="Variables to log-transform.")
+    isel: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Index ranges [start, stop] per dim, taken first (crops, subsets).",
+    )
+    holdout_dim: str | None = Field(
+        None, description="Dim along which the last `holdout_fraction` is held out for evaluation."
+    )
+    holdout_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share held out along holdout_dim."
+    )
+    extra_missing: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Extra MCAR missingness punched into the training data (experiments).",
+    )
+
+
+class WindowConfig(_Section):
+    """Training windows (patches)."""
+
+    size: list[int] = Field(
+        ..., description="Window size per spatial dim (divisible by the AE factor)."
+    )
+    stride: list[int] | None = Field(None, description="Window stride per dim (default: size).")
+    min_observed: float = Field(
+        0.2, ge=0.0, le=1.0, description="Skip windows with a smaller observed fraction."
+    )
+
+    @field_validator("size", "stride")
+    @classmethod
+    def _positive(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(s <= 0 for s in v):
+            raise ValueError("sizes must be positive")
+        return v
+
+
+class HideConfig(_Section):
+    """Hide-and-reconstruct: extra points hidden from the encoder but still scored."""
+
+    rate: tuple[float, float] = Field((0.1, 0.6), description="Range of the hidden share.")
+    patterns: list[Literal["mcar", "boxes", "stripes", "swath", "cloud"]] = Field(
+        default_factory=lambda: ["mcar", "boxes", "stripes", "cloud"],
+        description="Gap shapes to mix.",
+    )
+
+
+class AutoencoderConfig(_Section):
+    """Stage 1: the mask-aware KL autoencoder."""
+
+    widths: list[int] = Field(
+        [32, 64, 96], description="Channels per level; factor = 2**(levels-1)."
+    )
+    latent_channels: int = Field(4, ge=1, description="Latent channels.")
+    blocks_per_level: int = Field(1, ge=1, description="Residual blocks per level.")
+    attention: bool = Field(False, description="Self-attention at the lowest resolution.")
+    checkpointing: bool = Field(False, description="Activation checkpointing (saves 3D memory).")
+    kl_weight: float = Field(1e-4, ge=0.0, description="Weight of the KL term.")
+    hide: HideConfig = Field(default_factory=HideConfig, description="Hide-and-reconstruct.")
+    steps: int = Field(1000, ge=0, description="Optimizer steps of stage 1.")
+
+
+class PriorConfig(_Section):
+    """Stage 2: the diffusion prior (latent or pixel space)."""
+
+    widths: list[int] = Field([64, 128], description="UNet channels per level.")
+    blocks_per_level: int = Field(1, ge=1, description="Residual blocks per level.")
+    attention_levels: list[int] = Field([1], description="Levels with self-attention.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout in residual blocks.")
+    objective: Literal["edm", "epsilon", "v", "flow"] = Field("edm", description="Training loss.")
+    cond_dropout: float = Field(0.1, ge=0.0, le=1.0, description="Condition dropout probability.")
+    cond_hide: HideConfig = Field(
+        default_factory=lambda: HideConfig(rate=(0.0, 0.7)),
+        description="Further masking of the conditioning view during prior training.",
+    )
+    pixel_loss: Literal["masked", "zero_filled"] = Field(
+        "masked",
+        description="Pixel mode: loss on observed points ('masked') or the zero-filled image.",
+    )
+    steps: int = Field(1000, ge=0, description="Optimizer steps of stage 2.")
+
+
+class OptimConfig(_Section):
+    """Optimizer and runtime."""
+
+    batch_size: int = Field(16, ge=1, description="Global batch size (split across ranks).")
+    lr: float = Field(2e-4, gt=0.0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    warmup: int = Field(100, ge=0, description="Linear warm-up steps, then cosine decay.")
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="Final LR as a share of lr.")
+    grad_clip: float = Field(1.0, gt=0.0, description="Gradient norm clip.")
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="EMA decay of the weights.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+
+
+class RunConfig(_Section):
+    """Logging, checkpoints, evaluation and devices."""
+
+    out: str = Field(
+        "runs/sparsediff", description="Output directory (model, checkpoints, metrics)."
+    )
+    seed: int = Field(0, description="Seed of everything (data order, init, noise).")
+    device: str = Field("auto", description="'auto' (cuda when present), 'cpu' or 'cuda[:N]'.")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers per rank.")
+    log_every: int = Field(10, ge=1, description="Steps between metric lines.")
+    eval_every: int = Field(200, ge=0, description="Steps between held-out masked RMSE (0: off).")
+    checkpoint_every: int = Field(200, ge=1, description="Steps between checkpoints.")
+    progress: bool = Field(True, description="Show a progress bar (rank 0).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's).")
+
+
+class TrainConfig(_Section):
+    """The whole training configuration (one YAML file)."""
+
+    mode: Literal["latent", "pixel"] = Field(
+        "latent", description="'latent': autoencoder + latent prior; 'pixel': pixel-space prior."
+    )
+    stages: list[Literal["autoencoder", "prior"]] = Field(
+        ["autoencoder", "prior"], description="Stages to run (latent mode)."
+    )
+    data: DataConfig
+    window: WindowConfig
+    autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
+    prior: PriorConfig = Field(default_factory=PriorConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        nd = len(self.data.dims)
+        if len(self.window.size) != nd:
+            raise ValueError(f"window.size has {len(self.window.size)} entries for {nd} dims")
+        if self.window.stride is not None and len(self.window.stride) != nd:
+            raise ValueError(f"window.stride has {len(self.window.stride)} entries for {nd} dims")
+        factor = 2 ** (len(self.autoencoder.widths) - 1) if self.mode == "latent" else 1
+        prior_factor = 2 ** (len(self.prior.widths) - 1)
+        for s in self.window.size:
+            if s % factor or (s // factor) % prior_factor:
+                raise ValueError(
+                    f"window.size {self.window.size} must be divisible by {factor * prior_factor} "
+                    f"(autoencoder factor {factor} x prior UNet factor {prior_factor})"
+                )
+        return self
+
+
+def _format_error(err: ValidationError, model: type[BaseModel]) -> str:
+    msgs = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            section: Any = model
+            for part in e["loc"][:-1]:
+                field = section.model_fields.get(str(part))
+                ann = field.annotation if field else None
+                section = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else section
+            valid = sorted(section.model_fields)
+            close = difflib.get_close_matches(str(e["loc"][-1]), valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msgs.append(f"unknown key {loc!r}{hint}; valid keys here: {', '.join(valid)}")
+        else:
+            msgs.append(f"{loc or 'config'}: {e['msg']}")
+    return "invalid config: " + "; ".join(msgs)
+
+
+def load_config(config: str | os.PathLike[str] | dict[str, Any] | TrainConfig) -> TrainConfig:
+    """Validate a configuration given as a YAML path, a dict or a :class:`TrainConfig`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown or misspelled keys (the message lists the valid ones), wrong types,
+        inconsistent sizes, or an unreadable file.
+    """
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, str | os.PathLike):
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            config = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"{path} must hold a mapping of config sections")
+    try:
+        return TrainConfig.model_validate(config)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, TrainConfig)) from None
