@@ -3,7 +3,8 @@
 For each pair of networks with the same widths / levels / blocks / latent channels:
 
 - parameter count,
-- forward + backward time (median of a few iterations after a warm-up),
+- forward + backward time: median of a few rounds after a warm-up, our net and
+  MONAI's alternating in one process so both see the same background load,
 - peak memory of one forward + backward: the rise of the peak resident set size
   (``ru_maxrss``) over its value after building the net and its input, measured in
   a fresh subprocess per network so that nothing else pollutes it.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -151,88 +153,115 @@ def _build(case: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[], torch.Te
     return net, loss
 
 
-def _child(name: str, iters: int) -> None:
-    torch.set_num_threads(THREADS)
+def _pass(net: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> float:
+    """One forward + backward; returns its wall time in seconds."""
+    net.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    loss().backward()
+    return time.perf_counter() - t0
+
+
+def _child_memory(name: str) -> dict[str, Any]:
+    """Fresh process: parameter count and peak-RSS rise of one forward + backward."""
     torch.manual_seed(0)
     net, loss = _build(CASES[name])
     net.train()
-    params = sum(p.numel() for p in net.parameters())
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
-    for i in range(iters + 1):  # the first is a warm-up
-        net.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
-        loss().backward()
-        dt = time.perf_counter() - t0
-        if i:
-            times.append(dt)
+    _pass(net, loss)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "name": name,
-                "params": params,
-                "time_s": statistics.median(times),
-                "peak_mib": (peak_kb - base_kb) / 1024,
-            }
-        )
+    return {
+        "name": name,
+        "params": sum(p.numel() for p in net.parameters()),
+        "peak_mib": (peak_kb - base_kb) / 1024,
+    }
+
+
+def _child_time(names: list[str], iters: int) -> dict[str, Any]:
+    """One process per group: a warm-up each, then ``iters`` rounds alternating the nets.
+
+    Alternating puts our net and MONAI's under the same background load, so their
+    ratio stays meaningful on a shared machine.
+    """
+    torch.manual_seed(0)
+    built = {name: _build(CASES[name]) for name in names}
+    for net, loss in built.values():
+        net.train()
+        _pass(net, loss)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(iters):
+        for name, (net, loss) in built.items():
+            times[name].append(_pass(net, loss))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _run_child(*args: str) -> Any:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
     )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    """Run every case in its own subprocess and print the table."""
+    """Run the memory cases and the timing groups in subprocesses; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=2, help="timed iterations per net")
+    parser.add_argument("--iters", type=int, default=2, help="timed rounds per group")
     parser.add_argument("--only", nargs="*", default=None, help="case names to run")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-time", nargs="*", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        _child(args.child, args.iters)
+    torch.set_num_threads(THREADS)
+    if args.child_memory:
+        print(json.dumps(_child_memory(args.child_memory)))
+        return
+    if args.child_time:
+        print(json.dumps(_child_time(args.child_time, args.iters)))
         return
 
     import monai
 
+    names = args.only or list(CASES)
     print(
-        f"torch {torch.__version__}, monai {monai.__version__}, {THREADS} threads, "
-        f"{args.iters} timed iterations after 1 warm-up, batch 1, CPU"
+        f"torch {torch.__version__}, monai {monai.__version__}, {THREADS} threads, batch 1, CPU; "
+        f"time = median of {args.iters} alternating rounds after 1 warm-up; "
+        f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    results: dict[str, dict[str, Any]] = {}
     t_all = time.perf_counter()
-    for name in args.only or list(CASES):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", name, "--iters", str(args.iters)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        results[name] = _run_child("--child-memory", name)
         r = results[name]
-        print(
-            f"  done {name}: {r['params']:,} params, {r['time_s']:.2f} s, {r['peak_mib']:.0f} MiB",
-            flush=True,
-        )
+        print(f"  memory {name}: {r['params']:,} params, {r['peak_mib']:.0f} MiB", flush=True)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(CASES[name]["group"], []).append(name)
+    for group, members in groups.items():
+        times = _run_child("--child-time", *members, "--iters", str(args.iters))
+        for name, t in times.items():
+            results[name]["time_s"] = t
+        print(f"  time {group}: " + ", ".join(f"{n} {t:.2f} s" for n, t in times.items()))
 
     header = (
-        f"{'case':<18} {'net':<18} {'params':>12} {'fwd+bwd s':>10} {'peak MiB':>9}"
+        f"{'case':<14} {'net':<10} {'params':>12} {'fwd+bwd s':>10} {'peak MiB':>9}"
         f" {'time/MONAI':>11} {'mem/MONAI':>10}"
     )
     print()
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        group = CASES[name]["group"]
         monai_name = name.split("_")[0] + "_monai"
         ref = results.get(monai_name)
         ratio_t = ratio_m = ""
         if ref is not None and name != monai_name:
             ratio_t = f"{r['time_s'] / ref['time_s']:.2f}x"
             ratio_m = f"{r['peak_mib'] / max(ref['peak_mib'], 1e-9):.2f}x"
-        label = name.split("_", 1)[1]
         print(
-            f"{group:<18} {label:<18} {r['params']:>12,} {r['time_s']:>10.2f} "
-            f"{r['peak_mib']:>9.0f} {ratio_t:>11} {ratio_m:>10}"
+            f"{CASES[name]['group']:<14} {name.split('_', 1)[1]:<10} {r['params']:>12,} "
+            f"{r['time_s']:>10.2f} {r['peak_mib']:>9.0f} {ratio_t:>11} {ratio_m:>10}"
         )
-    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s")
+    print(
+        f"\ntotal wall time {time.perf_counter() - t_all:.0f} s; "
+        f"load average at end {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import uuid
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from numbers import Number
@@ -33,7 +32,6 @@ from typing import Any, Literal
 
 import dask
 import dask.base
-import dask.local
 import dask.system
 import dask.threaded
 import numpy as np
@@ -549,11 +547,11 @@ def _prepare_nifti(ds: xr.Dataset) -> tuple[xr.DataArray, tuple[str, ...], bytes
     return da, order, blob
 
 
-def _write_nifti(ds: xr.Dataset, target: Path) -> None:
+def _write_nifti(ds: xr.Dataset, target: Path, run: Mapping[str, Any]) -> None:
     import nibabel as nib
 
     da, order, blob = _prepare_nifti(ds)
-    arr = np.asarray(da.transpose(*order).values)
+    arr = np.asarray(da.transpose(*order).compute(**run).values)
     arr, scaling = _nifti_encode(arr, da.encoding)
     affine = (
         np.asarray(ds.attrs["nifti_affine"], dtype=np.float64).reshape(4, 4)
@@ -826,18 +824,21 @@ def write(
     tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{target.name}")
     # With the local threaded scheduler the write runs on a pool of our own, so that
     # after a failure we can wait for chunks still in flight before removing the temp.
-    local = dask.base.get_scheduler() in (None, dask.threaded.get, dask.local.get_sync)
+    local = dask.base.get_scheduler() in (None, dask.threaded.get)
     pool = ThreadPoolExecutor(max_workers=dask.system.CPU_COUNT) if local else None
+    run: dict[str, Any] = {"scheduler": "threads", "pool": pool} if pool is not None else {}
     try:
-        with dask.config.set(pool=pool) if pool is not None else nullcontext():
-            if fmt == "netcdf":
-                out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-            elif fmt == "zarr":
-                out.to_zarr(
-                    tmp, mode="w-", zarr_format=zfmt, consolidated=(zfmt == 2), compute=compute
-                )
-            else:
-                _write_nifti(out, tmp)
+        if fmt == "netcdf":
+            pending = out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", compute=False)
+            dask.compute(pending, **run)
+        elif fmt == "zarr":
+            pending = out.to_zarr(
+                tmp, mode="w-", zarr_format=zfmt, consolidated=(zfmt == 2), compute=False
+            )
+            if compute:
+                dask.compute(pending, **run)
+        else:
+            _write_nifti(out, tmp, run)
         if pool is not None:
             pool.shutdown(wait=True)
         _replace(tmp, target)

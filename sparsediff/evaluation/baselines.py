@@ -239,12 +239,21 @@ class Baseline:
             inv = invalid_mask(data, invalid)
             out = data.copy()
             spatial = _as_tuple(dims)
+            done = []
             for name, var in data.data_vars.items():
-                if name == invalid or not all(d in var.dims for d in spatial):
+                if isinstance(invalid, str) and name == invalid:
                     continue
-                if not np.issubdtype(var.dtype, np.number):
+                if not all(d in var.dims for d in spatial):
+                    continue
+                if not np.issubdtype(var.dtype, np.number) or var.dtype == np.bool_:
                     continue
                 out[name] = self._fill_da(var, spatial, inv)
+                done.append(name)
+            if not done:
+                raise InputError(
+                    f"no numeric variable of the dataset has all of the dims {spatial}; "
+                    f"dims: {', '.join(f'{d}={n}' for d, n in data.sizes.items())}"
+                )
             return out
         if not isinstance(data, xr.DataArray):
             raise InputError(f"expected an xarray DataArray or Dataset, got {type(data).__name__}")
@@ -588,6 +597,21 @@ class Laplace(Baseline):
         return out
 
 
+def _truncated(x: np.ndarray, rank: int) -> np.ndarray:
+    """Best rank-``rank`` approximation of ``x`` (truncated SVD).
+
+    Computed from the eigenvectors of the small Gram matrix (``x x^T`` or
+    ``x^T x``): the same projection as the SVD, much cheaper for a wide matrix.
+    """
+    if x.shape[0] <= x.shape[1]:
+        _, vec = np.linalg.eigh(x @ x.T)
+        u = vec[:, ::-1][:, :rank]
+        return u @ (u.T @ x)
+    _, vec = np.linalg.eigh(x.T @ x)
+    v = vec[:, ::-1][:, :rank]
+    return (x @ v) @ v.T
+
+
 class DINEOF(Baseline):
     """Data Interpolating Empirical Orthogonal Functions.
 
@@ -603,9 +627,10 @@ class DINEOF(Baseline):
     A random ``cv_fraction`` of the observed entries (seeded) is hidden during
     this search; the rank kept is the smallest whose RMS error on them is
     within ``rank_tol`` (relative; and ``10 * tol`` of the data spread) of
-    the lowest one — further modes that gain less than that are noise (Beckers & Rixen 2003; Alvera-Azcárate et
-    al. 2005). The hidden entries are then put back and the sweeps run again
-    at that rank with all observed entries.
+    the lowest one — further modes that gain less than that are noise
+    (Beckers & Rixen 2003; Alvera-Azcárate et al. 2005). The hidden entries
+    are then put back and the sweeps run again at that rank with all
+    observed entries.
 
     Points never observed at any time carry no information for an EOF
     method: they stay NaN (mark them invalid, or use :class:`Laplace`).
@@ -692,8 +717,7 @@ class DINEOF(Baseline):
             return x
         for _ in range(self.max_iter):
             mu = x.mean(axis=0)
-            u, s, vt = np.linalg.svd(x - mu, full_matrices=False)
-            recon = (u[:, :rank] * s[:rank]) @ vt[:rank] + mu
+            recon = _truncated(x - mu, rank) + mu
             change = recon[missing] - x[missing]
             x[missing] = recon[missing]
             if np.sqrt(np.mean(change**2)) <= self.tol * scale:

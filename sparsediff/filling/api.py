@@ -309,11 +309,18 @@ def ensemble_mean(ds: xr.Dataset) -> xr.Dataset:
         if "member" in ds[v].dims and np.issubdtype(ds[v].dtype, np.floating):
             # members agree at observed points; keep them bit-identical
             first = ds[v].isel(member=0, drop=True)
-            out[v] = xr.where(ds[v].std("member") == 0, first, out[v], keep_attrs=True)
+            agree = ds[v].max("member") == ds[v].min("member")
+            out[v] = xr.where(agree, first, out[v], keep_attrs=True)
     return out
 
 
 def ensemble_std(ds: xr.Dataset) -> xr.Dataset:
-    """Standard deviation over ``member`` of the filled variables (the spread)."""
+    """Standard deviation over ``member`` of the filled variables (the spread).
+
+    Exactly 0 where every member agrees (observed points)."""
     names = [v for v in ds.data_vars if "member" in ds[v].dims]
-    return ds[names].std("member", ddof=1 if ds.sizes["member"] > 1 else 0, keep_attrs=True)
+    out = ds[names].std("member", ddof=1 if ds.sizes["member"] > 1 else 0, keep_attrs=True)
+    for v in names:  # exactly 0 where all members agree (observed points)
+        agree = ds[v].max("member") == ds[v].min("member")
+        out[v] = out[v].where(~agree, 0.0)
+    return out

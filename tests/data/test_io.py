@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import dask.array as da
@@ -227,14 +228,17 @@ def test_chunk_encoding_that_no_longer_fits_is_dropped(ostia: xr.Dataset, tmp_pa
 
 
 def failing_dataset() -> xr.Dataset:
+    """16 slow chunks, the third of which fails: other chunks are in flight when it does."""
+
     def boom(block: np.ndarray, block_info=None) -> np.ndarray:
+        time.sleep(0.01)
         if block_info[None]["chunk-location"][0] == 2:
             raise RuntimeError("chunk 2 failed on purpose")
         return block
 
-    zeros = da.zeros((4, 8, 8), chunks=(1, 8, 8), dtype=np.float32)
+    zeros = da.zeros((16, 8, 8), chunks=(1, 8, 8), dtype=np.float32)
     data = da.map_blocks(boom, zeros, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
-    return xr.Dataset({"v": (("time", "y", "x"), data)}, coords={"time": np.arange(4)})
+    return xr.Dataset({"v": (("time", "y", "x"), data)}, coords={"time": np.arange(16)})
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr", ".nii.gz"])

@@ -227,7 +227,7 @@ def _radial_reference(a: np.ndarray) -> np.ndarray:
         for j in range(n):
             ki = i if i <= n // 2 else i - n
             kj = j if j <= n // 2 else j - n
-            r = int(round(math.hypot(ki, kj)))
+            r = round(math.hypot(ki, kj))
             if 1 <= r <= n // 2:
                 sums[r] += power[i, j]
                 counts[r] += 1

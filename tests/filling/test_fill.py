@@ -1,0 +1,191 @@
+"""Fill invariants: observed bit-identical, invalid NaN, determinism, compatibility checks."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sparsediff
+from sparsediff.errors import CompatibilityError, SparsediffWarning
+from sparsediff.filling.api import ensemble_mean, ensemble_std, is_global_longitude
+from tests.filling.conftest import make_model
+
+MODEL_2D = make_model(["a", "b"], ["y", "x"], [8, 8])
+MODEL_3D = make_model(["v"], ["z", "y", "x"], [8, 8, 8])
+PIXEL_2D = make_model(["a"], ["y", "x"], [8, 8], mode="pixel")
+
+
+def _dataset(
+    rng: np.random.Generator,
+    variables: list[str],
+    shape: tuple[int, ...],
+    dims: list[str],
+    gap: float,
+    invalid: float,
+    dtype: str,
+) -> tuple[xr.Dataset, np.ndarray]:
+    inv = rng.random(shape[1:]) < invalid  # invalid: same points at every time
+    data = {}
+    for v in variables:
+        a = rng.normal(20, 5, size=shape).astype(dtype)
+        a[rng.random(shape) < gap] = np.nan
+        a[:, inv] = np.nan
+        data[v] = (dims, a)
+    return xr.Dataset(data), inv
+
+
+def _check_invariants(
+    ds: xr.Dataset, out: xr.Dataset, variables: list[str], inv: np.ndarray
+) -> None:
+    for v in variables:
+        src = ds[v].values
+        # invalid: the user's mask, plus points NaN at every time (invalid_along="t")
+        inv_v = inv | np.isnan(src).all(axis=0)
+        got = out[v].values
+        if "member" in out[v].dims:
+            members = [got[k] for k in range(got.shape[0])]
+        else:
+            members = [got]
+        obs = np.isfinite(src)
+        for g in members:
+            assert g.dtype == src.dtype
+            # observed points are the input's bytes
+            np.testing.assert_array_equal(g[obs].view(np.uint8), src[obs].view(np.uint8))
+            # invalid points stay NaN, gaps are filled with finite numbers
+            assert np.isnan(g[..., inv_v]).all()
+            gaps = ~obs & ~np.broadcast_to(inv_v, src.shape)
+            assert np.isfinite(g[gaps]).all()
+        flag = out[f"{v}_fill_flag"].values
+        np.testing.assert_array_equal(flag == 0, obs)
+        np.testing.assert_array_equal(flag == 2, np.broadcast_to(inv_v, src.shape))
+        assert out[v].attrs["ancillary_variables"] == f"{v}_fill_flag"
+        assert out[f"{v}_fill_flag"].attrs["flag_meanings"] == "observed filled invalid"
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ny=st.integers(3, 20),
+    nx=st.integers(3, 20),
+    gap=st.floats(0.0, 0.9),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
+def test_2d_observed_identical_invalid_nan(
+    ny: int, nx: int, gap: float, seed: int, dtype: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    ds, inv = _dataset(rng, ["a", "b"], (2, ny, nx), ["t", "y", "x"], gap, 0.1, dtype)
+    out = sparsediff.fill(ds, MODEL_2D, steps=2, invalid_along="t")
+    _check_invariants(ds, out, ["a", "b"], inv)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(5, 12),
+    gap=st.floats(0.0, 0.8),
+    seed=st.integers(0, 2**16),
+)
+def test_3d_observed_identical_invalid_nan(n: int, gap: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ds, inv = _dataset(rng, ["v"], (2, n, n + 1, n + 2), ["t", "z", "y", "x"], gap, 0.1, "float32")
+    out = sparsediff.fill(ds, MODEL_3D, steps=2, members=2, invalid_along="t")
+    _check_invariants(ds, out, ["v"], inv)
+
+
+def test_pixel_model_and_members() -> None:
+    rng = np.random.default_rng(1)
+    ds, inv = _dataset(rng, ["a"], (3, 12, 16), ["t", "y", "x"], 0.4, 0.05, "float32")
+    out = sparsediff.fill(ds, PIXEL_2D, members=3, steps=3, invalid_along="t")
+    assert out["a"].dims == ("member", "t", "y", "x")
+    _check_invariants(ds, out, ["a"], inv)
+    # members differ at gaps, agree at observed points
+    gaps = out["a_fill_flag"].values == 1
+    a = out["a"].values
+    assert not np.array_equal(a[0][gaps], a[1][gaps])
+    mean = ensemble_mean(out)
+    obs = np.isfinite(ds["a"].values)
+    np.testing.assert_array_equal(mean["a"].values[obs], ds["a"].values[obs])
+    spread = ensemble_std(out)["a"].values
+    assert (spread[obs] == 0).all() and (spread[gaps] > 0).all()
+
+
+def test_same_seed_same_bytes_other_seed_differs() -> None:
+    rng = np.random.default_rng(2)
+    ds, _ = _dataset(rng, ["a", "b"], (2, 10, 20), ["t", "y", "x"], 0.3, 0.0, "float32")
+    a = sparsediff.fill(ds, MODEL_2D, steps=3, seed=5)
+    b = sparsediff.fill(ds, MODEL_2D, steps=3, seed=5)
+    c = sparsediff.fill(ds, MODEL_2D, steps=3, seed=6)
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+    assert not np.array_equal(a["a"].values, c["a"].values, equal_nan=True)
+
+
+def test_chunkings_and_batch_sizes() -> None:
+    rng = np.random.default_rng(3)
+    ds, _ = _dataset(rng, ["a", "b"], (4, 12, 20), ["t", "y", "x"], 0.3, 0.0, "float32")
+    eager = sparsediff.fill(ds, MODEL_2D, steps=3, seed=1)
+    by_one = sparsediff.fill(ds.chunk({"t": 1}), MODEL_2D, steps=3, seed=1)
+    odd = sparsediff.fill(ds.chunk({"t": 3, "y": 5}), MODEL_2D, steps=3, seed=1)
+    assert by_one["a"].chunks is not None  # lazy result
+    for other in (by_one, odd):
+        for v in ("a", "b"):
+            np.testing.assert_array_equal(other[v].values, eager[v].values)
+    # batch size changes float rounding only
+    small = sparsediff.fill(ds, MODEL_2D, steps=3, seed=1, batch_size=1)
+    np.testing.assert_allclose(small["a"].values, eager["a"].values, rtol=1e-5, atol=1e-5)
+
+
+def test_dataarray_and_accessor() -> None:
+    rng = np.random.default_rng(4)
+    ds, _ = _dataset(rng, ["a"], (1, 9, 9), ["t", "y", "x"], 0.3, 0.0, "float32")
+    out = ds["a"].sparsediff.fill(PIXEL_2D, steps=2)
+    assert out["a"].shape == (1, 9, 9)
+    assert np.isfinite(out["a"].values).all()
+
+
+def test_global_longitude_detection() -> None:
+    lon = xr.DataArray(np.arange(0, 360, 2.5), dims="lon", name="lon")
+    assert is_global_longitude(lon)
+    assert not is_global_longitude(lon[:-10])
+    assert not is_global_longitude(xr.DataArray(np.arange(10.0), dims="x", name="x"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda ds: ds.drop_vars("b"), r"lacks \['b'\]"),
+        (lambda ds: ds.rename({"x": "lon"}), r"missing \['x'\]"),
+        (lambda ds: ds.assign(a=ds["a"].assign_attrs(units="degC")), r"'degC'.*trained on 'K'"),
+    ],
+    ids=["missing-variable", "missing-dim", "units"],
+)
+def test_mismatches_refused_before_compute(edit, match) -> None:  # type: ignore[no-untyped-def]
+    model = make_model(["a", "b"], ["y", "x"], [8, 8], units={"a": "K"})
+    rng = np.random.default_rng(5)
+    ds, _ = _dataset(rng, ["a", "b"], (2, 8, 8), ["t", "y", "x"], 0.3, 0.0, "float32")
+    ds["a"].attrs["units"] = "K"
+    # a dask input that would raise if it were ever computed
+    poison = ds.chunk({"t": 1}).map_blocks(
+        lambda b: (_ for _ in ()).throw(AssertionError("computed")), template=ds.chunk({"t": 1})
+    )
+    with pytest.raises(CompatibilityError, match=match):
+        sparsediff.fill(edit(poison), model)
+
+
+def test_grid_spacing_far_from_training_warns() -> None:
+    model = make_model(["a"], ["y", "x"], [8, 8], mode="pixel")
+    model.config["grid_spacing"] = {"y": 1.0, "x": 1.0}
+    ds = xr.Dataset(
+        {"a": (("y", "x"), np.ones((8, 8), "float32"))},
+        coords={"y": np.arange(8) * 5.0, "x": np.arange(8) * 1.0},
+    )
+    with pytest.warns(SparsediffWarning, match="grid spacing along 'y'"):
+        sparsediff.fill(ds, model, steps=1)
+    ds2 = ds.assign_coords(y=np.arange(8) * 1.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sparsediff.fill(ds2, model, steps=1)
