@@ -3,8 +3,9 @@
 For each pair of networks with the same widths / levels / blocks / latent channels:
 
 - parameter count,
-- forward + backward time: median of a few rounds after a warm-up, our net and
-  MONAI's alternating in one process so both see the same background load,
+- forward + backward time, wall and process CPU (the CPU time is steadier on a
+  shared machine): median of a few rounds after a warm-up, our net and MONAI's
+  alternating in one process so both see the same background load,
 - peak memory of one forward + backward: the rise of the peak resident set size
   (``ru_maxrss``) over its value after building the net and its input, measured in
   a fresh subprocess per network so that nothing else pollutes it.
@@ -13,7 +14,7 @@ Pairs: the 3D autoencoder at 64³ (batch 1, one variable) vs
 ``monai.networks.nets.AutoencoderKL``; the denoiser U-Net at 2D 128² and 3D 32³ vs
 ``monai.networks.nets.DiffusionModelUNet``.
 
-Run (needs ``pip install monai einops``; about 4–5 minutes on 2 free cores)::
+Run (needs ``pip install monai einops``; about 4 minutes on 2 free cores, more on a busy machine)::
 
     python benchmarks/bench_models.py            # full table
     python benchmarks/bench_models.py --iters 5 --only unet2d_ours unet2d_monai
@@ -153,12 +154,12 @@ def _build(case: dict[str, Any]) -> tuple[torch.nn.Module, Callable[[], torch.Te
     return net, loss
 
 
-def _pass(net: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> float:
-    """One forward + backward; returns its wall time in seconds."""
+def _pass(net: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> tuple[float, float]:
+    """One forward + backward; returns its wall time and its process CPU time (s)."""
     net.zero_grad(set_to_none=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     loss().backward()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def _child_memory(name: str) -> dict[str, Any]:
@@ -187,11 +188,17 @@ def _child_time(names: list[str], iters: int) -> dict[str, Any]:
     for net, loss in built.values():
         net.train()
         _pass(net, loss)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(iters):
         for name, (net, loss) in built.items():
-            times[name].append(_pass(net, loss))
-    return {name: statistics.median(t) for name, t in times.items()}
+            w, c = _pass(net, loss)
+            wall[name].append(w)
+            cpu[name].append(c)
+    return {
+        name: {"time_s": statistics.median(wall[name]), "cpu_s": statistics.median(cpu[name])}
+        for name in names
+    }
 
 
 def _run_child(*args: str) -> Any:
@@ -237,26 +244,34 @@ def main() -> None:
     for group, members in groups.items():
         times = _run_child("--child-time", *members, "--iters", str(args.iters))
         for name, t in times.items():
-            results[name]["time_s"] = t
-        print(f"  time {group}: " + ", ".join(f"{n} {t:.2f} s" for n, t in times.items()))
+            results[name].update(t)
+        print(
+            f"  time {group}: "
+            + ", ".join(
+                f"{n} {t['time_s']:.2f} s (cpu {t['cpu_s']:.2f} s)" for n, t in times.items()
+            )
+        )
 
     header = (
-        f"{'case':<14} {'net':<10} {'params':>12} {'fwd+bwd s':>10} {'peak MiB':>9}"
-        f" {'time/MONAI':>11} {'mem/MONAI':>10}"
+        f"{'case':<14} {'net':<10} {'params':>12} {'wall s':>7} {'cpu s':>7} {'peak MiB':>9}"
+        f" {'wall/MONAI':>11} {'cpu/MONAI':>10} {'mem/MONAI':>10}"
     )
     print()
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        monai_name = name.split("_")[0] + "_monai"
-        ref = results.get(monai_name)
-        ratio_t = ratio_m = ""
-        if ref is not None and name != monai_name:
-            ratio_t = f"{r['time_s'] / ref['time_s']:.2f}x"
-            ratio_m = f"{r['peak_mib'] / max(ref['peak_mib'], 1e-9):.2f}x"
+        ref = results.get(name.split("_")[0] + "_monai")
+        ratios = ["", "", ""]
+        if ref is not None and ref is not r:
+            ratios = [
+                f"{r['time_s'] / ref['time_s']:.2f}x",
+                f"{r['cpu_s'] / ref['cpu_s']:.2f}x",
+                f"{r['peak_mib'] / max(ref['peak_mib'], 1e-9):.2f}x",
+            ]
         print(
             f"{CASES[name]['group']:<14} {name.split('_', 1)[1]:<10} {r['params']:>12,} "
-            f"{r['time_s']:>10.2f} {r['peak_mib']:>9.0f} {ratio_t:>11} {ratio_m:>10}"
+            f"{r['time_s']:>7.2f} {r['cpu_s']:>7.2f} {r['peak_mib']:>9.0f} "
+            f"{ratios[0]:>11} {ratios[1]:>10} {ratios[2]:>10}"
         )
     print(
         f"\ntotal wall time {time.perf_counter() - t_all:.0f} s; "

@@ -122,7 +122,7 @@ def fill_to_zarr(
         done = set(json.loads((tmp / PROGRESS).read_text())["done"])
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-        filled.to_zarr(tmp, mode="w-", compute=False, consolidated=True)
+        filled.to_zarr(tmp, mode="w-", compute=False)
         (tmp / PROGRESS).write_text(json.dumps({"done": []}))
 
     n = filled.sizes[region_dim] if region_dim is not None else 1

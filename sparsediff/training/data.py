@@ -30,13 +30,24 @@ EVAL_HIDE = 0.3
 
 
 def resolve_source(source: str | list[str] | None) -> xr.Dataset:
-    """Open the config's data source (a path, paths, or a built-in sample name)."""
+    """Open the config's data source.
+
+    ``"ostia"`` and ``"mni152"`` are built-in samples; ``"iris:RELATIVE/PATH"``
+    (glob patterns allowed) names files of the ``iris-sample-data`` package;
+    anything else is a path (or list of paths) for :func:`sparsediff.open`.
+    """
     if source is None:
         raise ConfigError("data.source is not set and no Dataset was passed to train()")
     if source == "ostia":
         return samples.open_ostia()
     if source == "mni152":
         return samples.mni152()
+    if isinstance(source, str) and source.startswith("iris:"):
+        root = samples.ostia_path().parent
+        paths = sorted(root.glob(source[len("iris:") :]))
+        if not paths:
+            raise ConfigError(f"data.source {source!r} matches no file of iris-sample-data")
+        return io.open(paths if len(paths) > 1 else paths[0])
     return io.open(source)
 
 

@@ -259,28 +259,29 @@ class _Trainer:
 
     @torch.no_grad()
     def _estimate_latent_scale(self) -> float:
+        """1 / RMS of the encoder means over (up to) 64 training windows per rank."""
         assert self.autoencoder is not None
-        zs = []
-        it = iter(
-            BatchStream(
-                self.data.train,
-                self.local_batch,
-                world_size=self.rt.world_size,
-                rank=self.rt.rank,
-                seed=self.cfg.run.seed,
-                extra_missing=self.cfg.data.extra_missing,
-            )
+        stream = BatchStream(
+            self.data.train,
+            16,
+            world_size=self.rt.world_size,
+            rank=self.rt.rank,
+            seed=self.cfg.run.seed,
+            extra_missing=self.cfg.data.extra_missing,
         )
-        for _ in range(max(1, 64 // self.local_batch)):
+        n = min(64, stream.per_epoch)
+        it = iter(stream)
+        sq, count = 0.0, 0
+        while count < n:
             b = self._to(next(it))
             mean, _ = self.autoencoder.encode(b.values, b.observed)
-            zs.append(mean.float())
-        z = torch.cat(zs)
-        sq = torch.stack([(z**2).mean(), torch.tensor(1.0, device=z.device)])
+            sq += float((mean.float() ** 2).sum())
+            count += b.values.shape[0]
+            numel = mean[0].numel()
+        acc = torch.tensor([sq, float(count * numel)], dtype=torch.float64)
         if self.rt.distributed:
-            torch.distributed.all_reduce(sq)
-            sq /= self.rt.world_size
-        return float(1.0 / max(math.sqrt(float(sq[0])), 1e-6))
+            torch.distributed.all_reduce(acc)
+        return float(1.0 / max(math.sqrt(float(acc[0] / acc[1])), 1e-6))
 
     def run_stage(self, stage: str, resume_from: Path | None) -> None:
         cfg, rt = self.cfg, self.rt
@@ -592,7 +593,6 @@ def train(
     out_dir = Path(cfg.run.out)
     rt = setup_runtime(cfg.run.device, cfg.run.threads)
     try:
-        torch.use_deterministic_algorithms(rt.device.type == "cpu", warn_only=True)
         data = prepare_data(cfg, ds, rank=rt.rank, world_size=rt.world_size)
         if not resume and rt.is_main and (out_dir / "checkpoints").exists():
             raise TrainingError(

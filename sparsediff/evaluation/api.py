@@ -1,0 +1,489 @@
+"""``sparsediff.evaluate``: hide gaps, fill them with models and baselines, score the fills.
+
+The protocol (the one every number in the docs comes from):
+
+1. hide a gap pattern (``"boxes:0.3"``, ``"mcar:0.5"``, ``"cloud:0.3"`` ...)
+   among the **observed** points (:func:`~sparsediff.evaluation.holdout.make_holdout`;
+   only inside ``region`` when one is given, e.g. the held-out period of a
+   training run);
+2. fill the gappy data with each model (``members`` ensemble members) and each
+   classical baseline (:mod:`~sparsediff.evaluation.baselines`); the baselines
+   see the whole record as context (their time mean, their EOFs), the models
+   fill the ``region``;
+3. score every fill on the held-out points only
+   (:func:`~sparsediff.evaluation.metrics.score_table`, spectra, and PSNR/SSIM
+   for volumes).
+
+Invalid points (a user mask, and points missing at every step of
+``invalid_along`` in the *original* data) are never hidden, never filled and
+never scored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sparsediff.data import masks
+from sparsediff.data.gaps import parse_pattern
+from sparsediff.data.io import _as_dataset, numeric_variables
+from sparsediff.errors import ConfigError, InputError
+from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
+from sparsediff.evaluation.holdout import make_holdout, region_slices
+from sparsediff.evaluation.metrics import (
+    power_spectrum_ratio,
+    psnr,
+    score_table,
+    spectrum_ratio_score,
+    ssim,
+)
+
+__all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
+
+DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof")
+"""The classical baselines an evaluation compares with by default."""
+
+MODEL_NAME = "sparsediff"
+"""Name of the ``model`` argument's row in the table."""
+
+_TIME_BASED = frozenset({"time_mean", "dineof"})
+
+
+def _as_tuple(value: Hashable | Iterable[Hashable] | None) -> tuple[Hashable, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return (value,)
+    return tuple(value)
+
+
+def _collect_models(model: Any, models: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Name -> :class:`~sparsediff.model.Model` (paths are loaded)."""
+    from sparsediff.model import Model, load
+
+    named: dict[str, Any] = {}
+    if model is not None:
+        named[MODEL_NAME] = model
+    for name, m in (models or {}).items():
+        if str(name) in named:
+            raise InputError(f"model name {name!r} is used twice")
+        named[str(name)] = m
+    for name, m in list(named.items()):
+        if isinstance(m, str | os.PathLike):
+            named[name] = load(m)
+        elif not isinstance(m, Model):
+            raise InputError(
+                f"model {name!r} must be a sparsediff Model or the path of a saved one, "
+                f"got {type(m).__name__}"
+            )
+    return named
+
+
+def _baseline_list(
+    baselines: str | Iterable[str | Baseline] | None,
+) -> list[tuple[str, str | Baseline]]:
+    if baselines is None:
+        return []
+    if isinstance(baselines, str):
+        items: list[str | Baseline] = [b.strip() for b in baselines.split(",") if b.strip()]
+    else:
+        items = list(baselines)
+    out: list[tuple[str, str | Baseline]] = []
+    for item in items:
+        if isinstance(item, Baseline):
+            out.append((item.name, item))
+        elif isinstance(item, str):
+            get_baseline(item)  # unknown names fail here, before any compute
+            out.append((item, item))
+        else:
+            raise InputError(
+                f"baselines must be names or Baseline objects, got {type(item).__name__}"
+            )
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise InputError(f"a baseline is listed twice: {names}")
+    return out
+
+
+def _build_baseline(
+    name: str,
+    spec: str | Baseline,
+    *,
+    time_dim: Hashable | None,
+    has_time: bool,
+    seed: int,
+    notes: list[str],
+) -> Baseline | None:
+    """The baseline object to run, or ``None`` (skipped, with a note) when it cannot run."""
+    if isinstance(spec, Baseline):
+        return spec
+    if name in _TIME_BASED:
+        if not has_time:
+            notes.append(
+                f"skipped baseline {name!r}: it needs a time dim ({time_dim!r}) outside the "
+                "spatial dims"
+            )
+            return None
+        if name == "dineof":
+            return get_baseline(name, time_dim=time_dim, seed=seed)
+        return get_baseline(name, time_dim=time_dim)
+    if name == "laplace":
+        if has_time:
+            return Laplace(time_dim=time_dim)
+        notes.append("baseline 'laplace' uses the slice mean as first guess (no time dim)")
+        return Laplace(time_dim=None, first_guess="mean")
+    return get_baseline(name)
+
+
+def _check_positive(**values: int) -> None:
+    for key, v in values.items():
+        if int(v) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {v}")
+
+
+def evaluate(
+    ds: xr.Dataset | xr.DataArray,
+    model: Any = None,
+    *,
+    holdout: str | tuple[str, float] = "boxes:0.3",
+    baselines: str | Iterable[str | Baseline] | None = DEFAULT_BASELINES,
+    members: int = 8,
+    steps: int = 16,
+    seed: int = 0,
+    dims: Sequence[Hashable] | None = None,
+    time_dim: Hashable | None = "time",
+    invalid_along: Hashable | Iterable[Hashable] | None = "time",
+    out: str | os.PathLike[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    variables: str | Iterable[str] | None = None,
+    invalid: masks.InvalidSpec = None,
+    region: Mapping[Hashable, Any] | None = None,
+    sampler: str = "dpmpp_2m",
+    batch_size: int = 16,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Score models and classical baselines on the same held-out gaps.
+
+    Parameters
+    ----------
+    ds
+        Data with truth at its observed points (a DataArray counts as a
+        one-variable Dataset). dask-backed data are loaded: evaluation sizes
+        must fit in memory.
+    model
+        A trained :class:`~sparsediff.model.Model` (or the path of a saved
+        one); its row is named ``"sparsediff"``.
+    holdout
+        Gap pattern hidden among the observed points, ``"<pattern>:<fraction>"``
+        with a pattern of :data:`sparsediff.data.gaps.PATTERNS` (``mcar``,
+        ``boxes``, ``stripes``, ``swath``, ``cloud``).
+    baselines
+        Classical baselines (registry names of
+        :data:`~sparsediff.evaluation.baselines.BASELINES`, a comma-separated
+        string, or :class:`~sparsediff.evaluation.baselines.Baseline` objects);
+        ``None`` or ``()`` for none. ``time_mean`` and ``dineof`` need a time
+        dim outside ``dims`` and are skipped (noted in ``table.attrs["notes"]``)
+        when there is none; ``laplace`` then uses the slice mean as its first
+        guess instead of the time mean.
+    members
+        Ensemble members per model (the table scores their mean, and CRPS and
+        spread-skill of the ensemble).
+    steps
+        Sampler steps per member.
+    seed
+        Seed of the held-out gaps, of the sampling noise and of DINEOF's
+        cross-validation.
+    dims
+        Spatial dims of the holdout pattern, the baselines and the spectra
+        (default: the model's dims). ``time_dim`` is taken out of them if
+        present (the pattern is drawn per time step).
+    time_dim
+        The record dim of the time-based baselines and of the holdout keying.
+    invalid_along
+        Dim(s) along which points missing at every step of the **original**
+        data are invalid (land in an ocean field); ignored if absent.
+    out
+        Directory to write ``scores.csv``, ``example_fill.png`` (the first
+        model's fill, or the first baseline's) and ``rmse_by_method.png``.
+    models
+        Further models to compare, ``{name: Model or path}`` (e.g. latent and
+        pixel-space variants).
+    variables
+        Variables to score (default: the first model's variables, or every
+        numeric variable holding ``dims``).
+    invalid
+        User invalid mask (variable name, DataArray or file; ``True`` = invalid).
+    region
+        Index ranges ``{dim: slice(start, stop)}`` where gaps are hidden and
+        scores taken (e.g. the held-out period); the baselines see all of
+        ``ds``, the models fill the region.
+    sampler, batch_size, device
+        Passed to :func:`sparsediff.fill`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variable and method: ``variable``, ``method``, ``kind``
+        (``"model"`` or ``"baseline"``), ``rmse``, ``mae``, ``bias``
+        (area-weighted by cos latitude when there is a latitude), ``crps``
+        (for a deterministic baseline its MAE, the CRPS of a point forecast),
+        ``spread_skill`` (NaN without an ensemble of at least 2 members),
+        ``spectrum_score`` (mean ``|ln|`` power ratio over the upper half of
+        the wavenumbers, of the members or the deterministic fill; 0 is
+        perfect), ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
+        ``n_points`` (held-out points scored) and ``seconds`` (wall time of
+        the fill). ``table.attrs`` holds the holdout spec, seed, members,
+        steps and ``notes``.
+
+    Raises
+    ------
+    InputError
+        Bad data, dims, region or holdout spec, or a holdout that hides no
+        observed point.
+    ConfigError
+        An unknown baseline, or ``members``/``steps`` < 1.
+    CompatibilityError
+        A model that cannot fill these data.
+    """
+    from sparsediff.filling.api import check_compatible, fill
+
+    # ------------------------------------------------------------ checks (nothing computed)
+    data = _as_dataset(ds)
+    if isinstance(holdout, str):
+        parse_pattern(holdout)
+    _check_positive(members=members, steps=steps, batch_size=batch_size)
+    named = _collect_models(model, models)
+    base_specs = _baseline_list(baselines)
+    if not named and not base_specs:
+        raise InputError("nothing to evaluate: give a model, models= or baselines")
+    clash = [n for n, _ in base_specs if n in named]
+    if clash:
+        raise InputError(f"model name(s) {clash} clash with baseline names")
+    if dims is None:
+        if not named:
+            raise InputError("give dims= (the spatial dims) when evaluating baselines only")
+        dims = next(iter(named.values())).dims
+    dims = tuple(dims)
+    for m in named.values():
+        check_compatible(data, m)
+    if variables is None and named:
+        variables = list(next(iter(named.values())).variables)
+    names = numeric_variables(data, variables)
+    for d in dims:
+        for v in names:
+            if d not in data[v].dims:
+                raise InputError(
+                    f"dim {d!r} is not a dim of variable {v!r} "
+                    f"(dims: {', '.join(map(str, data[v].dims))})"
+                )
+    for mname, m in named.items():
+        lacking = [v for v in names if v not in m.variables]
+        if lacking:
+            raise InputError(f"model {mname!r} does not fill {lacking} (it fills {m.variables})")
+    pattern_dims = tuple(d for d in dims if d != time_dim)
+    if len(pattern_dims) < 2:
+        pattern_dims = dims
+    has_time = (
+        time_dim is not None and time_dim in data[names[0]].dims and time_dim not in pattern_dims
+    )
+    reg = region_slices(data, region)
+    along = [d for d in _as_tuple(invalid_along) if d in data.dims] or None
+    notes: list[str] = []
+    runners = [
+        (n, _build_baseline(n, s, time_dim=time_dim, has_time=has_time, seed=seed, notes=notes))
+        for n, s in base_specs
+    ]
+
+    # ------------------------------------------------------------ holdout
+    keep = [*names, *([invalid] if isinstance(invalid, str) and invalid in data else [])]
+    data = data[keep].compute()
+    st = masks.states(data, names, invalid=invalid, invalid_along=along)
+    inv = {v: st[v] == masks.INVALID for v in names}
+    gappy, held = make_holdout(
+        data,
+        holdout,
+        dims=pattern_dims,
+        seed=seed,
+        variables=names,
+        invalid=invalid,
+        invalid_along=along,
+        region=reg,
+        protect_along=time_dim if has_time else None,
+    )
+    held_r = held.isel(reg)
+    for v in names:
+        if not bool(held_r[v].any()):
+            raise InputError(
+                f"the holdout {holdout!r} hides no observed point of {v!r}"
+                + (f" in region {reg}" if reg else "")
+            )
+    truth_r = data.isel(reg)
+    gappy_r = gappy.isel(reg)
+
+    # ------------------------------------------------------------ fills
+    preds: dict[str, dict[str, xr.DataArray]] = {v: {} for v in names}
+    ensembles: dict[str, dict[str, xr.DataArray]] = {v: {} for v in names}
+    kinds: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    example: tuple[str, xr.Dataset] | None = None
+    if named:
+        inv_all = None
+        for v in names:
+            mask = inv[v].transpose(*data[names[0]].dims)
+            inv_all = mask if inv_all is None else inv_all & mask
+        assert inv_all is not None
+        inv_all_r = inv_all.isel(reg)
+        for mname, m in named.items():
+            t0 = time.perf_counter()
+            filled = fill(
+                gappy_r[names],
+                m,
+                members=members,
+                steps=steps,
+                sampler=sampler,
+                seed=seed,
+                batch_size=batch_size,
+                device=device,
+                invalid=inv_all_r,
+                invalid_along=None,
+            )
+            seconds[mname] = time.perf_counter() - t0
+            kinds[mname] = "model"
+            for v in names:
+                ens = filled[v]
+                if "member" not in ens.dims:
+                    ens = ens.expand_dims(member=[0])
+                ens = ens.where(~inv[v].isel(reg))
+                ensembles[v][mname] = ens
+                preds[v][mname] = ens.mean("member")
+            if example is None:
+                example = (mname, filled)
+    for bname, runner in runners:
+        if runner is None:
+            continue
+        t0 = time.perf_counter()
+        done = {}
+        for v in names:
+            done[v] = runner.fill(gappy[v], dims=pattern_dims, invalid=inv[v]).isel(reg)
+        seconds[bname] = time.perf_counter() - t0
+        kinds[bname] = "baseline"
+        for v in names:
+            preds[v][bname] = done[v]
+            ensembles[v][bname] = done[v].expand_dims(member=[0])
+        if example is None:
+            example = (bname, xr.Dataset({v: done[v] for v in names}, attrs=data.attrs))
+
+    # ------------------------------------------------------------ scores
+    spec_dims = pattern_dims[-2:]
+    volume = len(dims) == 3
+    frames = []
+    for v in names:
+        truth, mask = truth_r[v], held_r[v]
+        table = score_table(preds[v], truth, mask, ensembles=ensembles[v])
+        table.insert(0, "variable", v)
+        table.insert(2, "kind", [kinds[n] for n in table["method"]])
+        table["spectrum_score"] = [
+            spectrum_ratio_score(power_spectrum_ratio(ensembles[v][n], truth, dims=spec_dims))
+            for n in table["method"]
+        ]
+        if volume:
+            table["psnr"] = [psnr(preds[v][n], truth, mask) for n in table["method"]]
+            table["ssim"] = [ssim(preds[v][n], truth, mask, dims=dims) for n in table["method"]]
+        table["n_points"] = int(mask.sum())
+        table["seconds"] = [seconds[n] for n in table["method"]]
+        frames.append(table)
+    result = pd.concat(frames, ignore_index=True)
+    result.attrs = {
+        "holdout": holdout if isinstance(holdout, str) else f"{holdout[0]}:{holdout[1]}",
+        "seed": int(seed),
+        "members": int(members),
+        "steps": int(steps),
+        "sampler": sampler,
+        "region": {str(k): [s.start, s.stop] for k, s in reg.items()},
+        "notes": notes,
+    }
+
+    # ------------------------------------------------------------ outputs
+    if out is not None:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result.to_csv(out_dir / "scores.csv", index=False)
+        if example is not None:
+            _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
+        plot_scores(result, out_dir / "rmse_by_method.png")
+    return result
+
+
+def _plot_example(
+    example: tuple[str, xr.Dataset],
+    variable: str,
+    gappy: xr.Dataset,
+    truth: xr.Dataset,
+    held: xr.Dataset,
+    path: Path,
+) -> None:
+    """Draw the example fill at the slice with the most held-out points."""
+    from sparsediff.plotting import plot_fill
+
+    name, filled = example
+    mask = held[variable]
+    lead = list(mask.dims[:-2])
+    isel: dict[str, int] = {}
+    if lead:
+        counts = mask.sum([d for d in mask.dims if d not in lead])
+        idx = np.unravel_index(int(np.argmax(np.asarray(counts.values))), counts.shape)
+        isel = {str(d): int(i) for d, i in zip(counts.dims, idx)}
+    del name  # plot_fill titles the panels itself
+    plot_fill(filled, variable, original=gappy, truth=truth, path=path, **isel)
+
+
+def plot_scores(
+    table: pd.DataFrame, path: str | os.PathLike[str] | None = None, *, metric: str = "rmse"
+) -> Any:
+    """Bar chart of one score per method (one panel per variable).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`evaluate`.
+    path
+        Save the figure there (PNG, PDF, ...).
+    metric
+        Column to draw (default ``"rmse"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputError
+        ``metric`` is not a column of ``table``.
+    """
+    from matplotlib.figure import Figure
+
+    if metric not in table.columns:
+        raise InputError(f"no column {metric!r} in the table (columns: {list(table.columns)})")
+    variables = list(dict.fromkeys(table["variable"])) if "variable" in table else [None]
+    n_methods = int(table["method"].nunique())
+    fig = Figure(figsize=(7, 0.45 * n_methods * len(variables) + 1.2 * len(variables)))
+    axes = fig.subplots(len(variables), 1, squeeze=False)[:, 0]
+    for ax, var in zip(axes, variables):
+        rows = table if var is None else table[table["variable"] == var]
+        rows = rows.sort_values(metric, ascending=False, na_position="first")
+        colors = ["tab:blue" if k == "model" else "tab:gray" for k in rows.get("kind", [])]
+        ax.barh(list(rows["method"]), rows[metric].to_numpy(dtype=float), color=colors or None)
+        ax.set_xlabel(metric)
+        ax.set_title(f"{var}: {metric} on held-out points" if var else metric)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
