@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import xarray as xr
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -34,15 +36,12 @@ from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError
 from sparsediff.models.autoencoder import MaskedAutoencoder
 from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Model", "load"]
 
 FORMAT_NAME = "sparsediff-model"
 #: Bumped whenever the on-disk layout or a net's meaning changes incompatibly.
 FORMAT_VERSION = 1
-
-_BACKBONES: dict[str, type[torch.nn.Module]] = {"UNet": UNet}
 
 
 def _sha256(path: Path) -> str:
@@ -51,19 +50,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _build_prior(cfg: dict[str, Any]) -> EDMPrecond:
-    backbone_cls = _BACKBONES.get(cfg.get("backbone_class", "UNet"))
-    if backbone_cls is None:
-        raise CheckpointError(f"unknown prior backbone class {cfg.get('backbone_class')!r}")
-    backbone = backbone_cls(**cfg["backbone"])
-    return EDMPrecond(
-        backbone,
-        sigma_data=cfg["sigma_data"],
-        cond_channels=cfg["cond_channels"],
-        cond_dropout=cfg["cond_dropout"],
-    )
 
 
 @dataclass
@@ -85,6 +71,10 @@ class Model:
         (``"latent"`` or ``"pixel"``) and similar JSON-able facts.
     provenance
         How the model was made (training config, data source, versions, steps).
+    climatology
+        Optional per-point mean fields (one DataArray per variable, on the grid
+        the model was trained on); when present the model learns and fills
+        anomalies from them.
     """
 
     autoencoder: MaskedAutoencoder | None
@@ -92,6 +82,7 @@ class Model:
     stats: Stats
     config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    climatology: dict[str, xr.DataArray] | None = None
 
     @property
     def variables(self) -> list[str]:
@@ -160,6 +151,11 @@ class Model:
                 "model": self.config,
                 "files": files,
             }
+            if self.climatology:
+                fname = "climatology.safetensors"
+                tensors, meta = _climatology_tensors(self.climatology)
+                save_file(tensors, str(tmp / fname), metadata=meta)
+                files[fname] = _sha256(tmp / fname)
             (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
             self.stats.save(tmp / "stats.json")
             (tmp / "provenance.json").write_text(
@@ -231,7 +227,7 @@ class Model:
             if name == "autoencoder":
                 net = MaskedAutoencoder.from_config(entry["config"])
             else:
-                net = _build_prior(entry["config"])
+                net = EDMPrecond.from_config(entry["config"])
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as e:
@@ -240,6 +236,14 @@ class Model:
                     f"weights in {fpath} do not fit the saved config: {first}"
                 ) from None
             nets[name] = net.to(map_location).eval()
+        climatology = None
+        if "climatology.safetensors" in files:
+            cpath = path / "climatology.safetensors"
+            if not cpath.is_file() or _sha256(cpath) != files["climatology.safetensors"]:
+                raise CheckpointError(
+                    f"{cpath} is missing or does not match the checksum in config.json"
+                )
+            climatology = _climatology_from(cpath)
         stats = Stats.load(path / "stats.json")
         prov_path = path / "provenance.json"
         provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
@@ -249,7 +253,45 @@ class Model:
             stats=stats,
             config=doc.get("model", {}),
             provenance=provenance,
+            climatology=climatology,
         )
+
+
+def _climatology_tensors(
+    clim: dict[str, xr.DataArray],
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {}
+    for v, da in clim.items():
+        tensors[f"var/{v}"] = torch.tensor(np.array(da.values, dtype=np.float64))
+        meta[f"dims/{v}"] = json.dumps([str(d) for d in da.dims])
+        for d in da.dims:
+            if d in da.coords and np.issubdtype(da[d].dtype, np.number):
+                tensors[f"coord/{d}"] = torch.tensor(np.array(da[d].values, dtype=np.float64))
+    return tensors, meta
+
+
+def _climatology_from(path: Path) -> dict[str, xr.DataArray]:
+    from safetensors import safe_open
+
+    out = {}
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        keys = list(f.keys())
+        coords = {
+            k.split("/", 1)[1]: f.get_tensor(k).numpy() for k in keys if k.startswith("coord/")
+        }
+        for k in keys:
+            if k.startswith("var/"):
+                v = k.split("/", 1)[1]
+                dims = json.loads(meta[f"dims/{v}"])
+                out[v] = xr.DataArray(
+                    f.get_tensor(k).numpy(),
+                    dims=dims,
+                    coords={d: coords[d] for d in dims if d in coords},
+                    name=v,
+                )
+    return out
 
 
 def load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:

@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 from sparsediff.data import masks
+from sparsediff.data.climatology import add_climatology, anomalies
 from sparsediff.errors import CompatibilityError, SparsediffWarning
 from sparsediff.filling.blocks import fill_block
 from sparsediff.filling.sampling import FillOptions
@@ -95,6 +96,15 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
                 f"variable {v!r} is in {now!r} but the model was trained on {trained!r}; "
                 "convert the data first"
             )
+    for v, clim in (model.climatology or {}).items():
+        for d in clim.dims:
+            if d not in ds[v].dims or ds.sizes[d] != clim.sizes[d]:
+                grid = dict(zip(clim.dims, clim.shape, strict=True))
+                have = {k: ds.sizes[k] for k in clim.dims if k in ds.sizes}
+                raise CompatibilityError(
+                    f"the model fills anomalies from a climatology of {v!r} on the grid {grid}; "
+                    f"the data has {have}"
+                )
     spacing = model.config.get("grid_spacing", {})
     for d in dims:
         ref = spacing.get(d)
@@ -234,6 +244,9 @@ def fill(
         along = model.config.get("invalid_along")
         invalid_along = along if along in ds.dims and ds.sizes[along] > 1 else None
     states = masks.states(ds, variables, invalid=invalid, invalid_along=invalid_along)
+    source = ds
+    if model.climatology:
+        ds = anomalies(ds, model.climatology)
     if periodic is None:
         periodic = tuple(d in ds.coords and is_global_longitude(ds[d]) for d in spatial)
     periodic = tuple(periodic)
@@ -268,6 +281,10 @@ def fill(
         if members == 1:
             filled = filled.isel(member=0, drop=True)
         filled = filled.transpose(*([d for d in ["member"] if members > 1] + list(first.dims)))
+        if model.climatology:
+            # back from anomalies; observed points from the source, bit for bit
+            filled = add_climatology(filled, model.climatology[v])
+            filled = filled.where(states[v] != masks.OBSERVED, source[v])
         filled.attrs = dict(ds[v].attrs)
         filled.attrs["ancillary_variables"] = f"{v}_fill_flag"
         filled.encoding = {

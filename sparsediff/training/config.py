@@ -62,6 +62,14 @@ class DataConfig(_Section):
         description="Points whose value is <= this are invalid (e.g. 0 for air around a head).",
     )
     log: list[str] = Field(default_factory=list, description="Variables to log-transform.")
+    climatology_dim: str | None = Field(
+        None,
+        description=(
+            "Learn and fill anomalies from the per-point mean over this dim (e.g. 'time'): "
+            "the climatology of the training part, saved with the model. Ties the model "
+            "to the training grid."
+        ),
+    )
     isel: dict[str, list[int]] = Field(
         default_factory=dict,
         description="Index ranges [start, stop] per dim, taken first (crops, subsets).",

@@ -16,6 +16,7 @@ import torch
 import xarray as xr
 
 from sparsediff.data import io, masks, samples
+from sparsediff.data.climatology import anomalies, climatology_of
 from sparsediff.data.gaps import gap_mask
 from sparsediff.data.patches import PatchDataset
 from sparsediff.data.stats import Stats, compute_stats
@@ -61,6 +62,7 @@ class PreparedData:
     variables: list[str]
     dims: list[str]
     facts: dict[str, Any]
+    climatology: dict[str, xr.DataArray] | None = None
 
 
 def _invalid_arg(ds: xr.Dataset, cfg: TrainConfig) -> Any:
@@ -136,6 +138,16 @@ def prepare_data(
             rest = {d.holdout_dim: slice(n - n_hold, n)}
             train_ds, train_states = ds.isel(cut), states.isel(cut)
             holdout_ds, holdout_states = ds.isel(rest), states.isel(rest)
+    climatology = None
+    if d.climatology_dim is not None:
+        if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
+            raise ConfigError(
+                f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
+            )
+        climatology = climatology_of(train_ds, train_states, d.variables, d.climatology_dim)
+        train_ds = anomalies(train_ds, climatology)
+        if holdout_ds is not None:
+            holdout_ds = anomalies(holdout_ds, climatology)
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
     win = cfg.window
     train = PatchDataset(
@@ -183,7 +195,7 @@ def prepare_data(
         "n_train_windows": len(train.windows),
         "n_holdout_windows": len(holdout.windows) if holdout is not None else 0,
     }
-    return PreparedData(train, holdout, stats, list(d.variables), list(d.dims), facts)
+    return PreparedData(train, holdout, stats, list(d.variables), list(d.dims), facts, climatology)
 
 
 @dataclass

@@ -536,7 +536,9 @@ class _Trainer:
         from sparsediff import __version__
 
         provenance["sparsediff"] = __version__
-        return Model(self.autoencoder, self.prior, stats, config, provenance)
+        if self.data.climatology is not None:
+            config["climatology_dim"] = cfg.data.climatology_dim
+        return Model(self.autoencoder, self.prior, stats, config, provenance, self.data.climatology)
 
 
 class _null:

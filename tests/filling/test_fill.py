@@ -189,3 +189,31 @@ def test_grid_spacing_far_from_training_warns() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sparsediff.fill(ds2, model, steps=1)
+
+
+def test_climatology_model_fills_anomalies_and_keeps_observed() -> None:
+    rng = np.random.default_rng(6)
+    ds, inv = _dataset(rng, ["a"], (3, 10, 12), ["t", "y", "x"], 0.4, 0.1, "float32")
+    model = make_model(["a"], ["y", "x"], [8, 8], mode="pixel")
+    clim = xr.DataArray(np.full((10, 12), 1000.0), dims=("y", "x"), name="a")
+    model.climatology = {"a": clim}
+    out = sparsediff.fill(ds, model, steps=2, invalid_along="t")
+    _check_invariants(ds, out, ["a"], inv)
+    gaps = out["a_fill_flag"].values == 1
+    # gap values are climatology + (normalized-space) anomaly: near 1000, far from the data
+    assert np.abs(out["a"].values[gaps] - 1000.0).max() < 100
+    # a grid that does not match the climatology is refused
+    with pytest.raises(CompatibilityError, match="climatology"):
+        sparsediff.fill(ds.isel(x=slice(0, 8)), model, steps=1)
+
+
+def test_model_with_climatology_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = make_model(["a"], ["y", "x"], [8, 8], mode="pixel")
+    clim = xr.DataArray(
+        np.arange(80.0).reshape(8, 10), dims=("y", "x"), coords={"x": np.arange(10) * 0.5}, name="a"
+    )
+    model.climatology = {"a": clim}
+    model.save(tmp_path / "m")
+    back = sparsediff.load(tmp_path / "m")
+    assert back.climatology is not None
+    xr.testing.assert_identical(back.climatology["a"], clim)

@@ -117,9 +117,7 @@ def test_sigkill_then_resume_writes_the_same_bytes(
     _same(_arrays(tmp_path / "full.zarr"), _arrays(out))
 
 
-def test_threaded_and_local_cluster_give_the_same_bytes(
-    ostia_store: Path, model_dir: Path
-) -> None:
+def test_threaded_and_local_cluster_give_the_same_bytes(ostia_store: Path, model_dir: Path) -> None:
     from dask.distributed import Client, LocalCluster
 
     model = sparsediff.load(model_dir)
@@ -127,7 +125,9 @@ def test_threaded_and_local_cluster_give_the_same_bytes(
     threaded = sparsediff.fill(src, model, steps=3, seed=4).compute(scheduler="threads")
     other_chunks = sparsediff.fill(src.chunk({"time": 5}), model, steps=3, seed=4).compute()
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
         Client(cluster),
     ):
         distributed = sparsediff.fill(src, model, steps=3, seed=4).compute()
@@ -138,13 +138,17 @@ def test_threaded_and_local_cluster_give_the_same_bytes(
 
 def test_cli_errors_are_one_line(tmp_path: Path, model_dir: Path, ostia_store: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(main, ["fill", str(model_dir), str(tmp_path / "missing.nc"), str(tmp_path / "o.zarr")])
+    res = runner.invoke(
+        main, ["fill", str(model_dir), str(tmp_path / "missing.nc"), str(tmp_path / "o.zarr")]
+    )
     assert res.exit_code != 0
     lines = [line for line in res.output.strip().splitlines() if line]
     assert len(lines) == 1
     assert lines[0].startswith("error:")
     assert "missing.nc" in lines[0]
-    res = runner.invoke(main, ["fill", str(tmp_path / "nomodel"), str(ostia_store), str(tmp_path / "o.zarr")])
+    res = runner.invoke(
+        main, ["fill", str(tmp_path / "nomodel"), str(ostia_store), str(tmp_path / "o.zarr")]
+    )
     assert res.exit_code != 0
     assert "config.json" in res.output
     assert not (tmp_path / "o.zarr").exists()
