@@ -83,28 +83,30 @@ def fill_block(
         vs = model.stats[var]
         with np.errstate(invalid="ignore", divide="ignore"):
             norm[c] = np.where(observed[c], normalize_array(data[c], vs), 0.0)
-    items = [
-        (k, b, tile) for b in range(n_batch) for tile in plan.tiles for k in range(opts.members)
-    ]
     acc = {(k, b): plan.accumulator() for k in range(opts.members) for b in range(n_batch)}
     dev = torch.device(device)
-    bar = tqdm(total=len(items), desc="tiles", disable=not progress, leave=False)
-    for s in range(0, len(items), opts.batch_size):
-        chunk = items[s : s + opts.batch_size]
-        vals = np.stack([plan.extract(norm[:, b], t) for _, b, t in chunk])
-        obs = np.stack([plan.extract(observed[:, b], t) for _, b, t in chunk])
-        keys = [(int(batch_ids[b]), *t.origin, k) for k, b, t in chunk]
-        out = fill_windows(
-            model,
-            torch.from_numpy(np.ascontiguousarray(vals)).to(dev),
-            torch.from_numpy(np.ascontiguousarray(obs)).to(dev),
-            keys,
-            opts,
-        )
-        out_np = out.cpu().numpy()
-        for (k, b, t), o in zip(chunk, out_np, strict=True):
-            acc[(k, b)].add(t, o)
-        bar.update(len(chunk))
+    per_position = len(plan.tiles) * opts.members
+    bar = tqdm(total=n_batch * per_position, desc="tiles", disable=not progress, leave=False)
+    # Batches never mix batch positions: the windows of one position (time step,
+    # level, ...) are always grouped the same way, so a block's numbers do not
+    # depend on how the batch dims were chunked.
+    for b in range(n_batch):
+        items = [(k, tile) for tile in plan.tiles for k in range(opts.members)]
+        for s in range(0, len(items), opts.batch_size):
+            chunk = items[s : s + opts.batch_size]
+            vals = np.stack([plan.extract(norm[:, b], t) for _, t in chunk])
+            obs = np.stack([plan.extract(observed[:, b], t) for _, t in chunk])
+            keys = [(int(batch_ids[b]), *t.origin, k) for k, t in chunk]
+            out = fill_windows(
+                model,
+                torch.from_numpy(np.ascontiguousarray(vals)).to(dev),
+                torch.from_numpy(np.ascontiguousarray(obs)).to(dev),
+                keys,
+                opts,
+            )
+            for (k, t), o in zip(chunk, out.cpu().numpy(), strict=True):
+                acc[(k, b)].add(t, o)
+            bar.update(len(chunk))
     bar.close()
     result = np.empty((opts.members, *data.shape), dtype=data.dtype)
     for (k, b), a in acc.items():

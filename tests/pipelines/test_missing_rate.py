@@ -1,0 +1,109 @@
+"""The missing-rate pipeline: its tiny CI config runs end to end and writes its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sparsediff.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "pipelines" / "missing_rate.py"
+CONFIGS = ROOT / "pipelines" / "configs"
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> ModuleType:
+    """The pipeline script imported as a module."""
+    spec = importlib.util.spec_from_file_location("missing_rate_pipeline", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_config_runs_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("iris_sample_data")
+    out = tmp_path / "mr"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(CONFIGS / "missing_rate_tiny.yaml"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wall time:" in proc.stdout
+    table = pd.read_csv(out / "results.csv")
+    for col in (
+        "rate", "method", "kind", "variable", "rmse", "mae", "bias", "crps",
+        "spread_skill", "spectrum_score", "rmse_rel", "fill_seconds", "train_seconds",
+    ):  # fmt: skip
+        assert col in table, col
+    models = table[table["kind"] == "model"]
+    baselines = table[table["kind"] == "baseline"]
+    # 2 rates x 3 variants, and the 4 baselines once each (they do not train)
+    assert sorted(zip(models["method"], models["rate"])) == sorted(
+        (v, r) for v in ("latent", "pixel_zero_filled", "pixel_masked") for r in (0.0, 0.5)
+    )
+    assert sorted(baselines["method"]) == ["dineof", "laplace", "linear", "time_mean"]
+    assert baselines["rate"].isna().all()
+    scores = ["rmse", "mae", "crps", "spectrum_score", "fill_seconds"]
+    assert np.isfinite(table[scores].to_numpy()).all()
+    assert np.isfinite(models[["spread_skill", "train_seconds", "rmse_rel"]].to_numpy()).all()
+    # every model is scored on the same held-out points
+    assert table["n_points"].nunique() == 1
+    np.testing.assert_allclose(models[models["rate"] == 0.0]["rmse_rel"], 1.0)
+    for name in ("rmse_vs_missing.png", "eval/example_fill.png", "eval/scores.csv", "run.json"):
+        assert (out / name).stat().st_size > 0, name
+    for run in ("latent_r00", "pixel_masked_r50", "pixel_zero_filled_r50"):
+        assert (out / "runs" / run / "model" / "config.json").is_file()
+
+
+def test_shipped_configs_are_valid(pipeline: ModuleType) -> None:
+    for name in ("tiny", "ostia", "mni152"):
+        exp = pipeline.load_experiment(CONFIGS / f"missing_rate_{name}.yaml")
+        assert list(exp.variants) == ["latent", "pixel_zero_filled", "pixel_masked"]
+        cfg = pipeline.train_config(exp, "pixel_zero_filled", exp.rates[-1])
+        assert cfg.mode == "pixel"
+        assert cfg.prior.pixel_loss == "zero_filled"
+        assert cfg.data.extra_missing == exp.rates[-1]
+    full = pipeline.load_experiment(CONFIGS / "missing_rate_ostia.yaml")
+    assert full.rates == [0.0, 0.1, 0.3, 0.5, 0.7]
+
+
+def test_bad_configs_fail_before_anything_runs(pipeline: ModuleType, tmp_path: Path) -> None:
+    base = yaml.safe_load((CONFIGS / "missing_rate_tiny.yaml").read_text())
+    with pytest.raises(ConfigError, match="ratez"):
+        pipeline.load_experiment({**base, "ratez": [0.1]})
+    with pytest.raises(ConfigError, match="rates"):
+        pipeline.load_experiment({**base, "rates": [0.0, 1.0]})
+    bad_variant = {**base, "variants": {"latent": {"prior": {"widht": [8]}}}}
+    with pytest.raises(ConfigError, match=r"variant 'latent'.*widht"):
+        pipeline.load_experiment(bad_variant)
+    no_holdout = yaml.safe_load((CONFIGS / "missing_rate_tiny.yaml").read_text())
+    del no_holdout["train"]["data"]["holdout_dim"]
+    with pytest.raises(ConfigError, match="holdout_dim"):
+        pipeline.load_experiment(no_holdout)
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        pipeline.load_experiment({**base, "evaluate": {"baselines": ["kriging"]}})
+    # the command line: one line on stderr, exit 2, nothing written
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**base, "evaluate": {"holdout": "boxes"}}))
+    out = tmp_path / "out"
+    assert pipeline.main([str(path), "--out", str(out)]) == 2
+    assert not out.exists()
