@@ -79,7 +79,11 @@ def du(path: Path) -> int:
 
 
 def bare_batches(model: Any, sub: Any, members: int, batch_size: int) -> list[tuple[Any, ...]]:
-    """The (values, observed, keys) batches ``fill`` would feed the model, built up front."""
+    """The (values, observed, keys) batches ``fill`` feeds the model, built up front.
+
+    Same order and grouping as :func:`sparsediff.filling.blocks.fill_block`: per
+    time step, its tiles x members in chunks of ``batch_size``.
+    """
     import torch
 
     from sparsediff.data.climatology import anomalies
@@ -96,14 +100,15 @@ def bare_batches(model: Any, sub: Any, members: int, batch_size: int) -> list[tu
     norm = norm.astype(np.float32)[:, None]  # (B, C=1, lat, lon)
     obs = observed[:, None]
     plan = tile_plan_for(model, raw.shape[1:], periodic=(False, True))
-    items = [(k, b, t) for b in range(raw.shape[0]) for t in plan.tiles for k in range(members)]
     out = []
-    for s in range(0, len(items), batch_size):
-        chunk = items[s : s + batch_size]
-        vals = np.stack([plan.extract(norm[b], t) for _, b, t in chunk])
-        ob = np.stack([plan.extract(obs[b], t) for _, b, t in chunk])
-        keys = [(b, *t.origin, k) for k, b, t in chunk]
-        out.append((torch.from_numpy(vals), torch.from_numpy(ob), keys))
+    for b in range(raw.shape[0]):  # as fill_block: batches never mix time steps
+        items = [(k, t) for t in plan.tiles for k in range(members)]
+        for s in range(0, len(items), batch_size):
+            chunk = items[s : s + batch_size]
+            vals = np.stack([plan.extract(norm[b], t) for _, t in chunk])
+            ob = np.stack([plan.extract(obs[b], t) for _, t in chunk])
+            keys = [(b, *t.origin, k) for k, t in chunk]
+            out.append((torch.from_numpy(vals), torch.from_numpy(ob), keys))
     return out
 
 

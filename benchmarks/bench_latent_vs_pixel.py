@@ -148,7 +148,8 @@ def child(args: argparse.Namespace, dims: int, space: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     out = fill_windows(model, values, observed, [(0,)], opts)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert out.shape == values.shape and bool(torch.isfinite(out).all())
+    if out.shape != values.shape or not bool(torch.isfinite(out).all()):
+        raise RuntimeError(f"bad sample: shape {tuple(out.shape)} or non-finite values")
     peak = peak_rss_mib()
     return {
         "dims": dims,

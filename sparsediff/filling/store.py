@@ -3,7 +3,7 @@
 The store is built under a hidden sibling name (``.NAME.partial``) and renamed
 to the final path only once every region is written, so an interrupted job
 never leaves a store that looks complete. Finished regions are recorded in
-``.NAME.partial/sparsediff_progress.json``; ``resume=True`` skips them. Each
+``.NAME.progress.json`` beside it; ``resume=True`` skips them. Each
 region's numbers depend only on the global seed and positions, so a resumed
 job writes the same bytes as an uninterrupted one.
 """
@@ -24,15 +24,19 @@ from sparsediff.errors import InputError
 from sparsediff.filling.api import fill
 from sparsediff.model import Model
 
-__all__ = ["fill_to_zarr", "partial_path"]
-
-PROGRESS = "sparsediff_progress.json"
+__all__ = ["fill_to_zarr", "partial_path", "progress_path"]
 
 
 def partial_path(output: str | os.PathLike[str]) -> Path:
     """Where an unfinished fill of ``output`` is assembled."""
     output = Path(output)
     return output.with_name(f".{output.name}.partial")
+
+
+def progress_path(output: str | os.PathLike[str]) -> Path:
+    """Where an unfinished fill of ``output`` records its finished regions."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.progress.json")
 
 
 def _history_line(text: str) -> str:
@@ -117,13 +121,14 @@ def fill_to_zarr(
     filled.attrs["history"] = (old + "\n" if old else "") + _history_line(history)
 
     tmp = partial_path(output)
+    record = progress_path(output)
     done: set[int] = set()
-    if resume and (tmp / PROGRESS).is_file():
-        done = set(json.loads((tmp / PROGRESS).read_text())["done"])
+    if resume and record.is_file() and tmp.exists():
+        done = set(json.loads(record.read_text())["done"])
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-        filled.to_zarr(tmp, mode="w-", compute=False)
-        (tmp / PROGRESS).write_text(json.dumps({"done": []}))
+        filled.to_zarr(tmp, mode="w-", compute=False, consolidated=False)
+        record.write_text(json.dumps({"done": []}))
 
     n = filled.sizes[region_dim] if region_dim is not None else 1
     regions = list(range(0, n, region_size))
@@ -137,22 +142,22 @@ def fill_to_zarr(
         if r in done:
             continue
         if region_dim is None:
-            filled.to_zarr(tmp, mode="a")
+            filled.to_zarr(tmp, mode="a", consolidated=False)
         else:
             sl = slice(start, min(start + region_size, n))
             part = filled[to_write].isel({region_dim: sl})
             part = part.drop_vars([c for c in part.coords])
-            part.to_zarr(tmp, region={region_dim: sl}, mode="r+")
+            part.to_zarr(tmp, region={region_dim: sl}, mode="r+", consolidated=False)
         done.add(r)
-        rec = tmp / (PROGRESS + ".tmp")
+        rec = record.with_suffix(".tmp")
         rec.write_text(json.dumps({"done": sorted(done)}))
-        os.replace(rec, tmp / PROGRESS)
+        os.replace(rec, record)
         bar.update(1)
         if on_region is not None:
             on_region(r)
     bar.close()
-    (tmp / PROGRESS).unlink()
     if output.exists():
         shutil.rmtree(output)
     os.replace(tmp, output)
+    record.unlink()
     return output

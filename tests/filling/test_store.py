@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 from click.testing import CliRunner
 
 import sparsediff
 from sparsediff.cli import main
 from sparsediff.data.samples import open_ostia
-from sparsediff.filling.store import PROGRESS, fill_to_zarr, partial_path
+from sparsediff.filling.store import fill_to_zarr, partial_path, progress_path
 from tests.filling.conftest import make_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +50,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
-    ds = xr.open_zarr(path)
+    ds = sparsediff.open(path)
     return {str(v): ds[v].values for v in ds.data_vars}
 
 
@@ -68,7 +67,7 @@ def test_stream_matches_in_memory_fill_and_keeps_observed(
     src = sparsediff.open(ostia_store)
     out = fill_to_zarr(src, model, tmp_path / "f.zarr", steps=3, seed=2, progress=False)
     eager = sparsediff.fill(src.load(), model, steps=3, seed=2)
-    got = xr.open_zarr(out)
+    got = sparsediff.open(out)
     np.testing.assert_array_equal(
         got["surface_temperature"].values, eager["surface_temperature"].values
     )
@@ -78,6 +77,7 @@ def test_stream_matches_in_memory_fill_and_keeps_observed(
     )
     assert got.attrs["history"].count("sparsediff") == src.attrs["history"].count("sparsediff") + 1
     assert not partial_path(out).exists()
+    assert not progress_path(out).exists()
 
 
 def test_sigkill_then_resume_writes_the_same_bytes(
@@ -89,7 +89,7 @@ def test_sigkill_then_resume_writes_the_same_bytes(
     subprocess.run([*base, str(tmp_path / "full.zarr"), *opts], check=True, env=env, cwd=ROOT)
 
     out = tmp_path / "killed.zarr"
-    progress = partial_path(out) / PROGRESS
+    progress = progress_path(out)
     proc = subprocess.Popen([*base, str(out), *opts], env=env, cwd=ROOT)
     killed = False
     deadline = time.time() + 240
