@@ -117,9 +117,15 @@ def fill(
     resume: bool,
     overwrite: bool,
     scheduler: str | None,
+    threads: int | None,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go)."""
     import sparsediff
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     from sparsediff.filling.api import check_compatible
     from sparsediff.filling.store import fill_to_zarr
 

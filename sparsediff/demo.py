@@ -39,6 +39,7 @@ def run_demo(
     train: bool = False,
     members: int = 4,
     seed: int = 0,
+    threads: int | None = 1,
     echo: Callable[[str], Any] = print,
 ) -> Any:
     """Run the demo and return its score table (a pandas DataFrame).
@@ -54,9 +55,25 @@ def run_demo(
         Ensemble size.
     seed
         Seed of the hidden gaps and of the fill.
+    threads
+        torch CPU threads for the demo (1 by default: on small CPU jobs beside
+        other busy processes, more threads can be far slower; ``None`` keeps
+        torch's setting).
     echo
         Where progress lines go.
     """
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(Path(out), train=train, members=members, seed=seed, echo=echo)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(out: Path, *, train: bool, members: int, seed: int, echo: Callable[[str], Any]) -> Any:
     import sparsediff
     from sparsediff.data.samples import open_ostia
     from sparsediff.evaluation.baselines import LinearInterp, TimeMean
@@ -66,7 +83,6 @@ def run_demo(
     from sparsediff.plotting import plot_fill
 
     t0 = time.perf_counter()
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if train:
         shipped = sparsediff.load(DEMO_MODEL)

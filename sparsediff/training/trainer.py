@@ -374,7 +374,10 @@ class _Trainer:
             ema.update(net)
             done = step + 1
             bar.update(1)
-            if rt.is_main and (done % cfg.run.log_every == 0 or done == total):
+            eval_now = bool(cfg.run.eval_every) and (
+                done % cfg.run.eval_every == 0 or done == total
+            )
+            if rt.is_main and (done % cfg.run.log_every == 0 or done == total or eval_now):
                 dt = time.perf_counter() - t0
                 row: dict[str, Any] = {
                     "stage": stage,
@@ -385,7 +388,7 @@ class _Trainer:
                     "samples_per_s": seen / dt if dt > 0 else float("nan"),
                 }
                 bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.1f}")
-                if cfg.run.eval_every and (done % cfg.run.eval_every == 0 or done == total):
+                if eval_now:
                     with ema.swapped_into(net):
                         net.eval()
                         row["holdout_rmse"] = self.evaluate(stage, net)

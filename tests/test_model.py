@@ -1,0 +1,98 @@
+"""The model container: save → load is exact; bad directories give clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import sparsediff
+from sparsediff.errors import CheckpointError
+from sparsediff.model import FORMAT_VERSION
+from tests.filling.conftest import make_model
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    return make_model(["a", "b"], ["y", "x"], [8, 8], seed=1).save(tmp_path / "m")
+
+
+def _outputs(model: sparsediff.Model) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, 8, 8, generator=g)
+    m = torch.rand(2, 2, 8, 8, generator=g) > 0.3
+    assert model.autoencoder is not None
+    assert model.prior is not None
+    mean, _ = model.autoencoder.encode(x, m)
+    cond = torch.randn(2, 4, 4, 4, generator=g)
+    d = model.prior(torch.randn(2, 2, 4, 4, generator=g), torch.tensor([0.5, 3.0]), cond)
+    return mean, d
+
+
+def test_save_load_bit_identical(saved: Path) -> None:
+    original = make_model(["a", "b"], ["y", "x"], [8, 8], seed=1)
+    loaded = sparsediff.load(saved)
+    with torch.no_grad():
+        for a, b in zip(_outputs(original), _outputs(loaded), strict=True):
+            assert torch.equal(a, b)
+    assert loaded.variables == ["a", "b"]
+    assert loaded.dims == ("y", "x")
+    assert loaded.stats["a"].std == 1.0
+    files = sorted(p.name for p in saved.iterdir())
+    assert files == [
+        "autoencoder.safetensors",
+        "config.json",
+        "prior.safetensors",
+        "provenance.json",
+        "stats.json",
+    ]
+
+
+def test_save_refuses_existing_and_is_atomic(saved: Path) -> None:
+    model = sparsediff.load(saved)
+    with pytest.raises(CheckpointError, match="already exists"):
+        model.save(saved)
+    model.save(saved, overwrite=True)
+    assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_incompatible_version(saved: Path) -> None:
+    cfg = json.loads((saved / "config.json").read_text())
+    cfg["format_version"] = FORMAT_VERSION + 1
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"format version 2; this sparsediff reads version 1"):
+        sparsediff.load(saved)
+
+
+def test_truncated_weights(saved: Path) -> None:
+    f = saved / "prior.safetensors"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=r"prior.safetensors does not match the checksum"):
+        sparsediff.load(saved)
+
+
+def test_tampered_weights(saved: Path) -> None:
+    f = saved / "autoencoder.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF  # flip bits of one weight: same size, same header
+    f.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"autoencoder.safetensors does not match"):
+        sparsediff.load(saved)
+
+
+def test_not_a_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no config.json"):
+        sparsediff.load(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        sparsediff.load(tmp_path)
+
+
+def test_no_pickle_anywhere() -> None:
+    src = Path(sparsediff.__file__).parent
+    for py in src.rglob("*.py"):
+        text = py.read_text()
+        assert "import pickle" not in text, py
+        assert "torch.load(" not in text or "weights_only=True" in text, py
