@@ -275,6 +275,16 @@ def evaluate(
         check_compatible(data, m)
     if variables is None and named:
         variables = list(next(iter(named.values())).variables)
+    if variables is None:  # baselines only: every numeric variable that holds the dims
+        candidates = [
+            v for v in numeric_variables(data) if not (isinstance(invalid, str) and v == invalid)
+        ]
+        variables = [v for v in candidates if all(d in data[v].dims for d in dims)]
+        if not variables:
+            raise InputError(
+                f"no numeric variable has all of the dims {dims} "
+                f"(variables: {', '.join(map(str, data.data_vars))})"
+            )
     names = numeric_variables(data, variables)
     for d in dims:
         for v in names:
