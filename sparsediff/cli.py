@@ -101,6 +101,7 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
     default=None,
     help="dask.distributed scheduler address, or 'local:N' for a local N-worker cluster.",
 )
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
 @_errors
 def fill(
     model_path: Path,
@@ -220,12 +221,13 @@ def info(path: Path) -> None:
     is_flag=True,
     help="Train the demo model now instead of using the shipped weights.",
 )
+@click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 @_errors
-def demo(out: Path, train_now: bool) -> None:
+def demo(out: Path, train_now: bool, threads: int) -> None:
     """Fill real OSTIA SST gaps end to end and compare with simple fills."""
     from sparsediff.demo import run_demo
 
-    run_demo(out, train=train_now, echo=click.echo)
+    run_demo(out, train=train_now, threads=threads, echo=click.echo)
 
 
 def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
@@ -282,6 +284,9 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
     default=None,
     help="Write scores.csv, example_fill.png and rmse_by_method.png there.",
 )
+@click.option(
+    "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."
+)
 @_errors
 def evaluate(
     model_path: Path,
@@ -296,9 +301,15 @@ def evaluate(
     sampler: str,
     device: str,
     out: Path | None,
+    threads: int | None,
 ) -> None:
     """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores."""
     import pandas as pd
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     import sparsediff
     from sparsediff.data.gaps import parse_pattern

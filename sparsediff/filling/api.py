@@ -14,6 +14,7 @@ numbers never depend on the chunking (noise is keyed by global position).
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Sequence
@@ -204,7 +205,9 @@ def fill(
     device
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
     invalid
-        Extra invalid mask (variable name, DataArray or file; True = invalid).
+        Invalid mask (variable name, DataArray or file; True = invalid). When
+        omitted and the model was trained with ``data.invalid_below``, points at
+        or below that value are invalid, as in training.
     invalid_along
         Dims along which all-NaN points are invalid; ``"model"`` uses the
         training setting when that dim exists in ``ds``.
@@ -243,6 +246,10 @@ def fill(
     if invalid_along == "model":
         along = model.config.get("invalid_along")
         invalid_along = along if along in ds.dims and ds.sizes[along] > 1 else None
+    below = model.config.get("invalid_below")
+    if invalid is None and below is not None:
+        # the training rule for invalid points (e.g. air around a head: value <= 0)
+        invalid = functools.reduce(lambda a, b: a | b, [ds[v] <= below for v in variables])
     states = masks.states(ds, variables, invalid=invalid, invalid_along=invalid_along)
     source = ds
     if model.climatology:

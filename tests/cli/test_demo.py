@@ -20,7 +20,9 @@ def test_shipped_demo_model_loads_and_was_made_by_the_pipeline() -> None:
     # made by `sparsediff train configs/demo.yaml`: the recorded config is the shipped one
     import yaml
 
-    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs/demo.yaml").read_text())
+    shipped = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "configs/demo.yaml").read_text()
+    )
     for section in ("data", "window"):
         for key, value in shipped[section].items():
             assert cfg[section][key] == value, f"{section}.{key}"

@@ -47,10 +47,7 @@ def _check_invariants(
         # invalid: the user's mask, plus points NaN at every time (invalid_along="t")
         inv_v = inv | np.isnan(src).all(axis=0)
         got = out[v].values
-        if "member" in out[v].dims:
-            members = [got[k] for k in range(got.shape[0])]
-        else:
-            members = [got]
+        members = [got[k] for k in range(got.shape[0])] if "member" in out[v].dims else [got]
         obs = np.isfinite(src)
         for g in members:
             assert g.dtype == src.dtype
@@ -111,7 +108,8 @@ def test_pixel_model_and_members() -> None:
     obs = np.isfinite(ds["a"].values)
     np.testing.assert_array_equal(mean["a"].values[obs], ds["a"].values[obs])
     spread = ensemble_std(out)["a"].values
-    assert (spread[obs] == 0).all() and (spread[gaps] > 0).all()
+    assert (spread[obs] == 0).all()
+    assert (spread[gaps] > 0).all()
 
 
 def test_same_seed_same_bytes_other_seed_differs() -> None:
@@ -217,3 +215,18 @@ def test_model_with_climatology_round_trips(tmp_path) -> None:  # type: ignore[n
     back = sparsediff.load(tmp_path / "m")
     assert back.climatology is not None
     xr.testing.assert_identical(back.climatology["a"], clim)
+
+
+def test_training_invalid_below_rule_applies_at_fill() -> None:
+    model = make_model(["v"], ["y", "x"], [8, 8], mode="pixel")
+    model.config["invalid_below"] = 0.0
+    data = np.full((1, 10, 10), 5.0, dtype="float32")
+    data[:, :3, :] = 0.0  # "air"
+    data[:, 5, 5] = np.nan  # a gap inside
+    ds = xr.Dataset({"v": (("t", "y", "x"), data)})
+    out = sparsediff.fill(ds, model, steps=2)
+    flag = out["v_fill_flag"].values
+    assert (flag[:, :3, :] == 2).all()
+    assert flag[0, 5, 5] == 1
+    assert np.isnan(out["v"].values[:, :3, :]).all()
+    assert np.isfinite(out["v"].values[0, 5, 5])
