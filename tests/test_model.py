@@ -83,7 +83,7 @@ def test_tampered_weights(saved: Path) -> None:
 
 
 def test_not_a_model_directory(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         sparsediff.load(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
