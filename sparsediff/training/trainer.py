@@ -7,13 +7,13 @@ writes checkpoints; every rank resumes from them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -353,7 +353,7 @@ class _Trainer:
             for micro in range(accum):
                 b = self._to(next(batches))
                 sync = micro == accum - 1 or not rt.distributed
-                ctx = model.no_sync() if (rt.distributed and not sync) else _null()  # type: ignore[operator]
+                ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
                 with ctx, rt.autocast():
                     per, mse = self._forward(stage, model, b, step, loss_fn)
                     loss = per.mean() / accum
@@ -544,21 +544,12 @@ class _Trainer:
         return Model(self.autoencoder, self.prior, stats, config, provenance, self.data.climatology)
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
 def train(
     ds: xr.Dataset | None = None,
     config: str | os.PathLike[str] | dict[str, Any] | TrainConfig | None = None,
     *,
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
-    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> Model:
     """Train a sparsediff model on incomplete data.
 
@@ -575,8 +566,6 @@ def train(
         Continue from the newest checkpoint in ``out`` (model, optimizer, EMA,
         LR schedule position, data position; randomness is keyed by step so it
         needs no state).
-    on_log
-        Unused hook kept for API stability (metrics go to ``out/metrics.jsonl``).
 
     Returns
     -------
