@@ -43,7 +43,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -53,24 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` off Linux)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def load_line(when: str) -> str:
-    """One line with the load average, to print at start and end."""
-    one, five, fifteen = os.getloadavg()
-    return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
+from _common import load_line, peak_rss_mib
 
 
 def du(path: Path) -> int:

@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import peak_rss_mib
 
 NY = NX = 1024  # one time step = 4 MiB of float32
 
@@ -73,22 +73,6 @@ def generate(store: Path, size_gib: float, chunk_mib: float) -> tuple[int, ...]:
         encoding={"sst": {"compressors": None, "chunks": (per_chunk, NY, NX)}},
     )
     return (nt, NY, NX)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB.
-
-    ``VmHWM`` from ``/proc/self/status`` where available: unlike ``ru_maxrss``
-    it is not inherited from the parent across fork + exec.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(store: str, threads: int | None) -> None:

@@ -40,13 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import load_line
+
 VAR = "surface_temperature"
-
-
-def load_line(when: str) -> str:
-    """One line with the load average, to print at start and end."""
-    one, five, fifteen = os.getloadavg()
-    return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
 
 
 def main() -> None:
