@@ -50,7 +50,6 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import sparsediff
@@ -58,7 +57,12 @@ from sparsediff.data.gaps import parse_pattern
 from sparsediff.errors import ConfigError, SparsediffError
 from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.baselines import get_baseline
-from sparsediff.training.config import TrainConfig, load_config
+from sparsediff.training.config import (
+    TrainConfig,
+    format_validation_error,
+    load_config,
+    read_yaml_mapping,
+)
 from sparsediff.training.data import resolve_source
 
 __all__ = ["DEFAULT_VARIANTS", "ExperimentConfig", "load_experiment", "main", "run_experiment"]
@@ -139,24 +143,15 @@ def load_experiment(config: str | os.PathLike[str] | Mapping[str, Any]) -> Exper
         period, or an unknown baseline or holdout spec.
     """
     if isinstance(config, str | os.PathLike):
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"experiment config {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must hold a mapping")
+        raw = read_yaml_mapping(config, "experiment config")
     else:
         raw = dict(config)
     try:
         exp = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        msgs = "; ".join(
-            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()
-        )
-        raise ConfigError(f"invalid experiment config: {msgs}") from None
+        raise ConfigError(
+            format_validation_error(e, ExperimentConfig, "experiment config")
+        ) from None
     if not exp.variants:
         raise ConfigError("invalid experiment config: variants is empty")
     for variant in exp.variants:

@@ -39,7 +39,14 @@ import xarray as xr
 
 from sparsediff.errors import InputError
 
-__all__ = ["nifti_dataset", "numeric_variables", "open", "validate_dims", "write"]
+__all__ = [
+    "append_history",
+    "nifti_dataset",
+    "numeric_variables",
+    "open",
+    "validate_dims",
+    "write",
+]
 
 PathLike = str | os.PathLike[str]
 Chunks = Literal["auto"] | Mapping[str, int] | None
@@ -119,7 +126,8 @@ def _history_line(message: str | None) -> str:
     return f"{stamp} sparsediff {_package_version()}: {text}"
 
 
-def _append_history(existing: Any, message: str | None) -> str:
+def append_history(existing: Any, message: str | None) -> str:
+    """``existing`` history text plus one timestamped ``sparsediff`` line for ``message``."""
     line = _history_line(message)
     if existing is None:
         return line
@@ -816,7 +824,7 @@ def write(
     zfmt = int(zarr_format or data.encoding.get("zarr_format", 3))
     out = _prepare(data, fmt, zfmt)
     out.attrs = dict(data.attrs)
-    out.attrs["history"] = _append_history(data.attrs.get("history"), history)
+    out.attrs["history"] = append_history(data.attrs.get("history"), history)
     if fmt == "nifti":
         _prepare_nifti(out)  # validate before touching the disk
 

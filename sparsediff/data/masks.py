@@ -34,6 +34,7 @@ __all__ = [
     "INVALID",
     "OBSERVED",
     "InvalidSpec",
+    "at_or_below",
     "finite_mask",
     "gap",
     "gap_summary",
@@ -142,6 +143,35 @@ def invalid_mask(ds: xr.Dataset, spec: InvalidSpec) -> xr.DataArray | None:
     out.attrs = {}
     out.name = "invalid"
     return out
+
+
+def at_or_below(
+    ds: xr.Dataset, variables: Iterable[str], threshold: float, *, invalid: InvalidSpec = None
+) -> xr.DataArray:
+    """Invalid mask of points where any variable is ``<= threshold`` (e.g. air = 0).
+
+    Parameters
+    ----------
+    ds
+        The data.
+    variables
+        Variables the rule looks at.
+    threshold
+        Points at or below it are invalid.
+    invalid
+        An extra ``invalid`` spec (as for :func:`states`) OR-ed in.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean, ``True`` = invalid; lazy if the data are.
+    """
+    masks_ = [ds[v] <= threshold for v in variables]
+    out = masks_[0]
+    for m in masks_[1:]:
+        out = out | m
+    extra = invalid_mask(ds, invalid)
+    return out if extra is None else (out | extra)
 
 
 def _fit_mask(mask: xr.DataArray, var: xr.DataArray, name: str) -> xr.DataArray:

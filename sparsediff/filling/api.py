@@ -14,7 +14,6 @@ numbers never depend on the chunking (noise is keyed by global position).
 
 from __future__ import annotations
 
-import functools
 import json
 import warnings
 from collections.abc import Sequence
@@ -249,7 +248,7 @@ def fill(
     below = model.config.get("invalid_below")
     if invalid is None and below is not None:
         # the training rule for invalid points (e.g. air around a head: value <= 0)
-        invalid = functools.reduce(lambda a, b: a | b, [ds[v] <= below for v in variables])
+        invalid = masks.at_or_below(ds, variables, below)
     states = masks.states(ds, variables, invalid=invalid, invalid_along=invalid_along)
     source = ds
     if model.climatology:

@@ -20,6 +20,7 @@ from typing import Any
 import xarray as xr
 from tqdm.auto import tqdm
 
+from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
 from sparsediff.filling.api import fill
 from sparsediff.model import Model
@@ -37,15 +38,6 @@ def progress_path(output: str | os.PathLike[str]) -> Path:
     """Where an unfinished fill of ``output`` records its finished regions."""
     output = Path(output)
     return output.with_name(f".{output.name}.progress.json")
-
-
-def _history_line(text: str) -> str:
-    from datetime import UTC, datetime
-
-    from sparsediff import __version__
-
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{stamp} sparsediff {__version__}: {text}"
 
 
 def fill_to_zarr(
@@ -117,8 +109,7 @@ def fill_to_zarr(
     for v in filled.variables:
         filled[v].encoding.pop("chunks", None)
         filled[v].encoding.pop("preferred_chunks", None)
-    old = filled.attrs.get("history", "")
-    filled.attrs["history"] = (old + "\n" if old else "") + _history_line(history)
+    filled.attrs["history"] = append_history(filled.attrs.get("history"), history)
 
     tmp = partial_path(output)
     record = progress_path(output)

@@ -27,7 +27,9 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "WindowConfig",
+    "format_validation_error",
     "load_config",
+    "read_yaml_mapping",
 ]
 
 
@@ -215,7 +217,10 @@ class TrainConfig(_Section):
         return self
 
 
-def _format_error(err: ValidationError, model: type[BaseModel]) -> str:
+def format_validation_error(
+    err: ValidationError, model: type[BaseModel], what: str = "config"
+) -> str:
+    """One line for a pydantic error; unknown keys list the valid keys of their section."""
     msgs = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -230,8 +235,28 @@ def _format_error(err: ValidationError, model: type[BaseModel]) -> str:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             msgs.append(f"unknown key {loc!r}{hint}; valid keys here: {', '.join(valid)}")
         else:
-            msgs.append(f"{loc or 'config'}: {e['msg']}")
-    return "invalid config: " + "; ".join(msgs)
+            msgs.append(f"{loc or what}: {e['msg']}")
+    return f"invalid {what}: " + "; ".join(msgs)
+
+
+def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config") -> dict[str, Any]:
+    """Read a YAML file (``yaml.safe_load``) that must hold a mapping.
+
+    Raises
+    ------
+    ConfigError
+        A missing file, invalid YAML, or a document that is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections")
+    return raw
 
 
 def load_config(config: str | os.PathLike[str] | dict[str, Any] | TrainConfig) -> TrainConfig:
@@ -246,16 +271,8 @@ def load_config(config: str | os.PathLike[str] | dict[str, Any] | TrainConfig) -
     if isinstance(config, TrainConfig):
         return config
     if isinstance(config, str | os.PathLike):
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            config = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(config, dict):
-            raise ConfigError(f"{path} must hold a mapping of config sections")
+        config = read_yaml_mapping(config, "config file")
     try:
         return TrainConfig.model_validate(config)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, TrainConfig)) from None
+        raise ConfigError(format_validation_error(e, TrainConfig)) from None

@@ -65,16 +65,6 @@ class PreparedData:
     climatology: dict[str, xr.DataArray] | None = None
 
 
-def _invalid_arg(ds: xr.Dataset, cfg: TrainConfig) -> Any:
-    inv: Any = cfg.data.invalid
-    if cfg.data.invalid_below is not None:
-        below = xr.zeros_like(ds[cfg.data.variables[0]], dtype=bool)
-        for v in cfg.data.variables:
-            below = below | (ds[v] <= cfg.data.invalid_below)
-        inv = below if inv is None else (below | ds[inv].astype(bool))
-    return inv
-
-
 def _grid_spacing(ds: xr.Dataset, dims: list[str]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for d in dims:
@@ -123,9 +113,10 @@ def prepare_data(
             raise ConfigError(
                 f"window.size {size} along {dim!r} is larger than the domain ({ds.sizes[dim]})"
             )
-    states = masks.states(
-        ds, d.variables, invalid=_invalid_arg(ds, cfg), invalid_along=d.invalid_along
-    )
+    invalid: Any = d.invalid
+    if d.invalid_below is not None:
+        invalid = masks.at_or_below(ds, d.variables, d.invalid_below, invalid=d.invalid)
+    states = masks.states(ds, d.variables, invalid=invalid, invalid_along=d.invalid_along)
     holdout_ds = holdout_states = None
     train_ds, train_states = ds, states
     if d.holdout_dim is not None:

@@ -72,7 +72,9 @@ class PriorObjective(nn.Module):
     def __init__(self, precond: EDMPrecond, objective: str) -> None:
         super().__init__()
         self.precond = precond
-        self.loss = get_loss(objective, sigma_data=precond.sigma_data)
+        # only the EDM weighting depends on the data scale; the others take schedule options
+        kw = {"sigma_data": precond.sigma_data} if objective == "edm" else {}
+        self.loss = get_loss(objective, **kw)
 
     def forward(
         self,

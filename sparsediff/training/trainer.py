@@ -25,8 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from sparsediff.data.gaps import random_training_mask
-from sparsediff.data.stats import Stats
-from sparsediff.diffusion.losses import get_loss
+from sparsediff.data.stats import Stats, denormalize_array
 from sparsediff.errors import TrainingError
 from sparsediff.model import Model
 from sparsediff.models.autoencoder import MaskedAutoencoder
@@ -199,8 +198,6 @@ class _Trainer:
             m = (b.observed[:, c] & hidden[:, c]).cpu().numpy()
             if not m.any():
                 continue
-            from sparsediff.data.stats import denormalize_array
-
             p = denormalize_array(pred[:, c].float().cpu().numpy(), vs)[m]
             t = denormalize_array(b.values[:, c].float().cpu().numpy(), vs)[m]
             sq += float(((p - t) ** 2).sum())
@@ -340,7 +337,6 @@ class _Trainer:
         )
         last_ckpt = resume_from
         t0, seen = time.perf_counter(), 0
-        loss_fn = get_loss(cfg.prior.objective) if stage != "autoencoder" else None
         net.train()
         for step in range(start_step, total):
             lr = cfg.optim.lr * cosine_lr(
@@ -355,7 +351,7 @@ class _Trainer:
                 sync = micro == accum - 1 or not rt.distributed
                 ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
                 with ctx, rt.autocast():
-                    per, mse = self._forward(stage, model, b, step, loss_fn)
+                    per, mse = self._forward(stage, model, b)
                     loss = per.mean() / accum
                 loss.backward()
                 loss_sum += torch.stack([per.detach().mean(), mse.detach().mean()]).float() / accum
@@ -423,8 +419,6 @@ class _Trainer:
         stage: str,
         model: torch.nn.Module,
         b: Batch,
-        step: int,
-        loss_fn: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         seed = cfg.run.seed
@@ -457,6 +451,7 @@ class _Trainer:
             cond = pixel_condition(b.values, view)
             weight = b.observed.to(x0.dtype) if cfg.prior.pixel_loss == "masked" else None
         gens = [generator_for(seed, sk, 4, p) for p in b.positions]
+        loss_fn = self._net_of(model).loss  # the objective's own loss draws its noise levels
         levels = torch.cat([loss_fn.sample_noise_level(1, generator=g) for g in gens])
         noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens])
         drop = torch.tensor(

@@ -212,3 +212,17 @@ def test_state_errors(ostia: xr.Dataset, tmp_path: Path) -> None:
     path = write(two, tmp_path / "two.nc")
     with pytest.raises(InputError, match="exactly one data variable"):
         states(ostia, invalid=path)
+
+
+def test_at_or_below_combines_with_an_extra_invalid_spec(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sparsediff.data.masks import at_or_below
+
+    a = np.array([[0.0, 1.0, 2.0], [3.0, -1.0, 5.0]], dtype="float32")
+    ds = xr.Dataset({"v": (("y", "x"), a), "w": (("y", "x"), np.ones_like(a))})
+    np.testing.assert_array_equal(at_or_below(ds, ["v"], 0.0).values, a <= 0)
+    extra = np.zeros_like(a, dtype=bool)
+    extra[0, 2] = True
+    # the extra mask given as a file path (the training config's data.invalid)
+    xr.Dataset({"land": (("y", "x"), extra)}).to_netcdf(tmp_path / "land.nc")
+    got = at_or_below(ds, ["v", "w"], 0.0, invalid=str(tmp_path / "land.nc")).values
+    np.testing.assert_array_equal(got, (a <= 0) | extra)

@@ -18,36 +18,16 @@ from sparsediff.data.samples import mni152_invalid
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.holdout import make_holdout
+from tests.training.conftest import TINY as TRAINING_TINY
 
 torch.set_num_threads(1)
 
 DIMS = ("latitude", "longitude")
 
-# A latent model small enough to train in ~2 s on OSTIA (as tests/training/conftest.py).
-TINY: dict[str, Any] = {
-    "mode": "latent",
-    "data": {
-        "source": "ostia",
-        "variables": ["surface_temperature"],
-        "dims": list(DIMS),
-        "invalid_along": "time",
-        "isel": {"time": [0, 24], "longitude": [0, 128]},
-        "holdout_dim": "time",
-        "holdout_fraction": 0.25,
-    },
-    "window": {"size": [8, 32], "stride": [5, 32], "min_observed": 0.3},
-    "autoencoder": {"widths": [8, 16, 16], "latent_channels": 2, "steps": 6},
-    "prior": {"widths": [16, 16], "attention_levels": [], "steps": 6},
-    "optim": {"batch_size": 4, "lr": 1e-3, "warmup": 2},
-    "run": {
-        "seed": 3,
-        "eval_every": 0,
-        "checkpoint_every": 100,
-        "progress": False,
-        "threads": 1,
-        "device": "cpu",
-    },
-}
+# The tiny latent config of the training tests (trains in ~2 s on OSTIA), on the CPU.
+TINY: dict[str, Any] = copy.deepcopy(TRAINING_TINY)
+TINY["run"]["device"] = "cpu"
+assert tuple(TINY["data"]["dims"]) == DIMS
 
 
 @pytest.fixture(scope="module")

@@ -176,3 +176,17 @@ def test_gradient_accumulation_matches_the_larger_batch(
     assert np.median(np.abs(acc_w - big_w)) < 1e-6
     # a different batch really gives different weights (the test can fail)
     assert np.median(np.abs(small_w - big_w)) > 1e-4
+
+
+@pytest.mark.parametrize("objective", ["edm", "epsilon", "v", "flow"])
+def test_every_prior_objective_trains(
+    tiny_config: dict[str, Any], tmp_path: Path, objective: str
+) -> None:
+    tiny_config["mode"] = "pixel"
+    tiny_config["prior"].update(objective=objective, steps=3)
+    model = train(None, tiny_config, out=tmp_path / objective)
+    assert model.prior is not None
+    rows = [
+        json.loads(r) for r in (tmp_path / objective / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert all(np.isfinite(r["loss"]) for r in rows)
