@@ -186,16 +186,18 @@ def info(path: Path) -> None:
 
     if (path / "config.json").is_file():
         model = sparsediff.load(path)
-        cfg = model.config
+        spec = model.spec
         click.echo(f"sparsediff model at {path}")
-        click.echo(f"  mode:       {cfg.get('mode')}")
+        click.echo(f"  method:     {spec.kind} (first guess: {spec.first_guess})")
         click.echo(f"  variables:  {', '.join(model.variables)}")
-        click.echo(f"  dims:       {', '.join(model.dims)}  window {cfg.get('window')}")
-        click.echo(f"  units:      {json.dumps(cfg.get('units', {}))}")
-        for name, net in (("autoencoder", model.autoencoder), ("prior", model.prior)):
-            if net is not None:
-                n = sum(p.numel() for p in net.parameters())
-                click.echo(f"  {name + ':':<11} {n:,} parameters")
+        click.echo(f"  dims:       {', '.join(model.dims)}  window {spec.window}")
+        click.echo(f"  units:      {json.dumps(spec.units)}")
+        if spec.n_context:
+            click.echo(f"  context:    {spec.context_dim} {spec.context_offsets}")
+        click.echo(f"  spread:     {spec.calibration}")
+        for name, net in model.nets.items():
+            n = sum(p.numel() for p in net.parameters())
+            click.echo(f"  {name + ':':<11} {n:,} parameters")
         prov = model.provenance
         click.echo(f"  trained:    {prov.get('trained_at')} on {prov.get('data_source')}")
         return

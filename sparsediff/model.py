@@ -1,9 +1,9 @@
-"""The model container: autoencoder + prior + normalization stats + config.
+"""The model container: networks + typed spec + normalization stats (+ climatology).
 
 A saved model is a directory (DESIGN §6)::
 
     model/
-      config.json            format name + version, net configs, data description, checksums
+      config.json            format name + version, net configs, the ModelSpec, checksums
       stats.json             per-variable normalization stats (masked, see data.stats)
       provenance.json        how it was trained (config, data source, versions, steps, time)
       autoencoder.safetensors
@@ -32,16 +32,28 @@ import xarray as xr
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from pydantic import ValidationError
+
 from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError
-from sparsediff.models.autoencoder import MaskedAutoencoder
+from sparsediff.method import Method, build_method
+from sparsediff.method.spec import ModelSpec
+from sparsediff.models.completion import CompletionAutoencoder
 from sparsediff.models.precond import EDMPrecond
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Model", "load"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NET_CLASSES", "Model", "load"]
 
 FORMAT_NAME = "sparsediff-model"
 #: Bumped whenever the on-disk layout or a net's meaning changes incompatibly.
-FORMAT_VERSION = 1
+#: Version 2: the v2 method (asymmetric autoencoder, first guess, typed spec).
+FORMAT_VERSION = 2
+
+#: Network classes a model directory may name (nothing else is ever built).
+NET_CLASSES: dict[str, Any] = {
+    "CompletionAutoencoder": CompletionAutoencoder,
+    "EDMPrecond": EDMPrecond,
+}
+_NET_NAMES = ("autoencoder", "prior")
 
 
 def _sha256(path: Path) -> str:
@@ -58,17 +70,13 @@ class Model:
 
     Parameters
     ----------
-    autoencoder
-        The mask-aware autoencoder (stage 1), or ``None`` for a pixel-space prior.
-    prior
-        The preconditioned denoiser ``D(x, sigma, cond) -> x0_hat`` (stage 2), or
-        ``None`` for an autoencoder-only model.
+    spec
+        What the model fills and how (:class:`~sparsediff.method.spec.ModelSpec`).
+    nets
+        The trained networks by stage name (``"autoencoder"``, ``"prior"``);
+        a missing one is an untrained stage.
     stats
         Per-variable normalization statistics computed on observed points.
-    config
-        What the model was trained on and how to use it: ``variables``, ``dims``,
-        ``window``, ``units``, ``grid_spacing``, ``latent_scale``, ``mode``
-        (``"latent"`` or ``"pixel"``) and similar JSON-able facts.
     provenance
         How the model was made (training config, data source, versions, steps).
     climatology
@@ -77,35 +85,47 @@ class Model:
         anomalies from them.
     """
 
-    autoencoder: MaskedAutoencoder | None
-    prior: EDMPrecond | None
+    spec: ModelSpec
+    nets: dict[str, torch.nn.Module]
     stats: Stats
-    config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     climatology: dict[str, xr.DataArray] | None = None
 
     @property
     def variables(self) -> list[str]:
         """Names of the variables the model fills, in channel order."""
-        return list(self.config.get("variables", self.stats.variables))
+        return list(self.spec.variables)
 
     @property
     def dims(self) -> tuple[str, ...]:
         """The spatial dims the model works over (2 or 3)."""
-        return tuple(self.config.get("dims", ()))
+        return tuple(self.spec.dims)
+
+    @property
+    def method(self) -> Method:
+        """The method object (inputs, completion) over this model's networks."""
+        return build_method(self.spec, self.nets)
+
+    @property
+    def autoencoder(self) -> torch.nn.Module | None:
+        """The stage-1 network (``None`` for a pixel model or before stage 1)."""
+        return self.nets.get("autoencoder")
+
+    @property
+    def prior(self) -> torch.nn.Module | None:
+        """The diffusion prior (``None`` before it is trained)."""
+        return self.nets.get("prior")
 
     def to(self, device: str | torch.device) -> Model:
         """Move the networks to ``device`` (in place) and return ``self``."""
-        for net in (self.autoencoder, self.prior):
-            if net is not None:
-                net.to(device)
+        for net in self.nets.values():
+            net.to(device)
         return self
 
     def eval(self) -> Model:
         """Put the networks in evaluation mode (in place) and return ``self``."""
-        for net in (self.autoencoder, self.prior):
-            if net is not None:
-                net.eval()
+        for net in self.nets.values():
+            net.eval()
         return self
 
     # ------------------------------------------------------------------ save
@@ -135,7 +155,8 @@ class Model:
         try:
             nets: dict[str, Any] = {}
             files: dict[str, str] = {}
-            for name, net in (("autoencoder", self.autoencoder), ("prior", self.prior)):
+            for name in _NET_NAMES:
+                net = self.nets.get(name)
                 if net is None:
                     nets[name] = None
                     continue
@@ -148,7 +169,7 @@ class Model:
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 **nets,
-                "model": self.config,
+                "model": self.spec.model_dump(mode="json"),
                 "files": files,
             }
             if self.climatology:
@@ -203,12 +224,19 @@ class Model:
                 f"{path} has model format version {version}; this sparsediff reads version "
                 f"{FORMAT_VERSION} (re-train, or use the sparsediff release that wrote it)"
             )
+        try:
+            spec = ModelSpec.model_validate(doc.get("model"))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "model"
+            raise CheckpointError(
+                f"{cfg_path} holds an invalid model spec ({where}: {first['msg']})"
+            ) from None
         files: dict[str, str] = doc.get("files", {})
-        nets: dict[str, torch.nn.Module | None] = {}
-        for name in ("autoencoder", "prior"):
+        nets: dict[str, torch.nn.Module] = {}
+        for name in _NET_NAMES:
             entry = doc.get(name)
             if entry is None:
-                nets[name] = None
                 continue
             fname = f"{name}.safetensors"
             fpath = path / fname
@@ -223,11 +251,13 @@ class Model:
                 state = load_file(str(fpath), device=map_location)
             except (SafetensorError, OSError, ValueError) as e:
                 raise CheckpointError(f"cannot read weights {fpath}: {e}") from None
-            net: torch.nn.Module
-            if name == "autoencoder":
-                net = MaskedAutoencoder.from_config(entry["config"])
-            else:
-                net = EDMPrecond.from_config(entry["config"])
+            cls_name = entry.get("class") if isinstance(entry, dict) else None
+            if cls_name not in NET_CLASSES:
+                raise CheckpointError(
+                    f"{cfg_path}: network {name!r} has unknown class {cls_name!r} "
+                    f"(known: {sorted(NET_CLASSES)})"
+                )
+            net: torch.nn.Module = NET_CLASSES[cls_name].from_config(entry["config"])
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as e:
@@ -248,10 +278,9 @@ class Model:
         prov_path = path / "provenance.json"
         provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
         return cls(
-            autoencoder=nets["autoencoder"],  # type: ignore[arg-type]
-            prior=nets["prior"],  # type: ignore[arg-type]
+            spec=spec,
+            nets=nets,
             stats=stats,
-            config=doc.get("model", {}),
             provenance=provenance,
             climatology=climatology,
         )

@@ -19,16 +19,19 @@ def saved(tmp_path: Path) -> Path:
     return make_model(["a", "b"], ["y", "x"], [8, 8], seed=1).save(tmp_path / "m")
 
 
-def _outputs(model: sparsediff.Model) -> tuple[torch.Tensor, torch.Tensor]:
+def _outputs(model: sparsediff.Model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 2, 8, 8, generator=g)
     m = torch.rand(2, 2, 8, 8, generator=g) > 0.3
-    assert model.autoencoder is not None
-    assert model.prior is not None
-    mean, _ = model.autoencoder.encode(x, m)
-    cond = torch.randn(2, 4, 4, 4, generator=g)
-    d = model.prior(torch.randn(2, 2, 4, 4, generator=g), torch.tensor([0.5, 3.0]), cond)
-    return mean, d
+    ae, prior = model.autoencoder, model.prior
+    assert ae is not None
+    assert prior is not None
+    inputs = torch.randn(2, model.method.n_inputs, 8, 8, generator=g)
+    mean, _ = ae.encode(x, m, inputs)  # type: ignore[operator]
+    dec = ae.decode(inputs, mean)  # type: ignore[operator]
+    cond = model.method.cond(inputs)  # type: ignore[attr-defined]
+    d = prior(torch.randn(2, 2, 4, 4, generator=g), torch.tensor([0.5, 3.0]), cond)
+    return mean, dec, d
 
 
 def test_save_load_bit_identical(saved: Path) -> None:
@@ -62,7 +65,7 @@ def test_incompatible_version(saved: Path) -> None:
     cfg = json.loads((saved / "config.json").read_text())
     cfg["format_version"] = FORMAT_VERSION + 1
     (saved / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match=r"format version 2; this sparsediff reads version 1"):
+    with pytest.raises(CheckpointError, match=rf"format version {FORMAT_VERSION + 1}; this sparsediff reads version {FORMAT_VERSION}"):
         sparsediff.load(saved)
 
 

@@ -15,7 +15,12 @@ Every sampler has the same signature::
   every denoised estimate before it is used (data consistency, classifier-free
   guidance). The samplers run under :func:`torch.no_grad`; a guidance that
   needs gradients opens :func:`torch.enable_grad` itself.
-* ``generator``: the only source of randomness of the stochastic samplers.
+* ``generator``: the only source of randomness of the stochastic samplers:
+  one :class:`torch.Generator` for the whole batch, or a sequence of them,
+  one per batch row (each row's noise then depends on its own generator
+  only, not on which rows share the batch). Per-row generators draw on the
+  CPU and the noise is moved to ``x``'s device, so a row gets the same noise
+  on every device.
 * ``callback``: called after each model evaluation with a dict
   ``{"x", "i", "sigma", "sigma_hat", "denoised"}``.
 * ``progress``: show a tqdm bar.
@@ -29,7 +34,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -86,8 +91,19 @@ def _denoise(
     return x0
 
 
-def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""One generator, one per batch row, or none (the global RNG)."""
+
+
+def _randn(x: Tensor, generator: Generators) -> Tensor:
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if len(generator) != x.shape[0]:
+        raise InputError(
+            f"sampler: {len(generator)} generators for a batch of {x.shape[0]} rows"
+        )
+    rows = [torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in generator]
+    return torch.stack(rows).to(device=x.device, dtype=x.dtype)
 
 
 def _report(
@@ -105,7 +121,7 @@ def sample_euler(
     *,
     cond: Any = None,
     guidance: Guidance | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
     progress: bool = False,
 ) -> Tensor:
@@ -136,7 +152,7 @@ def sample_heun(
     *,
     cond: Any = None,
     guidance: Guidance | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
     progress: bool = False,
     S_churn: float = 0.0,
@@ -186,7 +202,7 @@ def sample_dpmpp_2m(
     *,
     cond: Any = None,
     guidance: Guidance | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
     progress: bool = False,
 ) -> Tensor:
@@ -232,7 +248,7 @@ def sample_ddim(
     *,
     cond: Any = None,
     guidance: Guidance | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
     progress: bool = False,
     eta: float = 0.0,
@@ -277,7 +293,7 @@ def sample_euler_ancestral(
     *,
     cond: Any = None,
     guidance: Guidance | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: Callback | None = None,
     progress: bool = False,
     eta: float = 1.0,

@@ -87,7 +87,7 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     for v in model.variables[1:]:
         if set(ds[v].dims) != set(first):
             raise CompatibilityError(f"variables {model.variables} must share dims; {v!r} differs")
-    units = model.config.get("units", {})
+    units = model.spec.units
     for v in model.variables:
         trained = units.get(v, "")
         now = str(ds[v].attrs.get("units", ""))
@@ -105,7 +105,7 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
                     f"the model fills anomalies from a climatology of {v!r} on the grid {grid}; "
                     f"the data has {have}"
                 )
-    spacing = model.config.get("grid_spacing", {})
+    spacing = model.spec.grid_spacing
     for d in dims:
         ref = spacing.get(d)
         if ref and d in ds.coords and ds[d].size > 1 and np.issubdtype(ds[d].dtype, np.number):
@@ -129,8 +129,11 @@ def _block_fn(
     progress: bool,
     n_batch_dims: int,
 ) -> Any:
-    def run(data: np.ndarray, state: np.ndarray, block_info: Any = None) -> np.ndarray:
-        # data: (C, *batch, *spatial) block; batch offsets from block_info
+    def run(
+        data: np.ndarray, state: np.ndarray, *context: np.ndarray, block_info: Any = None
+    ) -> np.ndarray:
+        # data: (C, *batch, *spatial) block; batch offsets from block_info;
+        # context: per offset, the neighbouring values and their observed mask
         if block_info is not None and block_info.get(0) is not None:
             loc = block_info[0]["array-location"][1 : 1 + n_batch_dims]
         else:
@@ -147,12 +150,17 @@ def _block_fn(
         spatial = data.shape[1 + n_batch_dims :]
         flat = data.reshape(c, -1, *spatial)
         flat_state = state.reshape(c, -1, *spatial)
+        pairs = [
+            (context[i].reshape(c, -1, *spatial), context[i + 1].reshape(c, -1, *spatial))
+            for i in range(0, len(context), 2)
+        ]
         out = fill_block(
             model,
             flat,
             flat_state,
             ids.tolist(),
             opts,
+            context=pairs,
             periodic=periodic,
             overlap=overlap,
             device=device,
@@ -161,6 +169,60 @@ def _block_fn(
         return out.reshape(opts.members, c, *bshape, *spatial)
 
     return run
+
+
+def _context_axis(model: Model, order: Sequence[str], ds: xr.Dataset) -> int | None:
+    """Axis (in the ``(variable, *order)`` array) of the model's context dim, if any."""
+    dim = model.spec.context_dim
+    if not model.spec.n_context:
+        return None
+    if dim not in order:
+        warnings.warn(
+            f"the model uses neighbouring steps along {dim!r} as context, but the data have "
+            f"no {dim!r} dim: filling without context (expect poorer fills)",
+            SparsediffWarning,
+            stacklevel=3,
+        )
+        return -1
+    return 1 + list(order).index(str(dim))
+
+
+def _shift(arr: Any, offset: int, axis: int, fill: Any, xp: Any) -> Any:
+    """``arr`` moved so that position ``i`` holds ``arr[i + offset]`` (``fill`` past the ends)."""
+    n = arr.shape[axis]
+    pad_shape = list(arr.shape)
+    pad_shape[axis] = min(abs(offset), n)
+    pad = xp.full(tuple(pad_shape), fill, dtype=arr.dtype)
+    take = [slice(None)] * arr.ndim
+    if offset > 0:
+        take[axis] = slice(min(offset, n), n)
+        parts = [arr[tuple(take)], pad]
+    else:
+        take[axis] = slice(0, max(n + offset, 0))
+        parts = [pad, arr[tuple(take)]]
+    return xp.concatenate(parts, axis=axis)
+
+
+def _context_arrays(
+    data: Any, state: Any, offsets: Sequence[int], axis: int | None, xp: Any
+) -> list[Any]:
+    """Per offset, the neighbouring values and their observed mask (flat list of pairs).
+
+    Built by shifting the whole arrays (lazily for dask), so every block gets
+    its neighbours whatever the chunking; past either end a neighbour is all
+    unobserved. ``axis == -1``: the data have no context dim (all unobserved).
+    """
+    if axis is None:
+        return []
+    out: list[Any] = []
+    for off in offsets:
+        if axis == -1:
+            out += [xp.zeros_like(data), xp.zeros(state.shape, dtype=bool)]
+            continue
+        values = _shift(data, int(off), axis, np.nan, xp)
+        obs = _shift(state == masks.OBSERVED, int(off), axis, False, xp)
+        out += [values, obs]
+    return out
 
 
 def fill(
@@ -243,9 +305,9 @@ def fill(
     batch_dims = [d for d in first.dims if d not in spatial]
     order = [*batch_dims, *spatial]
     if invalid_along == "model":
-        along = model.config.get("invalid_along")
+        along = model.spec.invalid_along
         invalid_along = along if along in ds.dims and ds.sizes[along] > 1 else None
-    below = model.config.get("invalid_below")
+    below = model.spec.invalid_below
     if invalid is None and below is not None:
         # the training rule for invalid points (e.g. air around a head: value <= 0)
         invalid = masks.at_or_below(ds, variables, below)
@@ -262,22 +324,27 @@ def fill(
     state = xr.concat([states[v].transpose(*order) for v in variables], dim="variable")
     lazy = data.chunks is not None
     run = _block_fn(model, opts, batch_shape, periodic, overlap, device, progress, len(batch_dims))
+    ctx_axis = _context_axis(model, order, ds)
     if lazy:
         darr = data.data.rechunk(
             {0: -1, **{1 + len(batch_dims) + i: -1 for i in range(len(spatial))}}
         )
         sarr = da.asarray(state.data).rechunk(darr.chunks)
+        extra = _context_arrays(darr, sarr, model.spec.context_offsets, ctx_axis, da)
         out = da.map_blocks(
             run,
             darr,
             sarr,
+            *[a.rechunk(darr.chunks) for a in extra],
             new_axis=0,
             chunks=((members,), *darr.chunks),
             dtype=data.dtype,
             meta=np.empty((0,) * (darr.ndim + 1), dtype=data.dtype),
         )
     else:
-        out = run(np.asarray(data.values), np.asarray(state.values))
+        arr, sarr_np = np.asarray(data.values), np.asarray(state.values)
+        extra = _context_arrays(arr, sarr_np, model.spec.context_offsets, ctx_axis, np)
+        out = run(arr, sarr_np, *extra)
 
     result = xr.Dataset(coords=ds.coords, attrs=dict(ds.attrs))
     for i, v in enumerate(variables):
@@ -308,14 +375,10 @@ def fill(
             result[v] = ds[v]
     result.attrs["sparsediff_fill"] = json.dumps(
         {
-            "members": members,
-            "steps": steps,
-            "sampler": sampler,
-            "seed": seed,
-            "guidance": guidance,
-            "cfg_scale": cfg_scale,
+            **opts.record(),
             "model_trained_at": model.provenance.get("trained_at"),
-            "model_mode": model.config.get("mode"),
+            "model_kind": model.spec.kind,
+            "model_calibration": model.spec.calibration,
             "filled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         sort_keys=True,

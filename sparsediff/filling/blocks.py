@@ -2,9 +2,12 @@
 
 A block is a numpy array ``(C, B, *spatial)`` (variables first, then the
 flattened batch positions — times, levels, members of the input — then the 2 or
-3 spatial dims). The spatial domain is tiled with one global plan, so a block's
-result does not depend on how the batch dims were chunked. Observed points are
-copied from the input unchanged (bit for bit) and invalid points are NaN.
+3 spatial dims), with, for a model that uses context, the neighbouring frames
+of every position. For each position the network inputs (shown values, masks,
+the first guess over the **whole** field, context) are built once; the spatial
+domain is then tiled with one global plan, so a block's result does not
+depend on how the batch dims were chunked. Observed points are copied from the
+input unchanged (bit for bit) and invalid points are NaN.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sparsediff.data.masks import INVALID, OBSERVED
 from sparsediff.data.stats import denormalize_array, normalize_array
 from sparsediff.data.tiling import TilePlan, plan_tiles
 from sparsediff.filling.sampling import FillOptions, fill_windows
+from sparsediff.method.inputs import Frames
 from sparsediff.model import Model
 
 __all__ = ["fill_block", "tile_plan_for"]
@@ -32,8 +36,17 @@ def tile_plan_for(
     overlap: Sequence[int] | int | None = None,
 ) -> TilePlan:
     """The tile plan a model uses over a spatial domain (window = training window)."""
-    window = tuple(int(w) for w in model.config["window"])
+    window = tuple(int(w) for w in model.spec.window)
     return plan_tiles(tuple(spatial_shape), window, overlap=overlap, periodic=periodic)
+
+
+def _normalized(model: Model, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``(C, ...)`` values normalized with the model's stats, 0 where not observed."""
+    out = np.empty(data.shape, dtype=np.float32)
+    for c, var in enumerate(model.variables):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[c] = np.where(observed[c], normalize_array(data[c], model.stats[var]), 0.0)
+    return out
 
 
 def fill_block(
@@ -43,6 +56,7 @@ def fill_block(
     batch_ids: Sequence[int],
     opts: FillOptions,
     *,
+    context: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     periodic: Sequence[bool] | None = None,
     overlap: Sequence[int] | int | None = None,
     device: str | torch.device = "cpu",
@@ -55,13 +69,18 @@ def fill_block(
     model
         The trained model.
     data
-        ``(C, B, *spatial)`` raw values (physical units; NaN at gaps).
+        ``(C, B, *spatial)`` raw values (physical units, anomalies for a
+        climatology model; NaN at gaps).
     state
         Same shape, uint8 point states (0 observed, 1 gap, 2 invalid).
     batch_ids
         Global ids of the B batch positions (keys of the per-window noise).
     opts
         Sampling options.
+    context
+        One ``(values, observed)`` pair per context offset of the model, each
+        ``(C, B, *spatial)``: the neighbouring frame of every position (all
+        unobserved where there is none).
     periodic, overlap
         Tiling options per spatial dim.
     device
@@ -76,33 +95,48 @@ def fill_block(
     """
     _n_vars, n_batch = data.shape[:2]
     spatial = data.shape[2:]
+    method = model.method
+    method.check_ready()
+    n_ctx = model.spec.n_context
+    if len(context) != n_ctx:
+        raise ValueError(f"the model takes {n_ctx} context frames, got {len(context)}")
     plan = tile_plan_for(model, spatial, periodic=periodic, overlap=overlap)
     observed = state == OBSERVED
-    norm = np.empty(data.shape, dtype=np.float32)
-    for c, var in enumerate(model.variables):
-        vs = model.stats[var]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            norm[c] = np.where(observed[c], normalize_array(data[c], vs), 0.0)
+    active = state != INVALID
+    norm = _normalized(model, data, observed)
+    ctx = [(_normalized(model, v, o & active), o & active) for v, o in context]
     acc = {(k, b): plan.accumulator() for k in range(opts.members) for b in range(n_batch)}
     dev = torch.device(device)
     per_position = len(plan.tiles) * opts.members
     bar = tqdm(total=n_batch * per_position, desc="tiles", disable=not progress, leave=False)
+    wrap = tuple(plan.periodic)
     # Batches never mix batch positions: the windows of one position (time step,
     # level, ...) are always grouped the same way, so a block's numbers do not
     # depend on how the batch dims were chunked.
     for b in range(n_batch):
+        frames = Frames(
+            values=torch.from_numpy(norm[:, b][None]).to(dev),
+            shown=torch.from_numpy(observed[:, b][None]).to(dev),
+            active=torch.from_numpy(active[:, b][None]).to(dev),
+            context=(
+                torch.from_numpy(np.stack([v[:, b] for v, _ in ctx])[None]).to(dev)
+                if n_ctx
+                else None
+            ),
+            context_shown=(
+                torch.from_numpy(np.stack([o[:, b] for _, o in ctx])[None]).to(dev)
+                if n_ctx
+                else None
+            ),
+        )
+        inputs = method.inputs(frames, periodic=wrap)[0].cpu().numpy()
         items = [(k, tile) for tile in plan.tiles for k in range(opts.members)]
         for s in range(0, len(items), opts.batch_size):
             chunk = items[s : s + opts.batch_size]
-            vals = np.stack([plan.extract(norm[:, b], t) for _, t in chunk])
-            obs = np.stack([plan.extract(observed[:, b], t) for _, t in chunk])
+            windows = np.stack([plan.extract(inputs, t) for _, t in chunk])
             keys = [(int(batch_ids[b]), *t.origin, k) for k, t in chunk]
             out = fill_windows(
-                model,
-                torch.from_numpy(np.ascontiguousarray(vals)).to(dev),
-                torch.from_numpy(np.ascontiguousarray(obs)).to(dev),
-                keys,
-                opts,
+                model, torch.from_numpy(np.ascontiguousarray(windows)).to(dev), keys, opts
             )
             for (k, t), o in zip(chunk, out.cpu().numpy(), strict=True):
                 acc[(k, b)].add(t, o)

@@ -14,12 +14,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sparsediff.errors import ConfigError
 
 __all__ = [
     "AutoencoderConfig",
+    "CalibrationConfig",
     "DataConfig",
     "HideConfig",
     "OptimConfig",
@@ -82,6 +93,27 @@ class DataConfig(_Section):
     holdout_fraction: float = Field(
         0.1, ge=0.0, lt=1.0, description="Share held out along holdout_dim."
     )
+    validation_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "Share of the rest (along holdout_dim, else the first non-spatial dim) kept out of "
+            "training for the in-training evaluation and the spread calibration; at least one "
+            "window thick along a spatial dim. 0: no validation part (spread not calibrated)."
+        ),
+    )
+    context_dim: str | None = Field(
+        None,
+        description=(
+            "Non-spatial dim whose neighbouring steps are input channels (e.g. 'time'), "
+            "corrupted in training like the gaps they have at fill time."
+        ),
+    )
+    context_offsets: list[StrictInt] = Field(
+        default_factory=lambda: [-1, 1],
+        description="Steps along context_dim given as context (default: the previous and next).",
+    )
     extra_missing: float = Field(
         0.0,
         ge=0.0,
@@ -100,6 +132,13 @@ class WindowConfig(_Section):
     min_observed: float = Field(
         0.2, ge=0.0, le=1.0, description="Skip windows with a smaller observed fraction."
     )
+    halo: list[int] | None = Field(
+        None,
+        description=(
+            "Points read around each training window per dim (default: the window size) so the "
+            "first guess sees beyond it, as it sees the whole field at fill time."
+        ),
+    )
 
     @field_validator("size", "stride")
     @classmethod
@@ -108,38 +147,69 @@ class WindowConfig(_Section):
             raise ValueError("sizes must be positive")
         return v
 
+    @field_validator("halo")
+    @classmethod
+    def _non_negative(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(s < 0 for s in v):
+            raise ValueError("halo sizes must be >= 0")
+        return v
+
 
 class HideConfig(_Section):
     """Hide-and-reconstruct: extra points hidden from the encoder but still scored."""
 
     rate: tuple[float, float] = Field((0.1, 0.6), description="Range of the hidden share.")
-    patterns: list[Literal["mcar", "boxes", "stripes", "swath", "cloud"]] = Field(
-        default_factory=lambda: ["mcar", "boxes", "stripes", "cloud"],
-        description="Gap shapes to mix.",
+    patterns: list[Literal["mcar", "boxes", "stripes", "swath", "cloud", "real"]] = Field(
+        default_factory=lambda: ["mcar", "boxes", "stripes", "cloud", "real"],
+        description=(
+            "Gap shapes to mix; 'real' copies the gaps of the same place at another step "
+            "(skipped when the data have none there)."
+        ),
     )
+
+
+_WIDTH_MAX = 4096
 
 
 class AutoencoderConfig(_Section):
-    """Stage 1: the mask-aware KL autoencoder."""
+    """Stage 1: the asymmetric completion autoencoder (latent mode)."""
 
-    widths: list[int] = Field(
-        [32, 64, 96], description="Channels per level; factor = 2**(levels-1)."
+    encoder_widths: list[StrictInt] = Field(
+        [16, 32, 32], description="Encoder channels per level; latent factor = 2**(levels-1)."
     )
-    latent_channels: int = Field(4, ge=1, description="Latent channels.")
-    blocks_per_level: int = Field(1, ge=1, description="Residual blocks per level.")
-    attention: bool = Field(False, description="Self-attention at the lowest resolution.")
-    checkpointing: bool = Field(False, description="Activation checkpointing (saves 3D memory).")
-    kl_weight: float = Field(1e-4, ge=0.0, description="Weight of the KL term.")
+    decoder_widths: list[StrictInt] = Field(
+        [32, 64], description="Channels per level of the full-resolution decoder U-Net."
+    )
+    latent_channels: StrictInt = Field(4, ge=1, le=256, description="Latent channels.")
+    blocks_per_level: StrictInt = Field(1, ge=1, le=8, description="Residual blocks per level.")
+    attention: StrictBool = Field(False, description="Self-attention at the coarsest level.")
+    checkpointing: StrictBool = Field(
+        False, description="Activation checkpointing (saves 3D memory)."
+    )
+    kl_weight: float = Field(1e-3, ge=0.0, description="Weight of the KL term.")
+    latent_dropout: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of samples decoded from a zero latent (trains the regression).",
+    )
     hide: HideConfig = Field(default_factory=HideConfig, description="Hide-and-reconstruct.")
-    steps: int = Field(1000, ge=0, description="Optimizer steps of stage 1.")
+    steps: StrictInt = Field(1000, ge=1, description="Optimizer steps of stage 1.")
+
+    @field_validator("encoder_widths", "decoder_widths")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if not v or any(w < 1 or w > _WIDTH_MAX for w in v):
+            raise ValueError(f"widths must be 1..{_WIDTH_MAX}, got {v}")
+        return v
 
 
 class PriorConfig(_Section):
     """Stage 2: the diffusion prior (latent or pixel space)."""
 
-    widths: list[int] = Field([64, 128], description="UNet channels per level.")
-    blocks_per_level: int = Field(1, ge=1, description="Residual blocks per level.")
-    attention_levels: list[int] = Field([1], description="Levels with self-attention.")
+    widths: list[StrictInt] = Field([64, 128], description="UNet channels per level.")
+    blocks_per_level: StrictInt = Field(1, ge=1, le=8, description="Residual blocks per level.")
+    attention_levels: list[StrictInt] = Field([1], description="Levels with self-attention.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout in residual blocks.")
     objective: Literal["edm", "epsilon", "v", "flow"] = Field("edm", description="Training loss.")
     cond_dropout: float = Field(0.1, ge=0.0, le=1.0, description="Condition dropout probability.")
@@ -151,20 +221,38 @@ class PriorConfig(_Section):
         "masked",
         description="Pixel mode: loss on observed points ('masked') or the zero-filled image.",
     )
-    steps: int = Field(1000, ge=0, description="Optimizer steps of stage 2.")
+    steps: StrictInt = Field(1000, ge=1, description="Optimizer steps of stage 2.")
+
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if not v or any(w < 1 or w > _WIDTH_MAX for w in v):
+            raise ValueError(f"widths must be 1..{_WIDTH_MAX}, got {v}")
+        return v
+
+
+class CalibrationConfig(_Section):
+    """Spread calibration on the validation part (never the holdout)."""
+
+    enabled: StrictBool = Field(True, description="Fit the spread scale after training.")
+    members: StrictInt = Field(8, ge=2, le=64, description="Ensemble members per window.")
+    max_windows: StrictInt = Field(64, ge=1, description="Validation windows used at most.")
+    steps: StrictInt = Field(16, ge=1, description="Sampler steps (DPM-Solver++(2M)).")
 
 
 class OptimConfig(_Section):
     """Optimizer and runtime."""
 
-    batch_size: int = Field(16, ge=1, description="Global batch size (split across ranks).")
+    batch_size: StrictInt = Field(
+        16, ge=1, le=65536, description="Global batch size (split across ranks)."
+    )
     lr: float = Field(2e-4, gt=0.0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     warmup: int = Field(100, ge=0, description="Linear warm-up steps, then cosine decay.")
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="Final LR as a share of lr.")
     grad_clip: float = Field(1.0, gt=0.0, description="Gradient norm clip.")
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="EMA decay of the weights.")
-    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    grad_accum: StrictInt = Field(1, ge=1, description="Gradient accumulation steps.")
 
 
 class RunConfig(_Section):
@@ -173,7 +261,9 @@ class RunConfig(_Section):
     out: str = Field(
         "runs/sparsediff", description="Output directory (model, checkpoints, metrics)."
     )
-    seed: int = Field(0, description="Seed of everything (data order, init, noise).")
+    seed: StrictInt = Field(
+        0, ge=0, lt=2**63, description="Seed of everything (data order, init, noise)."
+    )
     device: str = Field("auto", description="'auto' (cuda when present), 'cpu' or 'cuda[:N]'.")
     num_workers: int = Field(0, ge=0, description="DataLoader workers per rank.")
     log_every: int = Field(10, ge=1, description="Steps between metric lines.")
@@ -189,6 +279,13 @@ class TrainConfig(_Section):
     mode: Literal["latent", "pixel"] = Field(
         "latent", description="'latent': autoencoder + latent prior; 'pixel': pixel-space prior."
     )
+    first_guess: Literal["laplace", "normconv", "zero"] = Field(
+        "laplace",
+        description=(
+            "Classical estimate the model learns the departure from (from the shown points only): "
+            "'laplace' relaxation, 'normconv' (normalized convolution) or 'zero'."
+        ),
+    )
     stages: list[Literal["autoencoder", "prior"]] = Field(
         ["autoencoder", "prior"], description="Stages to run (latent mode)."
     )
@@ -196,6 +293,10 @@ class TrainConfig(_Section):
     window: WindowConfig
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     prior: PriorConfig = Field(default_factory=PriorConfig)
+    calibration: CalibrationConfig = Field(
+        default_factory=CalibrationConfig,
+        description="Spread calibration on the validation part (latent mode).",
+    )
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
@@ -206,14 +307,24 @@ class TrainConfig(_Section):
             raise ValueError(f"window.size has {len(self.window.size)} entries for {nd} dims")
         if self.window.stride is not None and len(self.window.stride) != nd:
             raise ValueError(f"window.stride has {len(self.window.stride)} entries for {nd} dims")
-        factor = 2 ** (len(self.autoencoder.widths) - 1) if self.mode == "latent" else 1
+        if self.window.halo is not None and len(self.window.halo) != nd:
+            raise ValueError(f"window.halo has {len(self.window.halo)} entries for {nd} dims")
+        factor = 2 ** (len(self.autoencoder.encoder_widths) - 1) if self.mode == "latent" else 1
+        dec_factor = 2 ** (len(self.autoencoder.decoder_widths) - 1) if self.mode == "latent" else 1
         prior_factor = 2 ** (len(self.prior.widths) - 1)
+        need = max(factor * prior_factor, dec_factor)
         for s in self.window.size:
-            if s % factor or (s // factor) % prior_factor:
+            if s % (factor * prior_factor) or s % dec_factor:
                 raise ValueError(
-                    f"window.size {self.window.size} must be divisible by {factor * prior_factor} "
-                    f"(autoencoder factor {factor} x prior UNet factor {prior_factor})"
+                    f"window.size {self.window.size} must be divisible by {need} (latent factor "
+                    f"{factor} x prior UNet factor {prior_factor}, and decoder factor {dec_factor})"
                 )
+        if self.data.context_dim is not None and self.data.context_dim in self.data.dims:
+            raise ValueError(f"data.context_dim {self.data.context_dim!r} is a spatial dim")
+        if self.data.context_dim is not None and (
+            not self.data.context_offsets or 0 in self.data.context_offsets
+        ):
+            raise ValueError("data.context_offsets must be non-empty and must not contain 0")
         return self
 
 

@@ -17,17 +17,14 @@ import xarray as xr
 
 from sparsediff.data import io, masks, samples
 from sparsediff.data.climatology import anomalies, climatology_of
-from sparsediff.data.gaps import gap_mask
-from sparsediff.data.patches import PatchDataset
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
-from sparsediff.rng import seed_for
+from sparsediff.method.base import TrainBatch
+from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.config import TrainConfig
+from sparsediff.training.crops import CropDataset
 
-__all__ = ["Batch", "BatchStream", "PreparedData", "prepare_data", "resolve_source"]
-
-#: Missing share of the fixed holdout pattern used for the in-training masked RMSE.
-EVAL_HIDE = 0.3
+__all__ = ["BatchStream", "PreparedData", "collate", "prepare_data", "resolve_source", "splits"]
 
 
 def resolve_source(source: str | list[str] | None) -> xr.Dataset:
@@ -54,13 +51,32 @@ def resolve_source(source: str | list[str] | None) -> xr.Dataset:
 
 @dataclass
 class PreparedData:
-    """Training and holdout windows, with the stats and states they were built from."""
+    """Training, validation and holdout crops, with the stats and facts they were built from.
 
-    train: PatchDataset
-    holdout: PatchDataset | None
+    Attributes
+    ----------
+    train
+        Crops the networks are trained on.
+    validation
+        Crops never trained on, for the in-training evaluation and the
+        spread calibration (``None`` when there is no dim to split along).
+    holdout
+        The held-out part (``data.holdout_dim``), never used in training.
+    stats, variables, dims, climatology
+        Normalization stats and climatology (from the training part only).
+    periodic
+        Per spatial dim, whether it wraps around (a global longitude).
+    facts
+        Data facts recorded in the model spec.
+    """
+
+    train: CropDataset
+    validation: CropDataset | None
+    holdout: CropDataset | None
     stats: Stats
     variables: list[str]
     dims: list[str]
+    periodic: tuple[bool, ...]
     facts: dict[str, Any]
     climatology: dict[str, xr.DataArray] | None = None
 
@@ -72,6 +88,63 @@ def _grid_spacing(ds: xr.Dataset, dims: list[str]) -> dict[str, float | None]:
             out[d] = float(np.median(np.abs(np.diff(ds[d].values.astype(float)))))
         else:
             out[d] = None
+    return out
+
+
+def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
+    """The split dim and the train / validation / holdout index ranges along it.
+
+    The holdout is the last ``holdout_fraction`` of ``data.holdout_dim``; the
+    validation part the last ``validation_fraction`` of what remains (at
+    least one window thick when the dim is spatial), along the holdout dim
+    or else the first batch dim. Without any such dim there is no
+    validation part.
+
+    Raises
+    ------
+    ConfigError
+        A split that leaves no room for a training window.
+    """
+    d = cfg.data
+    dim = d.holdout_dim
+    if dim is None:
+        batch = [k for k in sizes if k not in d.dims]
+        dim = batch[0] if batch else None
+    if dim is None:
+        return None, slice(None), slice(0, 0), slice(0, 0)
+    if dim not in sizes:
+        raise ConfigError(f"data.holdout_dim {dim!r} is not a dim of the data")
+    n = sizes[dim]
+    n_hold = round(n * d.holdout_fraction) if d.holdout_dim is not None else 0
+    rest = n - n_hold
+    n_val = round(rest * d.validation_fraction)
+    window = dict(zip(d.dims, cfg.window.size, strict=True))
+    if n_val and dim in window:
+        n_val = max(n_val, window[dim])
+    need = window.get(dim, 1)
+    if rest - n_val < need:
+        raise ConfigError(
+            f"the training part along {dim!r} is too small: {n} steps minus "
+            f"{n_hold} held out (holdout_fraction) and {n_val} for validation "
+            f"(validation_fraction) leaves {rest - n_val}, fewer than {need}; "
+            "lower the fractions"
+        )
+    return (
+        dim,
+        slice(0, rest - n_val),
+        slice(rest - n_val, rest),
+        slice(rest, n),
+    )
+
+
+def _punch_mcar(states: xr.Dataset, variables: list[str], share: float, seed: int) -> xr.Dataset:
+    """Turn a random ``share`` of the observed points into gaps (experiments; in memory)."""
+    rng = numpy_rng_for(seed, Stream.EXTRA_MISSING)
+    out = states.copy()
+    for v in variables:
+        st = np.asarray(states[v].values)
+        punch = (rng.random(st.shape) < share) & (st == masks.OBSERVED)
+        out[v] = states[v].copy(data=np.where(punch, np.uint8(masks.GAP), st).astype(st.dtype))
     return out
 
 
@@ -94,6 +167,8 @@ def prepare_data(
     ConfigError, InputError
         Missing variables or dims, a window larger than the domain, no eligible window.
     """
+    from sparsediff.filling.api import is_global_longitude
+
     d = cfg.data
     if ds is None:
         ds = resolve_source(d.source)
@@ -113,22 +188,25 @@ def prepare_data(
             raise ConfigError(
                 f"window.size {size} along {dim!r} is larger than the domain ({ds.sizes[dim]})"
             )
+    if d.context_dim is not None and (d.context_dim not in ds.dims or d.context_dim in d.dims):
+        raise ConfigError(
+            f"data.context_dim {d.context_dim!r} must be a non-spatial dim of the data "
+            f"(dims: {list(ds.dims)})"
+        )
     invalid: Any = d.invalid
     if d.invalid_below is not None:
         invalid = masks.at_or_below(ds, d.variables, d.invalid_below, invalid=d.invalid)
     states = masks.states(ds, d.variables, invalid=invalid, invalid_along=d.invalid_along)
-    holdout_ds = holdout_states = None
-    train_ds, train_states = ds, states
-    if d.holdout_dim is not None:
-        if d.holdout_dim not in ds.dims:
-            raise ConfigError(f"data.holdout_dim {d.holdout_dim!r} is not a dim of the data")
-        n = ds.sizes[d.holdout_dim]
-        n_hold = round(n * d.holdout_fraction)
-        if n_hold > 0:
-            cut = {d.holdout_dim: slice(0, n - n_hold)}
-            rest = {d.holdout_dim: slice(n - n_hold, n)}
-            train_ds, train_states = ds.isel(cut), states.isel(cut)
-            holdout_ds, holdout_states = ds.isel(rest), states.isel(rest)
+    if d.extra_missing > 0:
+        states = _punch_mcar(states.compute(), d.variables, d.extra_missing, cfg.run.seed)
+    dim, tr, va, ho = splits(cfg, {str(k): int(v) for k, v in ds.sizes.items()})
+    parts: dict[str, tuple[xr.Dataset, xr.Dataset] | None] = {"train": (ds, states)}
+    if dim is not None:
+        parts = {
+            name: (ds.isel({dim: sl}), states.isel({dim: sl})) if sl.stop != sl.start else None
+            for name, sl in (("train", tr), ("validation", va), ("holdout", ho))
+        }
+    train_ds, train_states = parts["train"]  # type: ignore[misc]
     climatology = None
     if d.climatology_dim is not None:
         if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
@@ -136,77 +214,107 @@ def prepare_data(
                 f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
             )
         climatology = climatology_of(train_ds, train_states, d.variables, d.climatology_dim)
-        train_ds = anomalies(train_ds, climatology)
-        if holdout_ds is not None:
-            holdout_ds = anomalies(holdout_ds, climatology)
+        parts = {
+            k: None if p is None else (anomalies(p[0], climatology), p[1])
+            for k, p in parts.items()
+        }
+    train_ds, train_states = parts["train"]  # type: ignore[misc]
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
+    periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
     win = cfg.window
-    train = PatchDataset(
-        train_ds,
-        d.variables,
-        tuple(d.dims),
-        tuple(win.size),
-        stride=tuple(win.stride) if win.stride else None,
-        min_observed=win.min_observed,
-        stats=stats,
-        states=train_states,
-        seed=cfg.run.seed,
-        shuffle=True,
-        rank=rank,
-        world_size=world_size,
-    )
-    if len(train.windows) == 0:
-        raise ConfigError(
-            f"no training window of size {win.size} has an observed share >= "
-            f"{win.min_observed} (lower window.min_observed or the window size)"
-        )
-    holdout = None
-    if holdout_ds is not None:
-        holdout = PatchDataset(
-            holdout_ds,
+    halo = tuple(win.halo) if win.halo is not None else tuple(win.size)
+
+    def crops(part: str, shuffle: bool, sharded: bool) -> CropDataset | None:
+        p = parts.get(part)
+        if p is None:
+            return None
+        return CropDataset(
+            p[0],
             d.variables,
             tuple(d.dims),
             tuple(win.size),
             stride=tuple(win.stride) if win.stride else None,
             min_observed=win.min_observed,
             stats=stats,
-            states=holdout_states,
+            states=p[1],
             seed=cfg.run.seed,
-            shuffle=False,
-            rank=0,
-            world_size=1,
+            shuffle=shuffle,
+            rank=rank if sharded else 0,
+            world_size=world_size if sharded else 1,
+            halo=halo,
+            periodic=periodic,
+            context_dim=d.context_dim,
+            context_offsets=tuple(d.context_offsets),
+            donor="real" in cfg.autoencoder.hide.patterns or "real" in cfg.prior.cond_hide.patterns,
         )
+
+    train = crops("train", True, True)
+    assert train is not None
+    if len(train.windows) == 0:
+        raise ConfigError(
+            f"no training window of size {win.size} has an observed share >= "
+            f"{win.min_observed} (lower window.min_observed or the window size)"
+        )
+    validation = crops("validation", False, False)
+    if validation is not None and len(validation.windows) == 0:
+        validation = None
+    holdout = crops("holdout", False, False)
     facts = {
         "variables": list(d.variables),
         "dims": list(d.dims),
         "window": list(win.size),
         "units": {v: str(ds[v].attrs.get("units", "")) for v in d.variables},
         "grid_spacing": _grid_spacing(ds, list(d.dims)),
-        "sizes": {k: int(v) for k, v in ds.sizes.items()},
+        "sizes": {str(k): int(v) for k, v in ds.sizes.items()},
         "n_train_windows": len(train.windows),
+        "n_validation_windows": len(validation.windows) if validation is not None else 0,
         "n_holdout_windows": len(holdout.windows) if holdout is not None else 0,
+        "invalid_along": d.invalid_along,
+        "invalid_below": d.invalid_below,
+        "log": list(d.log),
+        "climatology_dim": d.climatology_dim,
+        "context_dim": d.context_dim,
+        "context_offsets": list(d.context_offsets) if d.context_dim else [],
     }
-    return PreparedData(train, holdout, stats, list(d.variables), list(d.dims), facts, climatology)
+    return PreparedData(
+        train,
+        validation,
+        holdout,
+        stats,
+        list(d.variables),
+        list(d.dims),
+        periodic,
+        facts,
+        climatology,
+    )
 
 
-@dataclass
-class Batch:
-    """A batch of windows on a device, plus each sample's global position.
+def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[int]) -> TrainBatch:
+    """Stack crops read by :class:`CropDataset` into a :class:`TrainBatch`."""
 
-    ``positions`` identify each sample in the global (all-rank) order of the run;
-    keyed random draws use them, so one sample gets the same noise whatever the
-    number of ranks.
-    """
+    def stack(key: str) -> torch.Tensor | None:
+        if key not in items[0]:
+            return None
+        return torch.stack([it[key] for it in items])
 
-    values: torch.Tensor
-    observed: torch.Tensor
-    invalid: torch.Tensor
-    index: torch.Tensor
-    positions: list[int]
+    values = stack("values")
+    observed = stack("observed")
+    active = stack("active")
+    assert values is not None and observed is not None and active is not None
+    return TrainBatch(
+        values=values,
+        observed=observed,
+        active=active,
+        halo=halo,
+        positions=positions,
+        context=stack("context"),
+        context_observed=stack("context_observed"),
+        donor=stack("donor"),
+    )
 
 
 class BatchStream:
-    """Endless batches over epochs from a rank's :class:`PatchDataset` shard.
+    """Endless batches over epochs from a rank's :class:`CropDataset` shard.
 
     Parameters
     ----------
@@ -220,24 +328,17 @@ class BatchStream:
         Number of samples this rank has already consumed (resume).
     num_workers
         DataLoader workers (reading windows in parallel).
-    extra_missing
-        Extra MCAR share hidden from every training window (keyed by the window id,
-        the same in every epoch): the missing-rate experiments.
-    seed
-        Run seed.
     """
 
     def __init__(
         self,
-        dataset: PatchDataset,
+        dataset: CropDataset,
         batch_size: int,
         *,
         world_size: int = 1,
         rank: int = 0,
         start: int = 0,
         num_workers: int = 0,
-        extra_missing: float = 0.0,
-        seed: int = 0,
     ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
@@ -245,8 +346,6 @@ class BatchStream:
         self.rank = rank
         self.consumed = start
         self.num_workers = num_workers
-        self.extra_missing = extra_missing
-        self.seed = seed
         self.per_epoch = len(range(rank, len(dataset.windows), world_size))
 
     def _items(self) -> Iterator[dict[str, Any]]:
@@ -261,68 +360,36 @@ class BatchStream:
             )
             yield from loader
 
-    def _extra_keep(self, index: int, shape: tuple[int, ...]) -> torch.Tensor:
-        rng = np.random.default_rng(seed_for(self.seed, 7, index))
-        return torch.from_numpy(gap_mask(shape, "mcar", self.extra_missing, rng=rng))
-
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[TrainBatch]:
         items = self._items()
         while True:
-            vals, obs, inv, idx, pos = [], [], [], [], []
+            chunk, pos = [], []
             for _ in range(self.batch_size):
-                item = next(items)
-                o = item["observed"]
-                v = item["values"]
-                if self.extra_missing > 0:
-                    keep = self._extra_keep(int(item["index"]), tuple(o.shape[1:]))
-                    o = o & keep
-                    v = torch.where(o, v, torch.zeros_like(v))
-                vals.append(v)
-                obs.append(o)
-                inv.append(item["invalid"])
-                idx.append(int(item["index"]))
+                chunk.append(next(items))
                 pos.append(self.consumed * self.world_size + self.rank)
                 self.consumed += 1
-            yield Batch(
-                torch.stack(vals),
-                torch.stack(obs),
-                torch.stack(inv),
-                torch.tensor(idx),
-                pos,
-            )
+            yield collate(chunk, self.dataset.halo, pos)
 
 
-def holdout_batches(
-    holdout: PatchDataset, *, max_windows: int, batch_size: int, seed: int
-) -> list[tuple[Batch, torch.Tensor]]:
-    """A fixed list of holdout batches with a fixed MCAR hide mask (True = shown).
+def fixed_batches(
+    dataset: CropDataset, *, max_windows: int, batch_size: int
+) -> list[TrainBatch]:
+    """The first ``max_windows`` windows of a (non-shuffled) dataset, in batches.
 
-    The hide mask is keyed by the window id, so the in-training masked RMSE is
-    measured on the same points at every evaluation.
+    Their positions are the window ids, so every draw keyed by them (hidden
+    points, noise) is the same at every evaluation.
     """
-    holdout.set_epoch(0)
-    out: list[tuple[Batch, torch.Tensor]] = []
+    dataset.set_epoch(0)
     items = []
-    for i, item in enumerate(holdout):
+    for i, item in enumerate(dataset):
         if i >= max_windows:
             break
         items.append(item)
-    for s in range(0, len(items), batch_size):
-        chunk = items[s : s + batch_size]
-        shows = []
-        for item in chunk:
-            rng = np.random.default_rng(seed_for(seed, 11, int(item["index"])))
-            shows.append(
-                torch.from_numpy(
-                    gap_mask(tuple(item["observed"].shape), "mcar", EVAL_HIDE, rng=rng)
-                )
-            )
-        b = Batch(
-            torch.stack([c["values"] for c in chunk]),
-            torch.stack([c["observed"] for c in chunk]),
-            torch.stack([c["invalid"] for c in chunk]),
-            torch.tensor([int(c["index"]) for c in chunk]),
-            [int(c["index"]) for c in chunk],
+    return [
+        collate(
+            items[s : s + batch_size],
+            dataset.halo,
+            [int(it["index"]) for it in items[s : s + batch_size]],
         )
-        out.append((b, torch.stack(shows)))
-    return out
+        for s in range(0, len(items), batch_size)
+    ]

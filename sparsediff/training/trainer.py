@@ -1,8 +1,13 @@
-"""The training loop: stage 1 (autoencoder), stage 2 (latent prior), or a pixel prior.
+"""The training loop: a generic loop over the stages of the model's method.
 
-One function, :func:`train`, runs every stage the config asks for, on one CPU,
-one GPU, or many ranks under ``torchrun`` (DDP). Rank 0 logs, evaluates and
-writes checkpoints; every rank resumes from them.
+One function, :func:`train`, runs every stage the method has (latent:
+autoencoder then prior; pixel: prior), on one CPU, one GPU, or many ranks
+under ``torchrun`` (DDP), then fits the spread calibration on the validation
+part. What a stage trains, its network and its per-sample objective, and how
+a batch is prepared for it (hidden points, noise, dropouts, all keyed by the
+sample's global position) belong to the method
+(:mod:`sparsediff.method`); this module only runs them. Rank 0 logs,
+evaluates and writes checkpoints; every rank resumes from them.
 """
 
 from __future__ import annotations
@@ -18,92 +23,69 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import xarray as xr
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from sparsediff.data.gaps import random_training_mask
 from sparsediff.data.stats import Stats, denormalize_array
 from sparsediff.errors import TrainingError
+from sparsediff.method import Method, build_method
+from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
+from sparsediff.method.calibration import fit_spread_scale
+from sparsediff.method.options import FillOptions
+from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
-from sparsediff.models.autoencoder import MaskedAutoencoder
-from sparsediff.models.conditioning import latent_condition, pixel_condition
-from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
-from sparsediff.rng import generator_for, seed_for
+from sparsediff.rng import Stream, seed_for
 from sparsediff.training.checkpoint import (
     TrainState,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from sparsediff.training.config import HideConfig, TrainConfig, load_config
-from sparsediff.training.data import (
-    Batch,
-    BatchStream,
-    PreparedData,
-    holdout_batches,
-    prepare_data,
-)
-from sparsediff.training.objectives import AutoencoderObjective, PriorObjective
+from sparsediff.training.config import TrainConfig, load_config
+from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
 from sparsediff.training.runtime import EMA, Runtime, cosine_lr, setup_runtime
 
-__all__ = ["build_autoencoder", "build_prior", "train"]
+__all__ = ["architecture", "initial_spec", "settings_of", "train"]
 
-_STAGE_KEYS = {"autoencoder": 1, "prior": 2, "pixel": 3}
+_STAGE_NUMBER = {"autoencoder": 1, "prior": 2}
+#: Validation windows of the in-training evaluation, and their hidden share.
+EVAL_WINDOWS = 32
+EVAL_MEMBERS = 2
 
 
-def build_autoencoder(cfg: TrainConfig, n_vars: int) -> MaskedAutoencoder:
-    """The stage-1 network the config describes."""
-    a = cfg.autoencoder
-    return MaskedAutoencoder(
-        n_vars,
-        spatial_dims=len(cfg.data.dims),
-        widths=tuple(a.widths),
-        latent_channels=a.latent_channels,
-        blocks_per_level=a.blocks_per_level,
-        attention=a.attention,
-        checkpointing=a.checkpointing,
+def architecture(cfg: TrainConfig) -> dict[str, Any]:
+    """The network settings of a config, as the methods' ``new_net`` takes them."""
+    return {
+        "autoencoder": cfg.autoencoder.model_dump(),
+        "prior": cfg.prior.model_dump(),
+    }
+
+
+def settings_of(cfg: TrainConfig) -> TrainSettings:
+    """The training settings of a config (hide specs, loss weights, dropouts)."""
+    return TrainSettings(
+        seed=cfg.run.seed,
+        hide=HideSpec(tuple(cfg.autoencoder.hide.rate), tuple(cfg.autoencoder.hide.patterns)),
+        prior_hide=HideSpec(tuple(cfg.prior.cond_hide.rate), tuple(cfg.prior.cond_hide.patterns)),
+        kl_weight=cfg.autoencoder.kl_weight,
+        latent_dropout=cfg.autoencoder.latent_dropout,
+        cond_dropout=cfg.prior.cond_dropout,
+        objective=cfg.prior.objective,
+        pixel_loss=cfg.prior.pixel_loss,
     )
 
 
-def build_prior(cfg: TrainConfig, n_vars: int) -> EDMPrecond:
-    """The stage-2 denoiser (latent or pixel space) the config describes."""
-    p = cfg.prior
-    if cfg.mode == "latent":
-        channels = cfg.autoencoder.latent_channels
-        cond_channels = channels + n_vars
-    else:
-        channels = n_vars
-        cond_channels = 2 * n_vars
-    backbone = UNet(
-        spatial_dims=len(cfg.data.dims),
-        in_channels=channels,
-        out_channels=channels,
-        cond_channels=cond_channels,
-        widths=tuple(p.widths),
-        blocks_per_level=p.blocks_per_level,
-        attention_levels=tuple(p.attention_levels),
-        dropout=p.dropout,
+def initial_spec(cfg: TrainConfig, facts: dict[str, Any]) -> ModelSpec:
+    """The model spec before training (latent scale and spread calibration at 1)."""
+    return ModelSpec(
+        kind=cfg.mode,
+        first_guess=cfg.first_guess,
+        cond_dropout=cfg.prior.cond_dropout,
+        pixel_loss=cfg.prior.pixel_loss,
+        **facts,
     )
-    # Condition dropout is drawn by the trainer (keyed RNG), so the module's own is off.
-    return EDMPrecond(backbone, sigma_data=1.0, cond_channels=cond_channels, cond_dropout=0.0)
-
-
-def _shown_masks(
-    shape: tuple[int, ...], hide: HideConfig, keys: list[tuple[int, ...]]
-) -> torch.Tensor:
-    out = []
-    for k in keys:
-        rng = np.random.default_rng(seed_for(*k))
-        out.append(
-            torch.from_numpy(
-                random_training_mask(shape, rng, rate=hide.rate, patterns=tuple(hide.patterns))
-            )
-        )
-    return torch.stack(out)[:, None]
 
 
 class _Logger:
@@ -129,7 +111,7 @@ class _Logger:
         with (self.out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         csv_path = self.out / "metrics.csv"
-        fields = ["time", "stage", "step", "loss", "mse", "lr", "samples_per_s", "holdout_rmse"]
+        fields = ["time", "stage", "step", "loss", "mse", "lr", "samples_per_s", "val_rmse"]
         new = not csv_path.exists()
         with csv_path.open("a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -152,11 +134,11 @@ class _Trainer:
         self.data = data
         self.rt = rt
         self.out = out
-        self.n_vars = len(data.variables)
         self.logger = _Logger(out, rt.is_main)
-        self.autoencoder: MaskedAutoencoder | None = None
-        self.prior: EDMPrecond | None = None
-        self.latent_scale = 1.0
+        self.settings = settings_of(cfg)
+        self.arch = architecture(cfg)
+        self.method: Method = build_method(initial_spec(cfg, data.facts))
+        self.calibration = "none: calibration disabled"
         self.completed: list[str] = []
         self.global_batch = cfg.optim.batch_size
         if self.global_batch % rt.world_size:
@@ -165,115 +147,104 @@ class _Trainer:
                 f"{rt.world_size} ranks"
             )
         self.local_batch = self.global_batch // rt.world_size
-        self._holdout: list[tuple[Batch, torch.Tensor]] | None = None
+        self._validation: list[TrainBatch] | None = None
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def spec(self) -> ModelSpec:
+        return self.method.spec
+
+    def _update_spec(self, **changes: Any) -> None:
+        self.method = build_method(self.spec.model_copy(update=changes), self.method.nets)
+
     def _stages(self) -> list[str]:
         if self.cfg.mode == "pixel":
-            return ["pixel"]
-        return list(self.cfg.stages)
+            return ["prior"]
+        return [s for s in self.method.stages if s in self.cfg.stages]
 
     def _steps(self, stage: str) -> int:
-        return self.cfg.autoencoder.steps if stage == "autoencoder" else self.cfg.prior.steps
+        if stage == "autoencoder":
+            return self.cfg.autoencoder.steps
+        return self.cfg.prior.steps
 
-    def _to(self, b: Batch) -> Batch:
-        dev = self.rt.device
-        return Batch(b.values.to(dev), b.observed.to(dev), b.invalid.to(dev), b.index, b.positions)
+    def validation(self) -> list[TrainBatch]:
+        if self._validation is None:
+            v = self.data.validation
+            self._validation = (
+                []
+                if v is None
+                else fixed_batches(v, max_windows=EVAL_WINDOWS, batch_size=self.local_batch)
+            )
+        return self._validation
 
-    def holdout(self) -> list[tuple[Batch, torch.Tensor]]:
-        if self._holdout is None:
-            if self.data.holdout is None:
-                self._holdout = []
-            else:
-                self._holdout = holdout_batches(
-                    self.data.holdout, max_windows=64, batch_size=16, seed=self.cfg.run.seed
-                )
-        return self._holdout
-
-    def _rmse_physical(self, pred: torch.Tensor, b: Batch, hidden: torch.Tensor) -> float:
-        """RMSE in physical units over held-out observed points hidden from the model."""
+    def _rmse_physical(self, pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> tuple[float, int]:
+        """Sum of squared errors (physical units) over ``mask`` and the point count."""
         sq, n = 0.0, 0
         for c, var in enumerate(self.data.variables):
             vs = self.data.stats[var]
-            m = (b.observed[:, c] & hidden[:, c]).cpu().numpy()
+            m = mask[:, c].cpu().numpy()
             if not m.any():
                 continue
             p = denormalize_array(pred[:, c].float().cpu().numpy(), vs)[m]
-            t = denormalize_array(b.values[:, c].float().cpu().numpy(), vs)[m]
+            t = denormalize_array(truth[:, c].float().cpu().numpy(), vs)[m]
             sq += float(((p - t) ** 2).sum())
             n += int(m.sum())
-        return math.sqrt(sq / n) if n else float("nan")
+        return sq, n
 
     @torch.no_grad()
-    def evaluate(self, stage: str, net: torch.nn.Module) -> float:
-        """Masked RMSE on held-out windows (30% of their observed points hidden)."""
-        rows = self.holdout()
+    def evaluate(self, stage: str) -> float:
+        """RMSE (physical units) on hidden points of the validation windows.
+
+        After the autoencoder stage: the regression; after the prior: the mean
+        of a small ensemble from :meth:`Method.complete` (the fill's code path).
+        """
+        rows = self.validation()
         if not rows:
             return float("nan")
-        from sparsediff.diffusion.samplers import sample_dpmpp_2m
-        from sparsediff.diffusion.schedules import karras_sigmas
-
         sq = n = 0.0
-        for b, show in rows:
-            b = self._to(b)
-            show = show.to(self.rt.device)
-            view = b.observed & show
-            hidden = ~show
+        opts = FillOptions(members=EVAL_MEMBERS, seed=self.cfg.run.seed, steps=12)
+        for batch in rows:
+            b = batch.to(self.rt.device)
+            w = self.method.windows(
+                b, self.settings.hide, self.settings, stream=Stream.EVAL_HIDE, stage_key=0
+            )
             if stage == "autoencoder":
-                assert isinstance(net, MaskedAutoencoder)
-                mean, _ = net.encode(b.values, view)
-                pred = net.decode(mean)
+                pred = self.method.regression(w.inputs)  # type: ignore[attr-defined]
             else:
-                g = generator_for(self.cfg.run.seed, 99, int(b.index[0]), device=self.rt.device)
-                sigmas = karras_sigmas(12).to(self.rt.device)
-                if stage == "prior":
-                    assert self.autoencoder is not None
-                    cond = latent_condition(self.autoencoder, b.values, view, self.latent_scale)
-                    shape = (b.values.shape[0], self.autoencoder.latent_channels, *cond.shape[2:])
-                else:
-                    cond = pixel_condition(b.values, view)
-                    shape = tuple(b.values.shape)
-                x = torch.randn(shape, generator=g, device=self.rt.device) * sigmas[0]
-                z = sample_dpmpp_2m(net, x, sigmas, cond=cond)
-                if stage == "prior":
-                    assert self.autoencoder is not None
-                    pred = self.autoencoder.decode(z / self.latent_scale)
-                else:
-                    pred = z
-            rm = self._rmse_physical(pred, b, hidden)
-            cnt = float((b.observed & hidden).sum())
-            if not math.isnan(rm):
-                sq += rm**2 * cnt
-                n += cnt
+                pred = torch.stack(
+                    [
+                        self.method.complete(w.inputs, [(p, k) for p in b.positions], opts)
+                        for k in range(EVAL_MEMBERS)
+                    ]
+                ).mean(0)
+            s_, n_ = self._rmse_physical(pred, w.values, w.scored)
+            sq += s_
+            n += n_
         return math.sqrt(sq / n) if n else float("nan")
 
     # ------------------------------------------------------------------ stages
     def _make_net(self, stage: str) -> torch.nn.Module:
-        torch.manual_seed(seed_for(self.cfg.run.seed, 1000 + _STAGE_KEYS[stage]))
-        if stage == "autoencoder":
-            return build_autoencoder(self.cfg, self.n_vars)
-        return build_prior(self.cfg, self.n_vars)
+        torch.manual_seed(seed_for(self.cfg.run.seed, Stream.NET_INIT + _STAGE_NUMBER[stage]))
+        return type(self.method).new_net(stage, self.spec, self.arch)
 
     @torch.no_grad()
     def _estimate_latent_scale(self) -> float:
         """1 / RMS of the encoder means over (up to) 64 training windows per rank."""
-        assert self.autoencoder is not None
+        ae = self.method.nets["autoencoder"]
         stream = BatchStream(
-            self.data.train,
-            16,
-            world_size=self.rt.world_size,
-            rank=self.rt.rank,
-            seed=self.cfg.run.seed,
-            extra_missing=self.cfg.data.extra_missing,
+            self.data.train, 16, world_size=self.rt.world_size, rank=self.rt.rank
         )
         n = min(64, stream.per_epoch)
         it = iter(stream)
-        sq, count = 0.0, 0
+        sq, count, numel = 0.0, 0, 1
         while count < n:
-            b = self._to(next(it))
-            mean, _ = self.autoencoder.encode(b.values, b.observed)
+            b = next(it).to(self.rt.device)
+            w = self.method.windows(
+                b, self.settings.prior_hide, self.settings, stream=Stream.HIDE, stage_key=2
+            )
+            mean, _ = ae.encode(w.values, w.observed, w.inputs)  # type: ignore[operator]
             sq += float((mean.float() ** 2).sum())
-            count += b.values.shape[0]
+            count += w.values.shape[0]
             numel = mean[0].numel()
         acc = torch.tensor([sq, float(count * numel)], dtype=torch.float64)
         if self.rt.distributed:
@@ -297,15 +268,13 @@ class _Trainer:
                 ema_updates = st.ema_updates
                 start_step = st.step
                 resumed = True
-        if stage == "prior" and not resumed:
-            self.latent_scale = self._estimate_latent_scale()
+        if stage == "prior" and self.cfg.mode == "latent" and not resumed:
+            self._update_spec(latent_scale=self._estimate_latent_scale())
+        self.method.nets[stage] = net
         ema = EMA(net, cfg.optim.ema_decay)
         if ema_state is not None:
             ema.load_state_dict(ema_state, ema_updates)
-        if stage == "autoencoder":
-            objective: torch.nn.Module = AutoencoderObjective(net, cfg.autoencoder.kl_weight)  # type: ignore[arg-type]
-        else:
-            objective = PriorObjective(net, cfg.prior.objective)  # type: ignore[arg-type]
+        objective = self.method.objective(stage, net, self.settings)
         model: torch.nn.Module = objective
         if rt.distributed:
             model = DDP(
@@ -324,8 +293,6 @@ class _Trainer:
             rank=rt.rank,
             start=start_step * accum * self.local_batch,
             num_workers=cfg.run.num_workers,
-            extra_missing=cfg.data.extra_missing,
-            seed=cfg.run.seed,
         )
         batches = iter(stream)
         bar = tqdm(
@@ -347,11 +314,12 @@ class _Trainer:
             opt.zero_grad(set_to_none=True)
             loss_sum = torch.zeros(2, device=rt.device)
             for micro in range(accum):
-                b = self._to(next(batches))
+                b = next(batches).to(rt.device)
+                kwargs = self.method.prepare(stage, b, self.settings)
                 sync = micro == accum - 1 or not rt.distributed
                 ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
                 with ctx, rt.autocast():
-                    per, mse = self._forward(stage, model, b)
+                    per, mse = model(**kwargs)
                     loss = per.mean() / accum
                 loss.backward()
                 loss_sum += torch.stack([per.detach().mean(), mse.detach().mean()]).float() / accum
@@ -387,7 +355,7 @@ class _Trainer:
                 if eval_now:
                     with ema.swapped_into(net):
                         net.eval()
-                        row["holdout_rmse"] = self.evaluate(stage, net)
+                        row["val_rmse"] = self.evaluate(stage)
                         net.train()
                 self.logger.log(row)
                 t0, seen = time.perf_counter(), 0
@@ -405,72 +373,39 @@ class _Trainer:
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
-        if stage == "autoencoder":
-            self.autoencoder = net  # type: ignore[assignment]
-        else:
-            self.prior = net  # type: ignore[assignment]
+        self.method.nets[stage] = net
         self.completed.append(stage)
         if rt.is_main:
             self._checkpoint(f"{stage}_done", total, net, ema, None)
         rt.barrier()
 
-    def _forward(
-        self,
-        stage: str,
-        model: torch.nn.Module,
-        b: Batch,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.cfg
-        seed = cfg.run.seed
-        sk = _STAGE_KEYS[stage]
-        spatial = tuple(b.values.shape[2:])
-        if stage == "autoencoder":
-            assert isinstance(self._net_of(model), AutoencoderObjective)
-            shown = _shown_masks(
-                spatial, cfg.autoencoder.hide, [(seed, sk, 1, p) for p in b.positions]
-            ).to(self.rt.device)
-            ae: MaskedAutoencoder = self._net_of(model).autoencoder
-            lat = ae.latent_shape(spatial)
-            eps = torch.stack(
-                [torch.randn(lat, generator=generator_for(seed, sk, 2, p)) for p in b.positions]
-            ).to(self.rt.device)
-            return model(b.values, b.observed, shown, eps)
-        # prior stages
-        view = b.observed & _shown_masks(
-            spatial, cfg.prior.cond_hide, [(seed, sk, 3, p) for p in b.positions]
-        ).to(self.rt.device)
-        if stage == "prior":
-            assert self.autoencoder is not None
-            with torch.no_grad():
-                mean, _ = self.autoencoder.encode(b.values, b.observed)
-                x0 = mean.float() * self.latent_scale
-                cond = latent_condition(self.autoencoder, b.values, view, self.latent_scale)
-            weight = None
-        else:
-            x0 = b.values
-            cond = pixel_condition(b.values, view)
-            weight = b.observed.to(x0.dtype) if cfg.prior.pixel_loss == "masked" else None
-        gens = [generator_for(seed, sk, 4, p) for p in b.positions]
-        loss_fn = self._net_of(model).loss  # the objective's own loss draws its noise levels
-        levels = torch.cat([loss_fn.sample_noise_level(1, generator=g) for g in gens])
-        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens])
-        drop = torch.tensor(
-            [
-                float(torch.rand((), generator=generator_for(seed, sk, 5, p)))
-                < cfg.prior.cond_dropout
-                for p in b.positions
-            ]
+    def calibrate(self) -> None:
+        """Fit the spread scale on the validation part (latent models with a prior)."""
+        c = self.cfg.calibration
+        if self.cfg.mode != "latent" or "prior" not in self.method.nets:
+            self.calibration = "none: no latent prior"
+            return
+        if not c.enabled:
+            return
+        if self.data.validation is None:
+            self.calibration = "none: no validation part to fit it on (data.validation_fraction)"
+            return
+        batches = fixed_batches(
+            self.data.validation, max_windows=c.max_windows, batch_size=self.local_batch
         )
-        drop = drop.to(self.rt.device).view(-1, *([1] * (cond.ndim - 1)))
-        cond = torch.where(drop, torch.zeros_like(cond), cond)
-        per = model(
-            x0, cond, levels.to(self.rt.device), noise.to(self.rt.device).to(x0.dtype), weight
+        result = fit_spread_scale(
+            self.method,
+            batches,
+            self.settings,
+            members=c.members,
+            steps=c.steps,
+            device=self.rt.device,
         )
-        return per, per.detach()
-
-    @staticmethod
-    def _net_of(model: torch.nn.Module) -> Any:
-        return model.module if isinstance(model, DDP) else model
+        if result is None:
+            self.calibration = "none: the validation windows hold no observed point to hide"
+            return
+        self._update_spec(spread_scale=result.scale)
+        self.calibration = result.describe()
 
     def _checkpoint(
         self,
@@ -484,43 +419,29 @@ class _Trainer:
             "net": net.state_dict(),
             "ema": ema.state_dict(),
         }
-        if self.autoencoder is not None and stage not in ("autoencoder", "autoencoder_done"):
-            tensors["autoencoder"] = self.autoencoder.state_dict()
-        if self.prior is not None and stage == "prior_done":
-            tensors["prior"] = self.prior.state_dict()
-        extra = {"completed": self.completed, "latent_scale": self.latent_scale}
+        for name in self.completed:
+            if name != stage.removesuffix("_done"):
+                tensors[name] = self.method.nets[name].state_dict()
+        extra = {"completed": self.completed, "latent_scale": self.spec.latent_scale}
         return save_checkpoint(self.out, TrainState(stage, step, ema.updates, extra), tensors, opt)
 
     def restore_completed(self, path: Path) -> Path | None:
         """Rebuild finished stages from a checkpoint; return it if a stage is mid-way."""
         st, tens, _ = load_checkpoint(path)
         self.completed = list(st.extra.get("completed", []))
-        self.latent_scale = float(st.extra.get("latent_scale", 1.0))
-        if "autoencoder" in self.completed:
-            ae = build_autoencoder(self.cfg, self.n_vars).to(self.rt.device)
-            ae.load_state_dict(tens["autoencoder"] if "autoencoder" in tens else tens["ema"])
-            ae.eval().requires_grad_(False)
-            self.autoencoder = ae
+        self._update_spec(latent_scale=float(st.extra.get("latent_scale", 1.0)))
+        for name in self.completed:
+            net = type(self.method).new_net(name, self.spec, self.arch).to(self.rt.device)
+            net.load_state_dict(tens[name] if name in tens else tens["ema"])
+            net.eval().requires_grad_(False)
+            self.method.nets[name] = net
         if st.stage.endswith("_done"):
-            if st.stage == "prior_done" or st.stage == "pixel_done":
-                pr = build_prior(self.cfg, self.n_vars).to(self.rt.device)
-                pr.load_state_dict(tens["ema"])
-                pr.eval().requires_grad_(False)
-                self.prior = pr
             return None
         return path
 
     def model(self, stats: Stats, ds_source: str) -> Model:
         cfg = self.cfg
-        config = {
-            **self.data.facts,
-            "mode": cfg.mode,
-            "latent_scale": self.latent_scale,
-            "cond_dropout": cfg.prior.cond_dropout,
-            "invalid_along": cfg.data.invalid_along,
-            "invalid_below": cfg.data.invalid_below,
-            "log": list(cfg.data.log),
-        }
+        spec = self.spec.model_copy(update={"calibration": self.calibration})
         provenance = {
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": cfg.model_dump(mode="json"),
@@ -530,13 +451,13 @@ class _Trainer:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "completed_stages": self.completed,
+            "calibration": self.calibration,
         }
         from sparsediff import __version__
 
         provenance["sparsediff"] = __version__
-        if self.data.climatology is not None:
-            config["climatology_dim"] = cfg.data.climatology_dim
-        return Model(self.autoencoder, self.prior, stats, config, provenance, self.data.climatology)
+        nets = {k: v for k, v in self.method.nets.items() if k in self.completed}
+        return Model(spec, nets, stats, provenance, self.data.climatology)
 
 
 def train(
@@ -601,6 +522,7 @@ def train(
             from_ckpt = partial if partial is not None and partial.name.startswith(stage) else None
             trainer.run_stage(stage, from_ckpt)
             partial = None
+        trainer.calibrate()
         source = "Dataset passed to train()" if ds is not None else str(cfg.data.source)
         model = trainer.model(data.stats, source)
         if rt.is_main:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from sparsediff.data.stats import Stats, VariableStats
+from sparsediff.method import METHODS
+from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
-from sparsediff.models.autoencoder import MaskedAutoencoder
-from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
+
+ARCH: dict[str, Any] = {
+    "autoencoder": {
+        "encoder_widths": [8, 8],
+        "decoder_widths": [8, 8],
+        "latent_channels": 2,
+        "blocks_per_level": 1,
+        "attention": False,
+        "checkpointing": False,
+    },
+    "prior": {"widths": [8, 8], "blocks_per_level": 1, "attention_levels": [], "dropout": 0.0},
+}
 
 
 def make_model(
@@ -21,35 +34,28 @@ def make_model(
     seed: int = 0,
     mean: float = 0.0,
     std: float = 1.0,
+    **spec: Any,
 ) -> Model:
-    """A randomly initialised model of the smallest sensible size."""
+    """A randomly initialised model of the smallest sensible size.
+
+    The decoder's output layer (zero at initialisation, so that an untrained
+    model returns the first guess) gets random weights too, so fills depend
+    on the latent and the noise.
+    """
     torch.manual_seed(seed)
-    n = len(variables)
-    nd = len(dims)
-    ae = None
-    if mode == "latent":
-        ae = MaskedAutoencoder(n, spatial_dims=nd, widths=(8, 8), latent_channels=2)
-        ch, cond = 2, 2 + n
-    else:
-        ch, cond = n, 2 * n
-    unet = UNet(
-        spatial_dims=nd,
-        in_channels=ch,
-        out_channels=ch,
-        cond_channels=cond,
-        widths=(8, 8),
-        blocks_per_level=1,
-        attention_levels=(),
+    full = ModelSpec(
+        kind=mode,  # type: ignore[arg-type]
+        variables=variables,
+        dims=dims,
+        window=window,
+        units=units or {},
+        **spec,
     )
-    prior = EDMPrecond(unet, cond_channels=cond)
+    cls = METHODS[mode]
+    nets = {stage: cls.new_net(stage, full, ARCH) for stage in cls.stages}
+    if "autoencoder" in nets:
+        out = nets["autoencoder"].decoder.conv_out  # type: ignore[union-attr]
+        with torch.no_grad():
+            out.weight.normal_(0.0, 0.05)
     stats = Stats({v: VariableStats(mean=mean, std=std, count=1) for v in variables})
-    config = {
-        "variables": variables,
-        "dims": dims,
-        "window": window,
-        "units": units or {},
-        "grid_spacing": {},
-        "mode": mode,
-        "latent_scale": 1.0,
-    }
-    return Model(ae, prior, stats, config).eval()
+    return Model(full, nets, stats).eval()

@@ -21,7 +21,12 @@ TINY: dict[str, Any] = {
         "holdout_fraction": 0.25,
     },
     "window": {"size": [8, 32], "stride": [5, 32], "min_observed": 0.3},
-    "autoencoder": {"widths": [8, 16, 16], "latent_channels": 2, "steps": 6},
+    "autoencoder": {
+        "encoder_widths": [8, 16, 16],
+        "decoder_widths": [8, 16],
+        "latent_channels": 2,
+        "steps": 6,
+    },
     "prior": {"widths": [16, 16], "attention_levels": [], "steps": 6},
     "optim": {"batch_size": 4, "lr": 1e-3, "warmup": 2},
     "run": {

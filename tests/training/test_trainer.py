@@ -49,19 +49,20 @@ def test_train_writes_model_metrics_and_is_deterministic(
     _assert_same(_weights(tmp_path / "a" / "model"), _weights(tmp_path / "b" / "model"))
     assert m1.autoencoder is not None
     assert m1.prior is not None
-    assert m1.config["window"] == [8, 32]
-    assert m1.config["units"] == {"surface_temperature": "K"}
+    assert m1.spec.window == [8, 32]
+    assert m1.spec.units == {"surface_temperature": "K"}
     rows = [
         json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     ]
     stages = {r["stage"] for r in rows}
     assert stages == {"autoencoder", "prior"}
     assert all(r["samples_per_s"] > 0 for r in rows)
-    assert any("holdout_rmse" in r and r["holdout_rmse"] > 0 for r in rows)
+    assert any("val_rmse" in r and r["val_rmse"] > 0 for r in rows)
     assert (tmp_path / "a" / "metrics.csv").read_text().startswith("time,stage,step,loss")
     loaded = sparsediff.load(tmp_path / "a" / "model")
     assert loaded.provenance["config"]["run"]["seed"] == 3
-    assert loaded.config["latent_scale"] == pytest.approx(m2.config["latent_scale"])
+    assert loaded.spec.latent_scale == pytest.approx(m2.spec.latent_scale)
+    assert loaded.spec == m2.spec.model_copy(update={"latent_scale": loaded.spec.latent_scale})
 
 
 def test_refuses_to_overwrite_a_run_without_resume(

@@ -1,0 +1,316 @@
+"""One owner of the method: the :class:`Method` interface and what its subclasses share.
+
+A method is a :class:`~sparsediff.method.spec.ModelSpec` plus its networks,
+and it alone knows how to
+
+* turn frames into network inputs (:meth:`Method.inputs`),
+* complete windows (:meth:`Method.complete`) — the one code path that
+  :func:`sparsediff.fill`, the in-training evaluation and the spread
+  calibration all call;
+* train: which stages it has, the fresh network of each stage
+  (:meth:`Method.new_net`), the per-sample objective (:meth:`Method.objective`)
+  and the keyed preparation of a batch for it (:meth:`Method.prepare`).
+
+The trainer is a generic loop over these; ``fill`` is xarray bookkeeping
+around :meth:`Method.complete`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sparsediff.data.gaps import random_training_mask
+from sparsediff.diffusion.schedules import karras_sigmas
+from sparsediff.errors import ConfigError
+from sparsediff.method.inputs import Frames, build_inputs, n_inputs
+from sparsediff.method.options import FillOptions
+from sparsediff.method.spec import ModelSpec
+from sparsediff.rng import Stream, generator_for, numpy_rng_for
+
+__all__ = ["HideSpec", "Method", "TrainBatch", "TrainSettings", "Windows"]
+
+
+@dataclass
+class TrainBatch:
+    """A batch of training crops (window + halo on every side), normalized.
+
+    Attributes
+    ----------
+    values, observed, active
+        ``(N, C, *crop)``; ``observed`` and ``active`` are bool.
+    context, context_observed
+        ``(N, K, C, *crop)`` neighbouring frames (``None`` without context).
+    donor
+        ``(N, C, *crop)`` bool: the observed mask of the same crop at another
+        step, for "real" hide masks (``None`` when not read).
+    halo
+        Halo per spatial dim: the window is ``crop[halo : halo + window]``.
+    positions
+        Global sample position of each row (keys of every random draw).
+    """
+
+    values: Tensor
+    observed: Tensor
+    active: Tensor
+    halo: tuple[int, ...]
+    positions: list[int]
+    context: Tensor | None = None
+    context_observed: Tensor | None = None
+    donor: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        """The batch on ``device``."""
+
+        def mv(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device)
+
+        return TrainBatch(
+            self.values.to(device),
+            self.observed.to(device),
+            self.active.to(device),
+            self.halo,
+            self.positions,
+            mv(self.context),
+            mv(self.context_observed),
+            mv(self.donor),
+        )
+
+
+@dataclass(frozen=True)
+class HideSpec:
+    """Hide and reconstruct: the share and shapes of points hidden in a sample."""
+
+    rate: tuple[float, float] = (0.1, 0.6)
+    patterns: tuple[str, ...] = ("mcar", "boxes", "stripes", "cloud")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What training needs beyond the spec (from the training config)."""
+
+    seed: int = 0
+    hide: HideSpec = field(default_factory=HideSpec)
+    prior_hide: HideSpec = field(default_factory=lambda: HideSpec((0.0, 0.7)))
+    context_drop: float = 0.15
+    kl_weight: float = 1e-3
+    latent_dropout: float = 0.5
+    cond_dropout: float = 0.1
+    objective: str = "edm"
+    pixel_loss: str = "masked"
+
+
+@dataclass
+class Windows:
+    """Prepared training windows: inputs and what the objective scores.
+
+    Attributes
+    ----------
+    inputs
+        ``(N, n_inputs, *window)`` network inputs (from the shown points).
+    values
+        ``(N, C, *window)`` the target (anything where not observed).
+    observed
+        bool: where the target is known.
+    scored
+        bool: the known points the model did not see (hidden ones).
+    """
+
+    inputs: Tensor
+    values: Tensor
+    observed: Tensor
+    scored: Tensor
+
+
+def _hide_keep(
+    shape: tuple[int, ...], hide: HideSpec, donor: np.ndarray | None, *keys: int
+) -> np.ndarray:
+    """The "shown" mask of one sample: a random pattern, or a real mask from another step."""
+    rng = numpy_rng_for(*keys)
+    patterns = list(hide.patterns)
+    if "real" in patterns and (donor is None or donor.all()):
+        patterns.remove("real")  # no real gaps to copy: the other patterns only
+    if not patterns:
+        return np.ones(shape, dtype=bool)
+    pick = patterns[int(rng.integers(len(patterns)))]
+    if pick == "real":
+        assert donor is not None
+        return donor.copy()
+    return random_training_mask(shape, rng, rate=hide.rate, patterns=(pick,))
+
+
+class Method:
+    """Interface of a completion method (see the module docstring).
+
+    Parameters
+    ----------
+    spec
+        What the model fills and how.
+    nets
+        Its networks by stage name (missing ones are untrained).
+    """
+
+    kind: ClassVar[str] = ""
+    #: Training stages, in order.
+    stages: ClassVar[tuple[str, ...]] = ()
+    #: Name of the net that a fill cannot do without.
+    required: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: ModelSpec, nets: dict[str, nn.Module] | None = None) -> None:
+        if spec.kind != self.kind:
+            raise ConfigError(f"{type(self).__name__} cannot run a {spec.kind!r} model")
+        self.spec = spec
+        self.nets: dict[str, nn.Module] = dict(nets or {})
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def n_inputs(self) -> int:
+        """Input channels of the networks."""
+        return n_inputs(self.spec.n_vars, self.spec.n_context)
+
+    def inputs(self, frames: Frames, periodic: Sequence[bool] | None = None) -> Tensor:
+        """Network inputs of whole frames (the first guess sees the whole frame)."""
+        return build_inputs(
+            frames, guess=self.spec.first_guess, n_context=self.spec.n_context, periodic=periodic
+        )
+
+    # ------------------------------------------------------------------ completion
+    def complete(
+        self, inputs: Tensor, keys: Sequence[tuple[int, ...]], opts: FillOptions
+    ) -> Tensor:
+        """One completion per row of ``inputs``, in normalized units.
+
+        Parameters
+        ----------
+        inputs
+            ``(N, n_inputs, *window)`` from :meth:`inputs`, cut to windows.
+        keys
+            One integer key per row; all randomness of row ``i`` comes from
+            ``(opts.seed, stream, *keys[i])``, so a row's result does not
+            depend on the other rows of the batch.
+        opts
+            Sampling options.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, C, *window)``: every point predicted (the caller copies the
+            observed points back and blanks the invalid ones).
+        """
+        raise NotImplementedError
+
+    def check_ready(self) -> None:
+        """Raise :class:`ConfigError` when a net a fill needs is missing."""
+        missing = [n for n in self.required if n not in self.nets]
+        if missing:
+            raise ConfigError(
+                f"this {self.kind} model has no trained {', '.join(missing)}; "
+                "train all its stages before filling"
+            )
+
+    def sigmas(self, opts: FillOptions, device: torch.device | str) -> Tensor:
+        """The sampling noise levels of ``opts``."""
+        return karras_sigmas(opts.steps, sigma_min=opts.sigma_min, sigma_max=opts.sigma_max).to(
+            device
+        )
+
+    @staticmethod
+    def noise(
+        shape: Sequence[int], keys: Sequence[tuple[int, ...]], seed: int, device: torch.device
+    ) -> Tensor:
+        """Standard normal noise, row ``i`` from ``(seed, FILL_NOISE, *keys[i])`` (drawn on CPU)."""
+        rows = [
+            torch.randn(tuple(shape), generator=generator_for(seed, Stream.FILL_NOISE, *k))
+            for k in keys
+        ]
+        return torch.stack(rows).to(device)
+
+    @staticmethod
+    def step_generators(keys: Sequence[tuple[int, ...]], seed: int) -> list[torch.Generator]:
+        """One CPU generator per row for the per-step noise of stochastic samplers."""
+        return [generator_for(seed, Stream.STEP_NOISE, *k) for k in keys]
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def new_net(cls, stage: str, spec: ModelSpec, arch: dict[str, Any]) -> nn.Module:
+        """A fresh network for ``stage`` (``arch``: the architecture settings of the config)."""
+        raise NotImplementedError
+
+    def objective(self, stage: str, net: nn.Module, settings: TrainSettings) -> nn.Module:
+        """The per-sample training objective of ``stage`` around the trainable ``net``."""
+        raise NotImplementedError
+
+    def prepare(
+        self,
+        stage: str,
+        batch: TrainBatch,
+        settings: TrainSettings,
+        *,
+        purpose: int = Stream.HIDE,
+    ) -> dict[str, Any]:
+        """Keyword arguments of the stage objective for one batch (keyed draws)."""
+        raise NotImplementedError
+
+    def windows(
+        self,
+        batch: TrainBatch,
+        hide: HideSpec,
+        settings: TrainSettings,
+        *,
+        stream: int,
+        stage_key: int,
+    ) -> Windows:
+        """Hide points of a batch of crops and build the network inputs of their windows.
+
+        Every draw of row ``i`` is keyed by ``(seed, stream, stage_key,
+        batch.positions[i], ...)``: the hidden share and shape, the hidden
+        points of each context frame, and whether a context frame is dropped
+        whole (``settings.context_drop``). The first guess sees the whole crop.
+        """
+        seed = settings.seed
+        n = batch.values.shape[0]
+        crop = tuple(batch.values.shape[2:])
+        c = batch.values.shape[1]
+        keeps = []
+        for i, p in enumerate(batch.positions):
+            donor = None if batch.donor is None else batch.donor[i].cpu().numpy().all(0)
+            keeps.append(_hide_keep(crop, hide, donor, seed, stream, stage_key, p))
+        keep = torch.from_numpy(np.stack(keeps))[:, None].expand(n, c, *crop)
+        keep = keep.to(batch.observed.device)
+        shown = batch.observed & keep
+        ctx = ctx_shown = None
+        k_ctx = self.spec.n_context
+        if k_ctx:
+            assert batch.context is not None and batch.context_observed is not None
+            masks = []
+            for p in batch.positions:
+                rows = []
+                for k in range(k_ctx):
+                    drop = numpy_rng_for(seed, Stream.CONTEXT_DROP, stage_key, p, k).random()
+                    if drop < settings.context_drop:
+                        rows.append(np.zeros(crop, dtype=bool))
+                    else:
+                        rows.append(
+                            _hide_keep(crop, hide, None, seed, Stream.CONTEXT_HIDE, stage_key, p, k)
+                        )
+                masks.append(np.stack(rows))
+            ck = torch.from_numpy(np.stack(masks))[:, :, None].expand(n, k_ctx, c, *crop)
+            ctx = batch.context
+            ctx_shown = batch.context_observed & ck.to(batch.observed.device)
+        frames = Frames(batch.values, shown, batch.active, ctx, ctx_shown)
+        inputs = self.inputs(frames)
+        cut = (slice(None), slice(None)) + tuple(
+            slice(h, h + w) for h, w in zip(batch.halo, self.spec.window, strict=True)
+        )
+        observed = batch.observed[cut]
+        return Windows(
+            inputs=inputs[cut],
+            values=batch.values[cut],
+            observed=observed,
+            scored=observed & ~keep[cut],
+        )

@@ -1,0 +1,297 @@
+"""The first guess: a cheap estimate of the gaps from the shown points only.
+
+The v2 method (DESIGN §3) learns the *departure* from a classical first guess,
+which is also an input channel of the networks: a model that has learned
+nothing reproduces the guess exactly. Two guesses, both batched torch code that
+runs on the model's device, 2D or 3D, computed from the shown points alone
+(never from hidden truth):
+
+:func:`harmonic_fill`
+    Laplace relaxation: the harmonic interpolant of the shown values (the
+    classical "Laplace relaxation of the anomaly around climatology" when the
+    input is an anomaly), solved by a coarse-to-fine cascade (full multigrid
+    without V-cycles): each level starts from the upsampled solution of the
+    level below and is smoothed with Jacobi sweeps. Known points are Dirichlet
+    values; window edges and inactive (invalid) points are zero-flux; a
+    periodic dim (global longitude) wraps.
+:func:`normalized_convolution`
+    Masked Gaussian blur divided by the blurred mask, over a few scales, the
+    finest scale with enough support winning (Knutsson & Westin 1993).
+
+Both return the shown values unchanged at shown points (bit for bit) and
+leave inactive points at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from sparsediff.errors import InputError
+
+__all__ = ["FIRST_GUESSES", "first_guess", "harmonic_fill", "normalized_convolution"]
+
+
+def _check(values: torch.Tensor, known: torch.Tensor, active: torch.Tensor | None) -> int:
+    nd = values.ndim - 2
+    if nd not in (2, 3):
+        raise InputError(f"first guess needs (N, C, *spatial) with 2 or 3 spatial dims, got {nd}")
+    if known.shape != values.shape or (active is not None and active.shape != values.shape):
+        raise InputError(
+            "first guess: values, known and active must share one shape, got "
+            f"{tuple(values.shape)}, {tuple(known.shape)}, "
+            f"{None if active is None else tuple(active.shape)}"
+        )
+    return nd
+
+
+def _periodic(periodic: Sequence[bool] | None, nd: int) -> tuple[bool, ...]:
+    out = (False,) * nd if periodic is None else tuple(bool(p) for p in periodic)
+    if len(out) != nd:
+        raise InputError(f"periodic has {len(out)} entries for {nd} spatial dims")
+    return out
+
+
+def _neighbour_sum(u: torch.Tensor, w: torch.Tensor, periodic: tuple[bool, ...]) -> torch.Tensor:
+    """Sum over the 2·nd grid neighbours of ``u * w`` (zero outside non-periodic edges)."""
+    total = torch.zeros_like(u)
+    uw = u * w
+    for ax, wrap in enumerate(periodic):
+        dim = 2 + ax
+        n = u.shape[dim]
+        if n == 1:
+            continue
+        if wrap:
+            total = total + torch.roll(uw, 1, dim) + torch.roll(uw, -1, dim)
+        else:
+            lo = uw.narrow(dim, 0, n - 1)
+            hi = uw.narrow(dim, 1, n - 1)
+            zero = torch.zeros_like(uw.narrow(dim, 0, 1))
+            total = total + torch.cat([zero, lo], dim) + torch.cat([hi, zero], dim)
+    return total
+
+
+def _pool2(x: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
+    """Sum-pool by ``factors`` (1 or 2 per spatial dim; ceil: a last odd row pools alone)."""
+    nd = x.ndim - 2
+    pad: list[int] = []
+    for s, f in zip(reversed(x.shape[2:]), reversed(factors), strict=True):
+        pad += [0, s % f]
+    x = F.pad(x, pad)
+    pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
+    k = tuple(int(f) for f in factors)
+    return pool(x, k) * math.prod(k)
+
+
+def _upsample(x: torch.Tensor, shape: Sequence[int], factors: Sequence[int]) -> torch.Tensor:
+    """Nearest-neighbour upsampling by ``factors``, cropped to ``shape``."""
+    for ax, f in enumerate(factors):
+        if f > 1:
+            x = x.repeat_interleave(int(f), dim=2 + ax)
+    index = tuple(slice(0, s) for s in shape)
+    return x[(slice(None), slice(None), *index)]
+
+
+def _jacobi(
+    u: torch.Tensor,
+    fixed: torch.Tensor,
+    active: torch.Tensor,
+    periodic: tuple[bool, ...],
+    sweeps: int,
+) -> torch.Tensor:
+    w = active.to(u.dtype)
+    count = _neighbour_sum(torch.ones_like(u), w, periodic)
+    free = active & ~fixed & (count > 0)
+    inv = 1.0 / count.clamp_min(1.0)
+    for _ in range(sweeps):
+        new = _neighbour_sum(u, w, periodic) * inv
+        u = torch.where(free, new, u)
+    return u
+
+
+def _cascade(
+    values: torch.Tensor,
+    known: torch.Tensor,
+    active: torch.Tensor,
+    periodic: tuple[bool, ...],
+    sweeps: int,
+    coarsest: int,
+) -> torch.Tensor:
+    spatial = values.shape[2:]
+    if max(spatial) <= coarsest:
+        # the coarsest level: start from the mean of the known points (per sample, channel)
+        k = known.to(values.dtype)
+        dims = tuple(range(2, values.ndim))
+        mean = (values * k).sum(dims, keepdim=True) / k.sum(dims, keepdim=True).clamp_min(1.0)
+        u = torch.where(known, values, mean.expand_as(values))
+        return _jacobi(u, known, active, periodic, 4 * sweeps)
+    # coarsen only the dims that are still long (anisotropic grids keep converging)
+    factors = [2 if s > coarsest else 1 for s in spatial]
+    k = known.to(values.dtype)
+    weight = _pool2(k, factors)
+    coarse_known = weight > 0
+    coarse_values = _pool2(values * k, factors) / weight.clamp_min(1.0)
+    coarse_active = _pool2(active.to(values.dtype), factors) > 0
+    coarse = _cascade(coarse_values, coarse_known, coarse_active, periodic, sweeps, coarsest)
+    u = torch.where(known, values, _upsample(coarse, spatial, factors))
+    return _jacobi(u, known, active, periodic, sweeps)
+
+
+def harmonic_fill(
+    values: torch.Tensor,
+    known: torch.Tensor,
+    active: torch.Tensor | None = None,
+    *,
+    periodic: Sequence[bool] | None = None,
+    sweeps: int = 24,
+    coarsest: int = 4,
+) -> torch.Tensor:
+    """Harmonic (Laplace) interpolation of the known points, batched.
+
+    Parameters
+    ----------
+    values
+        ``(N, C, *spatial)`` with 2 or 3 spatial dims; values at unknown points
+        are ignored (NaN is fine).
+    known
+        Same shape, bool: the Dirichlet points (the shown values).
+    active
+        Same shape, bool: points that belong to the domain (default: all).
+        Inactive points are zero-flux walls and come back as 0.
+    periodic
+        Per spatial dim, whether it wraps around (a global longitude).
+    sweeps
+        Jacobi sweeps per level of the coarse-to-fine cascade (4× at the
+        coarsest level).
+    coarsest
+        Dims longer than this are halved level by level (each dim on its
+        own, so elongated grids coarsen fully); the cascade stops when every
+        dim is this short.
+
+    Returns
+    -------
+    torch.Tensor
+        ``values`` at known points (bit for bit), the harmonic estimate at
+        the other active points, 0 at inactive points. A sample/channel with
+        no known point comes back 0 at every active point.
+    """
+    nd = _check(values, known, active)
+    wrap = _periodic(periodic, nd)
+    known = known.bool()
+    act = torch.ones_like(known) if active is None else active.bool()
+    known = known & act
+    clean = torch.where(known, values, torch.zeros_like(values))
+    out = _cascade(clean, known, act, wrap, int(sweeps), int(coarsest))
+    out = torch.where(known, values, out)
+    return torch.where(act, out, torch.zeros_like(out))
+
+
+def _gauss_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur(x: torch.Tensor, sigma: float, periodic: tuple[bool, ...]) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, *spatial)`` (zero outside non-periodic edges)."""
+    nd = x.ndim - 2
+    kernel = _gauss_kernel(sigma, x.dtype, x.device)
+    r = (kernel.numel() - 1) // 2
+    n, c = x.shape[:2]
+    conv = F.conv2d if nd == 2 else F.conv3d
+    h = x.reshape(n * c, 1, *x.shape[2:])
+    for ax, wrap in enumerate(periodic):
+        shape = [1, 1] + [1] * nd
+        shape[2 + ax] = kernel.numel()
+        pad = [0, 0] * nd
+        pad[2 * (nd - 1 - ax)] = r
+        pad[2 * (nd - 1 - ax) + 1] = r
+        if wrap:
+            size = h.shape[2 + ax]
+            reps = math.ceil(r / size)
+            parts = [h] * (2 * reps + 1)
+            big = torch.cat(parts, dim=2 + ax)
+            start = reps * size - r
+            h = big.narrow(2 + ax, start, size + 2 * r)
+        else:
+            h = F.pad(h, pad)
+        h = conv(h, kernel.view(shape))
+    return h.reshape(n, c, *x.shape[2:])
+
+
+def normalized_convolution(
+    values: torch.Tensor,
+    known: torch.Tensor,
+    active: torch.Tensor | None = None,
+    *,
+    periodic: Sequence[bool] | None = None,
+    scales: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0),
+    support: float = 0.1,
+) -> torch.Tensor:
+    """Normalized convolution of the known points over several scales, batched.
+
+    At each point the estimate of the finest scale whose blurred mask reaches
+    ``support`` is used, blended smoothly with the next coarser one; beyond
+    the coarsest scale, the coarsest estimate (or the mean of the known points).
+
+    Parameters
+    ----------
+    values, known, active, periodic
+        As for :func:`harmonic_fill`.
+    scales
+        Gaussian standard deviations in grid points, increasing.
+    support
+        Blurred-mask level above which a scale is trusted.
+
+    Returns
+    -------
+    torch.Tensor
+        As for :func:`harmonic_fill`.
+    """
+    nd = _check(values, known, active)
+    wrap = _periodic(periodic, nd)
+    act = torch.ones_like(known, dtype=torch.bool) if active is None else active.bool()
+    k = (known.bool() & act).to(values.dtype)
+    clean = torch.where(k > 0, values, torch.zeros_like(values))
+    dims = tuple(range(2, values.ndim))
+    est = (clean * k).sum(dims, keepdim=True) / k.sum(dims, keepdim=True).clamp_min(1.0)
+    est = est.expand_as(values)
+    # coarse to fine: a finer scale overrides where it has support
+    for sigma in sorted((float(s) for s in scales), reverse=True):
+        num = _blur(clean * k, sigma, wrap)
+        den = _blur(k, sigma, wrap)
+        local = num / den.clamp_min(1e-12)
+        trust = (den / support).clamp(0.0, 1.0)
+        est = trust * local + (1.0 - trust) * est
+    out = torch.where(k > 0, values, est)
+    return torch.where(act, out, torch.zeros_like(out))
+
+
+FIRST_GUESSES = {"laplace": harmonic_fill, "normconv": normalized_convolution}
+"""Registry: first-guess name -> function ``(values, known, active, *, periodic)``."""
+
+
+def first_guess(
+    name: str,
+    values: torch.Tensor,
+    known: torch.Tensor,
+    active: torch.Tensor | None = None,
+    *,
+    periodic: Sequence[bool] | None = None,
+) -> torch.Tensor:
+    """Run the first guess ``name`` (``"laplace"``, ``"normconv"`` or ``"zero"``)."""
+    if name == "zero":
+        act = torch.ones_like(known, dtype=torch.bool) if active is None else active.bool()
+        keep = known.bool() & act
+        return torch.where(keep, values, torch.zeros_like(values))
+    try:
+        fn = FIRST_GUESSES[name]
+    except KeyError:
+        raise InputError(
+            f"unknown first guess {name!r}; choose one of {['zero', *FIRST_GUESSES]}"
+        ) from None
+    return fn(values, known, active, periodic=periodic)

@@ -1,0 +1,102 @@
+"""The typed description of a trained model: what it fills and how (saved in ``config.json``).
+
+:class:`ModelSpec` replaces the untyped ``config`` dict of format version 1.
+Everything :func:`sparsediff.fill` needs to use a model, and nothing about how
+it was trained (that is in ``provenance.json``): the variables and dims, the
+window, the method and its settings, the data facts that compatibility checks
+compare against, and the spread calibration. Unknown keys and wrong types are
+errors, so a damaged or foreign ``config.json`` cannot load as a plausible
+model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+__all__ = ["FIRST_GUESS_NAMES", "METHOD_KINDS", "ModelSpec"]
+
+METHOD_KINDS = ("latent", "pixel")
+"""The methods a model can be: latent diffusion (v2) or the pixel-space baseline."""
+
+FIRST_GUESS_NAMES = ("laplace", "normconv", "zero")
+"""First guesses (see :mod:`sparsediff.method.first_guess`)."""
+
+
+class ModelSpec(BaseModel):
+    """What a trained model fills and how (typed, validated, JSON round-trip).
+
+    Attributes
+    ----------
+    kind
+        ``"latent"``: asymmetric autoencoder + latent diffusion prior;
+        ``"pixel"``: the diffusion prior on pixels (a baseline).
+    variables
+        Variables filled, in channel order.
+    dims
+        The 2 or 3 spatial dims of the windows.
+    window
+        Window size per spatial dim.
+    first_guess
+        The classical estimate the model departs from.
+    context_dim, context_offsets
+        Neighbouring steps along this (non-spatial) dim given as input
+        channels (e.g. ``time`` at ``[-1, 1]``).
+    latent_scale
+        Latents of the prior are encoder means times this.
+    spread_scale
+        Ensemble spread calibration: members are ``regression + spread_scale
+        * (sample - regression)``; fitted on a validation split (1 = none).
+    calibration
+        How ``spread_scale`` was obtained (for the record).
+    cond_dropout
+        Condition dropout of the prior (0 disables classifier-free guidance).
+    pixel_loss
+        Pixel mode only: the loss the prior was trained with.
+    units, grid_spacing, sizes
+        Facts of the training data that fills are checked against.
+    invalid_along, invalid_below
+        The training rules for invalid points.
+    log
+        Variables learned in log space.
+    climatology_dim
+        The dim of the per-point mean the model fills anomalies from.
+    n_train_windows, n_validation_windows, n_holdout_windows
+        Window counts of the splits.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["latent", "pixel"]
+    variables: list[str] = Field(min_length=1)
+    dims: list[str] = Field(min_length=2, max_length=3)
+    window: list[StrictInt] = Field(min_length=2, max_length=3)
+    first_guess: Literal["laplace", "normconv", "zero"] = "laplace"
+    context_dim: str | None = None
+    context_offsets: list[StrictInt] = Field(default_factory=list)
+    latent_scale: StrictFloat = 1.0
+    spread_scale: StrictFloat = 1.0
+    calibration: str = "none"
+    cond_dropout: StrictFloat = 0.0
+    pixel_loss: Literal["masked", "zero_filled"] = "masked"
+    units: dict[str, str] = Field(default_factory=dict)
+    grid_spacing: dict[str, float | None] = Field(default_factory=dict)
+    sizes: dict[str, StrictInt] = Field(default_factory=dict)
+    invalid_along: str | None = None
+    invalid_below: float | None = None
+    log: list[str] = Field(default_factory=list)
+    climatology_dim: str | None = None
+    n_train_windows: StrictInt = 0
+    n_validation_windows: StrictInt = 0
+    n_holdout_windows: StrictInt = 0
+
+    @property
+    def n_vars(self) -> int:
+        """Number of variables (channels)."""
+        return len(self.variables)
+
+    @property
+    def n_context(self) -> int:
+        """Number of context frames."""
+        return len(self.context_offsets) if self.context_dim else 0

@@ -1,0 +1,185 @@
+"""Training crops: each eligible window with a halo around it, its context frames and a donor mask.
+
+:class:`CropDataset` keeps the window bookkeeping of
+:class:`~sparsediff.data.patches.PatchDataset` (eligibility, epoch order,
+exact sharding over ranks and workers, resumable skip) and reads, for each
+window,
+
+* the **crop**: the window plus ``halo`` points on every side, so that the
+  first guess of the window is computed from data beyond it (as at fill time,
+  where it sees the whole field). Points beyond a domain edge are padding:
+  not observed and not active; along a periodic dim (a global longitude) the
+  crop wraps around instead;
+* the **context frames**: the same crop at the steps ``context_offsets``
+  away along ``context_dim`` (an all-unobserved frame past either end);
+* optionally a **donor**: the observed mask of the same crop at another step
+  (drawn from the window id and the epoch), for "real" hide masks copied
+  from the data's own gaps (the DINCAE recipe).
+
+Values are normalized with the stats and 0 wherever not observed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import numpy as np
+import torch
+
+from sparsediff.data.masks import INVALID, OBSERVED
+from sparsediff.data.patches import PatchDataset, Window
+from sparsediff.data.stats import normalize_array
+from sparsediff.errors import InputError
+from sparsediff.rng import Stream, numpy_rng_for
+
+__all__ = ["CropDataset"]
+
+
+class CropDataset(PatchDataset):
+    """Windows read as crops with a halo, context frames and a donor mask.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :class:`~sparsediff.data.patches.PatchDataset`.
+    halo
+        Points added on each side of the window, per spatial dim.
+    periodic
+        Per spatial dim, whether it wraps around (then the crop wraps too).
+    context_dim
+        Batch dim of the context frames (e.g. ``"time"``), or ``None``.
+    context_offsets
+        Steps along ``context_dim`` of the context frames (e.g. ``(-1, 1)``).
+    donor
+        Also read a donor mask (for the ``"real"`` hide pattern).
+
+    Yields
+    ------
+    dict
+        ``values``, ``observed``, ``active`` ``(C, *crop)``; ``context``,
+        ``context_observed`` ``(K, C, *crop)`` when there is context;
+        ``donor`` ``(C, *crop)`` when asked; ``index`` (the window id).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        halo: Sequence[int],
+        periodic: Sequence[bool] | None = None,
+        context_dim: str | None = None,
+        context_offsets: Sequence[int] = (),
+        donor: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.halo = tuple(int(h) for h in halo)
+        if len(self.halo) != len(self.dims) or min(self.halo) < 0:
+            raise InputError(f"halo needs one size >= 0 per spatial dim, got {tuple(halo)}")
+        self.periodic = (
+            (False,) * len(self.dims) if periodic is None else tuple(bool(p) for p in periodic)
+        )
+        if context_dim is not None and context_dim not in self.batch_dims:
+            raise InputError(
+                f"context_dim {context_dim!r} must be a non-spatial dim of the data "
+                f"(batch dims: {self.batch_dims})"
+            )
+        self.context_dim = context_dim
+        self.context_offsets = tuple(int(o) for o in context_offsets) if context_dim else ()
+        self.donor = bool(donor) and bool(self.batch_dims)
+
+    @property
+    def crop_size(self) -> tuple[int, ...]:
+        """Spatial shape of every crop (window + 2 halo)."""
+        return tuple(s + 2 * h for s, h in zip(self.size, self.halo, strict=True))
+
+    def _spatial_index(self, window: Window) -> tuple[list[np.ndarray], np.ndarray]:
+        """Index array per spatial dim and the 'inside the domain' mask of the crop."""
+        idx, inside = [], []
+        for start, size, h, n, wrap in zip(
+            window.start, self.size, self.halo, self.domain, self.periodic, strict=True
+        ):
+            g = np.arange(start - h, start + size + h)
+            if wrap:
+                idx.append(np.mod(g, n))
+                inside.append(np.ones(g.size, dtype=bool))
+            else:
+                idx.append(np.clip(g, 0, n - 1))
+                inside.append((g >= 0) & (g < n))
+        mask = np.ones(tuple(a.size for a in idx), dtype=bool)
+        for ax, ok in enumerate(inside):
+            shape = [1] * len(idx)
+            shape[ax] = ok.size
+            mask &= ok.reshape(shape)
+        return idx, mask
+
+    def _frame(
+        self, batch: tuple[int, ...], idx: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalized values (0 where not observed), observed and invalid of one crop."""
+        indexers: dict[str, Any] = dict(zip(self.batch_dims, batch, strict=True))
+        indexers.update({d: a for d, a in zip(self.dims, idx, strict=True)})
+        with dask.config.set(scheduler="synchronous"):
+            data = self._ds.isel(indexers).compute()
+            st = None if self._states is None else self._states.isel(indexers).compute()
+        shape = (len(self.variables), *(a.size for a in idx))
+        values = np.zeros(shape, dtype=np.float64)
+        observed = np.zeros(shape, dtype=bool)
+        invalid = np.zeros(shape, dtype=bool)
+        for c, name in enumerate(self.variables):
+            raw = np.asarray(data[name].transpose(*self.dims).values, dtype=np.float64)
+            ok = np.isfinite(raw)
+            if st is not None:
+                state = st[name].transpose(*self.dims).values
+                ok &= state == OBSERVED
+                invalid[c] = state == INVALID
+            if self.stats is not None:
+                raw = np.asarray(normalize_array(np.where(ok, raw, np.nan), self.stats[name]))
+            values[c] = np.where(ok, raw, 0.0)
+            observed[c] = ok
+        return values, observed, invalid
+
+    def read(self, window: Window) -> dict[str, Any]:
+        """Read the crop, context frames and donor of one window."""
+        idx, inside = self._spatial_index(window)
+        values, observed, invalid = self._frame(window.batch, idx)
+        observed &= inside
+        active = ~invalid & inside
+        out: dict[str, Any] = {
+            "values": torch.from_numpy(values).to(self.dtype),
+            "observed": torch.from_numpy(observed),
+            "active": torch.from_numpy(active),
+            "index": window.index,
+        }
+        if self.context_offsets:
+            axis = self.batch_dims.index(str(self.context_dim))
+            size = self.batch_shape[axis]
+            cv, co = [], []
+            for off in self.context_offsets:
+                pos = window.batch[axis] + off
+                if 0 <= pos < size:
+                    b = list(window.batch)
+                    b[axis] = pos
+                    v, o, _ = self._frame(tuple(b), idx)
+                    o &= inside & active
+                    v = np.where(o, v, 0.0)
+                else:
+                    v, o = np.zeros_like(values), np.zeros_like(observed)
+                cv.append(v)
+                co.append(o)
+            out["context"] = torch.from_numpy(np.stack(cv)).to(self.dtype)
+            out["context_observed"] = torch.from_numpy(np.stack(co))
+        if self.donor:
+            axis = (
+                self.batch_dims.index(str(self.context_dim)) if self.context_dim is not None else 0
+            )
+            size = self.batch_shape[axis]
+            b = list(window.batch)
+            if size > 1:
+                rng = numpy_rng_for(self.seed, Stream.DONOR, window.index, self.epoch)
+                other = int(rng.integers(size - 1))
+                b[axis] = other + (other >= window.batch[axis])
+            _, o, _ = self._frame(tuple(b), idx)
+            out["donor"] = torch.from_numpy(o | ~active)
+        return out
