@@ -72,6 +72,33 @@ def mni_small(_mni_small: xr.Dataset) -> xr.Dataset:
 
 
 @pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory this process cannot create anything in.
+
+    Root ignores permission bits, so as root it is a read-only directory of
+    sysfs (skipped where there is none).
+    """
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        ro = tmp_path / "read-only"
+        ro.mkdir()
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    for candidate in (Path("/sys/fs"), Path("/sys/kernel")):
+        probe = candidate / ".sparsediff-probe"
+        try:
+            probe.open("x").close()
+        except PermissionError:
+            yield candidate
+            return
+        except OSError:
+            continue
+        probe.unlink()
+    pytest.skip("running as root and no read-only directory was found")
+
+
+@pytest.fixture
 def tmp_netcdf(tmp_path: Path) -> Callable[..., Path]:
     """Factory ``make(ds, name="data.nc", **to_netcdf_kwargs) -> Path`` (plain xarray)."""
 
