@@ -23,8 +23,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from sparsediff.data.io import _as_dataset, numeric_variables, validate_dims
 from sparsediff.data.masks import OBSERVED, InvalidSpec, _fit_mask, invalid_mask
+from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import CheckpointError, InputError
 
 __all__ = [
@@ -323,7 +323,7 @@ def compute_stats(
     All variables are computed in one ``dask.compute`` call: the data are read
     once, chunk by chunk, so memory stays bounded by a few chunks per thread.
     """
-    data = _as_dataset(ds)
+    data = as_dataset(ds)
     names = numeric_variables(data, variables)
     offsets = _log_offsets(log, names)
     if states is not None and (invalid is not None or invalid_along is not None):

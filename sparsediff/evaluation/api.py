@@ -33,7 +33,7 @@ import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
-from sparsediff.data.io import _as_dataset, numeric_variables
+from sparsediff.data.selection import as_dataset, numeric_variables
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
 from sparsediff.evaluation.holdout import make_holdout, region_slices
@@ -255,7 +255,7 @@ def evaluate(
     from sparsediff.filling.api import check_compatible, fill
 
     # ------------------------------------------------------------ checks (nothing computed)
-    data = _as_dataset(ds)
+    data = as_dataset(ds)
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)

@@ -27,6 +27,7 @@ import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.data.climatology import add_climatology, anomalies
+from sparsediff.data.selection import as_dataset
 from sparsediff.errors import CompatibilityError, SparsediffWarning
 from sparsediff.filling.blocks import fill_block
 from sparsediff.filling.sampling import FillOptions
@@ -222,8 +223,7 @@ def fill(
         Filled variables, ``<var>_fill_flag`` flag variables, original attrs
         and coordinates, and a provenance attribute.
     """
-    if isinstance(ds, xr.DataArray):
-        ds = ds.to_dataset(name=ds.name or model.variables[0])
+    ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
     check_compatible(ds, model)
     opts = FillOptions(
         members=members,

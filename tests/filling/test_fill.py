@@ -230,3 +230,18 @@ def test_training_invalid_below_rule_applies_at_fill() -> None:
     assert flag[0, 5, 5] == 1
     assert np.isnan(out["v"].values[:, :3, :]).all()
     assert np.isfinite(out["v"].values[0, 5, 5])
+
+
+def test_unnamed_dataarray_fills_the_same_through_accessor_and_function() -> None:
+    """An unnamed DataArray takes the name of a one-variable model's variable, both ways."""
+    model = make_model(["sst"], ["y", "x"], [8, 8])
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(2, 12, 12)).astype(np.float32)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    da = xr.DataArray(values, dims=("t", "y", "x"))
+    by_function = sparsediff.fill(da, model, steps=2, seed=1)
+    by_accessor = da.sparsediff.fill(model, steps=2, seed=1)
+    assert "sst" in by_accessor.data_vars
+    for out in (by_function, by_accessor):
+        out.attrs.pop("sparsediff_fill")  # holds the time of the fill
+    xr.testing.assert_identical(by_accessor, by_function)
