@@ -20,6 +20,7 @@ from typing import Any
 import xarray as xr
 from tqdm.auto import tqdm
 
+from sparsediff import atomic
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
 from sparsediff.filling.api import fill
@@ -119,7 +120,7 @@ def fill_to_zarr(
     else:
         shutil.rmtree(tmp, ignore_errors=True)
         filled.to_zarr(tmp, mode="w-", compute=False, consolidated=False)
-        record.write_text(json.dumps({"done": []}))
+        atomic.write_text(record, json.dumps({"done": []}))
 
     n = filled.sizes[region_dim] if region_dim is not None else 1
     regions = list(range(0, n, region_size))
@@ -140,15 +141,11 @@ def fill_to_zarr(
             part = part.drop_vars([c for c in part.coords])
             part.to_zarr(tmp, region={region_dim: sl}, mode="r+", consolidated=False)
         done.add(r)
-        rec = record.with_suffix(".tmp")
-        rec.write_text(json.dumps({"done": sorted(done)}))
-        os.replace(rec, record)
+        atomic.write_text(record, json.dumps({"done": sorted(done)}))
         bar.update(1)
         if on_region is not None:
             on_region(r)
     bar.close()
-    if output.exists():
-        shutil.rmtree(output)
-    os.replace(tmp, output)
+    atomic.replace(tmp, output)
     record.unlink()
     return output

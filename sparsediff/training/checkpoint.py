@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sparsediff import atomic
 from sparsediff.errors import CheckpointError
 
 __all__ = [
@@ -109,8 +109,9 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     name = f"{state.stage}-{state.step:08d}"
     final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir()
         doc: dict[str, Any] = {
             "stage": state.stage,
             "step": state.step,
@@ -125,15 +126,9 @@ def save_checkpoint(
             save_file(opt_t, str(tmp / "optim.safetensors"))
             doc["optimizer"] = opt_meta
         (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=float))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        pointer = root / ".latest.json.tmp"
-        pointer.write_text(json.dumps({"checkpoint": name}))
-        os.replace(pointer, root / "latest.json")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic.write_atomic(final, build)
+    atomic.write_text(root / "latest.json", json.dumps({"checkpoint": name}))
     done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     done = [p for p in done if p.name.startswith(f"{state.stage}-")]
     for old in done[:-keep]:
