@@ -27,6 +27,7 @@ import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.data.climatology import add_climatology, anomalies
+from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.selection import as_dataset
 from sparsediff.errors import CompatibilityError, SparsediffWarning
 from sparsediff.filling.blocks import fill_block
@@ -40,20 +41,6 @@ FLAG_ATTRS = {
     "flag_meanings": "observed filled invalid",
     "long_name": "sparsediff fill flag",
 }
-
-
-def is_global_longitude(coord: xr.DataArray) -> bool:
-    """True for a 1-D longitude coordinate that closes the circle (periodic tiling)."""
-    name = str(coord.name).lower()
-    units = str(coord.attrs.get("units", "")).lower()
-    if not (name in ("lon", "longitude", "nav_lon") or units.startswith("degrees_e")):
-        return False
-    if coord.ndim != 1 or coord.size < 3 or not np.issubdtype(coord.dtype, np.number):
-        return False
-    v = np.asarray(coord.values, dtype=float)
-    step = float(np.median(np.abs(np.diff(v))))
-    span = abs(v[-1] - v[0]) + step
-    return bool(abs(span - 360.0) <= 0.5 * step)
 
 
 def check_compatible(ds: xr.Dataset, model: Model) -> None:
@@ -109,15 +96,14 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     spacing = model.config.get("grid_spacing", {})
     for d in dims:
         ref = spacing.get(d)
-        if ref and d in ds.coords and ds[d].size > 1 and np.issubdtype(ds[d].dtype, np.number):
-            now_sp = float(np.median(np.abs(np.diff(ds[d].values.astype(float)))))
-            if now_sp > 2 * ref or now_sp < ref / 2:
-                warnings.warn(
-                    f"grid spacing along {d!r} is {now_sp:g}, far from the training "
-                    f"spacing {ref:g}; fills may be poor",
-                    SparsediffWarning,
-                    stacklevel=3,
-                )
+        now_sp = grid_spacing(ds[d]) if d in ds.coords else None
+        if ref and now_sp is not None and (now_sp > 2 * ref or now_sp < ref / 2):
+            warnings.warn(
+                f"grid spacing along {d!r} is {now_sp:g}, far from the training "
+                f"spacing {ref:g}; fills may be poor",
+                SparsediffWarning,
+                stacklevel=3,
+            )
 
 
 def _block_fn(

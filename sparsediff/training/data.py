@@ -18,6 +18,7 @@ import xarray as xr
 from sparsediff.data import io, masks, samples
 from sparsediff.data.climatology import anomalies, climatology_of
 from sparsediff.data.gaps import gap_mask
+from sparsediff.data.grid import grid_spacing
 from sparsediff.data.patches import PatchDataset
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
@@ -63,16 +64,6 @@ class PreparedData:
     dims: list[str]
     facts: dict[str, Any]
     climatology: dict[str, xr.DataArray] | None = None
-
-
-def _grid_spacing(ds: xr.Dataset, dims: list[str]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for d in dims:
-        if d in ds.coords and ds[d].size > 1 and np.issubdtype(ds[d].dtype, np.number):
-            out[d] = float(np.median(np.abs(np.diff(ds[d].values.astype(float)))))
-        else:
-            out[d] = None
-    return out
 
 
 def prepare_data(
@@ -181,7 +172,9 @@ def prepare_data(
         "dims": list(d.dims),
         "window": list(win.size),
         "units": {v: str(ds[v].attrs.get("units", "")) for v in d.variables},
-        "grid_spacing": _grid_spacing(ds, list(d.dims)),
+        "grid_spacing": {
+            dim: grid_spacing(ds[dim]) if dim in ds.coords else None for dim in d.dims
+        },
         "sizes": {k: int(v) for k, v in ds.sizes.items()},
         "n_train_windows": len(train.windows),
         "n_holdout_windows": len(holdout.windows) if holdout is not None else 0,
