@@ -15,42 +15,21 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sparsediff.data import io, masks, samples
+from sparsediff.data import io, masks
 from sparsediff.data.climatology import anomalies, climatology_of
 from sparsediff.data.gaps import gap_mask
 from sparsediff.data.grid import grid_spacing
-from sparsediff.data.patches import PatchDataset
+from sparsediff.data.sources import resolve_source
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
 from sparsediff.rng import seed_for
 from sparsediff.training.config import TrainConfig
+from sparsediff.training.patches import PatchDataset
 
 __all__ = ["Batch", "BatchStream", "PreparedData", "prepare_data", "resolve_source"]
 
 #: Missing share of the fixed holdout pattern used for the in-training masked RMSE.
 EVAL_HIDE = 0.3
-
-
-def resolve_source(source: str | list[str] | None) -> xr.Dataset:
-    """Open the config's data source.
-
-    ``"ostia"`` and ``"mni152"`` are built-in samples; ``"iris:RELATIVE/PATH"``
-    (glob patterns allowed) names files of the ``iris-sample-data`` package;
-    anything else is a path (or list of paths) for :func:`sparsediff.open`.
-    """
-    if source is None:
-        raise ConfigError("data.source is not set and no Dataset was passed to train()")
-    if source == "ostia":
-        return samples.open_ostia()
-    if source == "mni152":
-        return samples.mni152()
-    if isinstance(source, str) and source.startswith("iris:"):
-        root = samples.ostia_path().parent
-        paths = sorted(root.glob(source[len("iris:") :]))
-        if not paths:
-            raise ConfigError(f"data.source {source!r} matches no file of iris-sample-data")
-        return io.open(paths if len(paths) > 1 else paths[0])
-    return io.open(source)
 
 
 @dataclass

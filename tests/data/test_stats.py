@@ -1,4 +1,4 @@
-"""Tests of sparsediff.data.stats and the synthetic fields of sparsediff.data.samples."""
+"""Tests of sparsediff.data.stats and the synthetic fields of sparsediff.data.sample_data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import xarray as xr
 
 from sparsediff.data.io import write
 from sparsediff.data.masks import OBSERVED, states
-from sparsediff.data.samples import gaussian_random_field
+from sparsediff.data.sample_data import gaussian_random_field
 from sparsediff.data.stats import (
     Stats,
     VariableStats,

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import sparsediff
 from sparsediff.cli import main
-from sparsediff.data.samples import open_ostia
+from sparsediff.data.sample_data import open_ostia
 from sparsediff.filling.store import fill_to_zarr, partial_path, progress_path
 from tests.filling.conftest import make_model
 
