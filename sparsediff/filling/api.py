@@ -33,6 +33,7 @@ from sparsediff.errors import CompatibilityError, SparsediffWarning
 from sparsediff.filling.blocks import fill_block
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.model import Model
+from sparsediff.rng import check_seed
 
 __all__ = ["check_compatible", "ensemble_mean", "ensemble_std", "fill", "is_global_longitude"]
 
@@ -181,7 +182,8 @@ def fill(
     steps, sampler
         Solver and steps (defaults: DPM-Solver++(2M), 16 steps).
     seed
-        Same seed → same bytes, whatever the chunking or scheduler.
+        An integer >= 0 of any size. Same seed → same bytes, whatever the
+        chunking or scheduler.
     guidance
         Decoder-gradient data-consistency strength (0 = off).
     cfg_scale
@@ -210,6 +212,7 @@ def fill(
         and coordinates, and a provenance attribute.
     """
     ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
+    seed = check_seed(seed)
     check_compatible(ds, model)
     opts = FillOptions(
         members=members,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sparsediff
-from sparsediff.errors import CompatibilityError, SparsediffWarning
+from sparsediff.errors import CompatibilityError, InputError, SparsediffWarning
 from sparsediff.filling.api import ensemble_mean, ensemble_std, is_global_longitude
 from tests.filling.conftest import make_model
 
@@ -245,3 +245,15 @@ def test_unnamed_dataarray_fills_the_same_through_accessor_and_function() -> Non
     for out in (by_function, by_accessor):
         out.attrs.pop("sparsediff_fill")  # holds the time of the fill
     xr.testing.assert_identical(by_accessor, by_function)
+
+
+def test_seeds_beyond_32_bits_give_other_fills_and_bad_seeds_are_refused() -> None:
+    rng = np.random.default_rng(8)
+    ds, _ = _dataset(rng, ["a"], (2, 9, 9), ["t", "y", "x"], 0.4, 0.0, "float32")
+    zero = sparsediff.fill(ds, PIXEL_2D, steps=2, seed=0)["a"].values
+    wrapped = sparsediff.fill(ds, PIXEL_2D, steps=2, seed=2**32)["a"].values
+    gaps = np.isnan(ds["a"].values)
+    assert not np.array_equal(zero[gaps], wrapped[gaps])
+    for bad in (-1, 1.5, "abc"):
+        with pytest.raises(InputError, match="seed must be a non-negative integer"):
+            sparsediff.fill(ds, PIXEL_2D, steps=2, seed=bad)
