@@ -37,6 +37,7 @@ from sparsediff.training.checkpoint import (
     TrainState,
     latest_checkpoint,
     load_checkpoint,
+    load_state,
     save_checkpoint,
 )
 from sparsediff.training.config import HideConfig, TrainConfig, load_config
@@ -292,7 +293,7 @@ class _Trainer:
         if resume_from is not None:
             st, tens, opt_state = load_checkpoint(resume_from)
             if st.stage == stage:
-                net.load_state_dict(tens["net"])
+                load_state(net, tens["net"], f"{stage} weights")
                 ema_state = tens["ema"]
                 ema_updates = st.ema_updates
                 start_step = st.step
@@ -498,13 +499,17 @@ class _Trainer:
         self.latent_scale = float(st.extra.get("latent_scale", 1.0))
         if "autoencoder" in self.completed:
             ae = build_autoencoder(self.cfg, self.n_vars).to(self.rt.device)
-            ae.load_state_dict(tens["autoencoder"] if "autoencoder" in tens else tens["ema"])
+            load_state(
+                ae,
+                tens["autoencoder"] if "autoencoder" in tens else tens["ema"],
+                "autoencoder weights",
+            )
             ae.eval().requires_grad_(False)
             self.autoencoder = ae
         if st.stage.endswith("_done"):
             if st.stage == "prior_done" or st.stage == "pixel_done":
                 pr = build_prior(self.cfg, self.n_vars).to(self.rt.device)
-                pr.load_state_dict(tens["ema"])
+                load_state(pr, tens["ema"], "prior weights")
                 pr.eval().requires_grad_(False)
                 self.prior = pr
             return None
