@@ -205,7 +205,8 @@ def _to_state(
 ) -> xr.DataArray:
     st = (~ok).astype(np.uint8)  # OBSERVED = 0, GAP = 1
     if inv is not None:
-        st = xr.where(inv, np.uint8(INVALID), st).transpose(*var.dims)
+        # DataArray.where keeps the coordinates' attributes (xr.where drops them)
+        st = st.where(~inv, np.uint8(INVALID)).transpose(*var.dims)
     st = st.astype(np.uint8, copy=False)
     st.attrs = {
         "long_name": f"state of {name}",

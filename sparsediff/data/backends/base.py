@@ -32,7 +32,6 @@ __all__ = [
     "check_attrs",
     "json_ready",
     "json_storable",
-    "no_fill_value_on_coordinates",
 ]
 
 Chunks = Literal["auto"] | Mapping[str, int] | None
@@ -143,19 +142,3 @@ def check_attrs(ds: xr.Dataset, fmt: str, storable: Callable[[Any], bool]) -> No
                     f"attribute {key!r} of {owner} has a value of type "
                     f"{type(value).__name__} that {fmt} cannot store"
                 )
-
-
-def no_fill_value_on_coordinates(ds: xr.Dataset) -> None:
-    """Keep ``_FillValue`` off dimension coordinates and bounds variables (in place).
-
-    CF: coordinate variables hold no missing values, so they carry no fill
-    value; xarray would otherwise add a NaN ``_FillValue`` to every float one.
-    Set on the encoding of the variables of ``ds`` (a prepared copy).
-    """
-    names = {str(d) for d in ds.dims if d in ds.variables}
-    for d in list(names):
-        bounds = ds[d].attrs.get("bounds") or ds[d].encoding.get("bounds")
-        if isinstance(bounds, str) and bounds in ds.variables:
-            names.add(bounds)
-    for name in names:
-        ds.variables[name].encoding["_FillValue"] = None

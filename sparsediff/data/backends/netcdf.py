@@ -17,8 +17,8 @@ from sparsediff.data.backends.base import (
     OpenOptions,
     WriteOptions,
     check_attrs,
-    no_fill_value_on_coordinates,
 )
+from sparsediff.data.cf import align_bounds_encoding, no_fill_on_coordinates, typed_attributes
 
 __all__ = ["NetCDFBackend"]
 
@@ -100,7 +100,9 @@ class NetCDFBackend(Backend):
         out = ds.copy(deep=False)
         for var in out.variables.values():
             var.encoding = _encoding(var)
-        no_fill_value_on_coordinates(out)
+        no_fill_on_coordinates(out)
+        align_bounds_encoding(out)
+        typed_attributes(out)
         check_attrs(out, self.name, _storable)
         return out
 

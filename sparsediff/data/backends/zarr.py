@@ -25,8 +25,8 @@ from sparsediff.data.backends.base import (
     WriteOptions,
     check_attrs,
     json_storable,
-    no_fill_value_on_coordinates,
 )
+from sparsediff.data.cf import align_bounds_encoding, no_fill_on_coordinates, typed_attributes
 from sparsediff.errors import InputError
 
 __all__ = ["ZarrBackend", "consolidate", "zarr_layout"]
@@ -162,6 +162,7 @@ class ZarrBackend(Backend):
                 paths[0], consolidated=consolidated, zarr_format=zarr_format, chunks=chunks
             )
             ds.encoding["zarr_format"] = zarr_format
+            typed_attributes(ds)
             return _typed_fill_values(ds)
         consolidated = all(c for _, c in layouts)
         return xr.open_mfdataset(
@@ -179,7 +180,9 @@ class ZarrBackend(Backend):
             out = out.chunk(fixes)
         for var in out.variables.values():
             var.encoding = _encoding(var, options.zarr_format)
-        no_fill_value_on_coordinates(out)
+        no_fill_on_coordinates(out)
+        align_bounds_encoding(out)
+        typed_attributes(out)
         check_attrs(out, self.name, json_storable)
         return out
 
