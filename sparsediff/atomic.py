@@ -31,6 +31,7 @@ from sparsediff.errors import InputError
 __all__ = [
     "check_writable",
     "denied",
+    "make_dirs",
     "remove",
     "replace",
     "temp_sibling",
@@ -112,7 +113,7 @@ def check_writable(directory: PathLike) -> None:
     """Raise a one-line :class:`InputError` unless files can be created in ``directory``.
 
     A missing directory is checked at its nearest existing ancestor (the one
-    that the missing levels would be created in), and then created.
+    that the missing levels would be created in). Nothing is created.
     """
     directory = Path(directory).absolute()
     probe = directory
@@ -122,6 +123,12 @@ def check_writable(directory: PathLike) -> None:
         raise InputError(f"cannot write into {str(directory)!r}: {str(probe)!r} is not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise _not_writable(directory)
+
+
+def make_dirs(directory: PathLike) -> None:
+    """Create ``directory`` and its parents; a refusal is a one-line :class:`InputError`."""
+    directory = Path(directory)
+    check_writable(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -169,7 +176,7 @@ def write_atomic(target: PathLike, write: Callable[[Path], T]) -> T:
         and ``target`` is as it was.
     """
     target = Path(target)
-    check_writable(target.parent)
+    make_dirs(target.parent)
     tmp = temp_sibling(target)
     try:
         result = write(tmp)

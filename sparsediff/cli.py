@@ -122,7 +122,15 @@ def fill(
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go)."""
     import sparsediff
+    from sparsediff.atomic import check_writable
+    from sparsediff.errors import InputError
 
+    # checks of the target first: nothing is loaded or written for a bad one
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise InputError(f"{output} already exists; pass --overwrite to replace it")
+    if region_size < 1:
+        raise InputError(f"--region-size must be a positive integer, got {region_size}")
+    check_writable(output.parent)
     if threads is not None:
         import torch
 
