@@ -192,8 +192,8 @@ def info(path: Path) -> None:
     """Describe a saved model, or the gaps of a dataset."""
     import sparsediff
 
-    if (path / "config.json").is_file():
-        model = sparsediff.load(path)
+    if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
+        model = sparsediff.load(path)  # a model directory, or a run directory holding one
         cfg = model.config
         click.echo(f"sparsediff model at {path}")
         click.echo(f"  mode:       {cfg.get('mode')}")

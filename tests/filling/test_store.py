@@ -434,3 +434,9 @@ def test_integer_variable_is_filled_as_float(tmp_path: Path) -> None:
         flag = sparsediff.open(out)["counts_fill_flag"].values
         assert (flag[:, :3, :3] == 2).all()
     assert not partial_path(tmp_path / "o.zarr").exists()
+
+
+def test_cli_info_accepts_a_run_directory(model_dir: Path) -> None:
+    res = CliRunner().invoke(main, ["info", str(model_dir.parent)])  # the directory holding model/
+    assert res.exit_code == 0, res.output
+    assert "surface_temperature" in res.output
