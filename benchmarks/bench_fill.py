@@ -113,7 +113,7 @@ def _timed(fn: Any, total: list[float]) -> Any:
 def bench_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
     """(a) and (b): fill vs bare model compute on the last months of OSTIA."""
     import sparsediff
-    from sparsediff.data.samples import open_ostia
+    from sparsediff.data.sample_data import open_ostia
     from sparsediff.filling import blocks
     from sparsediff.filling.sampling import FillOptions, fill_windows
 

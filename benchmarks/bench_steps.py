@@ -71,7 +71,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     import sparsediff
-    from sparsediff.data.samples import open_ostia
+    from sparsediff.data.sample_data import open_ostia
     from sparsediff.diffusion.samplers import model_calls
     from sparsediff.evaluation.holdout import make_holdout
     from sparsediff.evaluation.metrics import crps, rmse

@@ -26,9 +26,9 @@ class SparsediffAccessor:
         self._obj = obj
 
     def _ds(self) -> xr.Dataset:
-        if isinstance(self._obj, xr.DataArray):
-            return self._obj.to_dataset(name=self._obj.name or "data")
-        return self._obj
+        from sparsediff.data.selection import as_dataset
+
+        return as_dataset(self._obj)
 
     def masks(self, variables: list[str] | None = None, **kw: Any) -> xr.Dataset:
         """Point states (0 observed, 1 gap, 2 invalid); see :func:`sparsediff.data.masks.states`."""
@@ -46,7 +46,7 @@ class SparsediffAccessor:
         """Fill the gaps with a trained model; see :func:`sparsediff.fill`."""
         from sparsediff.filling.api import fill
 
-        return fill(self._ds(), model, **kw)
+        return fill(self._obj, model, **kw)  # fill names an unnamed DataArray after the model
 
     def ensemble_mean(self) -> xr.Dataset:
         """Mean over ``member``; see :func:`sparsediff.filling.api.ensemble_mean`."""

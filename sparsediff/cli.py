@@ -122,7 +122,15 @@ def fill(
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go)."""
     import sparsediff
+    from sparsediff.atomic import check_writable
+    from sparsediff.errors import InputError
 
+    # checks of the target first: nothing is loaded or written for a bad one
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise InputError(f"{output} already exists; pass --overwrite to replace it")
+    if region_size < 1:
+        raise InputError(f"--region-size must be a positive integer, got {region_size}")
+    check_writable(output.parent)
     if threads is not None:
         import torch
 
@@ -184,8 +192,8 @@ def info(path: Path) -> None:
     """Describe a saved model, or the gaps of a dataset."""
     import sparsediff
 
-    if (path / "config.json").is_file():
-        model = sparsediff.load(path)
+    if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
+        model = sparsediff.load(path)  # a model directory, or a run directory holding one
         spec = model.spec
         click.echo(f"sparsediff model at {path}")
         click.echo(f"  method:     {spec.kind} (first guess: {spec.first_guess})")

@@ -75,7 +75,7 @@ def run_demo(
 
 def _run(out: Path, *, train: bool, members: int, seed: int, echo: Callable[[str], Any]) -> Any:
     import sparsediff
-    from sparsediff.data.samples import open_ostia
+    from sparsediff.data.sample_data import open_ostia
     from sparsediff.evaluation.baselines import LinearInterp, TimeMean
     from sparsediff.evaluation.holdout import make_holdout
     from sparsediff.evaluation.metrics import score_table

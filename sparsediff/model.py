@@ -10,9 +10,13 @@ A saved model is a directory (DESIGN §6)::
       prior.safetensors      (absent for an autoencoder-only model)
 
 Weights are only ever read with :func:`safetensors.torch.load_file`; nothing is
-pickled. Every weights file's SHA-256 is recorded in ``config.json`` and checked
-on load, so a truncated or tampered file is a clear :class:`CheckpointError`
-rather than silently wrong numbers.
+pickled. The SHA-256 of every other file of the directory (weights,
+climatology, ``stats.json``, ``provenance.json``) is recorded in ``config.json``
+and checked on load, so a truncated or tampered file is a clear
+:class:`CheckpointError` rather than silently wrong numbers.
+
+:func:`load` also accepts a run directory (``train --out``) that holds the
+model in ``model/``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pydantic import ValidationError
-
+from sparsediff import atomic
 from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError
 from sparsediff.method import Method, build_method
@@ -150,9 +152,9 @@ class Model:
         path = Path(path)
         if path.exists() and not overwrite:
             raise CheckpointError(f"{path} already exists (pass overwrite=True to replace it)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+
+        def build(tmp: Path) -> None:
+            tmp.mkdir()
             nets: dict[str, Any] = {}
             files: dict[str, str] = {}
             for name in _NET_NAMES:
@@ -177,22 +179,16 @@ class Model:
                 tensors, meta = _climatology_tensors(self.climatology)
                 save_file(tensors, str(tmp / fname), metadata=meta)
                 files[fname] = _sha256(tmp / fname)
-            (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
             self.stats.save(tmp / "stats.json")
             (tmp / "provenance.json").write_text(
                 json.dumps(self.provenance, indent=2, sort_keys=True, default=str)
             )
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            for fname in ("stats.json", "provenance.json"):
+                files[fname] = _sha256(tmp / fname)
+            # written last: it records the checksum of every other file
+            (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+        atomic.write_atomic(path, build)
         return path
 
     # ------------------------------------------------------------------ load
@@ -206,14 +202,16 @@ class Model:
             The directory or a file is missing, the format version is not this
             version's, or a weights file is truncated or does not match its checksum.
         """
-        path = Path(path)
+        path = _model_dir(Path(path))
         cfg_path = path / "config.json"
-        if not cfg_path.is_file():
-            raise CheckpointError(f"{path} is not a sparsediff model directory (no config.json)")
         try:
             doc = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
+        if not isinstance(doc, dict):
+            raise CheckpointError(
+                f"{cfg_path} holds a JSON {type(doc).__name__}, not a sparsediff model description"
+            )
         if doc.get("format") != FORMAT_NAME:
             raise CheckpointError(
                 f"{cfg_path} is not a sparsediff model (format={doc.get('format')!r})"
@@ -232,7 +230,7 @@ class Model:
             raise CheckpointError(
                 f"{cfg_path} holds an invalid model spec ({where}: {first['msg']})"
             ) from None
-        files: dict[str, str] = doc.get("files", {})
+        files = _verified_files(path, doc)
         nets: dict[str, torch.nn.Module] = {}
         for name in _NET_NAMES:
             entry = doc.get(name)
@@ -242,7 +240,7 @@ class Model:
             fpath = path / fname
             if not fpath.is_file():
                 raise CheckpointError(f"{fpath} is missing")
-            if fname not in files or _sha256(fpath) != files[fname]:
+            if fname not in files:
                 raise CheckpointError(
                     f"{fpath} does not match the checksum in config.json "
                     "(truncated, corrupted or modified after saving)"
@@ -267,16 +265,14 @@ class Model:
                 ) from None
             nets[name] = net.to(map_location).eval()
         climatology = None
-        if "climatology.safetensors" in files:
-            cpath = path / "climatology.safetensors"
-            if not cpath.is_file() or _sha256(cpath) != files["climatology.safetensors"]:
-                raise CheckpointError(
-                    f"{cpath} is missing or does not match the checksum in config.json"
-                )
-            climatology = _climatology_from(cpath)
+        if "climatology.safetensors" in files:  # present and verified
+            climatology = _climatology_from(path / "climatology.safetensors")
         stats = Stats.load(path / "stats.json")
         prov_path = path / "provenance.json"
-        provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+        try:
+            provenance = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{prov_path} is not valid JSON: {e}") from None
         return cls(
             spec=spec,
             nets=nets,
@@ -284,6 +280,64 @@ class Model:
             provenance=provenance,
             climatology=climatology,
         )
+
+
+def _model_dir(path: Path) -> Path:
+    """``path`` if it is a model directory, its ``model/`` if it is a run directory.
+
+    Raises
+    ------
+    CheckpointError
+        Neither; the message names a model directory found below ``path``, if any.
+    """
+    if (path / "config.json").is_file():
+        return path
+    if (path / "model" / "config.json").is_file():
+        return path / "model"  # a run directory (train --out)
+    hint = ""
+    if path.is_dir():
+        candidates = sorted(path.glob("*/config.json")) + sorted(path.glob("*/*/config.json"))
+        found = [c.parent for c in candidates if _is_model_config(c)]
+        if found:
+            hint = f"; did you mean {str(found[0])!r}?"
+    raise CheckpointError(f"{path} is not a sparsediff model directory (no config.json){hint}")
+
+
+def _is_model_config(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
+
+
+def _verified_files(path: Path, doc: dict[str, Any]) -> dict[str, str]:
+    """The ``files`` record of ``config.json``, each file present and matching its SHA-256."""
+    files = doc.get("files", {})
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise CheckpointError(f"{path / 'config.json'} has a malformed 'files' record")
+    for fname, digest in files.items():
+        if fname in ("", ".", "..", "config.json") or Path(fname).name != fname:
+            raise CheckpointError(
+                f"{path / 'config.json'} lists {fname!r}, not a file of the model directory"
+            )
+        fpath = path / fname
+        if not fpath.is_file():
+            raise CheckpointError(f"{fpath} is missing")
+        if _sha256(fpath) != digest:
+            raise CheckpointError(
+                f"{fpath} does not match the checksum in config.json "
+                "(truncated, corrupted or modified after saving)"
+            )
+    unchecked = [f for f in ("stats.json", "provenance.json") if f not in files]
+    if unchecked:
+        raise CheckpointError(
+            f"{path / 'config.json'} records no checksum of {', '.join(unchecked)} "
+            "(every file of a model directory is checksummed; was it edited by hand?)"
+        )
+    return files
 
 
 def _climatology_tensors(

@@ -9,11 +9,30 @@ chunking, or whether the run was resumed.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["Stream", "generator_for", "numpy_rng_for", "seed_for"]
+from sparsediff.errors import InputError
+
+__all__ = ["Stream", "check_seed", "generator_for", "numpy_rng_for", "seed_for"]
+
+_WORD = 0xFFFFFFFF
+#: First entropy word of the wide form (keys outside [0, 2**32)); see :func:`seed_for`.
+_WIDE = 0x5EED_3264
+
+
+def _wide_words(key: int) -> list[int]:
+    """``[sign, n, w0, ..., w(n-1)]``: ``|key|`` as n little-endian 32-bit words."""
+    magnitude = -key if key < 0 else key
+    words = []
+    while True:
+        words.append(magnitude & _WORD)
+        magnitude >>= 32
+        if not magnitude:
+            break
+    return [int(key < 0), len(words), *words]
 
 
 class Stream(IntEnum):
@@ -58,10 +77,39 @@ class Stream(IntEnum):
 
 
 def seed_for(*keys: int) -> int:
-    """A 63-bit seed derived from integer keys (stable across runs and platforms)."""
-    ss = np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys] + [len(keys)])
+    """A 63-bit seed derived from integer keys (stable across runs and platforms).
+
+    Distinct key tuples give distinct inputs to :class:`numpy.random.SeedSequence`
+    (so, but for hash collisions, distinct seeds), for integers of any size and
+    sign:
+
+    - all keys in ``[0, 2**32)``: the entropy is ``[*keys, len(keys)]``, as it
+      has always been, so existing seeds do not change;
+    - otherwise it is ``[WIDE, sign, n, words... (per key), len(keys)]``, each key
+      written whole as 32-bit words. Such a list is longer than ``len(keys) + 1``
+      while ending in ``len(keys)``, so it never equals a list of the first form,
+      and the per-key ``(sign, n)`` headers make the wide form unambiguous.
+    """
+    ints = [int(k) for k in keys]
+    if all(0 <= k <= _WORD for k in ints):
+        entropy = [*ints, len(ints)]
+    else:
+        entropy = [_WIDE, *(w for k in ints for w in _wide_words(k)), len(ints)]
+    ss = np.random.SeedSequence(entropy)
     lo, hi = (int(v) for v in ss.generate_state(2, dtype=np.uint32))
     return ((hi << 32) | lo) >> 1
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int, or a one-line :class:`InputError` unless it is an integer >= 0.
+
+    Any size is fine: :func:`seed_for` uses the whole value.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise InputError(f"{name} must be a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise InputError(f"{name} must be a non-negative integer, got {seed}")
+    return int(seed)
 
 
 def generator_for(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:

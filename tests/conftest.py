@@ -32,14 +32,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def ostia_path() -> Path:
     """Path of the OSTIA monthly SST sample (skips if iris-sample-data is absent)."""
     pytest.importorskip("iris_sample_data")
-    from sparsediff.data.samples import ostia_path as find
+    from sparsediff.data.sample_data import ostia_path as find
 
     return find()
 
 
 @pytest.fixture(scope="session")
 def _ostia_full(ostia_path: Path) -> xr.Dataset:
-    from sparsediff.data.samples import open_ostia
+    from sparsediff.data.sample_data import open_ostia
 
     return open_ostia()
 
@@ -59,7 +59,7 @@ def ostia(_ostia_full: xr.Dataset) -> xr.Dataset:
 @pytest.fixture(scope="session")
 def _mni_small() -> xr.Dataset:
     pytest.importorskip("nilearn")
-    from sparsediff.data.samples import mni152
+    from sparsediff.data.sample_data import mni152
 
     # an off-centre 40×48×40 block: part head, part air
     return mni152(crop={"z": slice(60, 100), "y": slice(30, 78), "x": slice(30, 70)})
@@ -69,6 +69,33 @@ def _mni_small() -> xr.Dataset:
 def mni_small(_mni_small: xr.Dataset) -> xr.Dataset:
     """A 40×48×40 (z, y, x) crop of the MNI152 template (head and air), as from NIfTI."""
     return _mni_small.copy(deep=True)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory this process cannot create anything in.
+
+    Root ignores permission bits, so as root it is a read-only directory of
+    sysfs (skipped where there is none).
+    """
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        ro = tmp_path / "read-only"
+        ro.mkdir()
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    for candidate in (Path("/sys/fs"), Path("/sys/kernel")):
+        probe = candidate / ".sparsediff-probe"
+        try:
+            probe.open("x").close()
+        except PermissionError:
+            yield candidate
+            return
+        except OSError:
+            continue
+        probe.unlink()
+    pytest.skip("running as root and no read-only directory was found")
 
 
 @pytest.fixture
@@ -117,7 +144,7 @@ def synthetic() -> Callable[..., tuple[xr.Dataset, np.ndarray]]:
         seed: int = 0,
         name: str = "field",
     ) -> tuple[xr.Dataset, np.ndarray]:
-        from sparsediff.data.samples import gaussian_random_field
+        from sparsediff.data.sample_data import gaussian_random_field
 
         nt, ny, nx = shape
         rng = np.random.default_rng(seed)

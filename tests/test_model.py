@@ -65,7 +65,10 @@ def test_incompatible_version(saved: Path) -> None:
     cfg = json.loads((saved / "config.json").read_text())
     cfg["format_version"] = FORMAT_VERSION + 1
     (saved / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(CheckpointError, match=rf"format version {FORMAT_VERSION + 1}; this sparsediff reads version {FORMAT_VERSION}"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"version {FORMAT_VERSION + 1}; this sparsediff reads version {FORMAT_VERSION}",
+    ):
         sparsediff.load(saved)
 
 
@@ -99,3 +102,84 @@ def test_no_pickle_anywhere() -> None:
         text = py.read_text()
         assert "import pickle" not in text, py
         assert "torch.load(" not in text or "weights_only=True" in text, py
+
+
+def _with_climatology(tmp_path: Path) -> Path:
+    import numpy as np
+    import xarray as xr
+
+    model = make_model(["a", "b"], ["y", "x"], [8, 8], seed=1)
+    grid = {"y": np.arange(8.0), "x": np.arange(10.0)}
+    model.climatology = {
+        v: xr.DataArray(np.full((8, 10), 280.0 + i), dims=("y", "x"), coords=grid, name=v)
+        for i, v in enumerate(model.variables)
+    }
+    return model.save(tmp_path / "clim")
+
+
+@pytest.mark.parametrize(
+    "fname", ["stats.json", "provenance.json", "climatology.safetensors", "prior.safetensors"]
+)
+def test_every_file_is_checksummed(tmp_path: Path, fname: str) -> None:
+    saved = _with_climatology(tmp_path)
+    assert sparsediff.load(saved).climatology is not None
+    cfg = json.loads((saved / "config.json").read_text())
+    assert sorted(cfg["files"]) == sorted(
+        p.name for p in saved.iterdir() if p.name != "config.json"
+    )
+    f = saved / fname
+    if fname.endswith(".json"):  # still valid, plausible JSON: a shifted mean, a new note
+        doc = json.loads(f.read_text())
+        if fname == "stats.json":
+            doc["variables"]["a"]["mean"] += 40.0
+        else:
+            doc["note"] = "edited"
+        f.write_text(json.dumps(doc))
+    else:  # flip bits of the last value: same size, same header
+        data = bytearray(f.read_bytes())
+        data[-1] ^= 0xFF
+        f.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"{fname} does not match the checksum"):
+        sparsediff.load(saved)
+
+
+def test_config_that_is_not_an_object(saved: Path) -> None:
+    (saved / "config.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="holds a JSON list, not a sparsediff model"):
+        sparsediff.load(saved)
+
+
+def test_files_outside_the_model_directory_are_refused(saved: Path) -> None:
+    cfg = json.loads((saved / "config.json").read_text())
+    cfg["files"]["../stats.json"] = cfg["files"]["stats.json"]
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"lists '\.\./stats\.json', not a file of the model"):
+        sparsediff.load(saved)
+
+
+def test_load_accepts_a_run_directory_and_hints_at_nested_models(tmp_path: Path) -> None:
+    model = make_model(["a", "b"], ["y", "x"], [8, 8], seed=1)
+    model.save(tmp_path / "runs" / "demo" / "model")
+    loaded = sparsediff.load(tmp_path / "runs" / "demo")  # what `train --out` printed
+    assert loaded.variables == ["a", "b"]
+    with pytest.raises(CheckpointError, match=r"did you mean '.*runs/demo/model'\?"):
+        sparsediff.load(tmp_path / "runs")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(CheckpointError, match=r"no config\.json\)$"):
+        sparsediff.load(tmp_path / "other")
+
+
+def test_model_saved_without_stats_checksum_loads_with_a_warning(saved: Path) -> None:
+    cfg = json.loads((saved / "config.json").read_text())
+    del cfg["files"]["stats.json"]
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.warns(sparsediff.errors.SparsediffWarning, match="without checksums of stats.json"):
+        sparsediff.load(saved)
+
+
+def test_shipped_demo_model_checksums_every_file() -> None:
+    from sparsediff.demo import DEMO_MODEL
+
+    cfg = json.loads((DEMO_MODEL / "config.json").read_text())
+    on_disk = sorted(p.name for p in DEMO_MODEL.iterdir() if p.name != "config.json")
+    assert sorted(cfg["files"]) == on_disk

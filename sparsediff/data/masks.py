@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sparsediff.data.io import _as_dataset, numeric_variables, validate_dims
+from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import InputError
 
 __all__ = [
@@ -205,7 +205,8 @@ def _to_state(
 ) -> xr.DataArray:
     st = (~ok).astype(np.uint8)  # OBSERVED = 0, GAP = 1
     if inv is not None:
-        st = xr.where(inv, np.uint8(INVALID), st).transpose(*var.dims)
+        # DataArray.where keeps the coordinates' attributes (xr.where drops them)
+        st = st.where(~inv, np.uint8(INVALID)).transpose(*var.dims)
     st = st.astype(np.uint8, copy=False)
     st.attrs = {
         "long_name": f"state of {name}",
@@ -258,7 +259,7 @@ def states(
     here, in one pass over the data; the returned states stay lazy and no
     longer depend on a reduction over the whole array.
     """
-    data = _as_dataset(ds)
+    data = as_dataset(ds)
     names = numeric_variables(data, variables)
     along = _along_dims(data, invalid_along)
     user = invalid_mask(data, invalid)
@@ -375,7 +376,7 @@ def gap_summary(
     InputError
         As :func:`states`, or ``by`` not a dim of the dataset.
     """
-    data = _as_dataset(ds)
+    data = as_dataset(ds)
     st = states(data, variables, invalid=invalid, invalid_along=invalid_along)
     if by is not None:
         validate_dims(data, by)

@@ -1,10 +1,10 @@
-"""Training patches: windows over 2 or 3 named dims of an xarray Dataset, as torch tensors.
+"""Training patches: windows over 2 or 3 named dims of an xarray Dataset (NumPy side).
 
-:class:`PatchDataset` is a :class:`torch.utils.data.IterableDataset` that cuts
-the variables of a (possibly dask-backed, larger-than-memory) Dataset into
-windows of ``size`` points over the spatial ``dims``; every other dim of the
-variables (time, member, level when not spatial) is a batch dim, and each index
-of their product is a separate sample position.
+:class:`PatchWindows` cuts the variables of a (possibly dask-backed,
+larger-than-memory) Dataset into windows of ``size`` points over the spatial
+``dims``; every other dim of the variables (time, member, level when not
+spatial) is a batch dim, and each index of their product is a separate sample
+position.
 
 Windows start every ``stride`` points along each spatial dim; when the last
 window would pass the end of the dim it is aligned to the end instead, so the
@@ -22,10 +22,13 @@ windows drawn from ``(seed, epoch)``. It is dealt round-robin to the DDP ranks
 ``batch_size`` items to the DataLoader workers (block ``j`` to worker
 ``j % num_workers``). This is an exact partition: every eligible window is
 yielded exactly once per epoch across all ranks and workers, with no padding,
-so the per-rank counts may differ by one (see :meth:`PatchDataset.local_len`).
+so the per-rank counts may differ by one (see :meth:`PatchWindows.local_len`).
 With ``batch_size`` equal to the DataLoader's, the DataLoader (which takes
 batches from its workers in turn) yields the rank's order in order, so
 ``set_epoch(epoch, skip=n)`` resumes exactly after the first ``n`` items.
+
+This module is pure NumPy/xarray; the torch ``IterableDataset`` over it is
+:class:`sparsediff.training.patches.PatchDataset`.
 """
 
 from __future__ import annotations
@@ -38,16 +41,14 @@ from typing import Any
 import dask
 import dask.array as dsa
 import numpy as np
-import torch
 import xarray as xr
-from torch.utils.data import IterableDataset, get_worker_info
 
 from sparsediff.data.masks import INVALID, OBSERVED
 from sparsediff.data.stats import Stats, VariableStats, normalize_array
 from sparsediff.data.tiling import window_starts
 from sparsediff.errors import InputError
 
-__all__ = ["PatchDataset", "Window"]
+__all__ = ["PatchWindows", "Window"]
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,8 @@ def _variable_stats(stats: Stats, name: str) -> VariableStats:
         raise InputError(f"the normalization stats have no entry for variable {name!r}") from err
 
 
-def _default_distributed() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-class PatchDataset(IterableDataset):
-    """Windows of a Dataset as normalized, masked torch tensors.
+class PatchWindows:
+    """Windows of a Dataset as normalized, masked NumPy arrays.
 
     Parameters
     ----------
@@ -128,10 +123,7 @@ class PatchDataset(IterableDataset):
     shuffle
         Whether to permute the windows each epoch (else the global-id order).
     rank, world_size
-        This process's DDP rank and the number of ranks; default from
-        :mod:`torch.distributed` when initialized, else 0 and 1.
-    dtype
-        Dtype of the ``values`` tensors.
+        This process's DDP rank and the number of ranks.
     batch_size
         Block size of the split among DataLoader workers; set it to the
         DataLoader's batch size for an exact resume with ``skip``.
@@ -139,9 +131,7 @@ class PatchDataset(IterableDataset):
     Yields
     ------
     dict
-        ``values`` (C, *size) float tensor, normalized, 0 at non-observed points;
-        ``observed`` (C, *size) bool; ``invalid`` (C, *size) bool; ``index`` int
-        (the window's global id).
+        This rank's windows of the epoch, as :meth:`read` returns them.
 
     Raises
     ------
@@ -163,17 +153,17 @@ class PatchDataset(IterableDataset):
         states: xr.Dataset | None = None,
         seed: int = 0,
         shuffle: bool = True,
-        rank: int | None = None,
-        world_size: int | None = None,
-        dtype: torch.dtype = torch.float32,
+        rank: int = 0,
+        world_size: int = 1,
         batch_size: int = 1,
     ) -> None:
-        super().__init__()
         if not isinstance(ds, xr.Dataset):
-            raise InputError(f"PatchDataset needs an xarray.Dataset, got {type(ds).__name__}")
+            raise InputError(
+                f"{type(self).__name__} needs an xarray.Dataset, got {type(ds).__name__}"
+            )
         names = [variables] if isinstance(variables, str) else list(variables)
         if not names:
-            raise InputError("PatchDataset needs at least one variable")
+            raise InputError(f"{type(self).__name__} needs at least one variable")
         self.dims = tuple(str(d) for d in dims)
         if len(self.dims) not in (2, 3) or len(set(self.dims)) != len(self.dims):
             raise InputError(f"dims must be 2 or 3 distinct dim names, got {self.dims}")
@@ -188,7 +178,7 @@ class PatchDataset(IterableDataset):
             if set(ds[name].dims) != set(first.dims):
                 raise InputError(
                     f"variable {name!r} has dims {ds[name].dims}, but {names[0]!r} has "
-                    f"{first.dims}; all variables of a PatchDataset need the same dims"
+                    f"{first.dims}; all variables of a {type(self).__name__} need the same dims"
                 )
         self.variables = tuple(names)
         self.batch_dims = tuple(d for d in first.dims if d not in self.dims)
@@ -217,10 +207,6 @@ class PatchDataset(IterableDataset):
         if stats is not None:
             for name in names:
                 _variable_stats(stats, name)
-        if rank is None or world_size is None:
-            auto_rank, auto_world = _default_distributed()
-            rank = auto_rank if rank is None else rank
-            world_size = auto_world if world_size is None else world_size
         if not 0 <= rank < world_size:
             raise InputError(f"rank {rank} is not in [0, world_size={world_size})")
 
@@ -232,7 +218,6 @@ class PatchDataset(IterableDataset):
         self.shuffle = bool(shuffle)
         self.rank = int(rank)
         self.world_size = int(world_size)
-        self.dtype = dtype
         self.batch_size = int(batch_size)
         self.epoch = 0
         self.skip = 0
@@ -319,13 +304,16 @@ class PatchDataset(IterableDataset):
         """Number of items this rank yields in the current epoch (after ``skip``)."""
         return len(self.rank_order())
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def worker_order(self, worker: int = 0, num_workers: int = 1) -> np.ndarray:
+        """Positions of one DataLoader worker's items: blocks of ``batch_size`` dealt in turn."""
         order = self.rank_order()
-        info = get_worker_info()
-        if info is not None and info.num_workers > 1:
-            block = (np.arange(len(order)) // self.batch_size) % info.num_workers
-            order = order[block == info.id]
-        for pos in order:
+        if num_workers > 1:
+            block = (np.arange(len(order)) // self.batch_size) % num_workers
+            order = order[block == worker]
+        return order
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for pos in self.worker_order():
             yield self.read(self.windows[int(pos)])
 
     # -- reading ----------------------------------------------------------------------------
@@ -341,7 +329,9 @@ class PatchDataset(IterableDataset):
         Returns
         -------
         dict
-            As yielded by iteration.
+            ``values`` (C, *size) float64, normalized, 0 at non-observed points;
+            ``observed`` (C, *size) bool; ``invalid`` (C, *size) bool; ``index``
+            int (the window's global id).
         """
         indexers: dict[str, Any] = dict(zip(self.batch_dims, window.batch))
         indexers.update({d: slice(s, s + n) for d, s, n in zip(self.dims, window.start, self.size)})
@@ -366,15 +356,11 @@ class PatchDataset(IterableDataset):
                 )
             values[c] = np.where(ok, raw, 0.0)
             observed[c] = ok
-        return {
-            "values": torch.from_numpy(values).to(self.dtype),
-            "observed": torch.from_numpy(observed),
-            "invalid": torch.from_numpy(invalid),
-            "index": window.index,
-        }
+        return {"values": values, "observed": observed, "invalid": invalid, "index": window.index}
 
     def __repr__(self) -> str:
         return (
-            f"PatchDataset(variables={self.variables}, dims={self.dims}, size={self.size}, "
-            f"stride={self.stride}, windows={len(self)}, rank={self.rank}/{self.world_size})"
+            f"{type(self).__name__}(variables={self.variables}, dims={self.dims}, "
+            f"size={self.size}, stride={self.stride}, windows={len(self)}, "
+            f"rank={self.rank}/{self.world_size})"
         )

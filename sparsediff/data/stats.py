@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +22,9 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from sparsediff.data.io import _as_dataset, numeric_variables, validate_dims
+from sparsediff import atomic
 from sparsediff.data.masks import OBSERVED, InvalidSpec, _fit_mask, invalid_mask
+from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import CheckpointError, InputError
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "Stats",
     "VariableStats",
     "compute_stats",
-    "denormalize",
     "denormalize_array",
     "normalize",
     "normalize_array",
@@ -145,18 +144,8 @@ class Stats:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the statistics as JSON (atomically) and return the path."""
-        target = Path(os.fspath(path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{target.name}")
-        try:
-            tmp.write_text(
-                json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-            )
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return atomic.write_text(Path(os.fspath(path)), text)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Stats:
@@ -323,7 +312,7 @@ def compute_stats(
     All variables are computed in one ``dask.compute`` call: the data are read
     once, chunk by chunk, so memory stays bounded by a few chunks per thread.
     """
-    data = _as_dataset(ds)
+    data = as_dataset(ds)
     names = numeric_variables(data, variables)
     offsets = _log_offsets(log, names)
     if states is not None and (invalid is not None or invalid_along is not None):
@@ -471,21 +460,3 @@ def normalize(obj: XrT, stats: Stats) -> XrT:
         Lazy if ``obj`` is; attributes kept.
     """
     return _apply(obj, stats, normalize_array)
-
-
-def denormalize(obj: XrT, stats: Stats) -> XrT:
-    """Inverse of :func:`normalize`.
-
-    Parameters
-    ----------
-    obj
-        Normalised Dataset or DataArray.
-    stats
-        The statistics used to normalise.
-
-    Returns
-    -------
-    Same type as ``obj``
-        Values in physical units.
-    """
-    return _apply(obj, stats, denormalize_array)

@@ -99,9 +99,7 @@ def _randn(x: Tensor, generator: Generators) -> Tensor:
     if generator is None or isinstance(generator, torch.Generator):
         return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if len(generator) != x.shape[0]:
-        raise InputError(
-            f"sampler: {len(generator)} generators for a batch of {x.shape[0]} rows"
-        )
+        raise InputError(f"sampler: {len(generator)} generators for a batch of {x.shape[0]} rows")
     rows = [torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in generator]
     return torch.stack(rows).to(device=x.device, dtype=x.dtype)
 

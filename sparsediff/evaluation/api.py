@@ -33,7 +33,7 @@ import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
-from sparsediff.data.io import _as_dataset, numeric_variables
+from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
 from sparsediff.evaluation.holdout import make_holdout, region_slices
@@ -54,14 +54,6 @@ MODEL_NAME = "sparsediff"
 """Name of the ``model`` argument's row in the table."""
 
 _TIME_BASED = frozenset({"time_mean", "dineof"})
-
-
-def _as_tuple(value: Hashable | Iterable[Hashable] | None) -> tuple[Hashable, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        return (value,)
-    return tuple(value)
 
 
 def _collect_models(model: Any, models: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -255,7 +247,7 @@ def evaluate(
     from sparsediff.filling.api import check_compatible, fill
 
     # ------------------------------------------------------------ checks (nothing computed)
-    data = _as_dataset(ds)
+    data = as_dataset(ds)
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)
@@ -304,7 +296,7 @@ def evaluate(
         time_dim is not None and time_dim in data[names[0]].dims and time_dim not in pattern_dims
     )
     reg = region_slices(data, region)
-    along = [d for d in _as_tuple(invalid_along) if d in data.dims] or None
+    along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
     runners = [
         (n, _build_baseline(n, s, time_dim=time_dim, has_time=has_time, seed=seed, notes=notes))

@@ -33,7 +33,7 @@ evaluation-sized arrays.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -43,7 +43,9 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 import xarray as xr
 
+from sparsediff.data.grid import is_global_longitude
 from sparsediff.data.masks import finite_mask, invalid_mask
+from sparsediff.data.selection import as_tuple
 from sparsediff.errors import ConfigError, InputError
 
 __all__ = [
@@ -56,38 +58,8 @@ __all__ = [
     "get_baseline",
 ]
 
-_LON_NAMES = frozenset({"lon", "longitude"})
-_LON_UNITS = frozenset({"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee"})
-
 
 # --------------------------------------------------------------------------- shared machinery
-
-
-def _as_tuple(dims: Hashable | Iterable[Hashable]) -> tuple[Hashable, ...]:
-    if isinstance(dims, str) or not isinstance(dims, Iterable):
-        return (dims,)
-    return tuple(dims)
-
-
-def _is_global_longitude(da: xr.DataArray, dim: Hashable) -> bool:
-    """``True`` when ``dim`` is a longitude that wraps around the globe."""
-    if dim not in da.coords:
-        return False
-    coord = da.coords[dim]
-    units = str(coord.attrs.get("units", "")).strip().lower()
-    is_lon = (
-        str(dim).lower() in _LON_NAMES
-        or units in _LON_UNITS
-        or coord.attrs.get("standard_name") == "longitude"
-    )
-    if not is_lon or coord.size < 3 or not np.issubdtype(coord.dtype, np.number):
-        return False
-    values = np.asarray(coord.values, dtype=np.float64)
-    step = np.diff(values)
-    if not (np.all(step > 0) or np.all(step < 0)):
-        return False
-    spacing = float(np.median(np.abs(step)))
-    return bool(abs(spacing * coord.size - 360.0) <= 0.5 * spacing)
 
 
 def _laplace_matrix(
@@ -238,7 +210,7 @@ class Baseline:
         if isinstance(data, xr.Dataset):
             inv = invalid_mask(data, invalid)
             out = data.copy()
-            spatial = _as_tuple(dims)
+            spatial = as_tuple(dims)
             done = []
             for name, var in data.data_vars.items():
                 if isinstance(invalid, str) and name == invalid:
@@ -264,7 +236,7 @@ class Baseline:
                     "invalid given by name needs a Dataset; pass the mask as a DataArray"
                 )
             inv = invalid_mask(data.to_dataset(name="_data_"), invalid)
-        return self._fill_da(data, _as_tuple(dims), inv)
+        return self._fill_da(data, as_tuple(dims), inv)
 
     # ---------------------------------------------------------------- internals
 
@@ -319,7 +291,7 @@ class Baseline:
         spatial_shape = original.shape[len(batch) + len(time) :]
         nt = original.shape[len(batch)] if has_time else 1
         nb = int(np.prod(original.shape[: len(batch)], dtype=np.int64))
-        periodic = tuple(_is_global_longitude(da, d) for d in dims)
+        periodic = tuple(d in da.coords and is_global_longitude(da.coords[d]) for d in dims)
         blocks_v = values.reshape(nb, nt, *spatial_shape)
         blocks_o = observed.reshape(nb, nt, *spatial_shape)
         blocks_i = invalid_np.reshape(nb, nt, *spatial_shape)

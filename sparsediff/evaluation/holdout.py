@@ -34,7 +34,7 @@ import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.data.gaps import gap_mask, parse_pattern
-from sparsediff.data.io import _as_dataset, numeric_variables
+from sparsediff.data.selection import as_dataset, numeric_variables
 from sparsediff.errors import InputError
 from sparsediff.rng import seed_for
 
@@ -233,7 +233,7 @@ def make_holdout(
             ) from None
         text = f"{pattern}:{missing:g}"
     is_da = isinstance(data, xr.DataArray)
-    ds = _as_dataset(data)
+    ds = as_dataset(data)
     names = numeric_variables(ds, variables)
     dims = tuple(dims)
     if len(dims) not in (2, 3) or len(set(dims)) != len(dims):

@@ -26,33 +26,25 @@ import torch
 import xarray as xr
 
 from sparsediff.data import masks
+from sparsediff.data.cf import cf_conventions
 from sparsediff.data.climatology import add_climatology, anomalies
+from sparsediff.data.grid import grid_spacing, is_global_longitude
+from sparsediff.data.selection import as_dataset
 from sparsediff.errors import CompatibilityError, SparsediffWarning
 from sparsediff.filling.blocks import fill_block
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.model import Model
+from sparsediff.rng import check_seed
 
 __all__ = ["check_compatible", "ensemble_mean", "ensemble_std", "fill", "is_global_longitude"]
+
+MEMBER_ATTRS = {"long_name": "ensemble member", "standard_name": "realization", "units": "1"}
 
 FLAG_ATTRS = {
     "flag_values": np.array([0, 1, 2], dtype=np.uint8),
     "flag_meanings": "observed filled invalid",
     "long_name": "sparsediff fill flag",
 }
-
-
-def is_global_longitude(coord: xr.DataArray) -> bool:
-    """True for a 1-D longitude coordinate that closes the circle (periodic tiling)."""
-    name = str(coord.name).lower()
-    units = str(coord.attrs.get("units", "")).lower()
-    if not (name in ("lon", "longitude", "nav_lon") or units.startswith("degrees_e")):
-        return False
-    if coord.ndim != 1 or coord.size < 3 or not np.issubdtype(coord.dtype, np.number):
-        return False
-    v = np.asarray(coord.values, dtype=float)
-    step = float(np.median(np.abs(np.diff(v))))
-    span = abs(v[-1] - v[0]) + step
-    return bool(abs(span - 360.0) <= 0.5 * step)
 
 
 def check_compatible(ds: xr.Dataset, model: Model) -> None:
@@ -108,15 +100,14 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     spacing = model.spec.grid_spacing
     for d in dims:
         ref = spacing.get(d)
-        if ref and d in ds.coords and ds[d].size > 1 and np.issubdtype(ds[d].dtype, np.number):
-            now_sp = float(np.median(np.abs(np.diff(ds[d].values.astype(float)))))
-            if now_sp > 2 * ref or now_sp < ref / 2:
-                warnings.warn(
-                    f"grid spacing along {d!r} is {now_sp:g}, far from the training "
-                    f"spacing {ref:g}; fills may be poor",
-                    SparsediffWarning,
-                    stacklevel=3,
-                )
+        now_sp = grid_spacing(ds[d]) if d in ds.coords else None
+        if ref and now_sp is not None and (now_sp > 2 * ref or now_sp < ref / 2):
+            warnings.warn(
+                f"grid spacing along {d!r} is {now_sp:g}, far from the training "
+                f"spacing {ref:g}; fills may be poor",
+                SparsediffWarning,
+                stacklevel=3,
+            )
 
 
 def _block_fn(
@@ -225,6 +216,23 @@ def _context_arrays(
     return out
 
 
+def _float_copy(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
+    """``ds`` with integer ``variables`` as float (fills and invalid points need NaN)."""
+    ints = [v for v in variables if ds[v].dtype.kind in "iu"]
+    if not ints:
+        return ds
+    ds = ds.copy()
+    for v in ints:
+        var = ds[v]
+        as_float = var.astype(np.float32 if var.dtype.itemsize <= 2 else np.float64)
+        as_float.attrs = dict(var.attrs)
+        as_float.encoding = {
+            k: val for k, val in var.encoding.items() if k not in ("dtype", "_FillValue")
+        }
+        ds[v] = as_float
+    return ds
+
+
 def fill(
     ds: xr.Dataset | xr.DataArray,
     model: Model,
@@ -256,7 +264,8 @@ def fill(
     steps, sampler
         Solver and steps (defaults: DPM-Solver++(2M), 16 steps).
     seed
-        Same seed → same bytes, whatever the chunking or scheduler.
+        An integer >= 0 of any size. Same seed → same bytes, whatever the
+        chunking or scheduler.
     guidance
         Decoder-gradient data-consistency strength (0 = off).
     cfg_scale
@@ -282,11 +291,22 @@ def fill(
     -------
     xarray.Dataset
         Filled variables, ``<var>_fill_flag`` flag variables, original attrs
-        and coordinates, and a provenance attribute.
+        and coordinates (with their attributes), a provenance attribute, and
+        ``Conventions`` naming CF 1.9 or later (the flag and ``member`` types
+        need it).
+
+    Notes
+    -----
+    An integer variable is filled in a float copy (``float32`` for integers of
+    up to 16 bits, ``float64`` otherwise, exact for observed values up to
+    2**53) and returned as float, NaN at invalid points; its integer on-disk
+    ``dtype`` encoding is dropped. The flag variable says which points were
+    filled.
     """
-    if isinstance(ds, xr.DataArray):
-        ds = ds.to_dataset(name=ds.name or model.variables[0])
+    ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
+    seed = check_seed(seed)
     check_compatible(ds, model)
+    ds = _float_copy(ds, model.variables)
     opts = FillOptions(
         members=members,
         steps=steps,
@@ -369,10 +389,12 @@ def fill(
         flag.attrs["long_name"] = f"sparsediff fill flag of {v}"
         result[f"{v}_fill_flag"] = flag
     if members > 1:
-        result = result.assign_coords(member=np.arange(members))
+        result = result.assign_coords(member=("member", np.arange(members), dict(MEMBER_ATTRS)))
     for v in ds.data_vars:
         if v not in result and v not in variables:
             result[v] = ds[v]
+    # uint8 flags and an int64 member coordinate need CF >= 1.9
+    result.attrs["Conventions"] = cf_conventions(ds.attrs.get("Conventions"))
     result.attrs["sparsediff_fill"] = json.dumps(
         {
             **opts.record(),
@@ -396,7 +418,7 @@ def ensemble_mean(ds: xr.Dataset) -> xr.Dataset:
             # members agree at observed points; keep them bit-identical
             first = ds[v].isel(member=0, drop=True)
             agree = ds[v].max("member") == ds[v].min("member")
-            out[v] = xr.where(agree, first, out[v], keep_attrs=True)
+            out[v] = out[v].where(~agree, first)  # keeps coordinate attributes
     return out
 
 

@@ -286,7 +286,8 @@ class Method:
         ctx = ctx_shown = None
         k_ctx = self.spec.n_context
         if k_ctx:
-            assert batch.context is not None and batch.context_observed is not None
+            assert batch.context is not None
+            assert batch.context_observed is not None
             masks = []
             for p in batch.positions:
                 rows = []
@@ -304,9 +305,8 @@ class Method:
             ctx_shown = batch.context_observed & ck.to(batch.observed.device)
         frames = Frames(batch.values, shown, batch.active, ctx, ctx_shown)
         inputs = self.inputs(frames)
-        cut = (slice(None), slice(None)) + tuple(
-            slice(h, h + w) for h, w in zip(batch.halo, self.spec.window, strict=True)
-        )
+        window = [slice(h, h + w) for h, w in zip(batch.halo, self.spec.window, strict=True)]
+        cut = (slice(None), slice(None), *window)
         observed = batch.observed[cut]
         return Windows(
             inputs=inputs[cut],

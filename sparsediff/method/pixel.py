@@ -116,7 +116,9 @@ class PixelMethod(Method):
         dev = x0.device
         drop = torch.tensor(
             [
-                float(torch.rand((), generator=generator_for(seed, Stream.COND_DROP, _STAGE_KEY, p)))
+                float(
+                    torch.rand((), generator=generator_for(seed, Stream.COND_DROP, _STAGE_KEY, p))
+                )
                 < settings.cond_dropout
                 for p in batch.positions
             ],

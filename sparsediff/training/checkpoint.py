@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sparsediff import atomic
 from sparsediff.errors import CheckpointError
 
 __all__ = [
     "TrainState",
+    "check_state_fits",
     "flatten_optimizer",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_state",
     "save_checkpoint",
     "unflatten_optimizer",
 ]
@@ -109,8 +111,9 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     name = f"{state.stage}-{state.step:08d}"
     final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir()
         doc: dict[str, Any] = {
             "stage": state.stage,
             "step": state.step,
@@ -125,15 +128,9 @@ def save_checkpoint(
             save_file(opt_t, str(tmp / "optim.safetensors"))
             doc["optimizer"] = opt_meta
         (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=float))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        pointer = root / ".latest.json.tmp"
-        pointer.write_text(json.dumps({"checkpoint": name}))
-        os.replace(pointer, root / "latest.json")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic.write_atomic(final, build)
+    atomic.write_text(root / "latest.json", json.dumps({"checkpoint": name}))
     done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     done = [p for p in done if p.name.startswith(f"{state.stage}-")]
     for old in done[:-keep]:
@@ -142,12 +139,35 @@ def save_checkpoint(
 
 
 def latest_checkpoint(out: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint of a run directory, or ``None``."""
-    pointer = Path(out) / "checkpoints" / "latest.json"
+    """The newest complete checkpoint of a run directory, or ``None``.
+
+    Raises
+    ------
+    CheckpointError
+        ``latest.json`` is unreadable, names a checkpoint outside
+        ``<out>/checkpoints`` (a path, ``..``, or a symlink leading out), or an
+        incomplete checkpoint.
+    """
+    root = Path(out) / "checkpoints"
+    pointer = root / "latest.json"
     if not pointer.is_file():
         return None
-    name = json.loads(pointer.read_text())["checkpoint"]
-    path = pointer.parent / name
+    try:
+        name = json.loads(pointer.read_text())["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{pointer} is not a checkpoint pointer: {e}") from None
+    inside = (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not name.startswith(".")
+        and Path(name).name == name
+        and (root / name).resolve().parent == root.resolve()
+    )
+    if not inside:
+        raise CheckpointError(
+            f"{pointer} names {name!r}, which is not a checkpoint directory inside {root}"
+        )
+    path = root / name
     if not (path / "state.json").is_file():
         raise CheckpointError(f"{pointer} points at {path}, which is incomplete or missing")
     return path
@@ -174,3 +194,55 @@ def load_checkpoint(
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
     state = TrainState(doc["stage"], doc["step"], doc.get("ema_updates", 0), doc.get("extra", {}))
     return state, tensors, opt
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) or "scalar"
+
+
+def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse, in one line, a saved ``state`` that does not fit ``module``.
+
+    Parameters
+    ----------
+    module
+        The network built from the current config.
+    state
+        Its saved ``state_dict`` (from a checkpoint).
+    what
+        Name of the state in the message (e.g. ``"autoencoder weights"``).
+
+    Raises
+    ------
+    CheckpointError
+        Keys missing from or unexpected in ``state``, or tensors of other
+        shapes; the message counts each kind and names the first of each
+        (the usual cause: widths or depths changed in the config since the
+        checkpoint was written).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} tensor(s) of another shape (first {k!r}: {_shape(state[k])} "
+            f"in the checkpoint, {_shape(own[k])} now)"
+        )
+    if missing:
+        parts.append(f"{len(missing)} key(s) missing (first {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) (first {unexpected[0]!r})")
+    if parts:
+        raise CheckpointError(
+            f"the checkpoint's {what} do not fit the network of this config: "
+            f"{'; '.join(parts)}; was the architecture changed since it was written?"
+        )
+
+
+def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``module.load_state_dict(state)`` after :func:`check_state_fits` (one-line errors)."""
+    check_state_fits(module, state, what)
+    module.load_state_dict(state)

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from sparsediff.data.masks import INVALID, OBSERVED
-from sparsediff.data.patches import PatchDataset, Window
+from sparsediff.data.patches import Window
 from sparsediff.data.stats import normalize_array
 from sparsediff.errors import InputError
 from sparsediff.rng import Stream, numpy_rng_for
+from sparsediff.training.patches import PatchDataset
 
 __all__ = ["CropDataset"]
 

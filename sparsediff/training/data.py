@@ -15,8 +15,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sparsediff.data import io, masks, samples
+from sparsediff.data import io, masks
 from sparsediff.data.climatology import anomalies, climatology_of
+from sparsediff.data.grid import grid_spacing, is_global_longitude
+from sparsediff.data.sources import resolve_source
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import TrainBatch
@@ -25,28 +27,6 @@ from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
 
 __all__ = ["BatchStream", "PreparedData", "collate", "prepare_data", "resolve_source", "splits"]
-
-
-def resolve_source(source: str | list[str] | None) -> xr.Dataset:
-    """Open the config's data source.
-
-    ``"ostia"`` and ``"mni152"`` are built-in samples; ``"iris:RELATIVE/PATH"``
-    (glob patterns allowed) names files of the ``iris-sample-data`` package;
-    anything else is a path (or list of paths) for :func:`sparsediff.open`.
-    """
-    if source is None:
-        raise ConfigError("data.source is not set and no Dataset was passed to train()")
-    if source == "ostia":
-        return samples.open_ostia()
-    if source == "mni152":
-        return samples.mni152()
-    if isinstance(source, str) and source.startswith("iris:"):
-        root = samples.ostia_path().parent
-        paths = sorted(root.glob(source[len("iris:") :]))
-        if not paths:
-            raise ConfigError(f"data.source {source!r} matches no file of iris-sample-data")
-        return io.open(paths if len(paths) > 1 else paths[0])
-    return io.open(source)
 
 
 @dataclass
@@ -79,16 +59,6 @@ class PreparedData:
     periodic: tuple[bool, ...]
     facts: dict[str, Any]
     climatology: dict[str, xr.DataArray] | None = None
-
-
-def _grid_spacing(ds: xr.Dataset, dims: list[str]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for d in dims:
-        if d in ds.coords and ds[d].size > 1 and np.issubdtype(ds[d].dtype, np.number):
-            out[d] = float(np.median(np.abs(np.diff(ds[d].values.astype(float)))))
-        else:
-            out[d] = None
-    return out
 
 
 def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
@@ -167,8 +137,6 @@ def prepare_data(
     ConfigError, InputError
         Missing variables or dims, a window larger than the domain, no eligible window.
     """
-    from sparsediff.filling.api import is_global_longitude
-
     d = cfg.data
     if ds is None:
         ds = resolve_source(d.source)
@@ -215,8 +183,7 @@ def prepare_data(
             )
         climatology = climatology_of(train_ds, train_states, d.variables, d.climatology_dim)
         parts = {
-            k: None if p is None else (anomalies(p[0], climatology), p[1])
-            for k, p in parts.items()
+            k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
         }
     train_ds, train_states = parts["train"]  # type: ignore[misc]
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
@@ -264,7 +231,9 @@ def prepare_data(
         "dims": list(d.dims),
         "window": list(win.size),
         "units": {v: str(ds[v].attrs.get("units", "")) for v in d.variables},
-        "grid_spacing": _grid_spacing(ds, list(d.dims)),
+        "grid_spacing": {
+            dim: grid_spacing(ds[dim]) if dim in ds.coords else None for dim in d.dims
+        },
         "sizes": {str(k): int(v) for k, v in ds.sizes.items()},
         "n_train_windows": len(train.windows),
         "n_validation_windows": len(validation.windows) if validation is not None else 0,
@@ -300,7 +269,9 @@ def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[
     values = stack("values")
     observed = stack("observed")
     active = stack("active")
-    assert values is not None and observed is not None and active is not None
+    assert values is not None
+    assert observed is not None
+    assert active is not None
     return TrainBatch(
         values=values,
         observed=observed,
@@ -371,9 +342,7 @@ class BatchStream:
             yield collate(chunk, self.dataset.halo, pos)
 
 
-def fixed_batches(
-    dataset: CropDataset, *, max_windows: int, batch_size: int
-) -> list[TrainBatch]:
+def fixed_batches(dataset: CropDataset, *, max_windows: int, batch_size: int) -> list[TrainBatch]:
     """The first ``max_windows`` windows of a (non-shuffled) dataset, in batches.
 
     Their positions are the window ids, so every draw keyed by them (hidden

@@ -41,6 +41,7 @@ from sparsediff.training.checkpoint import (
     TrainState,
     latest_checkpoint,
     load_checkpoint,
+    load_state,
     save_checkpoint,
 )
 from sparsediff.training.config import TrainConfig, load_config
@@ -177,7 +178,9 @@ class _Trainer:
             )
         return self._validation
 
-    def _rmse_physical(self, pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> tuple[float, int]:
+    def _rmse_physical(
+        self, pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[float, int]:
         """Sum of squared errors (physical units) over ``mask`` and the point count."""
         sq, n = 0.0, 0
         for c, var in enumerate(self.data.variables):
@@ -231,9 +234,7 @@ class _Trainer:
     def _estimate_latent_scale(self) -> float:
         """1 / RMS of the encoder means over (up to) 64 training windows per rank."""
         ae = self.method.nets["autoencoder"]
-        stream = BatchStream(
-            self.data.train, 16, world_size=self.rt.world_size, rank=self.rt.rank
-        )
+        stream = BatchStream(self.data.train, 16, world_size=self.rt.world_size, rank=self.rt.rank)
         n = min(64, stream.per_epoch)
         it = iter(stream)
         sq, count, numel = 0.0, 0, 1
@@ -263,7 +264,7 @@ class _Trainer:
         if resume_from is not None:
             st, tens, opt_state = load_checkpoint(resume_from)
             if st.stage == stage:
-                net.load_state_dict(tens["net"])
+                load_state(net, tens["net"], f"{stage} weights")
                 ema_state = tens["ema"]
                 ema_updates = st.ema_updates
                 start_step = st.step
@@ -432,7 +433,7 @@ class _Trainer:
         self._update_spec(latent_scale=float(st.extra.get("latent_scale", 1.0)))
         for name in self.completed:
             net = type(self.method).new_net(name, self.spec, self.arch).to(self.rt.device)
-            net.load_state_dict(tens[name] if name in tens else tens["ema"])
+            load_state(net, tens[name] if name in tens else tens["ema"], f"{name} weights")
             net.eval().requires_grad_(False)
             self.method.nets[name] = net
         if st.stage.endswith("_done"):

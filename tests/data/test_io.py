@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from pathlib import Path
 
 import dask.array as da
@@ -358,3 +359,48 @@ def test_numeric_variables(ostia_path: Path) -> None:
         numeric_variables(ds, ["time_bnds"])
     with pytest.raises(InputError, match="no numeric data variable"):
         numeric_variables(ds[["time_bnds"]])
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def test_backend_for_picks_by_suffix() -> None:
+    from sparsediff.data.backends import BACKENDS, backend_for
+
+    assert [b.name for b in BACKENDS] == ["netcdf", "zarr", "nifti"]
+    for name, want in [("a.nc", "netcdf"), ("A.NC4", "netcdf"), ("b.zarr", "zarr")]:
+        assert backend_for(Path(name)).name == want
+    assert backend_for(Path("c.nii.gz")).name == "nifti"
+    with pytest.raises(InputError, match=r"unknown file type 'd.grib'.*\.nc, .*\.zarr"):
+        backend_for(Path("d.grib"))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_written_zarr_opens_cleanly_with_plain_xarray(
+    ostia: xr.Dataset, tmp_path: Path, zarr_format: int
+) -> None:
+    """Stores we write carry consolidated metadata: ecosystem defaults open them silently."""
+    path = write(ostia, tmp_path / "o.zarr", zarr_format=zarr_format)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = xr.open_zarr(path)
+        assert_bit_identical(plain["surface_temperature"], ostia["surface_temperature"])
+        lazy = write(ostia.chunk({"time": 4}), tmp_path / "r.zarr", compute=False)
+        xr.open_zarr(lazy)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_coordinates_get_no_fill_value(ostia_path: Path, tmp_path: Path, suffix: str) -> None:
+    out = write(open(ostia_path), tmp_path / f"o{suffix}")
+    raw = xr.open_dataset(out, mask_and_scale=False, decode_times=False)
+    for name in ("time", "latitude", "longitude", "time_bnds"):
+        assert "_FillValue" not in raw[name].attrs, name
+    assert "_FillValue" in raw["surface_temperature"].attrs
+    raw.close()
+
+
+def test_write_into_a_read_only_directory_is_one_clear_error(readonly_dir: Path) -> None:
+    with pytest.raises(InputError, match="not writable"):
+        write(packed_dataset(), readonly_dir / "sub" / "x.nc")
+    with pytest.raises(InputError, match="not writable"):
+        write(packed_dataset(), readonly_dir / "x.zarr")

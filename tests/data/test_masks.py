@@ -21,7 +21,7 @@ from sparsediff.data.masks import (
     observed,
     states,
 )
-from sparsediff.data.samples import mni152_invalid
+from sparsediff.data.sample_data import mni152_invalid
 from sparsediff.errors import InputError
 
 SST = "surface_temperature"

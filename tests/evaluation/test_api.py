@@ -14,7 +14,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from sparsediff.cli import main
-from sparsediff.data.samples import mni152_invalid
+from sparsediff.data.sample_data import mni152_invalid
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.holdout import make_holdout

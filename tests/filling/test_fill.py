@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sparsediff
-from sparsediff.errors import CompatibilityError, SparsediffWarning
+from sparsediff.errors import CompatibilityError, InputError, SparsediffWarning
 from sparsediff.filling.api import ensemble_mean, ensemble_std, is_global_longitude
 from tests.filling.conftest import make_model
 
@@ -232,3 +232,30 @@ def test_training_invalid_below_rule_applies_at_fill() -> None:
     assert flag[0, 5, 5] == 1
     assert np.isnan(out["v"].values[:, :3, :]).all()
     assert np.isfinite(out["v"].values[0, 5, 5])
+
+
+def test_unnamed_dataarray_fills_the_same_through_accessor_and_function() -> None:
+    """An unnamed DataArray takes the name of a one-variable model's variable, both ways."""
+    model = make_model(["sst"], ["y", "x"], [8, 8])
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(2, 12, 12)).astype(np.float32)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    da = xr.DataArray(values, dims=("t", "y", "x"))
+    by_function = sparsediff.fill(da, model, steps=2, seed=1)
+    by_accessor = da.sparsediff.fill(model, steps=2, seed=1)
+    assert "sst" in by_accessor.data_vars
+    for out in (by_function, by_accessor):
+        out.attrs.pop("sparsediff_fill")  # holds the time of the fill
+    xr.testing.assert_identical(by_accessor, by_function)
+
+
+def test_seeds_beyond_32_bits_give_other_fills_and_bad_seeds_are_refused() -> None:
+    rng = np.random.default_rng(8)
+    ds, _ = _dataset(rng, ["a"], (2, 9, 9), ["t", "y", "x"], 0.4, 0.0, "float32")
+    zero = sparsediff.fill(ds, PIXEL_2D, steps=2, seed=0)["a"].values
+    wrapped = sparsediff.fill(ds, PIXEL_2D, steps=2, seed=2**32)["a"].values
+    gaps = np.isnan(ds["a"].values)
+    assert not np.array_equal(zero[gaps], wrapped[gaps])
+    for bad in (-1, 1.5, "abc"):
+        with pytest.raises(InputError, match="seed must be a non-negative integer"):
+            sparsediff.fill(ds, PIXEL_2D, steps=2, seed=bad)

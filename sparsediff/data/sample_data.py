@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from sparsediff.data.io import nifti_dataset
+from sparsediff.data.backends.nifti import nifti_dataset
 from sparsediff.data.io import open as open_data
 from sparsediff.errors import InputError
 

@@ -1,4 +1,4 @@
-"""Tests of sparsediff.data.patches: eligibility, sharding, determinism, values, lazy reading."""
+"""Tests of training.patches and data.patches: eligibility, sharding, determinism, values."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import xarray as xr
 from torch.utils.data import DataLoader
 
 from sparsediff.data import masks
-from sparsediff.data.patches import PatchDataset, Window
+from sparsediff.data.patches import Window
 from sparsediff.data.stats import compute_stats
 from sparsediff.errors import InputError
+from sparsediff.training.patches import PatchDataset
 
 torch.set_num_threads(1)
 
@@ -256,3 +257,22 @@ def test_bad_input_is_rejected(synthetic: xr.Dataset) -> None:
     other = synthetic.assign(c=(("y", "x"), np.zeros((20, 24))))
     with pytest.raises(InputError, match="same dims"):
         PatchDataset(other, ["a", "c"], ("y", "x"), 8)
+
+
+def test_numpy_windows_and_torch_dataset_agree(synthetic: xr.Dataset) -> None:
+    """The data layer plans and reads; the torch dataset only wraps the arrays as tensors."""
+    from sparsediff.data.patches import PatchWindows
+
+    kw = {"stride": 4, "min_observed": 0.3, "seed": 3, "rank": 1, "world_size": 2}
+    plain = PatchWindows(synthetic, ["a", "b"], ("y", "x"), 6, **kw)
+    torched = PatchDataset(synthetic, ["a", "b"], ("y", "x"), 6, dtype=torch.float64, **kw)
+    assert plain.windows == torched.windows
+    np.testing.assert_array_equal(plain.rank_order(), torched.rank_order())
+    items = list(plain)
+    assert [i["index"] for i in items] == [i["index"] for i in torched]
+    for item, window in zip(items[:3], [plain.windows[int(p)] for p in plain.rank_order()[:3]]):
+        tensors = torched.read(window)
+        assert isinstance(item["values"], np.ndarray)
+        np.testing.assert_array_equal(item["values"], tensors["values"].numpy())
+        np.testing.assert_array_equal(item["observed"], tensors["observed"].numpy())
+        np.testing.assert_array_equal(item["invalid"], tensors["invalid"].numpy())

@@ -1,0 +1,86 @@
+"""The layering of DESIGN §7 holds: lower layers never import higher ones, data never torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import sparsediff
+
+PACKAGE = Path(sparsediff.__file__).parent
+
+#: Layer of each module (longest matching prefix wins); a module may import its own
+#: layer and those below it.
+LAYERS: dict[str, int] = {
+    "sparsediff.errors": 0,
+    "sparsediff.atomic": 0,
+    "sparsediff.rng": 0,
+    "sparsediff.data": 1,
+    "sparsediff.models": 2,
+    "sparsediff.diffusion": 2,
+    "sparsediff.model": 3,
+    "sparsediff.training": 4,
+    "sparsediff.filling": 4,
+    "sparsediff.evaluation": 4,
+    "sparsediff.plotting": 4,
+    "sparsediff.demo": 5,
+    "sparsediff.accessor": 5,
+    "sparsediff.cli": 5,
+    "sparsediff.__main__": 5,
+    "sparsediff": 5,
+}
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in LAYERS:
+            return LAYERS[key]
+    raise AssertionError(f"module {module} has no layer")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every sparsediff module ``path`` imports (at any depth of the file)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("sparsediff"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparsediff"):
+            for alias in node.names:  # `from sparsediff import atomic` imports a module
+                sub = f"{node.module}.{alias.name}"
+                where = PACKAGE.parent / sub.replace(".", "/")
+                is_module = where.with_suffix(".py").is_file() or where.is_dir()
+                found.add(sub if is_module else str(node.module))
+    return found
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = _module_name(path)
+        for target in _imports(path):
+            if target == "sparsediff":  # the package root (__version__): always loaded first
+                continue
+            if _layer(target) > _layer(name):
+                bad.append(f"{name} (layer {_layer(name)}) imports {target} ({_layer(target)})")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_data_layer_does_not_import_torch() -> None:
+    modules = sorted(_module_name(p) for p in (PACKAGE / "data").rglob("*.py"))
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
