@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.data": 1,
     "sparsediff.models": 2,
     "sparsediff.diffusion": 2,
+    "sparsediff.method": 3,
     "sparsediff.model": 3,
     "sparsediff.training": 4,
     "sparsediff.filling": 4,

@@ -169,11 +169,12 @@ def test_load_accepts_a_run_directory_and_hints_at_nested_models(tmp_path: Path)
         sparsediff.load(tmp_path / "other")
 
 
-def test_model_saved_without_stats_checksum_loads_with_a_warning(saved: Path) -> None:
+def test_model_without_stats_checksum_is_refused(saved: Path) -> None:
+    # format 2 always checksums every file: a record without one was edited by hand
     cfg = json.loads((saved / "config.json").read_text())
     del cfg["files"]["stats.json"]
     (saved / "config.json").write_text(json.dumps(cfg))
-    with pytest.warns(sparsediff.errors.SparsediffWarning, match="without checksums of stats.json"):
+    with pytest.raises(CheckpointError, match=r"no checksum of stats\.json"):
         sparsediff.load(saved)
 
 

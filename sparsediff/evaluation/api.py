@@ -45,7 +45,7 @@ from sparsediff.evaluation.metrics import (
     ssim,
 )
 
-__all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
+__all__ = ["DEFAULT_BASELINES", "context_region", "evaluate", "plot_scores"]
 
 DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof")
 """The classical baselines an evaluation compares with by default."""
@@ -134,6 +134,37 @@ def _build_baseline(
     return get_baseline(name)
 
 
+def context_region(
+    model: Any, sizes: Mapping[Hashable, int], region: Mapping[Hashable, slice]
+) -> tuple[dict[Hashable, slice], dict[Hashable, slice]]:
+    """The region widened by a model's context reach, and where the region lies inside it.
+
+    Parameters
+    ----------
+    model
+        A :class:`~sparsediff.model.Model`.
+    sizes
+        Sizes of the data's dims.
+    region
+        Normalised region (:func:`~sparsediff.evaluation.holdout.region_slices`).
+
+    Returns
+    -------
+    wide, back
+        ``data.isel(wide)`` is what the model fills; ``.isel(back)`` of its
+        result is the region again.
+    """
+    dim = model.spec.context_dim
+    offsets = model.spec.context_offsets if model.spec.n_context else []
+    if dim not in region or not offsets:
+        return dict(region), {}
+    sl = region[dim]
+    start = max(0, sl.start + min(0, *offsets))
+    stop = min(int(sizes[dim]), sl.stop + max(0, *offsets))
+    wide = {**region, dim: slice(start, stop)}
+    return wide, {dim: slice(sl.start - start, sl.stop - start)}
+
+
 def _check_positive(**values: int) -> None:
     for key, v in values.items():
         if int(v) < 1:
@@ -160,6 +191,7 @@ def evaluate(
     sampler: str = "dpmpp_2m",
     batch_size: int = 16,
     device: str = "auto",
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.
 
@@ -203,7 +235,9 @@ def evaluate(
         data are invalid (land in an ocean field); ignored if absent.
     out
         Directory to write ``scores.csv``, ``example_fill.png`` (the first
-        model's fill, or the first baseline's) and ``rmse_by_method.png``.
+        model's fill, or the first baseline's), ``rmse_by_method.png`` and,
+        per model, its fill of the region (``fill_<name>.zarr``: members,
+        fill flags, provenance).
     models
         Further models to compare, ``{name: Model or path}`` (e.g. latent and
         pixel-space variants).
@@ -216,7 +250,7 @@ def evaluate(
         Index ranges ``{dim: slice(start, stop)}`` where gaps are hidden and
         scores taken (e.g. the held-out period); the baselines see all of
         ``ds``, the models fill the region.
-    sampler, batch_size, device
+    sampler, batch_size, device, progress
         Passed to :func:`sparsediff.fill`.
 
     Returns
@@ -335,17 +369,20 @@ def evaluate(
     kinds: dict[str, str] = {}
     seconds: dict[str, float] = {}
     example: tuple[str, xr.Dataset] | None = None
+    model_fills: dict[str, xr.Dataset] = {}
     if named:
         inv_all = None
         for v in names:
             mask = inv[v].transpose(*data[names[0]].dims)
             inv_all = mask if inv_all is None else inv_all & mask
         assert inv_all is not None
-        inv_all_r = inv_all.isel(reg)
         for mname, m in named.items():
             t0 = time.perf_counter()
+            # a model with context sees the neighbouring steps of the region too (as inputs
+            # only: they lie outside the region, where nothing is hidden or scored)
+            wide, back = context_region(m, data.sizes, reg)
             filled = fill(
-                gappy_r[names],
+                gappy.isel(wide)[names],
                 m,
                 members=members,
                 steps=steps,
@@ -353,9 +390,11 @@ def evaluate(
                 seed=seed,
                 batch_size=batch_size,
                 device=device,
-                invalid=inv_all_r,
+                invalid=inv_all.isel(wide),
                 invalid_along=None,
-            )
+                progress=progress,
+            ).isel(back)
+            model_fills[mname] = filled
             seconds[mname] = time.perf_counter() - t0
             kinds[mname] = "model"
             for v in names:
@@ -420,6 +459,10 @@ def evaluate(
         if example is not None:
             _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
         plot_scores(result, out_dir / "rmse_by_method.png")
+        from sparsediff.data.io import write
+
+        for mname, filled in model_fills.items():
+            write(filled, out_dir / f"fill_{mname}.zarr", mode="w", history=f"evaluate {holdout}")
     return result
 
 

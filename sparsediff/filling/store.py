@@ -8,7 +8,7 @@ region's numbers depend only on the global seed and positions, so a resumed
 job writes the same bytes as an uninterrupted one.
 
 The progress record also holds a **fingerprint** of the job: a digest of the
-model (weights, statistics, climatology, config), the input's identity (sizes,
+model (weights, statistics, climatology, spec), the input's identity (sizes,
 dtypes, coordinate values and a chunk-wise SHA-256 of every data variable),
 every option of :func:`sparsediff.fill` (defaults included) and the region
 layout. A resume whose fingerprint differs in any field is refused with one
@@ -97,13 +97,13 @@ def _variable_digest(var: xr.Variable) -> str:
 
 
 def _model_digest(model: Model) -> str:
-    """SHA-256 of everything that makes a model's numbers: weights, stats, climatology, config.
+    """SHA-256 of everything that makes a model's numbers: weights, stats, climatology, spec.
 
     Computed from the content, so it is the same for a model in memory and the
     same model saved and loaded (the model files' checksums hash the same bytes).
     """
     h = hashlib.sha256()
-    h.update(json.dumps(model.config, sort_keys=True, default=str).encode())
+    h.update(model.spec.model_dump_json().encode())
     h.update(json.dumps(model.stats.to_dict(), sort_keys=True).encode())
     for name, net in (("autoencoder", model.autoencoder), ("prior", model.prior)):
         h.update(name.encode())
@@ -210,7 +210,7 @@ def _describe(path: tuple[str, ...], old: Any, new: Any) -> str:
     values = f" ({before!r} there, {now!r} now)"
     match path:
         case ("model",):
-            return "the model (weights, statistics, climatology or config)"
+            return "the model (weights, statistics, climatology or spec)"
         case ("input", "sizes", *_):
             return f"the input's sizes ({old['input']['sizes']} there, {new['input']['sizes']} now)"
         case ("input", "dtypes", name):

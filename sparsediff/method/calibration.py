@@ -29,7 +29,7 @@ from sparsediff.method.base import Method, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
 from sparsediff.rng import Stream
 
-__all__ = ["Calibration", "fit_spread_scale"]
+__all__ = ["Calibration", "fit_spread_scale", "solve_spread_scale"]
 
 #: Bounds of the fitted factor (a degenerate fit is clipped, and reported).
 SCALE_MIN, SCALE_MAX = 0.05, 50.0
@@ -62,6 +62,24 @@ class Calibration:
             f"spread scale {self.scale:.4g} fitted on {self.points} hidden validation points "
             f"({self.members} members; raw spread/skill {self.spread_skill_before:.3g})"
         )
+
+
+def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) -> float:
+    """The factor ``s`` that makes a K-member ensemble's spread match its error.
+
+    With ``err = regression - truth``, ``m`` the mean perturbation and ``v``
+    the mean member variance at s = 1 (all averaged over the points):
+    ``e0 = mean(err**2)``, ``c1 = mean(err * m)``, ``m2 = mean(m**2)``. The
+    calibrated ``s`` solves ``e0 + 2 s c1 + s**2 m2 = (K + 1) / K * s**2 v``,
+    clipped to [SCALE_MIN, SCALE_MAX] (SCALE_MAX when the ensemble has no spread).
+    """
+    k = members
+    a = (k + 1) / k * v - m2
+    if a <= 0 or v <= 0:
+        scale = SCALE_MAX
+    else:
+        scale = (2 * c1 + math.sqrt(4 * c1 * c1 + 4 * a * e0)) / (2 * a)
+    return min(max(scale, SCALE_MIN), SCALE_MAX)
 
 
 @torch.no_grad()
@@ -128,14 +146,8 @@ def fit_spread_scale(
     k = members
     skill_before = math.sqrt(e0 + 2 * c1 + m2)
     spread_before = math.sqrt((k + 1) / k * v)
-    a = (k + 1) / k * v - m2
-    if a <= 0 or v <= 0:
-        scale = SCALE_MAX
-    else:
-        scale = (2 * c1 + math.sqrt(4 * c1 * c1 + 4 * a * e0)) / (2 * a)
-    scale = min(max(scale, SCALE_MIN), SCALE_MAX)
     return Calibration(
-        scale=float(scale),
+        scale=float(solve_spread_scale(e0, c1, m2, v, k)),
         spread_skill_before=spread_before / skill_before if skill_before > 0 else float("nan"),
         points=n,
         members=k,

@@ -97,7 +97,7 @@ def test_resume_with_changed_widths_is_one_line(
     tiny_config["stages"] = ["autoencoder"]
     out = tmp_path / "r"
     train(None, tiny_config, out=out)
-    tiny_config["autoencoder"]["widths"] = [8, 16, 32]
+    tiny_config["autoencoder"]["encoder_widths"] = [8, 16, 32]
     config = write_config(tiny_config, tmp_path / "changed.yaml")
     res = CliRunner().invoke(main, ["train", str(config), "--out", str(out), "--resume"])
     assert res.exit_code == 2, res.output

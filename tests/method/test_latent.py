@@ -1,0 +1,222 @@
+"""The latent method: one code path, keyed randomness, guidance, objectives and calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import sparsediff
+from sparsediff.method import build_method
+from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
+from sparsediff.method.calibration import solve_spread_scale
+from sparsediff.method.inputs import Frames, guess_of
+from sparsediff.method.latent import cfg_denoiser
+from sparsediff.method.objectives import CompletionObjective, per_sample_masked_mse
+from sparsediff.method.options import FillOptions
+from tests.filling.conftest import make_model
+
+OPTS = FillOptions(steps=4, seed=5)
+
+
+def _field(shape: tuple[int, ...] = (16, 16), seed: int = 0) -> tuple[torch.Tensor, ...]:
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(0, 3, shape[0]), np.linspace(0, 3, shape[1]), indexing="ij")
+    values = np.sin(y) * np.cos(x) + 0.1 * rng.normal(size=shape)
+    shown = rng.random(shape) > 0.3
+    shown[4:10, 5:12] = False
+    return (
+        torch.from_numpy(values).float()[None, None],
+        torch.from_numpy(shown)[None, None],
+        torch.ones(1, 1, *shape, dtype=torch.bool),
+    )
+
+
+def _inputs(model: sparsediff.Model, n: int = 1) -> torch.Tensor:
+    values, shown, active = _field()
+    frames = Frames(values, shown, active)
+    return model.method.inputs(frames).expand(n, -1, -1, -1).contiguous()
+
+
+@pytest.fixture
+def model() -> sparsediff.Model:
+    return make_model(["v"], ["y", "x"], [16, 16], seed=3)
+
+
+def test_a_zero_departure_returns_the_first_guess_exactly(model: sparsediff.Model) -> None:
+    with torch.no_grad():
+        model.nets["autoencoder"].decoder.conv_out.weight.zero_()  # type: ignore[union-attr]
+        model.nets["autoencoder"].decoder.conv_out.bias.zero_()  # type: ignore[union-attr]
+    inputs = _inputs(model, 3)
+    out = model.method.complete(inputs, [(0, 0, 0, k) for k in range(3)], OPTS)
+    guess = guess_of(inputs, 1)
+    assert torch.equal(out, guess)
+    # and through sparsediff.fill: the gaps hold the first guess of the whole field
+    values, shown, _ = _field()
+    data = np.where(shown[0, 0].numpy(), values[0, 0].numpy(), np.nan)[None]
+    ds = xr.Dataset({"v": (("t", "y", "x"), data.astype("float32"))})
+    filled = sparsediff.fill(ds, model, members=2, steps=2)
+    expected = guess[0, 0].numpy()  # stats: mean 0, std 1
+    gaps = ~shown[0, 0].numpy()
+    for k in range(2):
+        np.testing.assert_allclose(
+            filled["v"].values[k, 0][gaps], expected[gaps], rtol=0, atol=1e-6
+        )
+
+
+def test_training_windows_and_fill_share_one_code_path(model: sparsediff.Model) -> None:
+    values, shown, active = _field()
+    method = model.method
+    # a training crop that is the whole field (no halo) with nothing hidden on top
+    batch = TrainBatch(values, shown, active, halo=(0, 0), positions=[7])
+    settings = TrainSettings(seed=5, hide=HideSpec(rate=(0.0, 0.0), patterns=("mcar",)))
+    w = method.windows(batch, settings.hide, settings, stream=1, stage_key=0)
+    from_fill = method.inputs(Frames(values, shown, active))
+    assert torch.equal(w.inputs, from_fill)
+    keys = [(7, 0)]
+    assert torch.equal(
+        method.complete(w.inputs, keys, OPTS), method.complete(from_fill, keys, OPTS)
+    )
+
+
+def test_rows_do_not_depend_on_their_batch(model: sparsediff.Model) -> None:
+    inputs = _inputs(model, 4)
+    keys = [(0, 0, 0, k) for k in range(4)]
+    for sampler in ("dpmpp_2m", "ancestral", "ddim"):
+        opts = FillOptions(steps=4, seed=5, sampler=sampler)
+        together = model.method.complete(inputs, keys, opts)
+        alone = torch.cat(
+            [model.method.complete(inputs[i : i + 1], keys[i : i + 1], opts) for i in range(4)]
+        )
+        torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_every_key_part_changes_the_sample(model: sparsediff.Model) -> None:
+    inputs = _inputs(model, 1)
+
+    def one(key: tuple[int, ...], seed: int = 5) -> torch.Tensor:
+        return model.method.complete(inputs, [key], FillOptions(steps=4, seed=seed))
+
+    base = one((1, 2, 3, 4))
+    assert torch.equal(base, one((1, 2, 3, 4)))
+    for other in ((0, 2, 3, 4), (1, 0, 3, 4), (1, 2, 0, 4), (1, 2, 3, 0)):
+        assert not torch.allclose(base, one(other)), other
+    assert not torch.allclose(base, one((1, 2, 3, 4), seed=6))
+
+
+def test_classifier_free_guidance_formula() -> None:
+    def prior(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return x * 0.5 + (cond.mean() if cond is not None else 0.0)
+
+    x = torch.randn(2, 3, 4, 4)
+    cond = torch.full((2, 5, 4, 4), 2.0)
+    d_c = prior(x, torch.ones(2), cond)
+    d_u = prior(x, torch.ones(2), torch.zeros_like(cond))
+    for scale in (1.0, 2.5):
+        got = cfg_denoiser(prior, scale)(x, torch.ones(2), cond)
+        torch.testing.assert_close(got, d_u + scale * (d_c - d_u))
+
+
+def test_data_consistency_guidance_pulls_towards_the_shown_data(
+    model: sparsediff.Model,
+) -> None:
+    inputs = _inputs(model, 2)
+    values, shown = inputs[:, :1], inputs[:, 1:2] > 0
+    keys = [(0, 0, 0, k) for k in range(2)]
+
+    def misfit(strength: float) -> float:
+        model.spec = model.spec.model_copy(update={"spread_scale": 1.0})
+        out = model.method.complete(inputs, keys, FillOptions(steps=6, seed=1, guidance=strength))
+        return float(((out - values)[shown] ** 2).mean())
+
+    assert misfit(20.0) < misfit(0.0)
+
+
+def test_completion_objective_scores_only_the_hidden_observed_points(
+    model: sparsediff.Model,
+) -> None:
+    ae = model.nets["autoencoder"]
+    objective = CompletionObjective(ae, kl_weight=0.0)  # type: ignore[arg-type]
+    inputs = _inputs(model, 2)
+    values, observed, _ = _field(seed=1)
+    values, observed = values.expand(2, -1, -1, -1), observed.expand(2, -1, -1, -1)
+    scored = observed & torch.zeros_like(observed).index_fill_(2, torch.arange(4, 9), True)
+    eps = torch.zeros(2, *ae.latent_shape((16, 16)))  # type: ignore[operator]
+    keep = torch.tensor([True, False])
+    loss, mse = objective(inputs, values, observed, scored, eps, keep)
+    # values nobody observed do not matter (NaN included): neither the encoder nor the loss
+    poisoned = torch.where(observed, values, torch.full_like(values, float("nan")))
+    loss2, _ = objective(inputs, poisoned, observed, scored, eps, keep)
+    assert torch.equal(loss2, loss)
+    # observed values that are not scored feed the encoder but not the loss directly
+    also = observed & ~scored
+    loss4, _ = objective(
+        inputs, values + also * 1.0, observed, scored, eps, torch.tensor([False] * 2)
+    )
+    loss5, _ = objective(inputs, values, observed, scored, eps, torch.tensor([False] * 2))
+    assert torch.equal(loss4, loss5)
+    # ... but the scored values do
+    loss3, _ = objective(inputs, values + scored * 1.0, observed, scored, eps, keep)
+    assert (loss3 != loss).all()
+    assert torch.equal(loss, mse)
+    ref = per_sample_masked_mse(
+        guess_of(inputs, 1) + ae.decode(inputs, torch.zeros_like(eps)),
+        values,
+        scored,  # type: ignore[operator]
+    )
+    torch.testing.assert_close(loss[1], ref[1])
+
+
+def test_prepare_hides_points_and_keys_them_by_position(model: sparsediff.Model) -> None:
+    values, observed, active = _field(seed=2)
+    observed = torch.ones_like(observed)
+    batch = TrainBatch(
+        values.expand(3, -1, -1, -1),
+        observed.expand(3, -1, -1, -1),
+        active.expand(3, -1, -1, -1),
+        halo=(0, 0),
+        positions=[10, 11, 10],
+    )
+    settings = TrainSettings(seed=1, hide=HideSpec(rate=(0.3, 0.3), patterns=("boxes",)))
+    args = model.method.prepare("autoencoder", batch, settings)
+    shown = args["inputs"][:, 1:2] > 0
+    scored = args["scored"]
+    assert scored.any(dim=(1, 2, 3)).all()  # hide and reconstruct hides something
+    assert not (shown & scored).any()  # what is scored was hidden from the inputs
+    assert (scored | shown).all()  # everything observed is either shown or scored
+    assert torch.equal(scored[0], scored[2])  # same position, same draw
+    assert not torch.equal(scored[0], scored[1])
+
+
+def test_spread_scale_solves_the_spread_skill_relation() -> None:
+    rng = np.random.default_rng(0)
+    n, k, sigma, tau = 200_000, 8, 0.5, 0.1
+    err = rng.normal(0, sigma, n)  # regression - truth
+    deltas = rng.normal(0, tau, (k, n))  # perturbations, too narrow by sigma / tau
+    m = deltas.mean(0)
+    s = solve_spread_scale(
+        float((err**2).mean()),
+        float((err * m).mean()),
+        float((m**2).mean()),
+        float(deltas.var(0, ddof=1).mean()),
+        k,
+    )
+    assert s == pytest.approx(sigma / tau, rel=0.02)
+    members = s * deltas
+    mean = err + members.mean(0)
+    spread = np.sqrt((k + 1) / k * members.var(0, ddof=1).mean())
+    assert spread / np.sqrt((mean**2).mean()) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_build_method_checks_the_kind(model: sparsediff.Model) -> None:
+    from sparsediff.errors import ConfigError
+    from sparsediff.method.pixel import PixelMethod
+
+    assert build_method(model.spec).kind == "latent"
+    with pytest.raises(ConfigError, match="cannot run a 'latent' model"):
+        PixelMethod(model.spec)
+    pixel = make_model(["v"], ["y", "x"], [16, 16], mode="pixel")
+    del pixel.nets["prior"]
+    with pytest.raises(ConfigError, match="no trained prior"):
+        pixel.method.complete(torch.zeros(1, 4, 16, 16), [(0,)], OPTS)
