@@ -176,7 +176,11 @@ class Method:
     def inputs(self, frames: Frames, periodic: Sequence[bool] | None = None) -> Tensor:
         """Network inputs of whole frames (the first guess sees the whole frame)."""
         return build_inputs(
-            frames, guess=self.spec.first_guess, n_context=self.spec.n_context, periodic=periodic
+            frames,
+            guess=self.spec.first_guess,
+            n_context=self.spec.n_context,
+            periodic=periodic,
+            use_context=self.spec.guess_context,
         )
 
     # ------------------------------------------------------------------ completion

@@ -57,20 +57,19 @@ def _periodic(periodic: Sequence[bool] | None, nd: int) -> tuple[bool, ...]:
 
 def _neighbour_sum(u: torch.Tensor, w: torch.Tensor, periodic: tuple[bool, ...]) -> torch.Tensor:
     """Sum over the 2·nd grid neighbours of ``u * w`` (zero outside non-periodic edges)."""
-    total = torch.zeros_like(u)
     uw = u * w
+    total = torch.zeros_like(uw)
     for ax, wrap in enumerate(periodic):
         dim = 2 + ax
         n = u.shape[dim]
         if n == 1:
             continue
         if wrap:
-            total = total + torch.roll(uw, 1, dim) + torch.roll(uw, -1, dim)
+            total += torch.roll(uw, 1, dim)
+            total += torch.roll(uw, -1, dim)
         else:
-            lo = uw.narrow(dim, 0, n - 1)
-            hi = uw.narrow(dim, 1, n - 1)
-            zero = torch.zeros_like(uw.narrow(dim, 0, 1))
-            total = total + torch.cat([zero, lo], dim) + torch.cat([hi, zero], dim)
+            total.narrow(dim, 1, n - 1).add_(uw.narrow(dim, 0, n - 1))
+            total.narrow(dim, 0, n - 1).add_(uw.narrow(dim, 1, n - 1))
     return total
 
 
@@ -149,7 +148,7 @@ def harmonic_fill(
     sweeps: int = 24,
     coarsest: int = 4,
     cg_iters: int = 200,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
 ) -> torch.Tensor:
     """Harmonic (Laplace) interpolation of the known points, batched.
 
@@ -211,13 +210,16 @@ def _conjugate_gradients(
     The discrete Laplace equation at every free point (active, not known):
     ``count * u_i - sum(active neighbours u_j) = 0`` with the known points as
     Dirichlet values; one independent system per sample and channel, solved
-    together. Stops early once every system's residual is below ``tol`` times
-    the scale of its known values.
+    together in float64. A system stops (is frozen) once its residual is below
+    ``tol`` times the scale of its known values: iterating a converged system
+    further only amplifies rounding.
     """
-    w = active.to(u.dtype)
+    dtype = u.dtype
+    u = u.double()
+    w = active.double()
     count = _neighbour_sum(torch.ones_like(u), w, periodic)
     free = active & ~known & (count > 0)
-    f = free.to(u.dtype)
+    f = free.double()
     dims = tuple(range(2, u.ndim))
 
     def apply(x: torch.Tensor) -> torch.Tensor:  # the operator on free points (x = 0 elsewhere)
@@ -232,19 +234,24 @@ def _conjugate_gradients(
     z = inv_diag * r
     p = z
     rz = dot(r, z)
-    scale = torch.where(known, u, torch.zeros_like(u)).abs().amax(dims, keepdim=True) + 1e-12
+    limit = tol * (torch.where(known, u, torch.zeros_like(u)).abs().amax(dims, keepdim=True) + 1e-12)
     for _ in range(iters):
-        if bool((r.abs().amax(dims, keepdim=True) <= tol * scale).all()):
+        running = r.abs().amax(dims, keepdim=True) > limit
+        if not bool(running.any()):
             break
         ap = apply(p)
-        alpha = rz / dot(p, ap).clamp_min(1e-30)
+        pap = dot(p, ap)
+        ok = running & (pap > 0)
+        alpha = torch.where(ok, rz / torch.where(ok, pap, torch.ones_like(pap)), 0.0)
         u = u + alpha * p
         r = r - alpha * ap
         z = inv_diag * r
         rz_new = dot(r, z)
-        p = z + (rz_new / rz.clamp_min(1e-30)) * p
-        rz = rz_new
-    return u
+        good = ok & (rz > 0)
+        beta = torch.where(good, rz_new / torch.where(good, rz, torch.ones_like(rz)), 0.0)
+        p = torch.where(ok, z + beta * p, p)
+        rz = torch.where(ok, rz_new, rz)
+    return u.to(dtype)
 
 
 def _gauss_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

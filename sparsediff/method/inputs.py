@@ -10,6 +10,14 @@ with ``C`` the number of variables. The first guess is computed here, over
 the whole frame, from the shown points only (:mod:`.first_guess`), so a gap
 at a window edge is estimated from data beyond the window. Windows are cut
 from the channels afterwards; :func:`guess_of` finds the guess in them.
+
+With context frames and ``use_context``, the first guess is a space-time
+one: each context frame that has shown points is filled on its own (same
+guess), their mean is the *base*, and the guess is the base plus the guess of
+the frame's departure from the base at its shown points. Near the data it is
+the frame's own interpolation; deep in a large gap it follows the
+neighbouring steps instead of flattening out (measured on OSTIA cloud gaps:
+0.34 K against 1.0 K for the spatial Laplace fill, see the results page).
 """
 
 from __future__ import annotations
@@ -61,12 +69,34 @@ def guess_of(inputs: Tensor, n_vars: int) -> Tensor:
     return inputs[:, 3 * n_vars : 4 * n_vars]
 
 
+def _context_base(
+    frames: Frames, guess: str, periodic: Sequence[bool] | None, shown_ctx: Tensor
+) -> Tensor:
+    """Mean of the context frames' own first guesses (0 where no frame has data)."""
+    ctx = frames.context
+    assert ctx is not None
+    n, k = ctx.shape[:2]
+    rest = ctx.shape[2:]
+    active = frames.active.bool().unsqueeze(1).expand(n, k, *rest)
+    flat = first_guess(
+        guess,
+        ctx.float().reshape(n * k, *rest),
+        shown_ctx.reshape(n * k, *rest),
+        active.reshape(n * k, *rest),
+        periodic=periodic,
+    ).reshape(n, k, *rest)
+    dims = tuple(range(3, ctx.ndim))
+    has = shown_ctx.any(dim=dims, keepdim=True).to(flat.dtype)  # (N, K, C, 1...)
+    return (flat * has).sum(1) / has.sum(1).clamp_min(1.0)
+
+
 def build_inputs(
     frames: Frames,
     *,
     guess: str,
     n_context: int,
     periodic: Sequence[bool] | None = None,
+    use_context: bool = True,
 ) -> Tensor:
     """Input channels of a batch of frames.
 
@@ -81,6 +111,9 @@ def build_inputs(
         Context frames the model expects.
     periodic
         Per spatial dim, whether the frames wrap around (global longitude).
+    use_context
+        Make the first guess a space-time one from the context frames (see
+        the module docstring).
 
     Returns
     -------
@@ -98,8 +131,7 @@ def build_inputs(
     values = values.float()
     zero = torch.zeros((), dtype=values.dtype, device=values.device)
     shown_values = torch.where(shown, values, zero)
-    g = first_guess(guess, shown_values, shown, active, periodic=periodic)
-    parts = [shown_values, shown.float(), active.float(), g]
+    ctx_values = ctx_ok = None
     if n_context:
         ctx, ctx_shown = frames.context, frames.context_shown
         expected = (values.shape[0], n_context, *values.shape[1:])
@@ -108,6 +140,15 @@ def build_inputs(
             raise InputError(f"frames: context must have shape {expected}, got {got}")
         ctx_ok = ctx_shown.bool() & active.unsqueeze(1)
         ctx_values = torch.where(ctx_ok, ctx.float(), zero)
+    if n_context and use_context and guess != "zero":
+        assert ctx_values is not None and ctx_ok is not None
+        base = _context_base(Frames(values, shown, active, ctx_values, ctx_ok), guess, periodic, ctx_ok)
+        g = base + first_guess(guess, shown_values - base, shown, active, periodic=periodic)
+        g = torch.where(shown, shown_values, torch.where(active, g, zero))
+    else:
+        g = first_guess(guess, shown_values, shown, active, periodic=periodic)
+    parts = [shown_values, shown.float(), active.float(), g]
+    if ctx_values is not None and ctx_ok is not None:
         for k in range(n_context):
             parts += [ctx_values[:, k], ctx_ok[:, k].float()]
     return torch.cat(parts, dim=1)

@@ -40,6 +40,9 @@ class ModelSpec(BaseModel):
         Window size per spatial dim.
     first_guess
         The classical estimate the model departs from.
+    guess_context
+        With context frames: a space-time first guess that follows the
+        neighbouring steps deep inside large gaps.
     context_dim, context_offsets
         Neighbouring steps along this (non-spatial) dim given as input
         channels (e.g. ``time`` at ``[-1, 1]``).
@@ -73,6 +76,7 @@ class ModelSpec(BaseModel):
     dims: list[str] = Field(min_length=2, max_length=3)
     window: list[StrictInt] = Field(min_length=2, max_length=3)
     first_guess: Literal["laplace", "normconv", "zero"] = "laplace"
+    guess_context: bool = True
     context_dim: str | None = None
     context_offsets: list[StrictInt] = Field(default_factory=list)
     latent_scale: StrictFloat = 1.0

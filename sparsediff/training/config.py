@@ -285,6 +285,13 @@ class TrainConfig(_Section):
             "'laplace' relaxation, 'normconv' (normalized convolution) or 'zero'."
         ),
     )
+    guess_context: StrictBool = Field(
+        True,
+        description=(
+            "With data.context_dim: a space-time first guess (the mean of the context frames' "
+            "own guesses plus the guess of the departure from it)."
+        ),
+    )
     stages: list[Literal["autoencoder", "prior"]] = Field(
         ["autoencoder", "prior"], description="Stages to run (latent mode)."
     )

@@ -83,6 +83,7 @@ def initial_spec(cfg: TrainConfig, facts: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
         kind=cfg.mode,
         first_guess=cfg.first_guess,
+        guess_context=cfg.guess_context,
         cond_dropout=cfg.prior.cond_dropout,
         pixel_loss=cfg.prior.pixel_loss,
         **facts,
