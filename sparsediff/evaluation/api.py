@@ -486,7 +486,7 @@ def _plot_example(
         idx = np.unravel_index(int(np.argmax(np.asarray(counts.values))), counts.shape)
         isel = {str(d): int(i) for d, i in zip(counts.dims, idx)}
     del name  # plot_fill titles the panels itself
-    plot_fill(filled, variable, original=gappy, truth=truth, path=path, **isel)
+    plot_fill(filled, variable, original=gappy, truth=truth, hidden=held, path=path, **isel)
 
 
 def plot_scores(

@@ -36,12 +36,12 @@ from sparsediff.data import masks
 from sparsediff.data.gaps import gap_mask, parse_pattern
 from sparsediff.data.selection import as_dataset, numeric_variables
 from sparsediff.errors import InputError
-from sparsediff.rng import seed_for
+from sparsediff.rng import Stream, seed_for
 
 __all__ = ["HOLDOUT_KEY", "make_holdout", "region_slices"]
 
-HOLDOUT_KEY = 0x401D
-"""Key that separates holdout draws from every other keyed draw of a run."""
+HOLDOUT_KEY = int(Stream.HOLDOUT)
+"""Key that separates holdout draws from every other keyed draw of a run (``Stream.HOLDOUT``)."""
 
 
 def region_slices(

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from sparsediff.data.masks import INVALID, OBSERVED
 from sparsediff.data.stats import denormalize_array, normalize_array
 from sparsediff.data.tiling import TilePlan, plan_tiles
-from sparsediff.filling.sampling import FillOptions, fill_windows
+from sparsediff.filling.sampling import FillOptions
 from sparsediff.method.inputs import Frames
 from sparsediff.model import Model
 
@@ -105,7 +105,15 @@ def fill_block(
     active = state != INVALID
     norm = _normalized(model, data, observed)
     ctx = [(_normalized(model, v, o & active), o & active) for v, o in context]
-    acc = {(k, b): plan.accumulator() for k in range(opts.members) for b in range(n_batch)}
+    # the deterministic centre of the members blends as a weighted mean; their random
+    # perturbation (independent between tiles) blends keeping its variance, so the
+    # ensemble spread has no low bands where tiles overlap
+    centre = {(k, b): plan.accumulator() for k in range(opts.members) for b in range(n_batch)}
+    spread = {
+        (k, b): plan.accumulator(variance_preserving=True)
+        for k in range(opts.members)
+        for b in range(n_batch)
+    }
     dev = torch.device(device)
     per_position = len(plan.tiles) * opts.members
     bar = tqdm(total=n_batch * per_position, desc="tiles", disable=not progress, leave=False)
@@ -135,16 +143,17 @@ def fill_block(
             chunk = items[s : s + opts.batch_size]
             windows = np.stack([plan.extract(inputs, t) for _, t in chunk])
             keys = [(int(batch_ids[b]), *t.origin, k) for k, t in chunk]
-            out = fill_windows(
-                model, torch.from_numpy(np.ascontiguousarray(windows)).to(dev), keys, opts
+            mid, pert = method.complete_parts(
+                torch.from_numpy(np.ascontiguousarray(windows)).to(dev), keys, opts
             )
-            for (k, t), o in zip(chunk, out.cpu().numpy(), strict=True):
-                acc[(k, b)].add(t, o)
+            for (k, t), c, p in zip(chunk, mid.cpu().numpy(), pert.cpu().numpy(), strict=True):
+                centre[(k, b)].add(t, c)
+                spread[(k, b)].add(t, p)
             bar.update(len(chunk))
     bar.close()
     result = np.empty((opts.members, *data.shape), dtype=data.dtype)
-    for (k, b), a in acc.items():
-        blended = a.result()  # (C, *spatial), normalized
+    for (k, b), a in centre.items():
+        blended = a.result() + spread[(k, b)].result()  # (C, *spatial), normalized
         for c, var in enumerate(model.variables):
             phys = denormalize_array(blended[c].astype(np.float64), model.stats[var])
             result[k, c, b] = phys.astype(data.dtype)

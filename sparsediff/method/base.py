@@ -208,6 +208,20 @@ class Method:
         """
         raise NotImplementedError
 
+    def complete_parts(
+        self, inputs: Tensor, keys: Sequence[tuple[int, ...]], opts: FillOptions
+    ) -> tuple[Tensor, Tensor]:
+        """A completion split into its deterministic centre and its random perturbation.
+
+        ``centre + perturbation == complete(...)``. The perturbation is
+        (approximately) zero-mean and independent between windows, so tiles
+        blend it variance-preservingly (see
+        :class:`~sparsediff.data.tiling.Accumulator`); a method without such a
+        split returns the whole completion as the centre and a zero perturbation.
+        """
+        out = self.complete(inputs, keys, opts)
+        return out, torch.zeros_like(out)
+
     def check_ready(self) -> None:
         """Raise :class:`ConfigError` when a net a fill needs is missing."""
         missing = [n for n in self.required if n not in self.nets]

@@ -234,7 +234,8 @@ def _conjugate_gradients(
     z = inv_diag * r
     p = z
     rz = dot(r, z)
-    limit = tol * (torch.where(known, u, torch.zeros_like(u)).abs().amax(dims, keepdim=True) + 1e-12)
+    known_scale = torch.where(known, u, torch.zeros_like(u)).abs().amax(dims, keepdim=True)
+    limit = tol * (known_scale + 1e-12)
     for _ in range(iters):
         running = r.abs().amax(dims, keepdim=True) > limit
         if not bool(running.any()):

@@ -141,8 +141,10 @@ def build_inputs(
         ctx_ok = ctx_shown.bool() & active.unsqueeze(1)
         ctx_values = torch.where(ctx_ok, ctx.float(), zero)
     if n_context and use_context and guess != "zero":
-        assert ctx_values is not None and ctx_ok is not None
-        base = _context_base(Frames(values, shown, active, ctx_values, ctx_ok), guess, periodic, ctx_ok)
+        assert ctx_values is not None
+        assert ctx_ok is not None
+        frames = Frames(values, shown, active, ctx_values, ctx_ok)
+        base = _context_base(frames, guess, periodic, ctx_ok)
         g = base + first_guess(guess, shown_values - base, shown, active, periodic=periodic)
         g = torch.where(shown, shown_values, torch.where(active, g, zero))
     else:

@@ -112,6 +112,14 @@ class LatentMethod(Method):
         self, inputs: Tensor, keys: Sequence[tuple[int, ...]], opts: FillOptions
     ) -> Tensor:
         """Regression plus a calibrated latent-diffusion perturbation, one per row."""
+        centre, perturbation = self.complete_parts(inputs, keys, opts)
+        return centre + perturbation
+
+    @torch.no_grad()
+    def complete_parts(
+        self, inputs: Tensor, keys: Sequence[tuple[int, ...]], opts: FillOptions
+    ) -> tuple[Tensor, Tensor]:
+        """``(guess + regression, spread_scale * (sample - regression))`` per row."""
         self.check_ready()
         ae = self.autoencoder
         prior = self.nets["prior"]
@@ -142,7 +150,7 @@ class LatentMethod(Method):
         )
         sample = ae.decode(inputs, z / scale).float()
         s = self.spec.spread_scale
-        return guess + regression + s * (sample - regression)
+        return guess + regression, s * (sample - regression)
 
     @torch.no_grad()
     def regression(self, inputs: Tensor) -> Tensor:

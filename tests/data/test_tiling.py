@@ -284,3 +284,25 @@ def test_gaps_and_tiling_do_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_variance_preserving_blend_keeps_the_spread_in_overlaps() -> None:
+    from sparsediff.data.tiling import plan_tiles
+
+    plan = plan_tiles((8, 40), (8, 16), overlap=(0, 8))
+    rng = np.random.default_rng(0)
+    plain, kept = [], []
+    for _ in range(400):
+        a, b = plan.accumulator(), plan.accumulator(variance_preserving=True)
+        for t in plan.tiles:
+            x = rng.normal(size=(8, 16))
+            a.add(t, x)
+            b.add(t, x)
+        plain.append(a.result())
+        kept.append(b.result())
+    var_plain = np.var(plain, axis=0).mean(axis=0)
+    var_kept = np.var(kept, axis=0).mean(axis=0)
+    # averaging independent tiles shrinks the variance where they overlap ...
+    assert var_plain.min() < 0.7
+    # ... a variance-preserving blend keeps it at 1 everywhere
+    np.testing.assert_allclose(var_kept, 1.0, atol=0.15)
