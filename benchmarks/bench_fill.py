@@ -1,22 +1,28 @@
 """Fill speed, pipeline overhead and out-of-core memory on CPU.
 
 (a) Throughput: ``sparsediff.fill`` of the last ``--months`` months of OSTIA
-    (18 x 432 grid) with the shipped demo model at ``members=1`` and ``members=8``
-    (DPM-Solver++(2M), ``--steps``, ``--batch-size`` windows per model call).
-    Grid points/s counts every point of the filled field:
-    ``members x months x 18 x 432`` (land and observed points included).
+    (18 x 432 grid) with a trained OSTIA model (``--model``, default the
+    shipped demo model) at ``members=1`` and ``members=8`` (DPM-Solver++(2M),
+    ``--steps``, ``--batch-size`` windows per model call). Grid points/s counts
+    every point of the filled field: ``members x months x 18 x 432`` (land and
+    observed points included).
 
-(b) Overhead: the same tiles, the same batches (same order, same batch size,
-    same members), pushed through the bare per-window model core
-    ``sparsediff.filling.sampling.fill_windows`` (encode + sample + decode) with
-    all inputs prepared beforehand. ``fill / bare`` is the wall time of the whole
-    ``sparsediff.fill`` call (masks, climatology, normalisation, tiling,
-    blending, copying observed points back, building the Dataset) over that bare
-    model compute. Fill and bare runs alternate ``--repeats`` times; the best of
-    each is reported (process CPU time too: steadier on a shared machine).
-    Because separate runs differ by several % on a shared machine, the fill run
-    is also split in two: the time spent inside ``fill_windows`` during that very
-    run (a timing wrapper around it) and the rest, the pipeline overhead.
+(b) Overhead: the model's own work, run alone. A first fill (1 step) records
+    what ``fill`` hands the model: the frames of every time step given to
+    :meth:`sparsediff.method.Method.inputs` (the first guess over the whole
+    field, with the context frames) and every batch of windows given to
+    :func:`sparsediff.filling.sampling.fill_windows` (same order, same batch
+    size, same members, same keys). "bare" replays exactly those calls:
+    building the inputs, then the window batches at ``--steps``. ``fill / bare``
+    is the wall time of the whole ``sparsediff.fill`` call (masks,
+    climatology, normalisation, context, tiling, blending, copying observed
+    points back, building the Dataset) over that bare model compute. Fill and
+    bare runs alternate ``--repeats`` times; the best of each is reported
+    (process CPU time too: steadier on a shared machine). Because separate
+    runs differ by several % on a shared machine, the fill run is also split
+    with timing wrappers: the time inside ``Method.inputs`` ("guess s") and
+    inside ``fill_windows`` ("model s") during that very run, and the rest,
+    the pipeline overhead, relative to their sum.
 
 (c) Out-of-core: a float32 (time, lat, lon) Zarr store with gaps (a land disc NaN
     at every step + random cloud boxes) on a global ``--ooc-grid`` grid is
@@ -25,16 +31,19 @@
     subprocess (threaded dask scheduler, ``--threads`` workers, ``region_size``
     time steps per region = the store's time chunk). The subprocess reports its
     peak RSS (``VmHWM``) next to the store size. The model here is a small
-    *randomly initialised* latent model with the demo's window (16 x 32), sampled
-    with 1 Euler step: memory is the object, and the demo model cannot be used on
-    another grid (its climatology ties it to OSTIA's 18 x 432) nor is it fast
-    enough to fill hundreds of MiB in a few minutes on 2 cores.
+    *randomly initialised* v2 latent model with the demo's window (16 x 32),
+    Laplace first guess and the previous/next step as context (as the demo
+    config), sampled with 1 Euler step: memory is the object, and a trained
+    OSTIA model cannot be used on another grid (its climatology ties it to
+    OSTIA's 18 x 432) nor is it fast enough to fill hundreds of MiB in a few
+    minutes on 2 cores.
 
 Usage::
 
-    python benchmarks/bench_fill.py [--months 6] [--steps 16] [--batch-size 16]
-        [--repeats 3] [--threads 1] [--ooc-grid 64 512] [--ooc-sizes-mib 64 256]
-        [--region-size 8] [--skip-ooc] [--dir DIR]
+    python benchmarks/bench_fill.py [--model DIR] [--months 6] [--steps 16]
+        [--batch-size 16] [--repeats 3] [--threads 1] [--ooc-grid 64 512]
+        [--ooc-sizes-mib 64 256] [--region-size 8] [--skip-ooc] [--skip-throughput]
+        [--dir DIR]
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ from typing import Any
 import numpy as np
 from _common import load_line, peak_rss_mib
 
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "sparsediff" / "assets" / "demo_model"
+
 
 def du(path: Path) -> int:
     """Bytes of the files under ``path``."""
@@ -63,38 +74,49 @@ def du(path: Path) -> int:
 # ----------------------------------------------------------------------------- (a) + (b)
 
 
-def bare_batches(model: Any, sub: Any, members: int, batch_size: int) -> list[tuple[Any, ...]]:
-    """The (values, observed, keys) batches ``fill`` feeds the model, built up front.
+def record_calls(model: Any, sub: Any, members: int, batch_size: int) -> dict[str, list[Any]]:
+    """What ``fill`` hands the model, recorded from a 1-step fill.
 
-    Same order and grouping as :func:`sparsediff.filling.blocks.fill_block`: per
-    time step, its tiles x members in chunks of ``batch_size``.
+    Returns the ``(frames, periodic)`` of every ``Method.inputs`` call and the
+    ``(inputs, keys)`` of every ``fill_windows`` call, in order.
     """
-    import torch
+    import sparsediff
+    from sparsediff.filling import blocks
+    from sparsediff.filling.sampling import fill_windows
+    from sparsediff.method.base import Method
 
-    from sparsediff.data.climatology import anomalies
-    from sparsediff.data.stats import normalize_array
-    from sparsediff.filling.blocks import tile_plan_for
+    rec: dict[str, list[Any]] = {"inputs": [], "windows": []}
+    orig_inputs = Method.inputs
 
-    var = model.variables[0]
-    dims = ("time", *model.dims)
-    raw = sub[var].transpose(*dims).values
-    anom = anomalies(sub, model.climatology)[var].transpose(*dims).values
-    observed = np.isfinite(raw)  # land is NaN at every step: never observed either
-    with np.errstate(invalid="ignore"):
-        norm = np.where(observed, normalize_array(anom, model.stats[var]), 0.0)
-    norm = norm.astype(np.float32)[:, None]  # (B, C=1, lat, lon)
-    obs = observed[:, None]
-    plan = tile_plan_for(model, raw.shape[1:], periodic=(False, True))
-    out = []
-    for b in range(raw.shape[0]):  # as fill_block: batches never mix time steps
-        items = [(k, t) for t in plan.tiles for k in range(members)]
-        for s in range(0, len(items), batch_size):
-            chunk = items[s : s + batch_size]
-            vals = np.stack([plan.extract(norm[b], t) for _, t in chunk])
-            ob = np.stack([plan.extract(obs[b], t) for _, t in chunk])
-            keys = [(b, *t.origin, k) for k, t in chunk]
-            out.append((torch.from_numpy(vals), torch.from_numpy(ob), keys))
-    return out
+    def rec_inputs(self: Any, frames: Any, periodic: Any = None) -> Any:
+        rec["inputs"].append((frames, periodic))
+        return orig_inputs(self, frames, periodic)
+
+    def rec_windows(m: Any, inputs: Any, keys: Any, opts: Any) -> Any:
+        rec["windows"].append((inputs.clone(), list(keys)))
+        return fill_windows(m, inputs, keys, opts)
+
+    Method.inputs = rec_inputs  # type: ignore[method-assign]
+    blocks.fill_windows = rec_windows
+    try:
+        sparsediff.fill(sub, model, members=members, steps=1, batch_size=batch_size)
+    finally:
+        Method.inputs = orig_inputs  # type: ignore[method-assign]
+        blocks.fill_windows = fill_windows
+    return rec
+
+
+def bare_run(model: Any, rec: dict[str, list[Any]], opts: Any) -> tuple[float, float]:
+    """Replay the recorded model calls; return (wall, cpu) seconds."""
+    from sparsediff.filling.sampling import fill_windows
+
+    method = model.method
+    t0, c0 = time.perf_counter(), time.process_time()
+    for frames, periodic in rec["inputs"]:
+        method.inputs(frames, periodic).cpu().numpy()
+    for inputs, keys in rec["windows"]:
+        fill_windows(model, inputs, keys, opts).cpu().numpy()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def _timed(fn: Any, total: list[float]) -> Any:
@@ -116,54 +138,58 @@ def bench_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
     from sparsediff.data.sample_data import open_ostia
     from sparsediff.filling import blocks
     from sparsediff.filling.sampling import FillOptions, fill_windows
+    from sparsediff.method.base import Method
 
-    model = sparsediff.load(Path(sparsediff.__file__).parent / "assets" / "demo_model")
+    model = sparsediff.load(args.model)
+    var = model.variables[0]
     ds = open_ostia()
     sub = ds.isel(time=slice(ds.sizes["time"] - args.months, None))
     # warm-up (first oneDNN primitives, imports inside fill)
     sparsediff.fill(sub.isel(time=slice(0, 1)), model, steps=2, batch_size=args.batch_size)
 
     rows = []
+    orig_inputs = Method.inputs
     for members in args.members:
-        batches = bare_batches(model, sub, members, args.batch_size)
+        rec = record_calls(model, sub, members, args.batch_size)
         opts = FillOptions(members=members, steps=args.steps, batch_size=args.batch_size)
         fill_t: list[tuple[float, float]] = []
         bare_t: list[tuple[float, float]] = []
-        inner_t: list[float] = []
+        inner_t: list[tuple[float, float]] = []
         for _ in range(args.repeats):
-            inside = [0.0]
-            blocks.fill_windows = _timed(fill_windows, inside)
+            in_model, in_guess = [0.0], [0.0]
+            blocks.fill_windows = _timed(fill_windows, in_model)
+            Method.inputs = _timed(orig_inputs, in_guess)  # type: ignore[method-assign]
             try:
                 t0, c0 = time.perf_counter(), time.process_time()
                 out = sparsediff.fill(
                     sub, model, members=members, steps=args.steps, batch_size=args.batch_size
                 )
-                _ = out["surface_temperature"].values
+                _ = out[var].values
                 fill_t.append((time.perf_counter() - t0, time.process_time() - c0))
             finally:
                 blocks.fill_windows = fill_windows
-            inner_t.append(inside[0])
-            t0, c0 = time.perf_counter(), time.process_time()
-            for vals, ob, keys in batches:
-                fill_windows(model, vals, ob, keys, opts).numpy()
-            bare_t.append((time.perf_counter() - t0, time.process_time() - c0))
+                Method.inputs = orig_inputs  # type: ignore[method-assign]
+            inner_t.append((in_guess[0], in_model[0]))
+            bare_t.append(bare_run(model, rec, opts))
         fw, fc = min(w for w, _ in fill_t), min(c for _, c in fill_t)
         best = min(range(len(fill_t)), key=lambda i: fill_t[i][0])
-        overhead = (fill_t[best][0] - inner_t[best]) / inner_t[best]
+        guess_s, model_s = inner_t[best]
+        overhead = (fill_t[best][0] - guess_s - model_s) / (guess_s + model_s)
         bw, bc = min(w for w, _ in bare_t), min(c for _, c in bare_t)
-        points = members * math.prod(sub["surface_temperature"].shape)
-        windows = sum(len(k) for _, _, k in batches)
+        points = members * math.prod(sub[var].shape)
+        windows = sum(len(k) for _, k in rec["windows"])
         rows.append(
             {
                 "members": members,
                 "points": points,
                 "windows": windows,
-                "model_calls": len(batches),
+                "model_calls": len(rec["windows"]),
                 "fill_s": fw,
                 "fill_cpu_s": fc,
                 "bare_s": bw,
                 "bare_cpu_s": bc,
-                "inner_s": inner_t[best],
+                "guess_s": guess_s,
+                "inner_s": model_s,
                 "overhead": overhead,
                 "all_fill_s": [round(w, 2) for w, _ in fill_t],
                 "all_bare_s": [round(w, 2) for w, _ in bare_t],
@@ -233,37 +259,48 @@ def generate(store: Path, size_mib: float, grid: tuple[int, int], chunk_t: int) 
 
 
 def random_model(seed: int = 0) -> Any:
-    """A small randomly initialised latent model with the demo's 16 x 32 window."""
+    """A small randomly initialised v2 latent model with the demo's 16 x 32 window.
+
+    Laplace first guess and the previous/next time step as context, as the
+    demo config; the decoder's zero-initialised output layer gets random
+    weights so that fills depend on the latent.
+    """
     import torch
 
     from sparsediff.data.stats import Stats, VariableStats
+    from sparsediff.method import METHODS
+    from sparsediff.method.spec import ModelSpec
     from sparsediff.model import Model
-    from sparsediff.models.autoencoder import MaskedAutoencoder
-    from sparsediff.models.precond import EDMPrecond
-    from sparsediff.models.unet import UNet
 
     torch.manual_seed(seed)
-    ae = MaskedAutoencoder(1, spatial_dims=2, widths=(8, 8, 8), latent_channels=4)
-    backbone = UNet(
-        spatial_dims=2,
-        in_channels=4,
-        out_channels=4,
-        cond_channels=5,
-        widths=(8, 8),
-        blocks_per_level=1,
-        attention_levels=(),
+    spec = ModelSpec(
+        kind="latent",
+        variables=["sst"],
+        dims=["lat", "lon"],
+        window=[16, 32],
+        first_guess="laplace",
+        context_dim="time",
+        context_offsets=[-1, 1],
+        invalid_along="time",
+        units={"sst": "K"},
     )
-    prior = EDMPrecond(backbone, cond_channels=5)
-    config = {
-        "variables": ["sst"],
-        "dims": ["lat", "lon"],
-        "window": [16, 32],
-        "mode": "latent",
-        "latent_scale": 1.0,
-        "invalid_along": "time",
-        "units": {"sst": "K"},
+    arch = {
+        "autoencoder": {
+            "encoder_widths": [8, 8, 8],
+            "decoder_widths": [8, 8],
+            "latent_channels": 4,
+            "blocks_per_level": 1,
+            "attention": False,
+            "checkpointing": False,
+        },
+        "prior": {"widths": [8, 8], "blocks_per_level": 1, "attention_levels": [], "dropout": 0.0},
     }
-    return Model(ae.eval(), prior.eval(), Stats({"sst": VariableStats(292.0, 6.0)}), config)
+    cls = METHODS["latent"]
+    nets = {stage: cls.new_net(stage, spec, arch) for stage in cls.stages}
+    with torch.no_grad():
+        nets["autoencoder"].decoder.conv_out.weight.normal_(0.0, 0.05)  # type: ignore[union-attr]
+    stats = Stats({"sst": VariableStats(292.0, 6.0, count=1)})
+    return Model(spec, nets, stats).eval()
 
 
 def child_ooc(store: str, out: str, region_size: int, threads: int, batch_size: int) -> None:
@@ -373,6 +410,12 @@ def bench_ooc(args: argparse.Namespace) -> list[dict[str, Any]]:
 def main() -> None:
     """Parse options, run (a)+(b) in this process and (c) in subprocesses; print tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEMO_MODEL,
+        help="a trained OSTIA model directory (default: the shipped demo model)",
+    )
     parser.add_argument("--months", type=int, default=6, help="last OSTIA months to fill")
     parser.add_argument("--members", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--steps", type=int, default=16)
@@ -401,14 +444,14 @@ def main() -> None:
 
     if not args.skip_throughput:
         print(
-            f"\n(a)+(b) OSTIA last {args.months} months (18 x 432), demo model, "
+            f"\n(a)+(b) OSTIA last {args.months} months (18 x 432), model {args.model}, "
             f"dpmpp_2m {args.steps} steps, batch {args.batch_size} windows; "
             f"best of {args.repeats} alternating rounds"
         )
         rows = bench_throughput(args)
         header = (
             f"{'members':>7} {'points':>9} {'windows':>7} {'calls':>6} {'fill s':>7} "
-            f"{'points/s':>9} {'windows/s':>9} {'model s in fill':>15} {'overhead':>8} "
+            f"{'points/s':>9} {'windows/s':>9} {'guess s':>7} {'model s':>7} {'overhead':>8} "
             f"{'bare s':>7} {'fill/bare':>9} {'cpu fill/bare':>13}"
         )
         print()
@@ -418,13 +461,14 @@ def main() -> None:
             print(
                 f"{r['members']:>7} {r['points']:>9,} {r['windows']:>7} {r['model_calls']:>6} "
                 f"{r['fill_s']:>7.2f} {r['points'] / r['fill_s']:>9,.0f} "
-                f"{r['windows'] / r['fill_s']:>9.1f} {r['inner_s']:>15.2f} "
+                f"{r['windows'] / r['fill_s']:>9.1f} {r['guess_s']:>7.2f} {r['inner_s']:>7.2f} "
                 f"{r['overhead']:>8.1%} {r['bare_s']:>7.2f} "
                 f"{r['fill_s'] / r['bare_s']:>9.3f} {r['fill_cpu_s'] / r['bare_cpu_s']:>13.3f}"
             )
         print(
-            "model s in fill = time inside fill_windows during the (best) fill run; "
-            "overhead = (fill - that) / that; bare = the same batches run alone"
+            "guess s / model s = time inside Method.inputs (first guess over whole fields) / "
+            "fill_windows during the (best) fill run; overhead = (fill - both) / both; "
+            "bare = the same calls replayed alone"
         )
 
     if not args.skip_ooc:
@@ -432,7 +476,8 @@ def main() -> None:
         print(
             f"\n(c) out-of-core: fill_to_zarr of a global {ny} x {nx} float32 store, "
             f"region_size {args.region_size} (= store time chunk), dask threads x "
-            f"{args.threads}, random-init small model (window 16 x 32), 1 Euler step, "
+            f"{args.threads}, random-init small v2 model (window 16 x 32, laplace guess, "
+            "context t-1/t+1), 1 Euler step, "
             f"batch {args.ooc_batch_size}"
         )
         rows_c = bench_ooc(args)
