@@ -1,22 +1,28 @@
 """Training speed on CPU: samples/s per stage for the shipped configs, and the demo's wall time.
 
-For each config (``configs/<name>.yaml``) a fresh subprocess trains both stages
-(autoencoder, then latent prior) for ``--steps`` optimizer steps each, with the
-config's data, window, widths and batch size unchanged and only these run
-settings overridden: ``steps``, ``run.log_every``, no held-out evaluation, no
+For each config (``configs/<name>.yaml``, every one there by default, or a
+path to a YAML file) a fresh subprocess trains its stages (v2 latent: the
+completion autoencoder, then the latent prior; pixel: the prior) for
+``--steps`` optimizer steps each, with the config's data, window, halo,
+context, widths and batch size unchanged and only these run settings
+overridden: ``steps``, ``run.log_every``, no in-training evaluation, no
 intermediate checkpoints, no progress bar, ``run.threads``. The trainer logs
 ``samples_per_s`` every ``--log-every`` steps to ``metrics.jsonl``; the first
 logged window of each stage (warm-up: first oneDNN calls, allocator growth) is
-dropped and the steady rate is the samples of the other windows over their time.
-The subprocess also reports its total wall time (data preparation, latent-scale
-estimate, checkpoints and model saving included) and its peak RSS (``VmHWM``).
+dropped and the steady rate is the samples of the other windows over their
+time. The rate includes building each batch's inputs (hiding points, the
+first guess over the crop with its halo, context frames), which v2 does per
+step. The subprocess also reports its total wall time (data preparation,
+latent-scale estimate, spread calibration on the validation part, checkpoints
+and model saving included), the time of the spread calibration alone, and its
+peak RSS (``VmHWM``).
 
-Then ``sparsediff train configs/demo.yaml`` runs as shipped (500 + 500 steps,
-``run.threads: 1``) in a subprocess and its wall time is reported.
+Then ``sparsediff train configs/demo.yaml`` runs as shipped (its own step
+counts and ``run.threads``) in a subprocess and its wall time is reported.
 
 Usage::
 
-    python benchmarks/bench_train.py [--configs demo climate2d geo3d medical3d]
+    python benchmarks/bench_train.py [--configs demo climate2d medical3d | PATH.yaml ...]
         [--steps 30] [--log-every 10] [--threads 1] [--no-full-demo]
 """
 
@@ -37,7 +43,15 @@ import yaml
 from _common import load_line, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ("demo", "climate2d", "geo3d", "medical3d")
+CONFIGS = tuple(sorted(p.stem for p in (ROOT / "configs").glob("*.yaml")))
+
+
+def config_path(name: str) -> Path:
+    """A shipped config by name (``demo``) or a YAML file by path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path.resolve()
+    return ROOT / "configs" / f"{name}.yaml"
 
 
 def steady_rate(rows: list[dict[str, Any]], batch: int) -> dict[str, float]:
@@ -62,12 +76,24 @@ def child(name: str, steps: int, log_every: int, threads: int) -> dict[str, Any]
     import torch
 
     torch.set_num_threads(threads)
-    from sparsediff.training.trainer import train
+    from sparsediff.training import trainer
 
-    cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-    cfg["autoencoder"]["steps"] = steps
-    cfg["prior"]["steps"] = steps
-    cfg["run"].update(
+    calib_s = [0.0]
+    calibrate = trainer._Trainer.calibrate
+
+    def timed_calibrate(self: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            calibrate(self)
+        finally:
+            calib_s[0] += time.perf_counter() - t0
+
+    trainer._Trainer.calibrate = timed_calibrate  # type: ignore[method-assign]
+
+    cfg = yaml.safe_load(config_path(name).read_text())
+    cfg.setdefault("autoencoder", {})["steps"] = steps
+    cfg.setdefault("prior", {})["steps"] = steps
+    cfg.setdefault("run", {}).update(
         {
             "log_every": log_every,
             "eval_every": 0,
@@ -77,10 +103,10 @@ def child(name: str, steps: int, log_every: int, threads: int) -> dict[str, Any]
             "device": "cpu",
         }
     )
-    out = Path(tempfile.mkdtemp(prefix=f"sparsediff-bench-train-{name}-"))
+    out = Path(tempfile.mkdtemp(prefix=f"sparsediff-bench-train-{Path(name).stem}-"))
     try:
         start = time.perf_counter()
-        model = train(None, cfg, out=out / "run")
+        model = trainer.train(None, cfg, out=out / "run")
         wall = time.perf_counter() - start
         rows = [
             json.loads(line)
@@ -102,7 +128,9 @@ def child(name: str, steps: int, log_every: int, threads: int) -> dict[str, Any]
         "prior": sum(p.numel() for p in model.prior.parameters()) if model.prior else 0,
     }
     return {
-        "config": name,
+        "config": Path(name).stem,
+        "mode": cfg.get("mode", "latent"),
+        "calibration_s": calib_s[0],
         "window": cfg["window"]["size"],
         "batch": batch,
         "stages": stages,
@@ -113,8 +141,8 @@ def child(name: str, steps: int, log_every: int, threads: int) -> dict[str, Any]
     }
 
 
-def full_demo() -> dict[str, Any]:
-    """``sparsediff train configs/demo.yaml`` as shipped, timed from outside."""
+def full_demo(config: Path) -> dict[str, Any]:
+    """``sparsediff train <config>`` as shipped (``configs/demo.yaml``), timed from outside."""
     out = Path(tempfile.mkdtemp(prefix="sparsediff-bench-demo-"))
     try:
         cmd = [
@@ -122,7 +150,7 @@ def full_demo() -> dict[str, Any]:
             "-m",
             "sparsediff",
             "train",
-            "configs/demo.yaml",
+            str(config),
             "--out",
             str(out / "run"),
         ]
@@ -138,31 +166,39 @@ def full_demo() -> dict[str, Any]:
         ]
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    cfg = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    cfg = yaml.safe_load(config.read_text())
     batch = int(cfg["optim"]["batch_size"])
     stages = {}
     for stage in ("autoencoder", "prior"):
         stage_rows = [r for r in rows if r["stage"] == stage]
         if stage_rows:
             stages[stage] = steady_rate(stage_rows, batch)
-    holdout = [r.get("holdout_rmse") for r in rows if r.get("holdout_rmse") is not None]
+    holdout = [r.get("val_rmse") for r in rows if r.get("val_rmse") is not None]
     return {
         "wall_s": wall,
         "stages": stages,
         "steps": (cfg["autoencoder"]["steps"], cfg["prior"]["steps"]),
         "threads": cfg["run"].get("threads"),
-        "last_holdout_rmse": holdout[-1] if holdout else None,
+        "last_val_rmse": holdout[-1] if holdout else None,
     }
 
 
 def main() -> None:
     """Parse options, run the configs and the demo in subprocesses, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument(
+        "--configs",
+        nargs="*",
+        default=list(CONFIGS),
+        help=f"shipped config names ({', '.join(CONFIGS)}) or YAML paths",
+    )
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per stage")
     parser.add_argument("--log-every", type=int, default=10, help="steps per timed window")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--no-full-demo", action="store_true", help="skip the full demo run")
+    parser.add_argument(
+        "--full-config", default="demo", help="config of the full run (name or YAML path)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps % args.log_every or args.steps < 2 * args.log_every:
@@ -170,6 +206,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.log_every, args.threads)))
         return
+    for name in args.configs:
+        if not config_path(name).is_file():
+            parser.error(f"no config {name!r} (shipped: {', '.join(CONFIGS)}; or a YAML path)")
 
     import torch
 
@@ -205,7 +244,7 @@ def main() -> None:
 
     header = (
         f"{'config':<10} {'window':<10} {'batch':>5} {'stage':<12} {'params':>9} "
-        f"{'samples/s':>9} {'s/step':>7} {'run wall s':>10} {'peak RSS MiB':>12}"
+        f"{'samples/s':>9} {'s/step':>7} {'run wall s':>10} {'calib s':>7} {'peak RSS MiB':>12}"
     )
     print()
     print(header)
@@ -214,9 +253,9 @@ def main() -> None:
         window = "x".join(map(str, r["window"]))
         for i, (stage, s) in enumerate(r["stages"].items()):
             tail = (
-                f"{r['wall_s']:>10.1f} {r['peak_rss_mib']:>12.0f}"
+                f"{r['wall_s']:>10.1f} {r['calibration_s']:>7.1f} {r['peak_rss_mib']:>12.0f}"
                 if i == 0
-                else f"{'':>10} {'':>12}"
+                else f"{'':>10} {'':>7} {'':>12}"
             )
             print(
                 f"{r['config'] if i == 0 else '':<10} {window if i == 0 else '':<10} "
@@ -224,15 +263,18 @@ def main() -> None:
                 f"{s['samples_per_s']:>9.1f} {s['s_per_step']:>7.3f} {tail}"
             )
     if not args.no_full_demo:
-        print("\nfull run: sparsediff train configs/demo.yaml (as shipped) ...", flush=True)
-        d = full_demo()
+        full = config_path(args.full_config)
+        print(f"\nfull run: sparsediff train {full} (as shipped) ...", flush=True)
+        d = full_demo(full)
         rates = ", ".join(
             f"{st} {s['samples_per_s']:.1f} samples/s" for st, s in d["stages"].items()
         )
+        val = d["last_val_rmse"]
+        val_s = "n/a (no in-training evaluation)" if val is None else f"{val:.3f} physical units"
         print(
-            f"demo.yaml as shipped: {d['steps'][0]} + {d['steps'][1]} steps, "
-            f"threads {d['threads']}: wall {d['wall_s']:.1f} s ({rates}; "
-            f"final held-out RMSE {d['last_holdout_rmse']:.3f} K)"
+            f"{full.name} as shipped: {d['steps'][0]} + {d['steps'][1]} steps, "
+            f"threads {d['threads']}: wall {d['wall_s']:.1f} s ({rates}; last validation "
+            f"RMSE {val_s})"
         )
     print(f"\ntotal benchmark wall time {time.perf_counter() - t_all:.0f} s")
     print(load_line("at end"))
