@@ -11,8 +11,9 @@
     what ``fill`` hands the model: the frames of every time step given to
     :meth:`sparsediff.method.Method.inputs` (the first guess over the whole
     field, with the context frames) and every batch of windows given to
-    :func:`sparsediff.filling.sampling.fill_windows` (same order, same batch
-    size, same members, same keys). "bare" replays exactly those calls:
+    :meth:`sparsediff.method.Method.complete_parts` (the completion split
+    into its centre and its perturbation, which tiles blend separately;
+    same order, same batch size, same members, same keys). "bare" replays exactly those calls:
     building the inputs, then the window batches at ``--steps``. ``fill / bare``
     is the wall time of the whole ``sparsediff.fill`` call (masks,
     climatology, normalisation, context, tiling, blending, copying observed
@@ -21,7 +22,7 @@
     (process CPU time too: steadier on a shared machine). Because separate
     runs differ by several % on a shared machine, the fill run is also split
     with timing wrappers: the time inside ``Method.inputs`` ("guess s") and
-    inside ``fill_windows`` ("model s") during that very run, and the rest,
+    inside ``complete_parts`` ("model s") during that very run, and the rest,
     the pipeline overhead, relative to their sum.
 
 (c) Out-of-core: a float32 (time, lat, lon) Zarr store with gaps (a land disc NaN
@@ -49,6 +50,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -57,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,81 +77,106 @@ def du(path: Path) -> int:
 # ----------------------------------------------------------------------------- (a) + (b)
 
 
+#: The method entry point ``fill_block`` calls per batch of windows, and the one per field.
+WINDOW_CALL = "complete_parts"
+FIELD_CALL = "inputs"
+
+
+@contextlib.contextmanager
+def patched(cls: type, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """Replace method ``name`` of ``cls`` by ``wrap(original)`` for the ``with`` block."""
+    own = cls.__dict__.get(name)
+    setattr(cls, name, wrap(getattr(cls, name)))
+    try:
+        yield
+    finally:
+        if own is None:
+            delattr(cls, name)
+        else:
+            setattr(cls, name, own)
+
+
 def record_calls(model: Any, sub: Any, members: int, batch_size: int) -> dict[str, list[Any]]:
     """What ``fill`` hands the model, recorded from a 1-step fill.
 
-    Returns the ``(frames, periodic)`` of every ``Method.inputs`` call and the
-    ``(inputs, keys)`` of every ``fill_windows`` call, in order.
+    Returns the ``(frames, periodic)`` of every ``Method.inputs`` call (the
+    first guess over a whole field) and the ``(inputs, keys)`` of every call
+    on a batch of windows (``Method.complete_parts``), in order.
     """
     import sparsediff
-    from sparsediff.filling import blocks
-    from sparsediff.filling.sampling import fill_windows
-    from sparsediff.method.base import Method
 
+    cls = type(model.method)
     rec: dict[str, list[Any]] = {"inputs": [], "windows": []}
-    orig_inputs = Method.inputs
 
-    def rec_inputs(self: Any, frames: Any, periodic: Any = None) -> Any:
-        rec["inputs"].append((frames, periodic))
-        return orig_inputs(self, frames, periodic)
+    def rec_inputs(orig: Any) -> Any:
+        def run(self: Any, frames: Any, periodic: Any = None) -> Any:
+            rec["inputs"].append((frames, periodic))
+            return orig(self, frames, periodic)
 
-    def rec_windows(m: Any, inputs: Any, keys: Any, opts: Any) -> Any:
-        rec["windows"].append((inputs.clone(), list(keys)))
-        return fill_windows(m, inputs, keys, opts)
+        return run
 
-    Method.inputs = rec_inputs  # type: ignore[method-assign]
-    blocks.fill_windows = rec_windows
-    try:
+    def rec_windows(orig: Any) -> Any:
+        def run(self: Any, inputs: Any, keys: Any, opts: Any) -> Any:
+            rec["windows"].append((inputs.clone(), list(keys)))
+            return orig(self, inputs, keys, opts)
+
+        return run
+
+    with patched(cls, FIELD_CALL, rec_inputs), patched(cls, WINDOW_CALL, rec_windows):
         sparsediff.fill(sub, model, members=members, steps=1, batch_size=batch_size)
-    finally:
-        Method.inputs = orig_inputs  # type: ignore[method-assign]
-        blocks.fill_windows = fill_windows
+    if not rec["inputs"] or not rec["windows"]:
+        raise RuntimeError(
+            f"fill made no Method.{FIELD_CALL} / Method.{WINDOW_CALL} call: the fill's entry "
+            "points changed, update FIELD_CALL / WINDOW_CALL in this script"
+        )
     return rec
 
 
 def bare_run(model: Any, rec: dict[str, list[Any]], opts: Any) -> tuple[float, float]:
     """Replay the recorded model calls; return (wall, cpu) seconds."""
-    from sparsediff.filling.sampling import fill_windows
-
     method = model.method
+    field_call = getattr(method, FIELD_CALL)
+    window_call = getattr(method, WINDOW_CALL)
     t0, c0 = time.perf_counter(), time.process_time()
     for frames, periodic in rec["inputs"]:
-        method.inputs(frames, periodic).cpu().numpy()
+        field_call(frames, periodic).cpu().numpy()
     for inputs, keys in rec["windows"]:
-        fill_windows(model, inputs, keys, opts).cpu().numpy()
+        for part in window_call(inputs, keys, opts):
+            part.cpu().numpy()
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def _timed(fn: Any, total: list[float]) -> Any:
-    """``fn`` that adds its wall time to ``total[0]`` (to split a fill run in two)."""
+def timed(total: list[float]) -> Callable[[Any], Any]:
+    """A wrapper factory that adds the wrapped call's wall time to ``total[0]``."""
 
-    def run(*a: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **kw)
-        finally:
-            total[0] += time.perf_counter() - t0
+    def wrap(fn: Any) -> Any:
+        def run(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                total[0] += time.perf_counter() - t0
 
-    return run
+        return run
+
+    return wrap
 
 
 def bench_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
     """(a) and (b): fill vs bare model compute on the last months of OSTIA."""
     import sparsediff
     from sparsediff.data.sample_data import open_ostia
-    from sparsediff.filling import blocks
-    from sparsediff.filling.sampling import FillOptions, fill_windows
-    from sparsediff.method.base import Method
+    from sparsediff.filling.sampling import FillOptions
 
     model = sparsediff.load(args.model)
     var = model.variables[0]
+    cls = type(model.method)
     ds = open_ostia()
     sub = ds.isel(time=slice(ds.sizes["time"] - args.months, None))
     # warm-up (first oneDNN primitives, imports inside fill)
     sparsediff.fill(sub.isel(time=slice(0, 1)), model, steps=2, batch_size=args.batch_size)
 
     rows = []
-    orig_inputs = Method.inputs
     for members in args.members:
         rec = record_calls(model, sub, members, args.batch_size)
         opts = FillOptions(members=members, steps=args.steps, batch_size=args.batch_size)
@@ -157,18 +185,16 @@ def bench_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
         inner_t: list[tuple[float, float]] = []
         for _ in range(args.repeats):
             in_model, in_guess = [0.0], [0.0]
-            blocks.fill_windows = _timed(fill_windows, in_model)
-            Method.inputs = _timed(orig_inputs, in_guess)  # type: ignore[method-assign]
-            try:
+            with (
+                patched(cls, FIELD_CALL, timed(in_guess)),
+                patched(cls, WINDOW_CALL, timed(in_model)),
+            ):
                 t0, c0 = time.perf_counter(), time.process_time()
                 out = sparsediff.fill(
                     sub, model, members=members, steps=args.steps, batch_size=args.batch_size
                 )
                 _ = out[var].values
                 fill_t.append((time.perf_counter() - t0, time.process_time() - c0))
-            finally:
-                blocks.fill_windows = fill_windows
-                Method.inputs = orig_inputs  # type: ignore[method-assign]
             inner_t.append((in_guess[0], in_model[0]))
             bare_t.append(bare_run(model, rec, opts))
         fw, fc = min(w for w, _ in fill_t), min(c for _, c in fill_t)
@@ -467,7 +493,7 @@ def main() -> None:
             )
         print(
             "guess s / model s = time inside Method.inputs (first guess over whole fields) / "
-            "fill_windows during the (best) fill run; overhead = (fill - both) / both; "
+            "Method.complete_parts during the (best) fill run; overhead = (fill - both) / both; "
             "bare = the same calls replayed alone"
         )
 
