@@ -29,10 +29,14 @@ from sparsediff.method.base import Method, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
 from sparsediff.rng import Stream
 
-__all__ = ["Calibration", "fit_spread_scale", "solve_spread_scale"]
+__all__ = ["DISTANCE_BINS", "Calibration", "fit_spread_scale", "solve_spread_scale"]
 
 #: Bounds of the fitted factor (a degenerate fit is clipped, and reported).
 SCALE_MIN, SCALE_MAX = 0.05, 50.0
+#: Lower edges of the distance bins (grid steps to the nearest shown point); last open.
+DISTANCE_BINS: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+#: Fewest hidden points a bin needs for a factor of its own.
+MIN_POINTS = 500
 
 
 @dataclass(frozen=True)
@@ -42,25 +46,37 @@ class Calibration:
     Attributes
     ----------
     scale
-        The fitted spread factor ``s``.
+        The factor fitted on all hidden validation points together.
+    bins, scales
+        Lower bin edges (distance to the nearest shown point) and the factor of each bin.
+    counts
+        Hidden points per bin.
     spread_skill_before
         Spread/skill ratio of the raw ensemble (``s = 1``) on the validation points.
     points
-        Number of hidden validation points it was fitted on.
+        Number of hidden points it was fitted on.
     members
         Ensemble size used.
     """
 
     scale: float
+    bins: tuple[float, ...]
+    scales: tuple[float, ...]
+    counts: tuple[int, ...]
     spread_skill_before: float
     points: int
     members: int
 
     def describe(self) -> str:
         """One line for the model record."""
+        per_bin = ", ".join(
+            f"d>={b:g}: {s:.3g} ({n})"
+            for b, s, n in zip(self.bins, self.scales, self.counts, strict=True)
+        )
         return (
-            f"spread scale {self.scale:.4g} fitted on {self.points} hidden validation points "
-            f"({self.members} members; raw spread/skill {self.spread_skill_before:.3g})"
+            f"spread scale {self.scale:.4g} overall, by distance to data [{per_bin}], fitted on "
+            f"{self.points} hidden validation points ({self.members} members; raw spread/skill "
+            f"{self.spread_skill_before:.3g})"
         )
 
 
@@ -92,12 +108,12 @@ def fit_spread_scale(
     steps: int = 16,
     device: torch.device | str = "cpu",
 ) -> Calibration | None:
-    """Fit the spread factor of a latent model on validation batches.
+    """Fit the spread factors of a latent model on validation batches.
 
     Parameters
     ----------
     method
-        A trained latent method (its ``spread_scale`` is ignored: the raw
+        A trained latent method (its own spread factors are ignored: the raw
         ensemble is used).
     batches
         Validation crops; points are hidden in them with ``settings.hide``,
@@ -115,11 +131,16 @@ def fit_spread_scale(
         ``None`` when the batches hold no hidden observed point.
     """
     from sparsediff.method import build_method
+    from sparsediff.method.inputs import distance_of
 
-    raw = build_method(method.spec.model_copy(update={"spread_scale": 1.0}), method.nets)
+    raw_spec = method.spec.model_copy(
+        update={"spread_scale": 1.0, "spread_bins": [], "spread_scales": []}
+    )
+    raw = build_method(raw_spec, method.nets)
     opts = FillOptions(members=members, steps=steps, seed=settings.seed)
-    e0 = c1 = m2 = v = 0.0
-    n = 0
+    nb = len(DISTANCE_BINS)
+    sums = torch.zeros(nb, 5, dtype=torch.float64)  # e0, c1, m2, v, n per bin
+    edges = torch.tensor(DISTANCE_BINS[1:], dtype=torch.float64)
     for batch in batches:
         b = batch.to(device)
         w = raw.windows(b, settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
@@ -132,22 +153,35 @@ def fit_spread_scale(
             ys.append(raw.complete(w.inputs, keys, opts))
         deltas = torch.stack(ys) - reg  # (K, N, C, *S)
         sel = w.scored
-        d = deltas[:, sel].double()  # (K, P)
-        r = (reg - w.values.float())[sel].double()
+        d = deltas[:, sel].double().cpu()  # (K, P)
+        r = (reg - w.values.float())[sel].double().cpu()
+        dist = distance_of(w.inputs, raw.spec.n_vars)[sel].double().cpu()
+        which = torch.bucketize(dist, edges, right=True)
         m = d.mean(0)
-        e0 += float((r**2).sum())
-        c1 += float((r * m).sum())
-        m2 += float((m**2).sum())
-        v += float(d.var(0, unbiased=True).sum())
-        n += int(sel.sum())
+        stats = torch.stack([r**2, r * m, m**2, d.var(0, unbiased=True), torch.ones_like(r)], 1)
+        sums.index_add_(0, which, stats)
+    n = int(sums[:, 4].sum())
     if n == 0:
         return None
-    e0, c1, m2, v = e0 / n, c1 / n, m2 / n, v / n
     k = members
+    total = sums.sum(0)
+    e0, c1, m2, v = (float(x) / n for x in total[:4])
+    overall = solve_spread_scale(e0, c1, m2, v, k)
+    scales: list[float] = []
+    for i in range(nb):
+        cnt = float(sums[i, 4])
+        if cnt >= MIN_POINTS:
+            e0_, c1_, m2_, v_ = (float(x) / cnt for x in sums[i, :4])
+            scales.append(solve_spread_scale(e0_, c1_, m2_, v_, k))
+        else:
+            scales.append(scales[-1] if scales else overall)
     skill_before = math.sqrt(e0 + 2 * c1 + m2)
     spread_before = math.sqrt((k + 1) / k * v)
     return Calibration(
-        scale=float(solve_spread_scale(e0, c1, m2, v, k)),
+        scale=float(overall),
+        bins=DISTANCE_BINS,
+        scales=tuple(float(x) for x in scales),
+        counts=tuple(int(c) for c in sums[:, 4]),
         spread_skill_before=spread_before / skill_before if skill_before > 0 else float("nan"),
         points=n,
         members=k,

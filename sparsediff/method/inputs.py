@@ -4,6 +4,7 @@ A batch of **frames** (whole fields at fill time, crops around a window in
 training) in normalized units becomes input channels, in this order::
 
     shown values (C) | shown mask (C) | active mask (C) | first guess (C)
+    | distance to the nearest shown point (C)
     | for each context frame: its shown values (C) | its shown mask (C)
 
 with ``C`` the number of variables. The first guess is computed here, over
@@ -22,16 +23,29 @@ neighbouring steps instead of flattening out (measured on OSTIA cloud gaps:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from sparsediff.errors import InputError
 from sparsediff.method.first_guess import first_guess
 
-__all__ = ["Frames", "build_inputs", "guess_of", "n_inputs"]
+__all__ = [
+    "DISTANCE_CAP",
+    "Frames",
+    "build_inputs",
+    "distance_of",
+    "distance_to_shown",
+    "guess_of",
+    "n_inputs",
+]
+
+#: Distances to the nearest shown point are counted up to this many grid steps.
+DISTANCE_CAP = 64
 
 
 @dataclass
@@ -61,12 +75,49 @@ class Frames:
 
 def n_inputs(n_vars: int, n_context: int) -> int:
     """Number of input channels for ``n_vars`` variables and ``n_context`` frames."""
-    return 4 * n_vars + 2 * n_vars * n_context
+    return 5 * n_vars + 2 * n_vars * n_context
 
 
 def guess_of(inputs: Tensor, n_vars: int) -> Tensor:
     """The first-guess channels of an input tensor ``(N, n_inputs, *S)``."""
     return inputs[:, 3 * n_vars : 4 * n_vars]
+
+
+def distance_of(inputs: Tensor, n_vars: int) -> Tensor:
+    """Distance (grid steps, capped at :data:`DISTANCE_CAP`) to the nearest shown point."""
+    scaled = inputs[:, 4 * n_vars : 5 * n_vars]
+    return torch.expm1(scaled * math.log1p(DISTANCE_CAP)).round()  # whole steps, exactly
+
+
+def distance_to_shown(
+    shown: Tensor, periodic: Sequence[bool] | None = None, cap: int = DISTANCE_CAP
+) -> Tensor:
+    """Chessboard distance (grid steps) from every point to the nearest shown point.
+
+    Grown one step at a time by max-pooling the shown mask (a periodic dim
+    wraps), so it is exact for the chessboard metric and capped at ``cap``
+    (also where nothing is shown).
+    """
+    nd = shown.ndim - 2
+    wrap = (False,) * nd if periodic is None else tuple(bool(p) for p in periodic)
+    pool = F.max_pool2d if nd == 2 else F.max_pool3d
+    reached = shown.float()
+    dist = torch.where(shown.bool(), 0.0, float(cap)).to(torch.float32)
+    for step in range(1, cap):
+        if bool((reached > 0).all()):
+            break
+        h = reached
+        for ax in range(nd):  # pad the last dims first (F.pad order)
+            dim = 2 + ax
+            if wrap[ax] and h.shape[dim] > 1:
+                h = torch.cat([h.narrow(dim, h.shape[dim] - 1, 1), h, h.narrow(dim, 0, 1)], dim)
+            else:
+                zero = torch.zeros_like(h.narrow(dim, 0, 1))
+                h = torch.cat([zero, h, zero], dim)
+        grown = pool(h, kernel_size=3, stride=1)
+        dist = torch.where((grown > 0) & (reached == 0), float(step), dist)
+        reached = grown
+    return dist
 
 
 def _context_base(
@@ -149,7 +200,9 @@ def build_inputs(
         g = torch.where(shown, shown_values, torch.where(active, g, zero))
     else:
         g = first_guess(guess, shown_values, shown, active, periodic=periodic)
-    parts = [shown_values, shown.float(), active.float(), g]
+    dist = distance_to_shown(shown, periodic)
+    scaled = torch.log1p(dist) / math.log1p(DISTANCE_CAP)
+    parts = [shown_values, shown.float(), active.float(), g, scaled.to(values.dtype)]
     if ctx_values is not None and ctx_ok is not None:
         for k in range(n_context):
             parts += [ctx_values[:, k], ctx_ok[:, k].float()]

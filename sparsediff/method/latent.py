@@ -34,7 +34,7 @@ from sparsediff.diffusion.losses import get_loss
 from sparsediff.diffusion.samplers import SAMPLERS
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
-from sparsediff.method.inputs import guess_of
+from sparsediff.method.inputs import distance_of, guess_of
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
@@ -149,8 +149,17 @@ class LatentMethod(Method):
             generator=self.step_generators(keys, opts.seed),
         )
         sample = ae.decode(inputs, z / scale).float()
-        s = self.spec.spread_scale
-        return guess + regression, s * (sample - regression)
+        return guess + regression, self.spread(inputs) * (sample - regression)
+
+    def spread(self, inputs: Tensor) -> Tensor | float:
+        """The calibrated spread factor at every point (or one factor for all)."""
+        spec = self.spec
+        if not spec.spread_scales:
+            return spec.spread_scale
+        dist = distance_of(inputs, spec.n_vars)
+        edges = torch.tensor(spec.spread_bins[1:], dtype=dist.dtype, device=dist.device)
+        scales = torch.tensor(spec.spread_scales, dtype=dist.dtype, device=dist.device)
+        return scales[torch.bucketize(dist, edges, right=True)]
 
     @torch.no_grad()
     def regression(self, inputs: Tensor) -> Tensor:

@@ -49,8 +49,14 @@ class ModelSpec(BaseModel):
     latent_scale
         Latents of the prior are encoder means times this.
     spread_scale
-        Ensemble spread calibration: members are ``regression + spread_scale
-        * (sample - regression)``; fitted on a validation split (1 = none).
+        Ensemble spread calibration: members are ``regression + s * (sample -
+        regression)``, with ``s`` this one factor fitted on a validation
+        split (1 = none) ...
+    spread_bins, spread_scales
+        ... or, when these are set, ``s = spread_scales[i]`` for points whose
+        distance to the nearest shown point (grid steps) lies in
+        ``[spread_bins[i], spread_bins[i + 1])`` (the last bin is open): the
+        error grows deep inside large gaps faster than the raw spread does.
     calibration
         How ``spread_scale`` was obtained (for the record).
     cond_dropout
@@ -81,6 +87,8 @@ class ModelSpec(BaseModel):
     context_offsets: list[StrictInt] = Field(default_factory=list)
     latent_scale: StrictFloat = 1.0
     spread_scale: StrictFloat = 1.0
+    spread_bins: list[float] = Field(default_factory=list)
+    spread_scales: list[StrictFloat] = Field(default_factory=list)
     calibration: str = "none"
     cond_dropout: StrictFloat = 0.0
     pixel_loss: Literal["masked", "zero_filled"] = "masked"

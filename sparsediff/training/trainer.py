@@ -406,7 +406,11 @@ class _Trainer:
         if result is None:
             self.calibration = "none: the validation windows hold no observed point to hide"
             return
-        self._update_spec(spread_scale=result.scale)
+        self._update_spec(
+            spread_scale=result.scale,
+            spread_bins=list(result.bins),
+            spread_scales=list(result.scales),
+        )
         self.calibration = result.describe()
 
     def _checkpoint(

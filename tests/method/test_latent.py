@@ -220,3 +220,32 @@ def test_build_method_checks_the_kind(model: sparsediff.Model) -> None:
     del pixel.nets["prior"]
     with pytest.raises(ConfigError, match="no trained prior"):
         pixel.method.complete(torch.zeros(1, 4, 16, 16), [(0,)], OPTS)
+
+
+@pytest.mark.parametrize("shape", [(9, 17), (6, 7, 8)])
+def test_distance_to_shown_is_the_chessboard_distance(shape: tuple[int, ...]) -> None:
+    from scipy.ndimage import distance_transform_cdt
+
+    from sparsediff.method.inputs import distance_to_shown
+
+    rng = np.random.default_rng(1)
+    shown = rng.random(shape) > 0.93
+    shown.flat[0] = True
+    got = distance_to_shown(torch.from_numpy(shown)[None, None])[0, 0].numpy()
+    expected = distance_transform_cdt(~shown, metric="chessboard")
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_spread_factor_follows_the_distance_bins(model: sparsediff.Model) -> None:
+    from sparsediff.method.inputs import distance_of
+
+    model.spec = model.spec.model_copy(
+        update={"spread_bins": [0.0, 2.0, 4.0], "spread_scales": [1.0, 3.0, 9.0]}
+    )
+    inputs = _inputs(model, 1)
+    dist = distance_of(inputs, 1)
+    factor = model.method.spread(inputs)  # type: ignore[attr-defined]
+    expected = torch.where(dist < 2, 1.0, torch.where(dist < 4, 3.0, 9.0))
+    assert torch.allclose(dist, dist.round(), atol=1e-4)  # whole grid steps survive the scaling
+    torch.testing.assert_close(factor, expected)
+    assert set(torch.unique(factor).tolist()) >= {1.0, 3.0}
