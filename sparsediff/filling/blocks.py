@@ -138,13 +138,18 @@ def fill_block(
             ),
         )
         inputs = method.inputs(frames, periodic=wrap)[0].cpu().numpy()
-        items = [(k, tile) for tile in plan.tiles for k in range(opts.members)]
-        for s in range(0, len(items), opts.batch_size):
-            chunk = items[s : s + opts.batch_size]
-            windows = np.stack([plan.extract(inputs, t) for _, t in chunk])
+        # the members of a tile go together (they share the tile's inputs and regression)
+        per_call = max(1, opts.batch_size // opts.members)
+        for s in range(0, len(plan.tiles), per_call):
+            tiles = plan.tiles[s : s + per_call]
+            windows = np.stack([plan.extract(inputs, t) for t in tiles])
+            chunk = [(k, t) for t in tiles for k in range(opts.members)]
             keys = [(int(batch_ids[b]), *t.origin, k) for k, t in chunk]
             mid, pert = method.complete_parts(
-                torch.from_numpy(np.ascontiguousarray(windows)).to(dev), keys, opts
+                torch.from_numpy(np.ascontiguousarray(windows)).to(dev),
+                keys,
+                opts,
+                repeats=opts.members,
             )
             for (k, t), c, p in zip(chunk, mid.cpu().numpy(), pert.cpu().numpy(), strict=True):
                 centre[(k, b)].add(t, c)

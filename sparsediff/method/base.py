@@ -209,7 +209,12 @@ class Method:
         raise NotImplementedError
 
     def complete_parts(
-        self, inputs: Tensor, keys: Sequence[tuple[int, ...]], opts: FillOptions
+        self,
+        inputs: Tensor,
+        keys: Sequence[tuple[int, ...]],
+        opts: FillOptions,
+        *,
+        repeats: int = 1,
     ) -> tuple[Tensor, Tensor]:
         """A completion split into its deterministic centre and its random perturbation.
 
@@ -218,8 +223,15 @@ class Method:
         blend it variance-preservingly (see
         :class:`~sparsediff.data.tiling.Accumulator`); a method without such a
         split returns the whole completion as the centre and a zero perturbation.
+
+        With ``repeats = R``, each input row serves R consecutive keys (the
+        members of one window): ``len(keys) == R * len(inputs)``, and what
+        does not depend on the key (the regression) is computed once per row.
         """
-        out = self.complete(inputs, keys, opts)
+        rows = inputs.repeat_interleave(repeats, dim=0) if repeats > 1 else inputs
+        if len(keys) != rows.shape[0]:
+            raise ValueError(f"{len(keys)} keys for {rows.shape[0]} rows")
+        out = self.complete(rows, keys, opts)
         return out, torch.zeros_like(out)
 
     def check_ready(self) -> None:

@@ -117,18 +117,31 @@ class LatentMethod(Method):
 
     @torch.no_grad()
     def complete_parts(
-        self, inputs: Tensor, keys: Sequence[tuple[int, ...]], opts: FillOptions
+        self,
+        inputs: Tensor,
+        keys: Sequence[tuple[int, ...]],
+        opts: FillOptions,
+        *,
+        repeats: int = 1,
     ) -> tuple[Tensor, Tensor]:
-        """``(guess + regression, spread_scale * (sample - regression))`` per row."""
+        """``(guess + regression, spread * (sample - regression))`` per key.
+
+        With ``repeats = R`` each input row serves R consecutive keys; its
+        regression (one decoder pass) is shared by them.
+        """
         self.check_ready()
         ae = self.autoencoder
         prior = self.nets["prior"]
         device = inputs.device
         n_vars = self.spec.n_vars
-        guess = guess_of(inputs, n_vars)
         lat = ae.latent_shape(inputs.shape[2:])
-        zero = inputs.new_zeros((inputs.shape[0], *lat))
-        regression = ae.decode(inputs, zero).float()
+        regression = ae.decode(inputs, inputs.new_zeros((inputs.shape[0], *lat))).float()
+        if repeats > 1:
+            inputs = inputs.repeat_interleave(repeats, dim=0)
+            regression = regression.repeat_interleave(repeats, dim=0)
+        if len(keys) != inputs.shape[0]:
+            raise ValueError(f"{len(keys)} keys for {inputs.shape[0]} rows")
+        guess = guess_of(inputs, n_vars)
         scale = self.spec.latent_scale
         sigmas = self.sigmas(opts, device)
         x = self.noise(lat, keys, opts.seed, device) * sigmas[0]

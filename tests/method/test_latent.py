@@ -249,3 +249,16 @@ def test_spread_factor_follows_the_distance_bins(model: sparsediff.Model) -> Non
     assert torch.allclose(dist, dist.round(), atol=1e-4)  # whole grid steps survive the scaling
     torch.testing.assert_close(factor, expected)
     assert set(torch.unique(factor).tolist()) >= {1.0, 3.0}
+
+
+@pytest.mark.parametrize("mode", ["latent", "pixel"])
+def test_members_sharing_a_window_equal_separate_rows(mode: str) -> None:
+    model = make_model(["v"], ["y", "x"], [16, 16], mode=mode, seed=4)
+    inputs = torch.cat([_inputs(model, 1), _inputs(model, 1) * 0.5])
+    keys = [(w, 0, 0, k) for w in range(2) for k in range(3)]
+    shared = model.method.complete_parts(inputs, keys, OPTS, repeats=3)
+    rows = model.method.complete_parts(inputs.repeat_interleave(3, dim=0), keys, OPTS)
+    for a, b in zip(shared, rows, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="keys"):
+        model.method.complete_parts(inputs, keys[:5], OPTS, repeats=3)
