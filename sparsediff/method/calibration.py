@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsediff.method.base import Method, TrainBatch, TrainSettings
+from sparsediff.method.base import HideSpec, Method, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
 from sparsediff.rng import Stream
 
@@ -106,6 +106,7 @@ def fit_spread_scale(
     *,
     members: int = 8,
     steps: int = 16,
+    hide: HideSpec | None = None,
     device: torch.device | str = "cpu",
 ) -> Calibration | None:
     """Fit the spread factors of a latent model on validation batches.
@@ -116,12 +117,14 @@ def fit_spread_scale(
         A trained latent method (its own spread factors are ignored: the raw
         ensemble is used).
     batches
-        Validation crops; points are hidden in them with ``settings.hide``,
-        keyed by ``(seed, CALIBRATION, position)``.
+        Validation crops; points are hidden in them with ``hide`` (default
+        ``settings.hide``), keyed by ``(seed, CALIBRATION, position)``.
     settings
         Training settings (seed, hide spec, context dropping).
     members, steps
         Ensemble size and DPM-Solver++(2M) steps.
+    hide
+        What to hide in the validation windows.
     device
         Where to run.
 
@@ -143,7 +146,9 @@ def fit_spread_scale(
     edges = torch.tensor(DISTANCE_BINS[1:], dtype=torch.float64)
     for batch in batches:
         b = batch.to(device)
-        w = raw.windows(b, settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
+        w = raw.windows(
+            b, hide or settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0
+        )
         if not bool(w.scored.any()):
             continue
         reg = raw.regression(w.inputs)  # type: ignore[attr-defined]

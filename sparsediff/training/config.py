@@ -237,6 +237,15 @@ class CalibrationConfig(_Section):
     members: StrictInt = Field(8, ge=2, le=64, description="Ensemble members per window.")
     max_windows: StrictInt = Field(64, ge=1, description="Validation windows used at most.")
     steps: StrictInt = Field(16, ge=1, description="Sampler steps (DPM-Solver++(2M)).")
+    hide: HideConfig = Field(
+        default_factory=lambda: HideConfig(
+            rate=(0.2, 0.8), patterns=["mcar", "boxes", "stripes", "cloud", "real"]
+        ),
+        description=(
+            "Points hidden in the validation windows; larger shares than in training, so "
+            "that the far-from-data bins of the calibration get points."
+        ),
+    )
 
 
 class OptimConfig(_Section):

@@ -401,6 +401,7 @@ class _Trainer:
             self.settings,
             members=c.members,
             steps=c.steps,
+            hide=HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns)),
             device=self.rt.device,
         )
         if result is None:
