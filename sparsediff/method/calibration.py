@@ -151,12 +151,10 @@ def fit_spread_scale(
         )
         if not bool(w.scored.any()):
             continue
-        reg = raw.regression(w.inputs)  # type: ignore[attr-defined]
-        ys = []
-        for k in range(members):
-            keys = [(int(p), k) for p in batch.positions]
-            ys.append(raw.complete(w.inputs, keys, opts))
-        deltas = torch.stack(ys) - reg  # (K, N, C, *S)
+        keys = [(int(p), k) for p in batch.positions for k in range(members)]
+        centre, pert = raw.complete_parts(w.inputs, keys, opts, repeats=members)
+        reg = centre.view(-1, members, *centre.shape[1:])[:, 0]
+        deltas = pert.view(-1, members, *pert.shape[1:]).transpose(0, 1)  # (K, N, C, *S)
         sel = w.scored
         d = deltas[:, sel].double().cpu()  # (K, P)
         r = (reg - w.values.float())[sel].double().cpu()

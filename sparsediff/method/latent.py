@@ -16,14 +16,18 @@ dropout.
 
 A completion (:meth:`LatentMethod.complete`) is::
 
-    guess + r + spread_scale * (D(inputs, z) - r),    r = D(inputs, 0)
+    guess + r + s * (D(inputs, z) - r),    r = D(inputs, 0)
 
-with ``z`` sampled from the prior: the regression plus a calibrated
-perturbation, each member drawn independently from its own key.
+with ``z`` sampled from the prior and ``s`` the calibrated spread factor
+(per distance to the nearest shown point): the regression plus a calibrated
+perturbation, each drawn from its own key. The members of one window, made
+together (:meth:`LatentMethod.complete_parts` with ``repeats``), have their
+perturbations centred, so that the ensemble mean is the regression.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -126,8 +130,12 @@ class LatentMethod(Method):
     ) -> tuple[Tensor, Tensor]:
         """``(guess + regression, spread * (sample - regression))`` per key.
 
-        With ``repeats = R`` each input row serves R consecutive keys; its
-        regression (one decoder pass) is shared by them.
+        With ``repeats = R`` each input row serves R consecutive keys (the
+        members of one window): its regression (one decoder pass) is shared,
+        and for R > 1 the members' perturbations are centred on their mean and
+        rescaled by ``sqrt(R / (R - 1))``, so the ensemble mean is the
+        regression exactly and the member variance stays unbiased. A single
+        member (R = 1) is the raw calibrated sample.
         """
         self.check_ready()
         ae = self.autoencoder
@@ -161,8 +169,15 @@ class LatentMethod(Method):
             guidance=guidance,
             generator=self.step_generators(keys, opts.seed),
         )
-        sample = ae.decode(inputs, z / scale).float()
-        return guess + regression, self.spread(inputs) * (sample - regression)
+        delta = ae.decode(inputs, z / scale).float() - regression
+        if repeats > 1:
+            # the members of one window: centred on the regression, so the ensemble mean
+            # is the regression itself (no sampling noise of a finite ensemble in it), and
+            # rescaled so that their variance stays unbiased
+            d = delta.view(-1, repeats, *delta.shape[1:])
+            d = (d - d.mean(dim=1, keepdim=True)) * math.sqrt(repeats / (repeats - 1))
+            delta = d.reshape(delta.shape)
+        return guess + regression, self.spread(inputs) * delta
 
     def spread(self, inputs: Tensor) -> Tensor | float:
         """The calibrated spread factor at every point (or one factor for all)."""

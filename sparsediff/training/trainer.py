@@ -215,12 +215,11 @@ class _Trainer:
             if stage == "autoencoder":
                 pred = self.method.regression(w.inputs)  # type: ignore[attr-defined]
             else:
-                pred = torch.stack(
-                    [
-                        self.method.complete(w.inputs, [(p, k) for p in b.positions], opts)
-                        for k in range(EVAL_MEMBERS)
-                    ]
-                ).mean(0)
+                keys = [(p, k) for p in b.positions for k in range(EVAL_MEMBERS)]
+                centre, pert = self.method.complete_parts(
+                    w.inputs, keys, opts, repeats=EVAL_MEMBERS
+                )
+                pred = (centre + pert).view(-1, EVAL_MEMBERS, *centre.shape[1:]).mean(1)
             s_, n_ = self._rmse_physical(pred, w.values, w.scored)
             sq += s_
             n += n_

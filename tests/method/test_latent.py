@@ -252,13 +252,22 @@ def test_spread_factor_follows_the_distance_bins(model: sparsediff.Model) -> Non
 
 
 @pytest.mark.parametrize("mode", ["latent", "pixel"])
-def test_members_sharing_a_window_equal_separate_rows(mode: str) -> None:
+def test_members_sharing_a_window(mode: str) -> None:
     model = make_model(["v"], ["y", "x"], [16, 16], mode=mode, seed=4)
     inputs = torch.cat([_inputs(model, 1), _inputs(model, 1) * 0.5])
     keys = [(w, 0, 0, k) for w in range(2) for k in range(3)]
-    shared = model.method.complete_parts(inputs, keys, OPTS, repeats=3)
-    rows = model.method.complete_parts(inputs.repeat_interleave(3, dim=0), keys, OPTS)
-    for a, b in zip(shared, rows, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    centre, pert = model.method.complete_parts(inputs, keys, OPTS, repeats=3)
+    rows_c, rows_p = model.method.complete_parts(inputs.repeat_interleave(3, dim=0), keys, OPTS)
+    torch.testing.assert_close(centre, rows_c, rtol=1e-4, atol=1e-5)
+    if mode == "pixel":
+        torch.testing.assert_close(pert, rows_p, rtol=1e-4, atol=1e-5)
+    else:
+        # the members of a window are centred on the regression, variance kept unbiased
+        p = pert.view(2, 3, *pert.shape[1:])
+        r = rows_p.view(2, 3, *rows_p.shape[1:])
+        expected = (r - r.mean(1, keepdim=True)) * (3 / 2) ** 0.5
+        torch.testing.assert_close(p, expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(p.mean(1), torch.zeros_like(p[:, 0]), rtol=0, atol=1e-5)
+        assert p.abs().max() > 0
     with pytest.raises(ValueError, match="keys"):
         model.method.complete_parts(inputs, keys[:5], OPTS, repeats=3)
