@@ -7,7 +7,8 @@ model was trained on — next to the classical baselines on the same points::
 
     OUT/results.csv    one row per holdout, variable and method (rmse, mae, crps, ...)
     OUT/summary.csv    per model and holdout: RMSE / best classical RMSE, CRPS / best
-                       classical MAE, spread/skill, and which classical fill was best
+                       classical MAE, spread/skill, and which classical fill was best;
+                       ``<model>_first_guess`` rows score the model's first guess alone
     OUT/eval/<holdout>/  scores.csv, example_fill.png, rmse_by_method.png
     OUT/runs/<variant>/  the training runs (model/, checkpoints, metrics)
     OUT/run.json       config, hardware, wall times
@@ -102,6 +103,9 @@ class QualityConfig(BaseModel):
         description="Model name -> overrides deep-merged into `train`.",
     )
     evaluate: QualityEvaluate = Field(default_factory=QualityEvaluate)
+    score_first_guess: bool = Field(
+        True, description="Also score each latent model's first guess alone (what it starts from)."
+    )
 
 
 def _base(exp: QualityConfig) -> dict[str, Any]:
@@ -117,6 +121,24 @@ def train_config(exp: QualityConfig, variant: str) -> TrainConfig:
         return load_config(_mr._merge(_base(exp), exp.variants[variant]))
     except ConfigError as e:
         raise ConfigError(f"variant {variant!r}: {e}") from None
+
+
+def guess_only(model: Any) -> Any:
+    """A copy of a latent model that returns its first guess exactly (zero departure, no spread).
+
+    Scored beside the model, it shows what the learned part adds over the
+    classical estimate the model starts from.
+    """
+    clone = copy.deepcopy(model)
+    out = clone.nets["autoencoder"].decoder.conv_out
+    with torch.no_grad():
+        out.weight.zero_()
+        if out.bias is not None:
+            out.bias.zero_()
+    clone.spec = clone.spec.model_copy(
+        update={"spread_scale": 0.0, "spread_scales": [], "spread_bins": []}
+    )
+    return clone
 
 
 def load_quality(config: str | os.PathLike[str] | Mapping[str, Any]) -> QualityConfig:
@@ -197,6 +219,10 @@ def run_quality(
             how = "resumed" if resume else "trained"
         train_seconds[variant] = time.perf_counter() - t0
         echo(f"{how:>8} {variant:<24} {train_seconds[variant]:8.1f} s")
+    if exp.score_first_guess:
+        for variant in list(models):
+            if models[variant].spec.kind == "latent":
+                models[f"{variant}_first_guess"] = guess_only(models[variant])
     ev = exp.evaluate
     frames = []
     eval_seconds = {}
