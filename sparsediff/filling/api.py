@@ -357,6 +357,7 @@ def fill(
         batch_size=batch_size,
     )
     device = resolve_device(device)
+    model.method.check_ready()  # a model without its trained stages: refused before any compute
     check_compatible(ds, model)
     ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
