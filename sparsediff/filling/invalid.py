@@ -14,15 +14,16 @@ In order of precedence:
    a value observed where training never saw one is kept, not blanked. The
    rule of point 3 is then not used (unless ``invalid_along`` is given
    explicitly).
-Without ``invalid=``, the model's ``invalid_below`` rule (e.g. air ``<= 0``
-around a head) is OR-ed in (``invalid_below=None`` turns it off).
-
 3. Otherwise, the model's training rule: points missing at every step along
    its ``invalid_along`` dim are invalid, when the data have more than one
    step of it. When the model has such a rule but it cannot run (one step,
    or no such dim) and nothing else says which points are invalid, a
    :class:`~sparsediff.errors.SparsediffWarning` says that every missing
    point will be filled.
+
+Without ``invalid=``, the model's ``invalid_below`` rule (e.g. air ``<= 0``
+around a head) is OR-ed in as well (``invalid_below=None`` turns it off, a
+number replaces it).
 
 What was assumed is recorded in the ``sparsediff_fill`` attribute
 (``"invalid"``) of the filled dataset.
@@ -161,7 +162,7 @@ def resolve_invalid(
                     f"{why_not}: every missing point will be filled; pass invalid= "
                     "(CLI: --invalid) to leave land unfilled"
                 )
-    elif along is not None and explicit_along:
+    elif along is not None:
         source += f" and points missing at every step along {along!r}"
     if below is not None:
         if isinstance(spec, dict):
