@@ -8,7 +8,7 @@ region's numbers depend only on the global seed and positions, so a resumed
 job writes the same bytes as an uninterrupted one.
 
 The progress record also holds a **fingerprint** of the job: a digest of the
-model (weights, statistics, climatology, spec), the input's identity (sizes,
+model (weights, statistics, climatology, invalid mask, spec), the input's identity (sizes,
 dtypes, coordinate values and a chunk-wise SHA-256 of every data variable),
 every option of :func:`sparsediff.fill` (defaults included) and the region
 layout. A resume whose fingerprint differs in any field is refused with one
@@ -213,7 +213,7 @@ def _describe(path: tuple[str, ...], old: Any, new: Any) -> str:
     values = f" ({before!r} there, {now!r} now)"
     match path:
         case ("model",):
-            return "the model (weights, statistics, climatology or spec)"
+            return "the model (weights, statistics, climatology, invalid mask or spec)"
         case ("input", "sizes", *_):
             return f"the input's sizes ({old['input']['sizes']} there, {new['input']['sizes']} now)"
         case ("input", "dtypes", name):

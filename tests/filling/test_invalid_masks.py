@@ -205,3 +205,13 @@ def test_cli_invalid_options(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     flag = sparsediff.open(tmp_path / "out2.nc")["sst_fill_flag"].values[0]
     np.testing.assert_array_equal(flag == 2, land)  # the model's mask by default
+
+
+def test_the_mask_is_part_of_the_resume_fingerprint() -> None:
+    from sparsediff.filling.store import fingerprint
+
+    ds, _ = _record(9)
+    with_mask = fingerprint(ds, _model(), {}, region_dim="time", region_size=1)
+    without = fingerprint(ds, _model(with_mask=False), {}, region_dim="time", region_size=1)
+    assert with_mask["model"] != without["model"]  # same weights, stats and spec otherwise
+    assert with_mask["options"] == without["options"]
