@@ -9,15 +9,57 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sparsediff.errors import SparsediffError
+from sparsediff.errors import SparsediffError, SparsediffWarning
 
 __all__ = ["main"]
+
+
+def _check_threads(threads: int | None, *, apply: bool = True) -> None:
+    """``--threads`` must be a positive integer (torch's own error is not one line)."""
+    from sparsediff.errors import ConfigError
+
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be a positive integer, got {threads}")
+    if threads is not None and apply:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _invalid_options(
+    invalid: str | None, invalid_below: float | None, invalid_along: str | None
+) -> dict[str, Any]:
+    """The invalid-mask keyword arguments of ``sparsediff.fill`` from the CLI options."""
+    along: Any = "model"
+    if invalid_along is not None:
+        along = None if invalid_along.strip().lower() == "none" else invalid_along
+    return {
+        "invalid": invalid,
+        "invalid_below": "model" if invalid_below is None else invalid_below,
+        "invalid_along": along,
+    }
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Our own warnings as one ``warning: ...`` line on stderr; others as Python shows them."""
+    if issubclass(category, SparsediffWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True)
 
 
 def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -27,7 +69,10 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                if not debug:
+                    warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -49,7 +94,34 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineGroup(click.Group):
+    """The command group, with click's usage errors as one ``error: ...`` line too."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; a usage error (bad option value, missing argument) is one line."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            click.echo(f"error: {e.format_message()}{hint}", err=True)
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sparsediff")
 def main() -> None:
     """Fill gaps in gridded data with latent diffusion trained on the gappy data."""
@@ -102,6 +174,29 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
     help="dask.distributed scheduler address, or 'local:N' for a local N-worker cluster.",
 )
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+@click.option(
+    "--invalid",
+    default=None,
+    help="Invalid mask (True = never filled): a variable of INPUT or a NetCDF/Zarr file "
+    "(default: the model's training mask on its grid).",
+)
+@click.option(
+    "--invalid-below",
+    type=float,
+    default=None,
+    help="Points at or below this value are invalid (default: the model's rule).",
+)
+@click.option(
+    "--invalid-along",
+    default=None,
+    help="Points missing at every step of this dim are invalid ('none' to turn off; "
+    "default: the model's rule when it has no mask for this grid).",
+)
+@click.option(
+    "--no-value-check",
+    is_flag=True,
+    help="Fill even data whose values look like another unit or scale than the model's.",
+)
 @_errors
 def fill(
     model_path: Path,
@@ -119,10 +214,15 @@ def fill(
     overwrite: bool,
     scheduler: str | None,
     threads: int | None,
+    invalid: str | None,
+    invalid_below: float | None,
+    invalid_along: str | None,
+    no_value_check: bool,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go)."""
     import sparsediff
     from sparsediff.atomic import check_writable
+    from sparsediff.devices import resolve_device
     from sparsediff.errors import InputError
 
     # checks of the target first: nothing is loaded or written for a bad one
@@ -131,10 +231,8 @@ def fill(
     if region_size < 1:
         raise InputError(f"--region-size must be a positive integer, got {region_size}")
     check_writable(output.parent)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    _check_threads(threads)
+    resolve_device(device)
     from sparsediff.filling.api import check_compatible
     from sparsediff.filling.store import fill_to_zarr
 
@@ -159,6 +257,8 @@ def fill(
             guidance=guidance,
             batch_size=batch_size,
             device=device,
+            check_values=not no_value_check,
+            **_invalid_options(invalid, invalid_below, invalid_along),
         )
         if output.suffix == ".zarr":
             fill_to_zarr(
@@ -236,6 +336,8 @@ def info(path: Path) -> None:
 def demo(out: Path, train_now: bool, threads: int) -> None:
     """Fill real OSTIA SST gaps end to end and compare with simple fills."""
     from sparsediff.demo import run_demo
+
+    _check_threads(threads, apply=False)
 
     run_demo(out, train=train_now, threads=threads, echo=click.echo)
 
@@ -316,10 +418,10 @@ def evaluate(
     """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores."""
     import pandas as pd
 
-    if threads is not None:
-        import torch
+    from sparsediff.devices import resolve_device
 
-        torch.set_num_threads(threads)
+    _check_threads(threads)
+    resolve_device(device)
 
     import sparsediff
     from sparsediff.data.gaps import parse_pattern

@@ -1,4 +1,4 @@
-"""The model container: networks + typed spec + normalization stats (+ climatology).
+"""The model container: networks + typed spec + normalization stats (+ climatology, invalid mask).
 
 A saved model is a directory (DESIGN §6)::
 
@@ -8,12 +8,20 @@ A saved model is a directory (DESIGN §6)::
       provenance.json        how it was trained (config, data source, versions, steps, time)
       autoencoder.safetensors
       prior.safetensors      (absent for an autoencoder-only model)
+      climatology.safetensors  per-point means on the training grid, with its coordinates
+      invalid.safetensors    points invalid at every training step (land), with coordinates
 
 Weights are only ever read with :func:`safetensors.torch.load_file`; nothing is
 pickled. The SHA-256 of every other file of the directory (weights,
-climatology, ``stats.json``, ``provenance.json``) is recorded in ``config.json``
-and checked on load, so a truncated or tampered file is a clear
-:class:`CheckpointError` rather than silently wrong numbers.
+climatology, invalid mask, ``stats.json``, ``provenance.json``) is recorded in
+``config.json`` and checked on load, so a truncated or tampered file is a clear
+:class:`CheckpointError` rather than silently wrong numbers. A model file that
+``config.json`` does not record is refused too, rather than silently ignored.
+
+The network configurations are checked before any network is built
+(:func:`check_net_config`): widths and channel counts of at most
+:data:`MAX_WIDTH`, a sane depth and a rough parameter count, so a damaged or
+hostile ``config.json`` cannot ask for a 150 GB allocation.
 
 :func:`load` also accepts a run directory (``train --out``) that holds the
 model in ``model/``.
@@ -37,13 +45,23 @@ from safetensors.torch import load_file, save_file
 
 from sparsediff import atomic
 from sparsediff.data.stats import Stats
-from sparsediff.errors import CheckpointError
+from sparsediff.errors import CheckpointError, InputError, SparsediffError
 from sparsediff.method import Method, build_method
 from sparsediff.method.spec import ModelSpec
 from sparsediff.models.completion import CompletionAutoencoder
 from sparsediff.models.precond import EDMPrecond
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NET_CLASSES", "Model", "load"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_PARAMETERS",
+    "MAX_WIDTH",
+    "NET_CLASSES",
+    "Model",
+    "as_model",
+    "check_net_config",
+    "load",
+]
 
 FORMAT_NAME = "sparsediff-model"
 #: Bumped whenever the on-disk layout or a net's meaning changes incompatibly.
@@ -56,6 +74,17 @@ NET_CLASSES: dict[str, Any] = {
     "EDMPrecond": EDMPrecond,
 }
 _NET_NAMES = ("autoencoder", "prior")
+#: Model files read on load; each must be recorded (with its checksum) in config.json.
+_FIELD_FILES = ("climatology.safetensors", "invalid.safetensors")
+
+#: Largest width or channel count a saved network may declare.
+MAX_WIDTH = 4096
+#: Largest number of levels (widths per list) a saved network may declare.
+MAX_LEVELS = 8
+#: Largest ``blocks_per_level`` a saved network may declare.
+MAX_BLOCKS = 16
+#: Largest rough parameter count a saved network may declare (4 GB of float32).
+MAX_PARAMETERS = 1_000_000_000
 
 
 def _sha256(path: Path) -> str:
@@ -85,6 +114,10 @@ class Model:
         Optional per-point mean fields (one DataArray per variable, on the grid
         the model was trained on); when present the model learns and fills
         anomalies from them.
+    invalid
+        Optional invalid mask of the training grid (one boolean DataArray per
+        variable, ``True`` = invalid at every training step, with the grid's
+        coordinates); :func:`sparsediff.fill` uses it on the same grid.
     """
 
     spec: ModelSpec
@@ -92,6 +125,7 @@ class Model:
     stats: Stats
     provenance: dict[str, Any] = field(default_factory=dict)
     climatology: dict[str, xr.DataArray] | None = None
+    invalid: dict[str, xr.DataArray] | None = None
 
     @property
     def variables(self) -> list[str]:
@@ -174,11 +208,11 @@ class Model:
                 "model": self.spec.model_dump(mode="json"),
                 "files": files,
             }
-            if self.climatology:
-                fname = "climatology.safetensors"
-                tensors, meta = _climatology_tensors(self.climatology)
-                save_file(tensors, str(tmp / fname), metadata=meta)
-                files[fname] = _sha256(tmp / fname)
+            for fname, fields in zip(_FIELD_FILES, (self.climatology, self.invalid), strict=True):
+                if fields:
+                    tensors, meta = _field_tensors(fields)
+                    save_file(tensors, str(tmp / fname), metadata=meta)
+                    files[fname] = _sha256(tmp / fname)
             self.stats.save(tmp / "stats.json")
             (tmp / "provenance.json").write_text(
                 json.dumps(self.provenance, indent=2, sort_keys=True, default=str)
@@ -231,6 +265,10 @@ class Model:
                 f"{cfg_path} holds an invalid model spec ({where}: {first['msg']})"
             ) from None
         files = _verified_files(path, doc)
+        for name in _NET_NAMES:
+            entry = doc.get(name)
+            if entry is not None:
+                check_net_config(entry, f"{cfg_path}: network {name!r}")
         nets: dict[str, torch.nn.Module] = {}
         for name in _NET_NAMES:
             entry = doc.get(name)
@@ -255,7 +293,12 @@ class Model:
                     f"{cfg_path}: network {name!r} has unknown class {cls_name!r} "
                     f"(known: {sorted(NET_CLASSES)})"
                 )
-            net: torch.nn.Module = NET_CLASSES[cls_name].from_config(entry["config"])
+            try:
+                net: torch.nn.Module = NET_CLASSES[cls_name].from_config(entry["config"])
+            except (SparsediffError, TypeError, ValueError, KeyError, AttributeError) as e:
+                raise CheckpointError(
+                    f"{cfg_path}: network {name!r} cannot be built from its config: {e}"
+                ) from None
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as e:
@@ -264,9 +307,14 @@ class Model:
                     f"weights in {fpath} do not fit the saved config: {first}"
                 ) from None
             nets[name] = net.to(map_location).eval()
-        climatology = None
-        if "climatology.safetensors" in files:  # present and verified
-            climatology = _climatology_from(path / "climatology.safetensors")
+        fields = {
+            fname: _fields_from(path / fname) if fname in files else None  # verified
+            for fname in _FIELD_FILES
+        }
+        climatology = fields["climatology.safetensors"]
+        invalid = fields["invalid.safetensors"]
+        if invalid is not None:
+            invalid = {v: m.astype(bool) for v, m in invalid.items()}
         stats = Stats.load(path / "stats.json")
         prov_path = path / "provenance.json"
         try:
@@ -279,6 +327,7 @@ class Model:
             stats=stats,
             provenance=provenance,
             climatology=climatology,
+            invalid=invalid,
         )
 
 
@@ -332,6 +381,7 @@ def _verified_files(path: Path, doc: dict[str, Any]) -> dict[str, str]:
                 "(truncated, corrupted or modified after saving)"
             )
     unchecked = [f for f in ("stats.json", "provenance.json") if f not in files]
+    unchecked += [f for f in _FIELD_FILES if f not in files and (path / f).exists()]
     if unchecked:
         raise CheckpointError(
             f"{path / 'config.json'} records no checksum of {', '.join(unchecked)} "
@@ -340,43 +390,167 @@ def _verified_files(path: Path, doc: dict[str, Any]) -> dict[str, str]:
     return files
 
 
-def _climatology_tensors(
-    clim: dict[str, xr.DataArray],
+def _field_tensors(
+    fields: dict[str, xr.DataArray],
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Fields on the training grid as safetensors tensors + metadata, coordinates included.
+
+    Numeric values are stored as float64 (booleans as uint8, flagged in the
+    metadata). Coordinates of the fields' dims are stored as float64 when
+    numeric, as int64 nanoseconds when they are times, and as JSON text
+    otherwise, so that a fill can match the data to the field by coordinates.
+    """
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, str] = {}
-    for v, da in clim.items():
-        tensors[f"var/{v}"] = torch.tensor(np.array(da.values, dtype=np.float64))
+    for v, da in fields.items():
+        if da.dtype == np.bool_:
+            tensors[f"var/{v}"] = torch.from_numpy(np.array(da.values, dtype=np.uint8))
+            meta[f"dtype/{v}"] = "bool"
+        else:
+            tensors[f"var/{v}"] = torch.tensor(np.array(da.values, dtype=np.float64))
         meta[f"dims/{v}"] = json.dumps([str(d) for d in da.dims])
         for d in da.dims:
-            if d in da.coords and np.issubdtype(da[d].dtype, np.number):
-                tensors[f"coord/{d}"] = torch.tensor(np.array(da[d].values, dtype=np.float64))
+            if d not in da.coords or da[d].dims != (d,):
+                continue
+            values = np.asarray(da[d].values)
+            if values.dtype.kind == "M":
+                ns = values.astype("datetime64[ns]").astype(np.int64)
+                tensors[f"coord/{d}"] = torch.from_numpy(ns)
+                meta[f"coord_kind/{d}"] = "datetime64[ns]"
+            elif np.issubdtype(values.dtype, np.number):
+                tensors[f"coord/{d}"] = torch.tensor(np.array(values, dtype=np.float64))
+            else:
+                meta[f"coord_json/{d}"] = json.dumps([str(x) for x in values.tolist()])
     return tensors, meta
 
 
-def _climatology_from(path: Path) -> dict[str, xr.DataArray]:
+def _fields_from(path: Path) -> dict[str, xr.DataArray]:
+    """Read fields written by :func:`_field_tensors`."""
     from safetensors import safe_open
 
     out = {}
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        keys = list(f.keys())
-        coords = {
-            k.split("/", 1)[1]: f.get_tensor(k).numpy() for k in keys if k.startswith("coord/")
-        }
-        for k in keys:
-            if k.startswith("var/"):
-                v = k.split("/", 1)[1]
-                dims = json.loads(meta[f"dims/{v}"])
-                out[v] = xr.DataArray(
-                    f.get_tensor(k).numpy(),
-                    dims=dims,
-                    coords={d: coords[d] for d in dims if d in coords},
-                    name=v,
-                )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+            coords: dict[str, Any] = {}
+            for k in keys:
+                if k.startswith("coord/"):
+                    d = k.split("/", 1)[1]
+                    values = f.get_tensor(k).numpy()
+                    if meta.get(f"coord_kind/{d}") == "datetime64[ns]":
+                        values = values.astype("datetime64[ns]")
+                    coords[d] = values
+            for k, text in meta.items():
+                if k.startswith("coord_json/"):
+                    coords[k.split("/", 1)[1]] = np.array(json.loads(text), dtype=object)
+            for k in keys:
+                if k.startswith("var/"):
+                    v = k.split("/", 1)[1]
+                    dims = json.loads(meta[f"dims/{v}"])
+                    values = f.get_tensor(k).numpy()
+                    if meta.get(f"dtype/{v}") == "bool":
+                        values = values.astype(bool)
+                    out[v] = xr.DataArray(
+                        values,
+                        dims=dims,
+                        coords={d: coords[d] for d in dims if d in coords},
+                        name=v,
+                    )
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from None
     return out
+
+
+def check_net_config(entry: Any, what: str) -> None:
+    """Refuse a saved network description that no sane model has, before building it.
+
+    Parameters
+    ----------
+    entry
+        The ``{"class": ..., "config": {...}}`` record of one network in ``config.json``.
+    what
+        The network in words, for messages.
+
+    Raises
+    ------
+    CheckpointError
+        A record that is not an object; a width, channel count or embedding
+        size that is not an integer in ``[0, MAX_WIDTH]``; more than
+        ``MAX_LEVELS`` levels or ``MAX_BLOCKS`` blocks per level; or a rough
+        parameter count above ``MAX_PARAMETERS``.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        raise CheckpointError(f"{what} is not described by an object with a 'config' object")
+    estimate = 0.0
+
+    def count(value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointError(f"{what}: {key} must be an integer, got {value!r}")
+        if not 0 <= value <= MAX_WIDTH:
+            raise CheckpointError(
+                f"{what}: {key} = {value} is outside [0, {MAX_WIDTH}] (a damaged config.json?)"
+            )
+        return value
+
+    def walk(cfg: dict[str, Any], where: str) -> None:
+        nonlocal estimate
+        dims = cfg.get("spatial_dims", 2)
+        kernel = 3 ** (dims if dims in (1, 2, 3) else 3)
+        blocks = cfg.get("blocks_per_level", 1)
+        if isinstance(blocks, int) and not isinstance(blocks, bool):
+            if not 0 <= blocks <= MAX_BLOCKS:
+                raise CheckpointError(
+                    f"{what}: {where}blocks_per_level = {blocks} is outside [0, {MAX_BLOCKS}]"
+                )
+        else:
+            blocks = 1
+        for key, value in cfg.items():
+            name = f"{where}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            elif key.endswith("widths"):
+                if not isinstance(value, list) or not 1 <= len(value) <= MAX_LEVELS:
+                    raise CheckpointError(
+                        f"{what}: {name} must be a list of 1 to {MAX_LEVELS} widths, got {value!r}"
+                    )
+                widths = [count(w, name) for w in value]
+                if min(widths) < 1:
+                    raise CheckpointError(f"{what}: {name} holds a width of 0")
+                estimate += sum(w * w for w in widths) * kernel * 2 * (blocks + 1)
+            elif value is not None and (
+                key.endswith("channels") or key in ("n_vars", "n_inputs", "emb_dim")
+            ):
+                count(value, name)
+
+    walk(entry["config"], "")
+    if estimate > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{what} declares about {estimate:.2g} parameters, more than {MAX_PARAMETERS:.0e} "
+            "(a damaged config.json?)"
+        )
 
 
 def load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
     """Load a saved model directory (``sparsediff.load``). See :meth:`Model.load`."""
     return Model.load(path, map_location=map_location)
+
+
+def as_model(model: Model | str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
+    """A :class:`Model`, loading it first when given the path of a model (or run) directory.
+
+    Raises
+    ------
+    InputError
+        ``model`` is neither a model nor a path.
+    CheckpointError
+        As :func:`load`.
+    """
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, str | os.PathLike):
+        return Model.load(model, map_location=map_location)
+    raise InputError(
+        f"model must be a sparsediff Model or the path of a model directory, "
+        f"got {type(model).__name__}"
+    )

@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.errors": 0,
     "sparsediff.atomic": 0,
     "sparsediff.rng": 0,
+    "sparsediff.devices": 0,
     "sparsediff.data": 1,
     "sparsediff.models": 2,
     "sparsediff.diffusion": 2,

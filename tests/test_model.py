@@ -184,3 +184,111 @@ def test_shipped_demo_model_checksums_every_file() -> None:
     cfg = json.loads((DEMO_MODEL / "config.json").read_text())
     on_disk = sorted(p.name for p in DEMO_MODEL.iterdir() if p.name != "config.json")
     assert sorted(cfg["files"]) == on_disk
+
+
+def test_fields_keep_their_coordinates_of_any_kind(tmp_path: Path) -> None:
+    """Climatology and invalid mask keep numeric, time and label coordinates (a fill matches
+    the data to them by coordinates)."""
+    import numpy as np
+    import xarray as xr
+
+    model = make_model(["a", "b"], ["y", "x"], [8, 8], seed=1)
+    coords = {
+        "y": np.array(["2000-01-01", "2000-02-01"], dtype="datetime64[ns]"),
+        "x": np.array(["north", "east", "south"]),
+    }
+    model.climatology = {
+        v: xr.DataArray(np.full((2, 3), 1.5 + i), dims=("y", "x"), coords=coords, name=v)
+        for i, v in enumerate(model.variables)
+    }
+    lat = {"lat": np.arange(-2.0, 3.0), "lon": np.arange(0.0, 360.0, 60.0)}
+    mask = xr.DataArray(np.eye(5, 6, dtype=bool), dims=("lat", "lon"), coords=lat)
+    model.invalid = {v: mask.rename(v) for v in model.variables}
+    back = sparsediff.load(model.save(tmp_path / "m"))
+    assert back.climatology is not None
+    assert back.invalid is not None
+    for v in model.variables:
+        xr.testing.assert_identical(back.climatology[v], model.climatology[v])
+        xr.testing.assert_identical(back.invalid[v], model.invalid[v])
+
+
+def _with_invalid(tmp_path: Path) -> Path:
+    import numpy as np
+    import xarray as xr
+
+    model = make_model(["a", "b"], ["y", "x"], [8, 8], seed=1)
+    mask = xr.DataArray(np.zeros((8, 10), bool), dims=("y", "x"), coords={"x": np.arange(10.0)})
+    model.invalid = {v: mask.rename(v) for v in model.variables}
+    return model.save(tmp_path / "inv")
+
+
+def test_invalid_mask_is_checksummed(tmp_path: Path) -> None:
+    saved = _with_invalid(tmp_path)
+    f = saved / "invalid.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0x01  # one point of the mask flipped: same size, same header
+    f.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"invalid\.safetensors does not match the checksum"):
+        sparsediff.load(saved)
+
+
+@pytest.mark.parametrize("fname", ["climatology.safetensors", "invalid.safetensors"])
+def test_a_model_file_without_checksum_is_refused_not_ignored(tmp_path: Path, fname: str) -> None:
+    """Dropping a field file's entry from config.json must not load the model without it."""
+    saved = _with_climatology(tmp_path) if fname.startswith("clim") else _with_invalid(tmp_path)
+    cfg = json.loads((saved / "config.json").read_text())
+    del cfg["files"][fname]
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=rf"no checksum of {fname}"):
+        sparsediff.load(saved)
+
+
+@pytest.mark.parametrize(
+    ("net", "path", "value", "match"),
+    [
+        ("prior", ["backbone", "widths"], [65536, 65536], r"backbone\.widths = 65536 is outside"),
+        ("autoencoder", ["encoder_widths"], [8, 4097], r"encoder_widths = 4097 is outside"),
+        ("autoencoder", ["latent_channels"], 100000, r"latent_channels = 100000 is outside"),
+        ("autoencoder", ["decoder_widths"], [8] * 20, r"list of 1 to 8 widths"),
+        ("autoencoder", ["decoder_widths"], "wide", r"list of 1 to 8 widths"),
+        ("prior", ["backbone", "blocks_per_level"], 1000, r"blocks_per_level = 1000"),
+        ("autoencoder", ["n_inputs"], -3, r"n_inputs = -3 is outside"),
+        ("prior", ["backbone", "widths"], [4096] * 8, r"about .* parameters, more than 1e\+09"),
+        ("autoencoder", ["encoder_widths"], [8, True], r"must be an integer, got True"),
+    ],
+    ids=[
+        "width-65536",
+        "width-4097",
+        "latent-channels",
+        "too-deep",
+        "not-a-list",
+        "blocks",
+        "negative",
+        "too-many-parameters",
+        "bool-width",
+    ],
+)
+def test_absurd_network_configs_are_refused_before_building(
+    saved: Path, net: str, path: list[str], value: object, match: str
+) -> None:
+    import time
+
+    cfg = json.loads((saved / "config.json").read_text())
+    node = cfg[net]["config"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (saved / "config.json").write_text(json.dumps(cfg))
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=match) as err:
+        sparsediff.load(saved)
+    assert "\n" not in str(err.value)
+    assert time.perf_counter() - start < 5.0  # refused, not allocated
+
+
+def test_a_config_the_network_cannot_take_is_one_clear_error(saved: Path) -> None:
+    cfg = json.loads((saved / "config.json").read_text())
+    cfg["autoencoder"]["config"]["no_such_option"] = 1
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="'autoencoder' cannot be built from its config"):
+        sparsediff.load(saved)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import xarray as xr
 
 from sparsediff.data import masks
+from sparsediff.data.alignment import align_to
 
-__all__ = ["add_climatology", "anomalies", "climatology_of"]
+__all__ = ["add_climatology", "aligned_climatology", "anomalies", "climatology_of"]
 
 
 def climatology_of(
@@ -33,18 +34,52 @@ def climatology_of(
     return out
 
 
+def aligned_climatology(
+    ds: xr.Dataset, climatology: dict[str, xr.DataArray]
+) -> dict[str, xr.DataArray]:
+    """The climatology of each variable, matched to the points of ``ds`` by coordinates.
+
+    Parameters
+    ----------
+    ds
+        The data.
+    climatology
+        Per variable, the per-point mean on the training grid.
+
+    Returns
+    -------
+    dict
+        Per variable, the climatology at the data's points, in the data's
+        order (a rolled longitude, a flipped latitude, a subset of the grid).
+
+    Raises
+    ------
+    CompatibilityError
+        Data on another grid (see :func:`sparsediff.data.alignment.align_to`).
+    """
+    return {
+        v: align_to(clim, ds[v], what=f"the climatology of {v!r}")
+        for v, clim in climatology.items()
+    }
+
+
 def anomalies(ds: xr.Dataset, climatology: dict[str, xr.DataArray]) -> xr.Dataset:
     """``ds`` minus the climatology, per variable (lazy; dtype kept).
 
-    The climatology is matched by dim name and size, not by coordinate labels
-    (no alignment, so float round-off in coordinates cannot drop points).
+    The climatology is matched to the data by coordinates
+    (:func:`aligned_climatology`), never by array position alone; data on
+    another grid raise :class:`~sparsediff.errors.CompatibilityError`.
     """
     ds = ds.copy()
-    for v, clim in climatology.items():
+    for v, clim in aligned_climatology(ds, climatology).items():
         ds[v] = (ds[v] - clim.variable.astype(ds[v].dtype)).assign_attrs(ds[v].attrs)
     return ds
 
 
 def add_climatology(da: xr.DataArray, clim: xr.DataArray) -> xr.DataArray:
-    """Anomalies back to values: ``da + clim`` in ``da``'s dtype, attrs kept."""
+    """Anomalies back to values: ``da + clim`` in ``da``'s dtype, attrs kept.
+
+    ``clim`` is matched to ``da`` by coordinates as in :func:`anomalies`.
+    """
+    clim = align_to(clim, da, what=f"the climatology of {da.name or clim.name!r}")
     return (da + clim.variable.astype(da.dtype)).astype(da.dtype).assign_attrs(da.attrs)

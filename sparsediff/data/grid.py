@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["LONGITUDE_NAMES", "LONGITUDE_UNITS", "grid_spacing", "is_global_longitude"]
+__all__ = [
+    "LONGITUDE_NAMES",
+    "LONGITUDE_UNITS",
+    "grid_spacing",
+    "is_global_longitude",
+    "is_longitude",
+]
 
 #: Coordinate names taken for longitude (lower case).
 LONGITUDE_NAMES = frozenset({"lon", "longitude", "nav_lon"})
@@ -20,7 +26,18 @@ LONGITUDE_UNITS = frozenset(
 )
 
 
-def _is_longitude(coord: xr.DataArray) -> bool:
+def is_longitude(coord: xr.DataArray) -> bool:
+    """Whether ``coord`` is a longitude: by name, CF units or ``standard_name``.
+
+    Parameters
+    ----------
+    coord
+        A coordinate.
+
+    Returns
+    -------
+    bool
+    """
     units = str(coord.attrs.get("units", "")).strip().lower()
     return (
         str(coord.name).lower() in LONGITUDE_NAMES
@@ -54,8 +71,10 @@ def is_global_longitude(coord: xr.DataArray) -> bool:
     A longitude is recognised by its name (``lon``, ``longitude``,
     ``nav_lon``), its CF units (``degrees_east`` and spellings) or
     ``standard_name = "longitude"``. It wraps when it is 1-D, numeric, with at
-    least 3 strictly monotonic points, and its span plus one step is 360
-    degrees within half a step.
+    least 3 points that advance the same way round the circle (strictly
+    monotonic modulo 360, so a grid rolled to start at 180° still wraps), its
+    span plus one step is 360 degrees within half a step, and no step is more
+    than 1.5 times the median step (no hole in the circle).
 
     Parameters
     ----------
@@ -66,14 +85,16 @@ def is_global_longitude(coord: xr.DataArray) -> bool:
     -------
     bool
     """
-    if not _is_longitude(coord):
+    if not is_longitude(coord):
         return False
     if coord.ndim != 1 or coord.size < 3 or not np.issubdtype(coord.dtype, np.number):
         return False
     values = np.asarray(coord.values, dtype=np.float64)
-    steps = np.diff(values)
+    steps = np.mod(np.diff(values) + 180.0, 360.0) - 180.0  # each step taken round the circle
     if not (np.all(steps > 0) or np.all(steps < 0)):
         return False
     step = float(np.median(np.abs(steps)))
-    span = abs(values[-1] - values[0]) + step
+    if np.abs(steps).max() > 1.5 * step:  # a hole in the circle (a rolled sector)
+        return False
+    span = abs(float(steps.sum())) + step
     return bool(abs(span - 360.0) <= 0.5 * step)

@@ -2,8 +2,8 @@
 
 Every point of every variable is exactly one of
 
-* ``OBSERVED`` (0): a finite value that is not masked as invalid;
-* ``GAP`` (1): missing (NaN, ±inf or an undecoded ``_FillValue``) and to be filled;
+* ``OBSERVED`` (0): a usable value (see below) that is not masked as invalid;
+* ``GAP`` (1): missing and to be filled;
 * ``INVALID`` (2): never filled (land in an ocean field, air around a head),
   given by a user mask and/or found as points missing at every step of a dim.
 
@@ -11,12 +11,29 @@ Every point of every variable is exactly one of
 ``flag_values`` of the fill flag); :func:`observed`, :func:`gap` and
 :func:`invalid` turn it into boolean masks (``True`` where that state holds,
 so ``observed(...)`` is the mask that is ``True`` for observed points).
+
+**Which values are missing** (:class:`MissingRule`, one rule for training,
+fill and the statistics). A value is missing when it is
+
+1. NaN or ±inf;
+2. of magnitude ``>= 1e20`` (:data:`FILL_MAGNITUDE`) in a floating-point
+   variable: no physical field in sparsediff's scope reaches it, and it is
+   what fill values look like in practice (netCDF's default 9.97e36, the
+   1e20 of CMIP and NCL, 1e30 of older models) when a file does not declare
+   them. Rescale a variable whose real values reach 1e20;
+3. equal to the ``_FillValue`` or ``missing_value`` attribute (data opened
+   without CF decoding; decoded data already hold NaN there);
+4. outside ``valid_min``/``valid_max``/``valid_range`` (CF), when the
+   variable declares them. For decoded packed data the bounds are unpacked
+   with the ``scale_factor``/``add_offset`` of the encoding, as CF states
+   them in packed units.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +46,23 @@ from sparsediff.data.selection import as_dataset, numeric_variables, validate_di
 from sparsediff.errors import InputError
 
 __all__ = [
+    "FILL_MAGNITUDE",
     "FLAG_MEANINGS",
     "GAP",
     "INVALID",
     "OBSERVED",
     "InvalidSpec",
+    "MissingRule",
     "at_or_below",
     "finite_mask",
     "gap",
     "gap_summary",
+    "grid_invalid",
     "invalid",
     "invalid_mask",
     "observed",
     "states",
+    "states_and_range",
 ]
 
 OBSERVED = 0
@@ -52,26 +73,103 @@ FLAG_MEANINGS = "observed gap invalid"
 InvalidSpec = str | os.PathLike[str] | xr.DataArray | None
 
 
+#: Values of at least this magnitude are fill values, not observations (rule 2 above).
+FILL_MAGNITUDE = 1e20
+
+
+def _bound(value: Any) -> float | None:
+    try:
+        return float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class MissingRule:
+    """Which values of one variable are missing (see the module docstring).
+
+    Attributes
+    ----------
+    fills
+        Values that mark a missing point (``_FillValue``, ``missing_value``).
+    valid_min, valid_max
+        CF valid bounds, in the units of the values as read (``None``: none).
+    magnitude
+        Whether values of magnitude ``>= FILL_MAGNITUDE`` are missing (floats).
+    """
+
+    fills: tuple[float, ...] = ()
+    valid_min: float | None = None
+    valid_max: float | None = None
+    magnitude: bool = True
+
+    @classmethod
+    def of(cls, da: xr.DataArray) -> MissingRule:
+        """The rule of a variable, from its dtype, attributes and encoding."""
+        attrs, enc = da.attrs, da.encoding
+        fills = tuple(
+            float(f)
+            for key in ("_FillValue", "missing_value")
+            if attrs.get(key) is not None
+            for f in np.atleast_1d(attrs[key])
+            if np.issubdtype(np.asarray(f).dtype, np.number)
+        )
+        lo, hi = _bound(attrs.get("valid_min")), _bound(attrs.get("valid_max"))
+        if "valid_range" in attrs:
+            rng = np.atleast_1d(attrs["valid_range"])
+            if rng.size == 2:
+                lo, hi = _bound(rng[0]), _bound(rng[1])
+        packed = "scale_factor" in enc or "add_offset" in enc
+        if packed and "scale_factor" not in attrs and "add_offset" not in attrs:
+            # decoded packed data: CF gives the valid bounds in packed units
+            scale, offset = float(enc.get("scale_factor", 1.0)), float(enc.get("add_offset", 0.0))
+            bounds = sorted(b * scale + offset for b in (lo, hi) if b is not None)
+            if lo is not None and hi is not None:
+                lo, hi = bounds
+            elif lo is not None:
+                lo = lo * scale + offset
+            elif hi is not None:
+                hi = hi * scale + offset
+        return cls(fills, lo, hi, da.dtype.kind in "fc")
+
+    def usable(self, x: np.ndarray) -> np.ndarray:
+        """``True`` where ``x`` holds a usable (not missing) value."""
+        x = np.asarray(x)
+        if x.dtype.kind in "fc":
+            with np.errstate(invalid="ignore"):
+                ok = np.isfinite(x)
+                if self.magnitude:
+                    ok &= np.abs(x) < FILL_MAGNITUDE
+        else:
+            ok = np.ones(x.shape, dtype=bool)
+        if self.fills:
+            ok &= ~np.isin(x, np.asarray(self.fills, dtype=np.float64))
+        with np.errstate(invalid="ignore"):
+            if self.valid_min is not None:
+                ok &= x >= self.valid_min
+            if self.valid_max is not None:
+                ok &= x <= self.valid_max
+        return ok
+
+
 def finite_mask(da: xr.DataArray) -> xr.DataArray:
-    """``True`` where ``da`` holds a usable value (finite and not a fill value).
+    """``True`` where ``da`` holds a usable value (see :class:`MissingRule`).
 
     Parameters
     ----------
     da
         A numeric variable. CF-decoded data carry NaN at fill values; for
-        undecoded data the ``_FillValue``/``missing_value`` attributes count too.
+        undecoded data the ``_FillValue``/``missing_value`` attributes count
+        too; magnitudes ``>= 1e20`` and values outside the CF valid range are
+        missing.
 
     Returns
     -------
     xarray.DataArray
         Boolean, same dims as ``da`` (lazy if ``da`` is).
     """
-    ok = np.isfinite(da) if da.dtype.kind in "fc" else xr.ones_like(da, dtype=bool)
-    for key in ("_FillValue", "missing_value"):
-        fill = da.attrs.get(key)
-        if fill is not None:
-            ok = ok & ~da.isin(np.atleast_1d(fill))
-    return ok
+    rule = MissingRule.of(da)
+    return xr.apply_ufunc(rule.usable, da, dask="parallelized", output_dtypes=[bool])
 
 
 def _along_dims(ds: xr.Dataset, along: Hashable | Iterable[Hashable] | None) -> tuple:
@@ -217,11 +315,72 @@ def _to_state(
     return st
 
 
+def _user_masks(
+    data: xr.Dataset, names: list[str], invalid: InvalidSpec | Mapping[str, InvalidSpec]
+) -> dict[str, xr.DataArray | None]:
+    """The resolved user mask of each variable (one spec for all, or one per variable)."""
+    if isinstance(invalid, Mapping):
+        unknown = [k for k in invalid if k not in names]
+        if unknown:
+            raise InputError(f"invalid masks given for {unknown}, which are not among {names}")
+        return {n: invalid_mask(data, invalid.get(n)) for n in names}
+    shared = invalid_mask(data, invalid)
+    return dict.fromkeys(names, shared)
+
+
+def _classify(
+    ds: xr.Dataset | xr.DataArray,
+    variables: str | Iterable[str] | None,
+    invalid: InvalidSpec | Mapping[str, InvalidSpec],
+    invalid_along: Hashable | Iterable[Hashable] | None,
+    with_range: bool,
+) -> tuple[xr.Dataset, dict[str, tuple[float, float]]]:
+    data = as_dataset(ds)
+    names = numeric_variables(data, variables)
+    along = _along_dims(data, invalid_along)
+    users = _user_masks(data, names, invalid)
+    oks: dict[str, xr.DataArray] = {}
+    todo: dict[str, Any] = {}
+    for name in names:
+        var = data[name]
+        validate_dims(var, var.dims)
+        user = users[name]
+        if user is not None:
+            _fit_mask(user, var, name)
+        ok = finite_mask(var)
+        oks[name] = ok
+        todo[f"any/{name}"] = ok.any()
+        dims = [d for d in along if d in var.dims]
+        if dims:
+            todo[f"along/{name}"] = ~ok.any(dim=dims)
+        if with_range:
+            seen = ok if user is None else (ok & ~_fit_mask(user, var, name))
+            values = var.where(seen)
+            todo[f"min/{name}"] = values.min()
+            todo[f"max/{name}"] = values.max()
+    (done,) = dask.compute(todo)
+    out: dict[str, xr.DataArray] = {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for name in names:
+        var = data[name]
+        if not bool(done[f"any/{name}"]):
+            raise InputError(f"variable {name!r} has no finite value (all NaN or fill value)")
+        user = users[name]
+        inv = _fit_mask(user, var, name) if user is not None else None
+        along_mask = done.get(f"along/{name}")
+        if along_mask is not None:
+            inv = along_mask if inv is None else (inv | along_mask)
+        out[name] = _to_state(oks[name], inv, var, name)
+        if with_range:
+            ranges[name] = (float(done[f"min/{name}"]), float(done[f"max/{name}"]))
+    return xr.Dataset(out, attrs={"flag_meanings": FLAG_MEANINGS}), ranges
+
+
 def states(
     ds: xr.Dataset | xr.DataArray,
     variables: str | Iterable[str] | None = None,
     *,
-    invalid: InvalidSpec = None,
+    invalid: InvalidSpec | Mapping[str, InvalidSpec] = None,
     invalid_along: Hashable | Iterable[Hashable] | None = None,
 ) -> xr.Dataset:
     """Classify every point as ``OBSERVED``, ``GAP`` or ``INVALID``.
@@ -235,7 +394,8 @@ def states(
     invalid
         User mask of invalid points: a variable name, a DataArray (``True``/1
         = invalid) that broadcasts against the variables, or a NetCDF/Zarr
-        file holding one such variable.
+        file holding one such variable; or a mapping of variable name to
+        such a mask (a variable left out has none).
     invalid_along
         A dim (or dims): points missing at every step of it are invalid
         (land in a sea-surface field with ``"time"``). Combined with
@@ -259,35 +419,71 @@ def states(
     here, in one pass over the data; the returned states stay lazy and no
     longer depend on a reduction over the whole array.
     """
-    data = as_dataset(ds)
-    names = numeric_variables(data, variables)
-    along = _along_dims(data, invalid_along)
-    user = invalid_mask(data, invalid)
-    oks: dict[str, xr.DataArray] = {}
-    todo: dict[str, Any] = {}
-    for name in names:
-        var = data[name]
-        validate_dims(var, var.dims)
-        if user is not None:
-            _fit_mask(user, var, name)
-        ok = finite_mask(var)
-        oks[name] = ok
-        todo[f"any/{name}"] = ok.any()
-        dims = [d for d in along if d in var.dims]
-        if dims:
-            todo[f"along/{name}"] = ~ok.any(dim=dims)
-    (done,) = dask.compute(todo)
+    return _classify(ds, variables, invalid, invalid_along, with_range=False)[0]
+
+
+def states_and_range(
+    ds: xr.Dataset | xr.DataArray,
+    variables: str | Iterable[str] | None = None,
+    *,
+    invalid: InvalidSpec | Mapping[str, InvalidSpec] = None,
+    invalid_along: Hashable | Iterable[Hashable] | None = None,
+) -> tuple[xr.Dataset, dict[str, tuple[float, float]]]:
+    """:func:`states`, and the smallest and largest observed value of each variable.
+
+    The range is computed in the same pass over the data as the states'
+    checks (a lazy input is not read once more for it).
+
+    Parameters
+    ----------
+    ds, variables, invalid, invalid_along
+        As for :func:`states`.
+
+    Returns
+    -------
+    states : xarray.Dataset
+        As :func:`states`.
+    ranges : dict
+        Per variable, ``(min, max)`` over its usable values outside the
+        user's invalid mask.
+    """
+    return _classify(ds, variables, invalid, invalid_along, with_range=True)
+
+
+def grid_invalid(
+    st: xr.Dataset, spatial: Iterable[Hashable], along: Hashable | Iterable[Hashable] | None
+) -> dict[str, xr.DataArray]:
+    """Points invalid at every step: the invalid mask of a grid, as a model carries it.
+
+    Parameters
+    ----------
+    st
+        The output of :func:`states` (of the training data).
+    spatial
+        The spatial dims (always kept).
+    along
+        The dims the invalid rule ran along (``invalid_along``); the mask is
+        reduced over those of them the data have, or, when there are none,
+        over every non-spatial dim (so a level dim of a 2-D model is kept
+        when land is found along time).
+
+    Returns
+    -------
+    dict
+        Per variable, a computed boolean DataArray (``True`` = invalid at
+        every step) with the kept dims and their 1-D coordinates.
+    """
+    keep = set(spatial)
+    steps = [d for d in (() if along is None else validate_dims(st, along)) if d not in keep]
     out: dict[str, xr.DataArray] = {}
-    for name in names:
-        var = data[name]
-        if not bool(done[f"any/{name}"]):
-            raise InputError(f"variable {name!r} has no finite value (all NaN or fill value)")
-        inv = _fit_mask(user, var, name) if user is not None else None
-        along_mask = done.get(f"along/{name}")
-        if along_mask is not None:
-            inv = along_mask if inv is None else (inv | along_mask)
-        out[name] = _to_state(oks[name], inv, var, name)
-    return xr.Dataset(out, attrs={"flag_meanings": FLAG_MEANINGS})
+    for name, s in st.data_vars.items():
+        over = [d for d in steps if d in s.dims] or [d for d in s.dims if d not in keep]
+        mask = (s == INVALID).all(over) if over else (s == INVALID)
+        mask = mask.reset_coords(drop=True)
+        mask = mask.drop_vars([c for c in mask.coords if mask[c].dims != (c,)])
+        mask.attrs = {"long_name": f"points of {name} invalid at every training step"}
+        out[str(name)] = mask.compute().rename(str(name))
+    return out
 
 
 def _select(st: xr.Dataset | xr.DataArray, code: int) -> xr.Dataset | xr.DataArray:

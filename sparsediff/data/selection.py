@@ -56,6 +56,11 @@ def as_dataset(obj: xr.Dataset | xr.DataArray, *, name: str | None = None) -> xr
     if isinstance(obj, xr.DataArray):
         var = obj.name if obj.name is not None else (name or DEFAULT_NAME)
         return obj.to_dataset(name=var, promote_attrs=False)
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
+        raise InputError(
+            f"expected an xarray Dataset or DataArray, got {type(obj).__name__}; wrap it "
+            "with named dims first, e.g. xr.DataArray(values, dims=('time', 'lat', 'lon'))"
+        )
     raise InputError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}")
 
 

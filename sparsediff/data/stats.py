@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from sparsediff import atomic
-from sparsediff.data.masks import OBSERVED, InvalidSpec, _fit_mask, invalid_mask
+from sparsediff.data.masks import OBSERVED, InvalidSpec, MissingRule, _fit_mask, invalid_mask
 from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import CheckpointError, InputError
 
@@ -178,16 +178,14 @@ def _slab_moments(
     x: np.ndarray,
     m: np.ndarray | None,
     mode: str,
-    fills: tuple[float, ...],
+    rule: MissingRule,
     offset: float | None,
 ) -> tuple[int, float, float, int]:
     """Count, mean, sum of squared deviations and #non-positive of a 1-D slab."""
     if mode == "states":
         ok = np.asarray(m) == OBSERVED
     else:
-        ok = np.isfinite(x) if x.dtype.kind in "fc" else np.ones(x.shape, dtype=bool)
-        for fill in fills:
-            ok &= x != fill
+        ok = rule.usable(x)
         if m is not None:
             ok &= ~np.asarray(m, dtype=bool)
     vals = x[ok].astype(np.float64)
@@ -210,7 +208,7 @@ def _block_moments(
     m: np.ndarray | None = None,
     *,
     mode: str,
-    fills: tuple[float, ...],
+    rule: MissingRule,
     offset: float | None,
 ) -> np.ndarray:
     """Count, mean, sum of squared deviations and #non-positive of one block.
@@ -225,7 +223,7 @@ def _block_moments(
     for start in range(0, flat.size, _SLAB):
         part = slice(start, start + _SLAB)
         nb, mb, m2b, badb = _slab_moments(
-            flat[part], None if mflat is None else mflat[part], mode, fills, offset
+            flat[part], None if mflat is None else mflat[part], mode, rule, offset
         )
         bad += badb
         if nb == 0:
@@ -327,12 +325,6 @@ def compute_stats(
         x = var.data
         if not isinstance(x, da.Array):
             x = da.from_array(np.asarray(x), chunks=-1)
-        fills = tuple(
-            float(f)
-            for key in ("_FillValue", "missing_value")
-            if key in var.attrs
-            for f in np.atleast_1d(var.attrs[key])
-        )
         if states is not None:
             if name not in states.data_vars or dict(states[name].sizes) != dict(var.sizes):
                 raise InputError(f"states do not hold variable {name!r} with dims {var.sizes}")
@@ -346,7 +338,7 @@ def compute_stats(
             _block_moments,
             *args,
             mode=mode,
-            fills=fills,
+            rule=MissingRule.of(var),
             offset=offsets.get(name),
             dtype=np.float64,
             chunks=(*tuple((1,) * len(c) for c in x.chunks), (4,)),

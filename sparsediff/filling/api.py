@@ -15,6 +15,7 @@ numbers never depend on the chunking (noise is keyed by global position).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,18 +23,19 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-import torch
 import xarray as xr
 
-from sparsediff.data import masks
+from sparsediff.data import masks, plausibility
 from sparsediff.data.cf import cf_conventions
-from sparsediff.data.climatology import add_climatology, anomalies
+from sparsediff.data.climatology import add_climatology, aligned_climatology, anomalies
 from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.selection import as_dataset
-from sparsediff.errors import CompatibilityError, SparsediffWarning
+from sparsediff.devices import resolve_device
+from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
 from sparsediff.filling.blocks import fill_block
+from sparsediff.filling.invalid import resolve_invalid
 from sparsediff.filling.sampling import FillOptions
-from sparsediff.model import Model
+from sparsediff.model import Model, as_model
 from sparsediff.rng import check_seed
 
 __all__ = ["check_compatible", "ensemble_mean", "ensemble_std", "fill", "is_global_longitude"]
@@ -54,7 +56,10 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     ------
     CompatibilityError
         Missing variables, missing spatial dims, a different number of spatial
-        dims, or units that differ from training.
+        dims, units that differ from training, or (for a model with a
+        climatology) data on another grid than the climatology's: a grid whose
+        coordinates are a permutation or a subset of the training grid's is
+        fine (the climatology is reordered to it), any other is refused.
 
     Warns
     -----
@@ -88,15 +93,8 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
                 f"variable {v!r} is in {now!r} but the model was trained on {trained!r}; "
                 "convert the data first"
             )
-    for v, clim in (model.climatology or {}).items():
-        for d in clim.dims:
-            if d not in ds[v].dims or ds.sizes[d] != clim.sizes[d]:
-                grid = dict(zip(clim.dims, clim.shape, strict=True))
-                have = {k: ds.sizes[k] for k in clim.dims if k in ds.sizes}
-                raise CompatibilityError(
-                    f"the model fills anomalies from a climatology of {v!r} on the grid {grid}; "
-                    f"the data has {have}"
-                )
+    if model.climatology:
+        aligned_climatology(ds, model.climatology)  # raises for data on another grid
     spacing = model.spec.grid_spacing
     for d in dims:
         ref = spacing.get(d)
@@ -235,7 +233,7 @@ def _float_copy(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
 
 def fill(
     ds: xr.Dataset | xr.DataArray,
-    model: Model,
+    model: Model | str | os.PathLike[str],
     *,
     members: int = 1,
     steps: int = 16,
@@ -246,7 +244,9 @@ def fill(
     batch_size: int = 16,
     device: str = "auto",
     invalid: Any = None,
+    invalid_below: float | str | None = "model",
     invalid_along: str | Sequence[str] | None = "model",
+    check_values: bool = True,
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
     progress: bool = False,
@@ -256,9 +256,11 @@ def fill(
     Parameters
     ----------
     ds
-        Data with gaps (NaN / ``_FillValue``). dask-backed input gives a lazy result.
+        Data with gaps (NaN / ``_FillValue``), an xarray Dataset or DataArray
+        with named dims. dask-backed input gives a lazy result.
     model
-        A trained :class:`~sparsediff.model.Model`.
+        A trained :class:`~sparsediff.model.Model`, or the path of a model
+        (or run) directory, which is loaded.
     members
         Ensemble size K; ``K > 1`` adds a ``member`` dim to the filled variables.
     steps, sampler
@@ -273,14 +275,24 @@ def fill(
     batch_size
         Windows per model call (changes results by float rounding only).
     device
-        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``;
+        a device this machine lacks is a :class:`~sparsediff.errors.ConfigError`.
     invalid
-        Invalid mask (variable name, DataArray or file; True = invalid). When
-        omitted and the model was trained with ``data.invalid_below``, points at
-        or below that value are invalid, as in training.
+        Invalid mask (variable name, DataArray or file; True = invalid).
+        Without it the model's training mask is used on the grid it was
+        trained on (see :mod:`sparsediff.filling.invalid`).
+    invalid_below
+        Points at or below this value are invalid (e.g. air around a head);
+        ``"model"``: the training rule, when no ``invalid`` is given; ``None``: none.
     invalid_along
-        Dims along which all-NaN points are invalid; ``"model"`` uses the
-        training setting when that dim exists in ``ds``.
+        Dims along which all-missing points are invalid; ``"model"`` uses the
+        training setting when that dim exists in ``ds`` and the model has no
+        mask for this grid.
+    check_values
+        Check the observed values against the training statistics (see
+        :mod:`sparsediff.data.plausibility`): refuse data clearly in another
+        unit or scale, warn about values far outside the training range.
+        ``False`` skips both checks.
     overlap, periodic
         Tiling options per spatial dim; ``periodic`` defaults to True for a
         global longitude.
@@ -291,9 +303,28 @@ def fill(
     -------
     xarray.Dataset
         Filled variables, ``<var>_fill_flag`` flag variables, original attrs
-        and coordinates (with their attributes), a provenance attribute, and
-        ``Conventions`` naming CF 1.9 or later (the flag and ``member`` types
-        need it).
+        and coordinates (with their attributes), a provenance attribute
+        (``sparsediff_fill``: the options, the model, and which points were
+        taken as invalid), and ``Conventions`` naming CF 1.9 or later (the
+        flag and ``member`` types need it).
+
+    Raises
+    ------
+    InputError
+        Input that is not an xarray object, a bad seed, a bad invalid mask.
+    CompatibilityError
+        Data the model cannot fill (:func:`check_compatible`), or observed
+        values clearly in another unit or scale.
+    ConfigError
+        A bad option (members, steps, sampler, device, ...).
+    CheckpointError
+        A model path that does not hold a readable model.
+
+    Warns
+    -----
+    SparsediffWarning
+        Grid spacing far from training; many observed values far outside the
+        training range; the model's invalid rule cannot run on these data.
 
     Notes
     -----
@@ -302,11 +333,20 @@ def fill(
     2**53) and returned as float, NaN at invalid points; its integer on-disk
     ``dtype`` encoding is dropped. The flag variable says which points were
     filled.
+
+    For a model with a climatology the climatology is matched to the data by
+    coordinates, so a rolled longitude or a flipped latitude gets the
+    climatology of each point; the network's tiling of such a grid differs,
+    so its fill equals the canonical grid's up to the permutation only where
+    the model's completion does not depend on the tiling.
     """
+    if not isinstance(ds, xr.Dataset | xr.DataArray):
+        as_dataset(ds)  # one clear error for numpy arrays and other objects
+    model = as_model(model)
     ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
     seed = check_seed(seed)
-    check_compatible(ds, model)
-    ds = _float_copy(ds, model.variables)
+    if not isinstance(check_values, bool):
+        raise ConfigError(f"check_values must be True or False, got {check_values!r}")
     opts = FillOptions(
         members=members,
         steps=steps,
@@ -316,25 +356,36 @@ def fill(
         cfg_scale=cfg_scale,
         batch_size=batch_size,
     )
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
+    model.method.check_ready()  # a model without its trained stages: refused before any compute
+    check_compatible(ds, model)
+    ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
     variables = model.variables
     spatial = list(model.dims)
     first = ds[variables[0]]
     batch_dims = [d for d in first.dims if d not in spatial]
     order = [*batch_dims, *spatial]
-    if invalid_along == "model":
-        along = model.spec.invalid_along
-        invalid_along = along if along in ds.dims and ds.sizes[along] > 1 else None
-    below = model.spec.invalid_below
-    if invalid is None and below is not None:
-        # the training rule for invalid points (e.g. air around a head: value <= 0)
-        invalid = masks.at_or_below(ds, variables, below)
-    states = masks.states(ds, variables, invalid=invalid, invalid_along=invalid_along)
+    climatology = aligned_climatology(ds, model.climatology) if model.climatology else None
+    rule = resolve_invalid(
+        ds, model, invalid=invalid, invalid_below=invalid_below, invalid_along=invalid_along
+    )
+    if rule.warning:
+        warnings.warn(rule.warning, SparsediffWarning, stacklevel=2)
+    if check_values:
+        for message in plausibility.check_values(
+            ds, variables, model.stats, spatial=spatial, climatology=climatology, below=rule.below
+        ):
+            warnings.warn(message, SparsediffWarning, stacklevel=2)
+    states, ranges = masks.states_and_range(
+        ds, variables, invalid=rule.invalid, invalid_along=rule.along
+    )
+    if check_values:
+        for message in plausibility.range_warnings(ranges, model.stats, climatology):
+            warnings.warn(message, SparsediffWarning, stacklevel=2)
     source = ds
-    if model.climatology:
-        ds = anomalies(ds, model.climatology)
+    if climatology:
+        ds = anomalies(ds, climatology)
     if periodic is None:
         periodic = tuple(d in ds.coords and is_global_longitude(ds[d]) for d in spatial)
     periodic = tuple(periodic)
@@ -374,9 +425,9 @@ def fill(
         if members == 1:
             filled = filled.isel(member=0, drop=True)
         filled = filled.transpose(*([d for d in ["member"] if members > 1] + list(first.dims)))
-        if model.climatology:
+        if climatology:
             # back from anomalies; observed points from the source, bit for bit
-            filled = add_climatology(filled, model.climatology[v])
+            filled = add_climatology(filled, climatology[v])
             filled = filled.where(states[v] != masks.OBSERVED, source[v])
         filled.attrs = dict(ds[v].attrs)
         filled.attrs["ancillary_variables"] = f"{v}_fill_flag"
@@ -401,6 +452,8 @@ def fill(
             "model_trained_at": model.provenance.get("trained_at"),
             "model_kind": model.spec.kind,
             "model_calibration": model.spec.calibration,
+            "invalid": rule.source,
+            "value_check": "sample and extremes" if check_values else "off",
             "filled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         sort_keys=True,

@@ -8,7 +8,7 @@ region's numbers depend only on the global seed and positions, so a resumed
 job writes the same bytes as an uninterrupted one.
 
 The progress record also holds a **fingerprint** of the job: a digest of the
-model (weights, statistics, climatology, spec), the input's identity (sizes,
+model (weights, statistics, climatology, invalid mask, spec), the input's identity (sizes,
 dtypes, coordinate values and a chunk-wise SHA-256 of every data variable),
 every option of :func:`sparsediff.fill` (defaults included) and the region
 layout. A resume whose fingerprint differs in any field is refused with one
@@ -44,14 +44,14 @@ from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
 from sparsediff.filling.api import fill
-from sparsediff.model import Model
+from sparsediff.model import Model, as_model
 
 __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
 
 #: Version of the progress record's layout.
 RECORD_VERSION = 2
 #: Options of :func:`sparsediff.fill` that do not change the numbers.
-_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress"})
+_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values"})
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
 
@@ -97,7 +97,7 @@ def _variable_digest(var: xr.Variable) -> str:
 
 
 def _model_digest(model: Model) -> str:
-    """SHA-256 of everything that makes a model's numbers: weights, stats, climatology, spec.
+    """SHA-256 of what makes a model's numbers: weights, stats, climatology, invalid mask, spec.
 
     Computed from the content, so it is the same for a model in memory and the
     same model saved and loaded (the model files' checksums hash the same bytes).
@@ -116,6 +116,9 @@ def _model_digest(model: Model) -> str:
     for v, clim in sorted((model.climatology or {}).items()):
         h.update(f"{v}{clim.dims}".encode())
         h.update(_array_digest(clim.values).encode())
+    for v, mask in sorted((model.invalid or {}).items()):
+        h.update(f"invalid{v}{mask.dims}".encode())
+        h.update(_array_digest(mask.values).encode())
     return h.hexdigest()
 
 
@@ -210,7 +213,7 @@ def _describe(path: tuple[str, ...], old: Any, new: Any) -> str:
     values = f" ({before!r} there, {now!r} now)"
     match path:
         case ("model",):
-            return "the model (weights, statistics, climatology or spec)"
+            return "the model (weights, statistics, climatology, invalid mask or spec)"
         case ("input", "sizes", *_):
             return f"the input's sizes ({old['input']['sizes']} there, {new['input']['sizes']} now)"
         case ("input", "dtypes", name):
@@ -275,7 +278,7 @@ def _create(prepared: xr.Dataset, tmp: Path, static: list[Hashable], zarr_format
 
 def fill_to_zarr(
     ds: xr.Dataset,
-    model: Model,
+    model: Model | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
     region_dim: str | None = None,
@@ -294,7 +297,7 @@ def fill_to_zarr(
     ds
         Input data (opened lazily, e.g. with :func:`sparsediff.open`).
     model
-        Trained model.
+        Trained model, or the path of a model directory (loaded).
     output
         Target ``.zarr`` path.
     region_dim
@@ -329,6 +332,7 @@ def fill_to_zarr(
         ``region_size``; a resume that does not match. Nothing is written then.
     """
     output = Path(output)
+    model = as_model(model)
     if output.suffix != ".zarr":
         raise InputError(f"streamed fills write Zarr stores; {output} does not end in .zarr")
     if output.exists() and not overwrite:

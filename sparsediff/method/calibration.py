@@ -146,9 +146,7 @@ def fit_spread_scale(
     edges = torch.tensor(DISTANCE_BINS[1:], dtype=torch.float64)
     for batch in batches:
         b = batch.to(device)
-        w = raw.windows(
-            b, hide or settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0
-        )
+        w = raw.windows(b, hide or settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
         if not bool(w.scored.any()):
             continue
         keys = [(int(p), k) for p in batch.positions for k in range(members)]

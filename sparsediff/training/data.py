@@ -48,6 +48,9 @@ class PreparedData:
         Per spatial dim, whether it wraps around (a global longitude).
     facts
         Data facts recorded in the model spec.
+    invalid
+        Per variable, the points invalid at every training step (the grid's
+        land), carried by the model (:func:`sparsediff.data.masks.grid_invalid`).
     """
 
     train: CropDataset
@@ -59,6 +62,7 @@ class PreparedData:
     periodic: tuple[bool, ...]
     facts: dict[str, Any]
     climatology: dict[str, xr.DataArray] | None = None
+    invalid: dict[str, xr.DataArray] | None = None
 
 
 def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
@@ -175,6 +179,7 @@ def prepare_data(
             for name, sl in (("train", tr), ("validation", va), ("holdout", ho))
         }
     train_ds, train_states = parts["train"]  # type: ignore[misc]
+    invalid_grid = masks.grid_invalid(train_states, d.dims, d.invalid_along)
     climatology = None
     if d.climatology_dim is not None:
         if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
@@ -255,6 +260,7 @@ def prepare_data(
         periodic,
         facts,
         climatology,
+        invalid_grid,
     )
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sparsediff.devices import resolve_device
+
 __all__ = [
     "EMA",
     "Runtime",
@@ -80,9 +82,7 @@ def setup_runtime(device: str = "auto", threads: int | None = None) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = torch.device(resolve_device(device, auto=f"cuda:{local_rank}"))
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     distributed = False

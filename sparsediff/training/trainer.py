@@ -463,7 +463,7 @@ class _Trainer:
 
         provenance["sparsediff"] = __version__
         nets = {k: v for k, v in self.method.nets.items() if k in self.completed}
-        return Model(spec, nets, stats, provenance, self.data.climatology)
+        return Model(spec, nets, stats, provenance, self.data.climatology, self.data.invalid)
 
 
 def train(

@@ -31,12 +31,25 @@ def test_longitude_recognised_by_name_units_or_standard_name(name: str, attrs: d
     assert not is_global_longitude(_coord(full[:-10], name, **attrs))  # a sector
 
 
+def test_a_rolled_longitude_still_wraps() -> None:
+    """180 ... 357.5, 0 ... 177.5 closes the circle: each step is +2.5 round the circle
+    (357.5 -> 0 included), and the last point neighbours the first."""
+    full = np.arange(0.0, 360.0, 2.5)
+    for shift in (1, 72, 143):
+        assert is_global_longitude(_coord(np.roll(full, shift)))
+        assert is_global_longitude(_coord(np.roll(full[::-1], shift)))
+    assert is_global_longitude(_coord(np.roll(np.arange(-180.0, 180.0, 2.0), 90)))
+    assert not is_global_longitude(_coord(np.roll(full[:-10], 30)))  # a rolled sector
+
+
 def test_not_a_wrapping_longitude() -> None:
     full = np.arange(0.0, 360.0, 2.5)
     assert not is_global_longitude(_coord(full, "x"))  # no sign it is a longitude
     assert not is_global_longitude(_coord(full, "x", units="degrees_north"))
-    rolled = np.roll(full, 72)  # 180 ... 357.5, 0 ... 177.5: not monotonic
-    assert not is_global_longitude(_coord(rolled))
+    shuffled = np.random.default_rng(0).permutation(full)  # every point, in no order
+    assert not is_global_longitude(_coord(shuffled))
+    back_and_forth = np.concatenate([full[:72], full[72:][::-1]])
+    assert not is_global_longitude(_coord(back_and_forth))
     repeated = np.concatenate([full[:10], full[9:]])  # a repeated point: step 0
     assert not is_global_longitude(_coord(repeated))
     assert not is_global_longitude(_coord(np.array([0.0, 120.0])))  # too short

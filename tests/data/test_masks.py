@@ -226,3 +226,29 @@ def test_at_or_below_combines_with_an_extra_invalid_spec(tmp_path) -> None:  # t
     xr.Dataset({"land": (("y", "x"), extra)}).to_netcdf(tmp_path / "land.nc")
     got = at_or_below(ds, ["v", "w"], 0.0, invalid=str(tmp_path / "land.nc")).values
     np.testing.assert_array_equal(got, (a <= 0) | extra)
+
+
+def test_grid_invalid_keeps_only_points_invalid_at_every_step() -> None:
+    """The model's mask: invalid at every step of invalid_along (or of every batch dim)."""
+    from sparsediff.data.masks import grid_invalid
+
+    values = np.ones((3, 2, 4, 5))  # time, level, y, x
+    values[:, :, 0, 0] = np.nan  # land at every time and level
+    values[:, 1, 3, 4] = np.nan  # land at depth only
+    values[0, 0, 2, 2] = 0.0  # "air" at one time only: not land
+    ds = xr.Dataset(
+        {"v": (("time", "level", "y", "x"), values)},
+        coords={"y": np.arange(4.0), "x": np.arange(5.0) * 2},
+    )
+    st = states(ds, invalid=ds["v"] <= 0.0, invalid_along="time")
+    by_time = grid_invalid(st, ["y", "x"], "time")["v"]
+    assert by_time.dims == ("level", "y", "x")  # the level is kept: land differs by level
+    expected = np.zeros((2, 4, 5), bool)
+    expected[:, 0, 0] = True
+    expected[1, 3, 4] = True
+    np.testing.assert_array_equal(by_time.values, expected)
+    np.testing.assert_array_equal(by_time["x"].values, np.arange(5.0) * 2)
+    everywhere = grid_invalid(states(ds, invalid=ds["v"] <= 0.0), ["y", "x"], None)["v"]
+    assert everywhere.dims == ("y", "x")  # no rule dim: reduced over every batch dim
+    assert not everywhere.values[2, 2]  # invalid at one step only
+    assert everywhere.values.sum() == 0  # the NaN points are gaps without invalid_along

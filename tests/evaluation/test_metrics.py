@@ -354,3 +354,43 @@ def test_score_table_rows_equal_individual_metrics(fields) -> None:
     assert np.isnan(row.loc["b", "crps"])
     plain = M.score_table({"a": pred}, truth, mask)
     assert list(plain.columns) == ["method", "rmse", "mae", "bias"]
+
+
+def test_spread_skill_is_area_weighted_when_there_is_a_latitude() -> None:
+    """Spread and skill both weight each point by cos(latitude), as the other scores do.
+
+    The ensemble is wide near the poles and narrow at the equator, and the error is the
+    other way round, so the weighted and unweighted ratios differ clearly.
+    """
+    rng = np.random.default_rng(11)
+    lat = np.array([-80.0, -40.0, 0.0, 40.0, 80.0])
+    lon = np.arange(0.0, 360.0, 30.0)
+    k = 6
+    polar = np.abs(lat)[:, None] / 80.0 * np.ones((1, lon.size))  # 0 at the equator, 1 at poles
+    spread = 0.1 + 2.0 * polar
+    error = 0.1 + 2.0 * (1 - polar)
+    truth_v = rng.normal(size=(lat.size, lon.size))
+    signs = rng.choice([-1.0, 1.0], size=truth_v.shape)
+    noise = rng.normal(size=(k, *truth_v.shape))
+    noise -= noise.mean(axis=0)
+    noise /= noise.std(axis=0, ddof=1)
+    members = truth_v + signs * error + spread * noise
+    coords = {"lat": lat, "lon": lon}
+    truth = xr.DataArray(truth_v, dims=("lat", "lon"), coords=coords)
+    ens = xr.DataArray(members, dims=("member", "lat", "lon"), coords=coords)
+    mask = xr.ones_like(truth, dtype=bool)
+    w = np.cos(np.radians(lat))[:, None] * np.ones_like(truth_v)
+    var = members.var(axis=0, ddof=1)
+    sq = (members.mean(axis=0) - truth_v) ** 2
+    weighted = math.sqrt((k + 1) / k * (w * var).sum() / w.sum()) / math.sqrt(
+        (w * sq).sum() / w.sum()
+    )
+    flat = math.sqrt((k + 1) / k * var.mean()) / math.sqrt(sq.mean())
+    assert weighted < 0.7 * flat  # the weighting matters here (0.80 vs 1.38)
+    assert float(M.spread_skill_ratio(ens, truth, mask)) == pytest.approx(weighted, 1e-12)
+    assert float(M.spread_skill_ratio(ens, truth, mask, area_weighted=False)) == pytest.approx(
+        flat, 1e-12
+    )
+    # the score table reports the weighted ratio too
+    table = M.score_table({"m": ens.mean("member")}, truth, mask, ensembles={"m": ens})
+    assert float(table["spread_skill"].iloc[0]) == pytest.approx(weighted, 1e-12)

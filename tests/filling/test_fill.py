@@ -15,9 +15,12 @@ from sparsediff.errors import CompatibilityError, InputError, SparsediffWarning
 from sparsediff.filling.api import ensemble_mean, ensemble_std, is_global_longitude
 from tests.filling.conftest import make_model
 
-MODEL_2D = make_model(["a", "b"], ["y", "x"], [8, 8])
-MODEL_3D = make_model(["v"], ["z", "y", "x"], [8, 8, 8])
-PIXEL_2D = make_model(["a"], ["y", "x"], [8, 8], mode="pixel")
+# the test data are N(20, 5) (see _dataset): the models' statistics say so, as a trained
+# model's would (fill refuses data many standard deviations from them)
+DATA = {"mean": 20.0, "std": 5.0}
+MODEL_2D = make_model(["a", "b"], ["y", "x"], [8, 8], **DATA)
+MODEL_3D = make_model(["v"], ["z", "y", "x"], [8, 8, 8], **DATA)
+PIXEL_2D = make_model(["a"], ["y", "x"], [8, 8], mode="pixel", **DATA)
 
 
 def _dataset(
@@ -162,7 +165,7 @@ def test_global_longitude_detection() -> None:
     ids=["missing-variable", "missing-dim", "units"],
 )
 def test_mismatches_refused_before_compute(edit, match) -> None:  # type: ignore[no-untyped-def]
-    model = make_model(["a", "b"], ["y", "x"], [8, 8], units={"a": "K"})
+    model = make_model(["a", "b"], ["y", "x"], [8, 8], units={"a": "K"}, **DATA)
     rng = np.random.default_rng(5)
     ds, _ = _dataset(rng, ["a", "b"], (2, 8, 8), ["t", "y", "x"], 0.3, 0.0, "float32")
     ds["a"].attrs["units"] = "K"
@@ -194,7 +197,8 @@ def test_climatology_model_fills_anomalies_and_keeps_observed() -> None:
     model = make_model(["a"], ["y", "x"], [8, 8], mode="pixel")
     clim = xr.DataArray(np.full((10, 12), 1000.0), dims=("y", "x"), name="a")
     model.climatology = {"a": clim}
-    out = sparsediff.fill(ds, model, steps=2, invalid_along="t")
+    # the climatology (1000) is far from the data (20) on purpose: no value check
+    out = sparsediff.fill(ds, model, steps=2, invalid_along="t", check_values=False)
     _check_invariants(ds, out, ["a"], inv)
     gaps = out["a_fill_flag"].values == 1
     # gaps are filled as climatology + anomaly, and the anomaly continues the observed
@@ -259,3 +263,22 @@ def test_seeds_beyond_32_bits_give_other_fills_and_bad_seeds_are_refused() -> No
     for bad in (-1, 1.5, "abc"):
         with pytest.raises(InputError, match="seed must be a non-negative integer"):
             sparsediff.fill(ds, PIXEL_2D, steps=2, seed=bad)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "heun"])
+@pytest.mark.parametrize("model", [MODEL_2D, PIXEL_2D], ids=["latent", "pixel"])
+def test_stochastic_samplers_do_not_depend_on_batch_size(sampler: str, model) -> None:  # type: ignore[no-untyped-def]
+    """Each window's per-step noise comes from its own key, not from its batch's first
+    window: batch_size 16 and 1 agree to float rounding (they differed by up to 1.13)."""
+    rng = np.random.default_rng(9)
+    ds, _ = _dataset(rng, model.variables, (2, 12, 20), ["t", "y", "x"], 0.4, 0.0, "float32")
+    kw = {"steps": 4, "sampler": sampler, "seed": 3, "members": 2}
+    big = sparsediff.fill(ds, model, batch_size=16, **kw)
+    one = sparsediff.fill(ds, model, batch_size=1, **kw)
+    for v in model.variables:
+        gaps = big[f"{v}_fill_flag"].values == 1
+        a, b = big[v].values, one[v].values
+        assert gaps.sum() > 50
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * float(ds[v].std()))
+        # the members differ (the noise is not the same for every window either)
+        assert not np.allclose(a[0][gaps], a[1][gaps])

@@ -292,7 +292,10 @@ def _other_input(src: xr.Dataset) -> xr.Dataset:
         ({"region_size": 3}, r"region_size \(2 there, 3 now\)"),
         ({"input": "values"}, r"the input's values of 'surface_temperature'"),
         ({"input": "time"}, r"the input's coordinate 'time'"),
-        ({"model": "other"}, r"the model \(weights, statistics, climatology or spec\)"),
+        (
+            {"model": "other"},
+            r"the model \(weights, statistics, climatology, invalid mask or spec\)",
+        ),
     ],
     ids=["seed", "members", "steps", "region-size", "input-values", "input-coords", "model"],
 )
