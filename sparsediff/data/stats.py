@@ -33,14 +33,12 @@ __all__ = [
     "VariableStats",
     "compute_stats",
     "denormalize_array",
-    "normalize",
     "normalize_array",
 ]
 
 STATS_FORMAT_VERSION = 1
 
 ArrayT = TypeVar("ArrayT")
-XrT = TypeVar("XrT", xr.Dataset, xr.DataArray)
 
 
 @dataclass(frozen=True)
@@ -419,36 +417,3 @@ def denormalize_array(a: ArrayT, vstats: VariableStats) -> ArrayT:
     if vstats.log:
         x = np.exp(x) - vstats.offset
     return x
-
-
-def _apply(obj: XrT, stats: Stats, fn: Any) -> XrT:
-    def one(arr: xr.DataArray, vs: VariableStats) -> xr.DataArray:
-        return xr.apply_ufunc(fn, arr, kwargs={"vstats": vs}, dask="allowed", keep_attrs=True)
-
-    if isinstance(obj, xr.DataArray):
-        if obj.name not in stats:
-            raise InputError(f"no statistics for variable {obj.name!r}; known: {', '.join(stats)}")
-        return one(obj, stats[str(obj.name)])
-    if isinstance(obj, xr.Dataset):
-        return obj.assign(
-            {name: one(obj[name], stats[str(name)]) for name in obj.data_vars if name in stats}
-        )
-    raise InputError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}")
-
-
-def normalize(obj: XrT, stats: Stats) -> XrT:
-    """Normalise every variable of ``obj`` that ``stats`` knows (others unchanged).
-
-    Parameters
-    ----------
-    obj
-        Dataset, or a DataArray whose name is in ``stats``.
-    stats
-        From :func:`compute_stats`.
-
-    Returns
-    -------
-    Same type as ``obj``
-        Lazy if ``obj`` is; attributes kept.
-    """
-    return _apply(obj, stats, normalize_array)

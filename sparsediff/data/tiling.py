@@ -15,8 +15,8 @@ windows of the training size that overlap by ``overlap`` points:
   ``edge``) on both sides; the padding is recorded in the tile and cropped on
   stitching. A periodic dim shorter than the window simply wraps.
 
-:meth:`TilePlan.stitch` (or the incremental :class:`Accumulator`) blends the
-tile outputs with smooth weights (:func:`blend_weights`: cosine ramps over the
+:meth:`TilePlan.accumulator` (an :class:`Accumulator`, fed tile by tile) blends
+the tile outputs with smooth weights (:func:`blend_weights`: cosine ramps over the
 overlap, 1 in the centre, positive everywhere) normalised per point. Where all
 tiles covering a point agree bit-for-bit, the result is that value exactly, so
 stitching the extracted tiles themselves returns the input unchanged.
@@ -198,20 +198,6 @@ def _per_dim(value: Any, ndim: int, name: str) -> tuple[int, ...]:
     return out
 
 
-def _norm_region(region: Sequence[slice], shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    if len(region) != len(shape):
-        raise InputError(f"region has {len(region)} slices for {len(shape)} spatial dims")
-    out = []
-    for sl, n in zip(region, shape):
-        if not isinstance(sl, slice):
-            raise InputError(f"region must be a tuple of slices, got {sl!r}")
-        start, stop, step = sl.indices(n)
-        if step != 1:
-            raise InputError(f"region slices must have step 1, got {sl!r}")
-        out.append((start, max(start, stop)))
-    return tuple(out)
-
-
 class TilePlan:
     """Tiles covering a spatial domain; build one with :func:`plan_tiles`.
 
@@ -319,11 +305,7 @@ class TilePlan:
         return out
 
     def accumulator(
-        self,
-        weights: np.ndarray | None = None,
-        *,
-        region: Sequence[slice] | None = None,
-        variance_preserving: bool = False,
+        self, weights: np.ndarray | None = None, *, variance_preserving: bool = False
     ) -> Accumulator:
         """An empty :class:`Accumulator` for stitching tiles incrementally.
 
@@ -331,69 +313,11 @@ class TilePlan:
         ----------
         weights
             Blending weights of shape ``window`` (default :attr:`weights`).
-        region
-            Only accumulate the points of this region (a slice per spatial dim);
-            the result then has the region's shape. Use with
-            :meth:`tiles_overlapping` to compute one output region.
         variance_preserving
             Blend independent zero-mean outputs keeping their variance (see
             :class:`Accumulator`).
         """
-        return Accumulator(self, weights, region=region, variance_preserving=variance_preserving)
-
-    def stitch(
-        self, outputs: Sequence[np.ndarray], weights: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Blend the outputs of all tiles into one array.
-
-        Parameters
-        ----------
-        outputs
-            One array of shape ``(..., *window)`` per tile, in plan order.
-        weights
-            Blending weights of shape ``window`` (default :attr:`weights`).
-
-        Returns
-        -------
-        numpy.ndarray
-            Shape ``(..., *shape)``: per point, the weighted mean of the tiles
-            covering it, or exactly their common value when they all agree.
-        """
-        if len(outputs) != len(self.tiles):
-            raise InputError(f"stitch got {len(outputs)} outputs for a plan of {len(self)} tiles")
-        acc = self.accumulator(weights)
-        for tile, output in zip(self.tiles, outputs):
-            acc.add(tile, output)
-        return acc.result()
-
-    def tiles_overlapping(self, region: Sequence[slice]) -> list[Tile]:
-        """The tiles that paste at least one point into a region.
-
-        Parameters
-        ----------
-        region
-            One slice (step 1) per spatial dim, in global indices.
-
-        Returns
-        -------
-        list of Tile
-            In plan order. Stitching exactly these tiles into
-            ``accumulator(region=region)`` gives the region of the full stitch.
-        """
-        bounds = _norm_region(region, self.shape)
-        per_dim = []
-        for spans, (r0, r1) in zip(self._spans, bounds):
-            per_dim.append(
-                [
-                    i
-                    for i, span in enumerate(spans)
-                    if any(g.start < r1 and g.stop > r0 for _, g in span.segments)
-                ]
-            )
-        out = []
-        for combo in itertools.product(*per_dim):
-            out.append(self.tiles[int(np.ravel_multi_index(combo, self.grid))])
-        return out
+        return Accumulator(self, weights, variance_preserving=variance_preserving)
 
 
 class Accumulator:
@@ -411,8 +335,6 @@ class Accumulator:
     weights
         Blending weights of shape ``plan.window``, all finite and positive
         (default ``plan.weights``).
-    region
-        Optional slice per spatial dim: accumulate only this region.
     variance_preserving
         Divide by ``sqrt(sum(weight**2))`` instead of ``sum(weight)``: for
         zero-mean outputs that are independent between tiles (the random part
@@ -427,15 +349,12 @@ class Accumulator:
         plan: TilePlan,
         weights: np.ndarray | None = None,
         *,
-        region: Sequence[slice] | None = None,
         variance_preserving: bool = False,
     ) -> None:
         self.plan = plan
         self.variance_preserving = bool(variance_preserving)
         self._weights = self._check_weights(weights)
-        bounds = _norm_region(region, plan.shape) if region is not None else None
-        self._bounds = bounds or tuple((0, n) for n in plan.shape)
-        self.shape = tuple(b - a for a, b in self._bounds)
+        self.shape = plan.shape
         self._wsum = np.zeros(self.shape, dtype=np.float64)
         self._w2sum = np.zeros(self.shape, dtype=np.float64)
         # (sum of weight * output in float64, first output, all outputs identical so far)
@@ -450,14 +369,6 @@ class Accumulator:
         if not (np.isfinite(w).all() and (w > 0).all()):
             raise InputError("blend weights must be finite and strictly positive")
         return w
-
-    def _clip(self, d: int, win: slice, glob: slice) -> tuple[slice, slice] | None:
-        r0, r1 = self._bounds[d]
-        g0, g1 = max(glob.start, r0), min(glob.stop, r1)
-        if g0 >= g1:
-            return None
-        w0 = win.start + (g0 - glob.start)
-        return slice(w0, w0 + g1 - g0), slice(g0 - r0, g1 - r0)
 
     def add(self, tile: Tile, output: np.ndarray, weight: np.ndarray | None = None) -> None:
         """Blend in the output of one tile.
@@ -489,13 +400,7 @@ class Accumulator:
                 f"tile output leading dims {lead} differ from earlier tiles' "
                 f"{total.shape[: total.ndim - self.plan.ndim]}"
             )
-        per_dim = []
-        for d, segs in enumerate(tile.segments):
-            clipped = [c for c in (self._clip(d, w, g) for w, g in segs) if c is not None]
-            if not clipped:
-                return
-            per_dim.append(clipped)
-        for combo in itertools.product(*per_dim):
+        for combo in itertools.product(*tile.segments):
             wsl = tuple(w for w, _ in combo)
             gsl = tuple(g for _, g in combo)
             full_w, full_g = (Ellipsis, *wsl), (Ellipsis, *gsl)
@@ -508,13 +413,8 @@ class Accumulator:
             self._wsum[gsl] += weight_part
             self._w2sum[gsl] += weight_part**2
 
-    @property
-    def covered(self) -> np.ndarray:
-        """``bool`` array (spatial shape): points that received at least one tile."""
-        return self._wsum > 0
-
     def result(self) -> np.ndarray:
-        """The blended array, shape ``(..., *region shape)``.
+        """The blended array, shape ``(..., *plan.shape)``.
 
         The dtype is that of the tile outputs (``float64`` for integer outputs).
         Points no tile reached are NaN.

@@ -14,27 +14,28 @@ state and the noise coordinate change:
     x_t  = (1 - t) * x0 + t * eps = (1 - t) * x,           (rectified flow)
            t = sigma / (1 + sigma)
 
-Targets a network may predict, and the formulas used here:
+The training objectives (:mod:`sparsediff.diffusion.losses`) score a
+network's prediction in the target of their parameterization, computed from
+the denoiser's ``x0_hat``:
 
-==========  ==================================  =====================================
-target      definition                          back to x0 (VE state ``x``)
-==========  ==================================  =====================================
-eps         ``(x - x0) / sigma``                ``x0 = x - sigma * eps``
-score       ``(x0 - x) / sigma**2`` (Tweedie)   ``x0 = x + sigma**2 * score``
-v           ``alpha * eps - sigma_vp * x0``     ``x0 = alpha**2 * x - sigma_vp * v``
-velocity    ``eps - x0`` (= ``d x_t / d t``)    ``x0 = x_t - t * velocity``
-==========  ==================================  =====================================
+==========  ==================================  ==========================
+target      definition                          from ``x0_hat``
+==========  ==================================  ==========================
+eps         ``(x - x0) / sigma``                :func:`eps_from_x0`
+v           ``alpha * eps - sigma_vp * x0``     :func:`v_from_x0`
+velocity    ``eps - x0`` (= ``d x_t / d t``)    :func:`velocity_from_x0`
+==========  ==================================  ==========================
 
-Functions of the VE form and of ``v`` take the VE state ``x`` and ``sigma``;
-the rectified-flow velocity functions take the flow state ``x_t`` and ``t``
-(:func:`ve_to_flow` / :func:`flow_to_ve` move between the two). ``score`` is
-the score of the VE marginal, ``grad_x log p_sigma(x)``; the VP score is
-``score / alpha``.
+and their true targets with :func:`v_from_x0_eps` and
+:func:`velocity_from_x0_eps`. Functions of the VE form and of ``v`` take the
+VE state ``x`` and ``sigma``; the rectified-flow velocity takes the flow
+state ``x_t`` and ``t`` (:func:`flow_to_ve` gives the VE state the denoiser
+is called with).
 
 ``sigma`` (or ``t``) may be a Python float, a 0-d tensor, a ``(B,)`` tensor
 (one level per batch element, broadcast over the trailing dims of ``x``) or any
-tensor that already broadcasts against ``x``. The VE formulas with ``eps`` or
-``score`` divide by ``sigma``: they need ``sigma > 0``.
+tensor that already broadcasts against ``x``. :func:`eps_from_x0` divides by
+``sigma`` and :func:`velocity_from_x0` by ``t``: they need them ``> 0``.
 """
 
 from __future__ import annotations
@@ -46,21 +47,12 @@ from sparsediff.errors import InputError
 
 __all__ = [
     "broadcast_sigma",
-    "eps_from_v",
     "eps_from_x0",
     "flow_to_ve",
-    "score_from_x0",
     "v_from_x0",
     "v_from_x0_eps",
-    "ve_to_flow",
-    "ve_to_vp",
     "velocity_from_x0",
     "velocity_from_x0_eps",
-    "vp_to_ve",
-    "x0_from_eps",
-    "x0_from_score",
-    "x0_from_v",
-    "x0_from_velocity",
 ]
 
 
@@ -98,7 +90,7 @@ def broadcast_sigma(sigma: Tensor | float, like: Tensor) -> Tensor:
     )
 
 
-# --------------------------------------------------------------------------- VE: eps, score
+# --------------------------------------------------------------------------- VE: eps
 
 
 def eps_from_x0(x: Tensor, x0: Tensor, sigma: Tensor | float) -> Tensor:
@@ -106,68 +98,7 @@ def eps_from_x0(x: Tensor, x0: Tensor, sigma: Tensor | float) -> Tensor:
     return (x - x0) / broadcast_sigma(sigma, x)
 
 
-def x0_from_eps(x: Tensor, eps: Tensor, sigma: Tensor | float) -> Tensor:
-    """Clean estimate from the noise: ``x0 = x - sigma * eps`` (VE state ``x``)."""
-    return x - broadcast_sigma(sigma, x) * eps
-
-
-def score_from_x0(x: Tensor, x0: Tensor, sigma: Tensor | float) -> Tensor:
-    """Score of the VE marginal by Tweedie's formula: ``(x0 - x) / sigma**2``.
-
-    With ``x0`` the posterior mean ``E[x0 | x]`` this is ``grad_x log p_sigma(x)``.
-    """
-    return (x0 - x) / broadcast_sigma(sigma, x) ** 2
-
-
-def x0_from_score(x: Tensor, score: Tensor, sigma: Tensor | float) -> Tensor:
-    """Posterior mean from the score (Tweedie): ``x0 = x + sigma**2 * score``."""
-    return x + broadcast_sigma(sigma, x) ** 2 * score
-
-
 # --------------------------------------------------------------------------- VP and v
-
-
-def ve_to_vp(x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor, Tensor]:
-    """VE state to VP state: ``x_vp = alpha * x``, ``alpha = 1 / sqrt(1 + sigma**2)``.
-
-    Parameters
-    ----------
-    x : Tensor
-        VE state ``x0 + sigma * eps``.
-    sigma : Tensor or float
-        VE noise level.
-
-    Returns
-    -------
-    tuple of Tensor
-        ``(x_vp, alpha, sigma_vp)`` with ``x_vp = alpha * x0 + sigma_vp * eps``;
-        ``alpha`` and ``sigma_vp`` are shaped to broadcast against ``x``.
-    """
-    s = broadcast_sigma(sigma, x)
-    alpha = torch.rsqrt(1.0 + s**2)
-    return alpha * x, alpha, s * alpha
-
-
-def vp_to_ve(
-    x_vp: Tensor, alpha: Tensor | float, sigma_vp: Tensor | float
-) -> tuple[Tensor, Tensor]:
-    """VP state to VE state: ``x = x_vp / alpha``, ``sigma = sigma_vp / alpha``.
-
-    Parameters
-    ----------
-    x_vp : Tensor
-        VP state ``alpha * x0 + sigma_vp * eps``.
-    alpha, sigma_vp : Tensor or float
-        VP coefficients (scalars, ``(B,)`` or broadcastable).
-
-    Returns
-    -------
-    tuple of Tensor
-        ``(x, sigma)``; ``sigma`` keeps the shape ``alpha / sigma_vp`` broadcast to.
-    """
-    a = torch.as_tensor(alpha, dtype=x_vp.dtype, device=x_vp.device)
-    sv = torch.as_tensor(sigma_vp, dtype=x_vp.dtype, device=x_vp.device)
-    return x_vp / broadcast_sigma(a, x_vp), sv / a
 
 
 def v_from_x0_eps(x0: Tensor, eps: Tensor, sigma: Tensor | float) -> Tensor:
@@ -184,44 +115,7 @@ def v_from_x0(x: Tensor, x0: Tensor, sigma: Tensor | float) -> Tensor:
     return v_from_x0_eps(x0, eps_from_x0(x, x0, sigma), sigma)
 
 
-def x0_from_v(x: Tensor, v: Tensor, sigma: Tensor | float) -> Tensor:
-    """Clean estimate from v: ``x0 = x / (1 + sigma**2) - sigma * v / sqrt(1 + sigma**2)``.
-
-    (``= alpha * x_vp - sigma_vp * v`` in VP terms.)
-    """
-    s = broadcast_sigma(sigma, x)
-    return x / (1.0 + s**2) - s * v * torch.rsqrt(1.0 + s**2)
-
-
-def eps_from_v(x: Tensor, v: Tensor, sigma: Tensor | float) -> Tensor:
-    """Noise from v: ``eps = sigma * x / (1 + sigma**2) + v / sqrt(1 + sigma**2)``.
-
-    (``= sigma_vp * x_vp + alpha * v`` in VP terms.)
-    """
-    s = broadcast_sigma(sigma, x)
-    return s * x / (1.0 + s**2) + v * torch.rsqrt(1.0 + s**2)
-
-
 # --------------------------------------------------------------------------- rectified flow
-
-
-def ve_to_flow(x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
-    """VE state to rectified-flow state: ``t = sigma / (1 + sigma)``, ``x_t = (1 - t) * x``.
-
-    Parameters
-    ----------
-    x : Tensor
-        VE state ``x0 + sigma * eps``.
-    sigma : Tensor or float
-        VE noise level.
-
-    Returns
-    -------
-    tuple of Tensor
-        ``(x_t, t)`` with ``x_t = (1 - t) * x0 + t * eps``; ``t`` has ``sigma``'s shape.
-    """
-    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    return x / (1.0 + broadcast_sigma(s, x)), s / (1.0 + s)
 
 
 def flow_to_ve(x_t: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -251,8 +145,3 @@ def velocity_from_x0_eps(x0: Tensor, eps: Tensor) -> Tensor:
 def velocity_from_x0(x_t: Tensor, x0: Tensor, t: Tensor | float) -> Tensor:
     """Velocity from the flow state and a clean estimate: ``(x_t - x0) / t``."""
     return (x_t - x0) / broadcast_sigma(t, x_t)
-
-
-def x0_from_velocity(x_t: Tensor, velocity: Tensor, t: Tensor | float) -> Tensor:
-    """Clean estimate from a velocity: ``x0 = x_t - t * velocity``."""
-    return x_t - broadcast_sigma(t, x_t) * velocity

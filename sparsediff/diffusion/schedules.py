@@ -1,26 +1,25 @@
-"""Noise schedules: pure functions from a step count to noise levels.
+"""Noise schedules: pure functions from a step count or a draw to noise levels.
 
 One convention everywhere (EDM / variance exploding): a noisy state is
 
     x = x0 + sigma * eps,        eps ~ N(0, I),
 
-so a schedule is just a list of ``sigma`` values. Every discrete schedule here
-returns a 1-D tensor of ``n + 1`` values: ``n`` strictly decreasing positive
-noise levels followed by a trailing ``0`` (the clean end), ready for the
-samplers in :mod:`sparsediff.diffusion.samplers` (``n`` sampler steps).
+so a schedule is just a list of ``sigma`` values. The sampling schedule,
+:func:`karras_sigmas`, returns a 1-D tensor of ``n + 1`` values: ``n``
+strictly decreasing positive noise levels followed by a trailing ``0`` (the
+clean end), ready for the samplers in :mod:`sparsediff.diffusion.samplers`
+(``n`` sampler steps).
 
-The other common conventions map onto ``sigma`` exactly:
-
-* variance preserving (VP): ``x_vp = alpha * x0 + sigma_vp * eps`` with
-  ``alpha**2 + sigma_vp**2 = 1``; ``sigma = sigma_vp / alpha`` and
-  ``x = x_vp / alpha`` (:func:`sigma_to_alpha_sigma_vp`);
-* rectified flow: ``x_t = (1 - t) * x0 + t * eps``; ``sigma = t / (1 - t)``
-  and ``x = x_t / (1 - t)`` (:func:`sigma_to_flow_t`).
-
-Each named schedule is a monotone map from a unit "ramp" ``u`` in ``[0, 1]``
-(``u = 0``: the largest sigma, ``u = 1``: the smallest) to ``sigma``. A
-discrete schedule evaluates it on ``n`` evenly spaced ``u``; a training noise
-level draws ``u ~ U(0, 1)`` (:func:`sample_training_sigma`).
+Training draws noise levels per sample: :func:`sample_training_sigma_edm`
+(lognormal), :func:`sample_training_sigma` (uniform in the time of a named
+schedule) and :func:`sample_flow_t` (rectified-flow time). Each named schedule
+(``karras``, ``vp_linear``, ``vp_cosine``, ``flow``) is a monotone map from a
+unit "ramp" ``u`` in ``[0, 1]`` (``u = 0``: the largest sigma, ``u = 1``: the
+smallest) to ``sigma``; the Karras sampling schedule evaluates its ramp on
+``n`` evenly spaced ``u``, a training noise level draws ``u ~ U(0, 1)``. The
+other conventions map onto ``sigma`` exactly: variance preserving
+``x_vp = alpha * x0 + sigma_vp * eps`` has ``sigma = sigma_vp / alpha``, and
+rectified flow ``x_t = (1 - t) * x0 + t * eps`` has ``sigma = t / (1 - t)``.
 """
 
 from __future__ import annotations
@@ -35,96 +34,13 @@ from torch import Tensor
 from sparsediff.errors import ConfigError
 
 __all__ = [
-    "SCHEDULES",
-    "alpha_sigma_vp_to_sigma",
-    "flow_sigmas",
-    "flow_t_to_sigma",
-    "get_sigmas",
     "karras_sigmas",
     "sample_flow_t",
     "sample_training_sigma",
     "sample_training_sigma_edm",
-    "sigma_to_alpha_sigma_vp",
-    "sigma_to_flow_t",
-    "vp_cosine_sigmas",
-    "vp_linear_sigmas",
 ]
 
 Shape = int | Sequence[int]
-
-
-# --------------------------------------------------------------------------- conversions
-
-
-def sigma_to_alpha_sigma_vp(sigma: Tensor | float) -> tuple[Tensor, Tensor]:
-    """Map a VE noise level to the VP pair ``(alpha, sigma_vp)``.
-
-    ``alpha = 1 / sqrt(1 + sigma**2)`` and ``sigma_vp = sigma * alpha``, so that
-    ``alpha**2 + sigma_vp**2 = 1`` and ``x_vp = alpha * x`` is the VP state.
-
-    Parameters
-    ----------
-    sigma : Tensor or float
-        VE noise level(s), ``>= 0``.
-
-    Returns
-    -------
-    tuple of Tensor
-        ``(alpha, sigma_vp)``, each of ``sigma``'s shape.
-    """
-    sigma = torch.as_tensor(sigma)
-    alpha = torch.rsqrt(1.0 + sigma**2)
-    return alpha, sigma * alpha
-
-
-def alpha_sigma_vp_to_sigma(alpha: Tensor | float, sigma_vp: Tensor | float) -> Tensor:
-    """Map a VP pair ``(alpha, sigma_vp)`` back to the VE noise level ``sigma_vp / alpha``.
-
-    Parameters
-    ----------
-    alpha, sigma_vp : Tensor or float
-        Signal and noise coefficients of ``x_vp = alpha * x0 + sigma_vp * eps``.
-
-    Returns
-    -------
-    Tensor
-        ``sigma = sigma_vp / alpha``.
-    """
-    return torch.as_tensor(sigma_vp) / torch.as_tensor(alpha)
-
-
-def sigma_to_flow_t(sigma: Tensor | float) -> Tensor:
-    """Map a VE noise level to rectified-flow time ``t = sigma / (1 + sigma)``.
-
-    Parameters
-    ----------
-    sigma : Tensor or float
-        VE noise level(s), ``>= 0``.
-
-    Returns
-    -------
-    Tensor
-        Flow time in ``[0, 1)``.
-    """
-    sigma = torch.as_tensor(sigma)
-    return sigma / (1.0 + sigma)
-
-
-def flow_t_to_sigma(t: Tensor | float) -> Tensor:
-    """Map rectified-flow time ``t`` in ``[0, 1)`` to the VE noise level ``t / (1 - t)``.
-
-    Parameters
-    ----------
-    t : Tensor or float
-        Flow time(s), ``0 <= t < 1``.
-
-    Returns
-    -------
-    Tensor
-        VE noise level ``sigma``.
-    """
-    t = torch.as_tensor(t)
-    return t / (1.0 - t)
 
 
 # --------------------------------------------------------------------------- ramps u -> sigma
@@ -225,7 +141,7 @@ def _discrete(
     return sigmas.to(device=device, dtype=dtype or torch.get_default_dtype())
 
 
-# --------------------------------------------------------------------------- discrete schedules
+# --------------------------------------------------------------------------- sampling schedule
 
 
 def karras_sigmas(
@@ -260,155 +176,6 @@ def karras_sigmas(
     """
     kw = {"sigma_min": sigma_min, "sigma_max": sigma_max, "rho": rho}
     return _discrete("karras", n, kw, device, dtype)
-
-
-def vp_linear_sigmas(
-    n: int,
-    beta_min: float = 0.1,
-    beta_max: float = 20.0,
-    eps_s: float = 1e-3,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> Tensor:
-    """Linear-beta VP schedule (DDPM / score-SDE "VP"), evenly spaced in time.
-
-    ``sigma(t) = sqrt(exp(beta_d * t**2 / 2 + beta_min * t) - 1)``,
-    ``beta_d = beta_max - beta_min``, at ``t`` evenly spaced from ``1`` down to
-    ``eps_s``, then ``0``. With the defaults ``sigma`` runs from about 152 to 0.0105.
-
-    Parameters
-    ----------
-    n : int
-        Number of sampler steps (``>= 1``).
-    beta_min, beta_max : float
-        Linear noise rate ``beta(t) = beta_min + t * beta_d``.
-    eps_s : float
-        Smallest time (``0 < eps_s < 1``).
-    device, dtype : optional
-        Of the result.
-
-    Returns
-    -------
-    Tensor
-        Shape ``(n + 1,)``, decreasing, ending with ``0``.
-    """
-    kw = {"beta_min": beta_min, "beta_max": beta_max, "eps_s": eps_s}
-    return _discrete("vp_linear", n, kw, device, dtype)
-
-
-def vp_cosine_sigmas(
-    n: int,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
-    s: float = 0.008,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> Tensor:
-    """Cosine VP schedule (Nichol & Dhariwal 2021), evenly spaced in time.
-
-    ``alpha_bar(t) = cos(phi(t))**2 / cos(phi(0))**2`` with
-    ``phi(t) = (t + s) / (1 + s) * pi / 2``, so ``sigma(t) = sqrt(1 / alpha_bar(t) - 1)``.
-    ``sigma`` diverges at ``t = 1``; the time range is clipped to the times where
-    ``sigma`` equals ``sigma_max`` and ``sigma_min`` (closed-form inverse), then
-    evenly spaced, then ``0`` is appended.
-
-    Parameters
-    ----------
-    n : int
-        Number of sampler steps (``>= 1``).
-    sigma_min, sigma_max : float
-        Exact first and last positive noise level.
-    s : float
-        Small time offset of the cosine schedule.
-    device, dtype : optional
-        Of the result.
-
-    Returns
-    -------
-    Tensor
-        Shape ``(n + 1,)``, decreasing, ``[sigma_max, ..., sigma_min, 0]``.
-    """
-    kw = {"sigma_min": sigma_min, "sigma_max": sigma_max, "s": s}
-    return _discrete("vp_cosine", n, kw, device, dtype)
-
-
-def flow_sigmas(
-    n: int,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> Tensor:
-    """Rectified-flow schedule: evenly spaced in flow time ``t``, mapped to ``sigma = t / (1 - t)``.
-
-    ``t`` runs evenly from ``sigma_max / (1 + sigma_max)`` down to
-    ``sigma_min / (1 + sigma_min)`` (``t = 1`` would be ``sigma = inf``, hence
-    the clip), then ``0`` is appended.
-
-    Parameters
-    ----------
-    n : int
-        Number of sampler steps (``>= 1``).
-    sigma_min, sigma_max : float
-        Exact first and last positive noise level.
-    device, dtype : optional
-        Of the result.
-
-    Returns
-    -------
-    Tensor
-        Shape ``(n + 1,)``, decreasing, ``[sigma_max, ..., sigma_min, 0]``.
-    """
-    kw = {"sigma_min": sigma_min, "sigma_max": sigma_max}
-    return _discrete("flow", n, kw, device, dtype)
-
-
-SCHEDULES: dict[str, Callable[..., Tensor]] = {
-    "karras": karras_sigmas,
-    "vp_linear": vp_linear_sigmas,
-    "vp_cosine": vp_cosine_sigmas,
-    "flow": flow_sigmas,
-}
-"""Discrete schedules by name (the names :func:`get_sigmas` accepts)."""
-
-
-def get_sigmas(
-    name: str,
-    n: int,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-    **kw: float,
-) -> Tensor:
-    """Build the discrete schedule ``name`` with ``n`` steps.
-
-    Parameters
-    ----------
-    name : {"karras", "vp_linear", "vp_cosine", "flow"}
-        Schedule name.
-    n : int
-        Number of sampler steps (``>= 1``).
-    device, dtype : optional
-        Of the result.
-    **kw
-        The schedule's own options (e.g. ``sigma_max=80.0``, ``rho=7.0``).
-
-    Returns
-    -------
-    Tensor
-        Shape ``(n + 1,)``, decreasing, ending with ``0``.
-
-    Raises
-    ------
-    ConfigError
-        Unknown name, unknown option, or invalid values.
-    """
-    fn = _ramp(name)
-    _check_kwargs(name, fn, kw)
-    return _discrete(name, n, dict(kw), device, dtype)
 
 
 # --------------------------------------------------------------------------- training noise
@@ -473,10 +240,22 @@ def sample_training_sigma(
     """Draw training noise levels from a named schedule.
 
     ``"edm"`` (alias ``"lognormal"``) is :func:`sample_training_sigma_edm`
-    (options ``P_mean``, ``P_std``). Every discrete schedule name draws its
-    ramp uniformly: ``"vp_cosine"`` / ``"vp_linear"`` / ``"flow"`` are uniform
-    in their time variable, ``"karras"`` is uniform in ``sigma ** (1 / rho)``;
-    they take the same options as in :func:`get_sigmas`.
+    (options ``P_mean``, ``P_std``). The schedule names draw their ramp
+    uniformly:
+
+    * ``"karras"`` (``sigma_min=0.002, sigma_max=80, rho=7``): uniform in
+      ``sigma ** (1 / rho)``, as :func:`karras_sigmas`;
+    * ``"vp_linear"`` (``beta_min=0.1, beta_max=20, eps_s=1e-3``): the
+      linear-beta VP SDE, ``sigma(t) = sqrt(exp(beta_d * t**2 / 2 + beta_min
+      * t) - 1)`` with ``beta_d = beta_max - beta_min``, ``t`` uniform in
+      ``[eps_s, 1]`` (sigma about 0.0105 to 152 with the defaults);
+    * ``"vp_cosine"`` (``sigma_min=0.002, sigma_max=80, s=0.008``): the cosine
+      schedule (Nichol & Dhariwal 2021), ``sigma(t) = sqrt(cos(phi(0))**2 /
+      cos(phi(t))**2 - 1)``, ``phi(t) = (t + s) / (1 + s) * pi / 2``, ``t``
+      uniform between the times of ``sigma_max`` and ``sigma_min``;
+    * ``"flow"`` (``sigma_min=0.002, sigma_max=80``): rectified-flow time
+      ``t = sigma / (1 + sigma)`` uniform between those of ``sigma_max`` and
+      ``sigma_min``.
 
     Parameters
     ----------

@@ -7,9 +7,10 @@ The protocol (the one every number in the docs comes from):
    only inside ``region`` when one is given, e.g. the held-out period of a
    training run);
 2. fill the gappy data with each model (``members`` ensemble members) and each
-   classical baseline (:mod:`~sparsediff.evaluation.baselines`); the baselines
-   see the whole record as context (their time mean, their EOFs), the models
-   fill the ``region``;
+   classical baseline (:mod:`~sparsediff.evaluation.baselines`), all of them
+   :class:`~sparsediff.evaluation.fillers.Filler` objects run in one loop; the
+   baselines see the whole record as context (their time mean, their EOFs),
+   the models fill the ``region``;
 3. score every fill on the held-out points only
    (:func:`~sparsediff.evaluation.metrics.score_table`, spectra, and PSNR/SSIM
    for volumes).
@@ -36,6 +37,7 @@ from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
+from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
     power_spectrum_ratio,
@@ -45,7 +47,7 @@ from sparsediff.evaluation.metrics import (
     ssim,
 )
 
-__all__ = ["DEFAULT_BASELINES", "context_region", "evaluate", "plot_scores"]
+__all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
 
 DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof")
 """The classical baselines an evaluation compares with by default."""
@@ -56,8 +58,8 @@ MODEL_NAME = "sparsediff"
 _TIME_BASED = frozenset({"time_mean", "dineof"})
 
 
-def _collect_models(model: Any, models: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Name -> :class:`~sparsediff.model.Model` (paths are loaded)."""
+def _model_fillers(model: Any, models: Mapping[str, Any] | None, **options: Any) -> list[Filler]:
+    """The models as fillers (paths are loaded; ``options`` go to :class:`ModelFiller`)."""
     from sparsediff.model import Model, load
 
     named: dict[str, Any] = {}
@@ -67,36 +69,45 @@ def _collect_models(model: Any, models: Mapping[str, Any] | None) -> dict[str, A
         if str(name) in named:
             raise InputError(f"model name {name!r} is used twice")
         named[str(name)] = m
-    for name, m in list(named.items()):
+    out: list[Filler] = []
+    for name, m in named.items():
+        if isinstance(m, Filler):
+            if m.name != name:
+                raise InputError(f"models[{name!r}] is a filler named {m.name!r}")
+            out.append(m)
+            continue
         if isinstance(m, str | os.PathLike):
-            named[name] = load(m)
+            m = load(m)
         elif not isinstance(m, Model):
             raise InputError(
                 f"model {name!r} must be a sparsediff Model or the path of a saved one, "
                 f"got {type(m).__name__}"
             )
-    return named
+        out.append(ModelFiller(m, name, **options))
+    return out
 
 
 def _baseline_list(
-    baselines: str | Iterable[str | Baseline] | None,
-) -> list[tuple[str, str | Baseline]]:
+    baselines: str | Iterable[str | Baseline | Filler] | None,
+) -> list[tuple[str, str | Baseline | Filler]]:
     if baselines is None:
         return []
     if isinstance(baselines, str):
-        items: list[str | Baseline] = [b.strip() for b in baselines.split(",") if b.strip()]
+        items: list[str | Baseline | Filler] = [
+            b.strip() for b in baselines.split(",") if b.strip()
+        ]
     else:
         items = list(baselines)
-    out: list[tuple[str, str | Baseline]] = []
+    out: list[tuple[str, str | Baseline | Filler]] = []
     for item in items:
-        if isinstance(item, Baseline):
+        if isinstance(item, Baseline | Filler):
             out.append((item.name, item))
         elif isinstance(item, str):
             get_baseline(item)  # unknown names fail here, before any compute
             out.append((item, item))
         else:
             raise InputError(
-                f"baselines must be names or Baseline objects, got {type(item).__name__}"
+                f"baselines must be names, Baseline or Filler objects, got {type(item).__name__}"
             )
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
@@ -104,18 +115,20 @@ def _baseline_list(
     return out
 
 
-def _build_baseline(
+def _baseline_filler(
     name: str,
-    spec: str | Baseline,
+    spec: str | Baseline | Filler,
     *,
     time_dim: Hashable | None,
     has_time: bool,
     seed: int,
     notes: list[str],
-) -> Baseline | None:
-    """The baseline object to run, or ``None`` (skipped, with a note) when it cannot run."""
-    if isinstance(spec, Baseline):
+) -> Filler | None:
+    """The filler to run, or ``None`` (skipped, with a note) when it cannot run."""
+    if isinstance(spec, Filler):
         return spec
+    if isinstance(spec, Baseline):
+        return BaselineFiller(spec)
     if name in _TIME_BASED:
         if not has_time:
             notes.append(
@@ -124,45 +137,14 @@ def _build_baseline(
             )
             return None
         if name == "dineof":
-            return get_baseline(name, time_dim=time_dim, seed=seed)
-        return get_baseline(name, time_dim=time_dim)
+            return BaselineFiller(get_baseline(name, time_dim=time_dim, seed=seed))
+        return BaselineFiller(get_baseline(name, time_dim=time_dim))
     if name == "laplace":
         if has_time:
-            return Laplace(time_dim=time_dim)
+            return BaselineFiller(Laplace(time_dim=time_dim))
         notes.append("baseline 'laplace' uses the slice mean as first guess (no time dim)")
-        return Laplace(time_dim=None, first_guess="mean")
-    return get_baseline(name)
-
-
-def context_region(
-    model: Any, sizes: Mapping[Hashable, int], region: Mapping[Hashable, slice]
-) -> tuple[dict[Hashable, slice], dict[Hashable, slice]]:
-    """The region widened by a model's context reach, and where the region lies inside it.
-
-    Parameters
-    ----------
-    model
-        A :class:`~sparsediff.model.Model`.
-    sizes
-        Sizes of the data's dims.
-    region
-        Normalised region (:func:`~sparsediff.evaluation.holdout.region_slices`).
-
-    Returns
-    -------
-    wide, back
-        ``data.isel(wide)`` is what the model fills; ``.isel(back)`` of its
-        result is the region again.
-    """
-    dim = model.spec.context_dim
-    offsets = model.spec.context_offsets if model.spec.n_context else []
-    if dim not in region or not offsets:
-        return dict(region), {}
-    sl = region[dim]
-    start = max(0, sl.start + min(0, *offsets))
-    stop = min(int(sizes[dim]), sl.stop + max(0, *offsets))
-    wide = {**region, dim: slice(start, stop)}
-    return wide, {dim: slice(sl.start - start, sl.stop - start)}
+        return BaselineFiller(Laplace(time_dim=None, first_guess="mean"))
+    return BaselineFiller(get_baseline(name))
 
 
 def _check_positive(**values: int) -> None:
@@ -176,7 +158,7 @@ def evaluate(
     model: Any = None,
     *,
     holdout: str | tuple[str, float] = "boxes:0.3",
-    baselines: str | Iterable[str | Baseline] | None = DEFAULT_BASELINES,
+    baselines: str | Iterable[str | Baseline | Filler] | None = DEFAULT_BASELINES,
     members: int = 8,
     steps: int = 16,
     seed: int = 0,
@@ -211,7 +193,8 @@ def evaluate(
     baselines
         Classical baselines (registry names of
         :data:`~sparsediff.evaluation.baselines.BASELINES`, a comma-separated
-        string, or :class:`~sparsediff.evaluation.baselines.Baseline` objects);
+        string, :class:`~sparsediff.evaluation.baselines.Baseline` objects, or
+        any :class:`~sparsediff.evaluation.fillers.Filler`, run as given);
         ``None`` or ``()`` for none. ``time_mean`` and ``dineof`` need a time
         dim outside ``dims`` and are skipped (noted in ``table.attrs["notes"]``)
         when there is none; ``laplace`` then uses the slice mean as its first
@@ -240,7 +223,9 @@ def evaluate(
         fill flags, provenance).
     models
         Further models to compare, ``{name: Model or path}`` (e.g. latent and
-        pixel-space variants).
+        pixel-space variants), or ``{name: Filler}`` for a variant with its
+        own fill options (a :class:`~sparsediff.evaluation.fillers.ModelFiller`
+        named ``name``).
     variables
         Variables to score (default: the first model's variables, or every
         numeric variable holding ``dims``).
@@ -251,7 +236,8 @@ def evaluate(
         scores taken (e.g. the held-out period); the baselines see all of
         ``ds``, the models fill the region.
     sampler, batch_size, device, progress
-        Passed to :func:`sparsediff.fill`.
+        Passed to :func:`sparsediff.fill` (with ``members``, ``steps`` and
+        ``seed``) for every model given as a Model or path.
 
     Returns
     -------
@@ -278,29 +264,38 @@ def evaluate(
     CompatibilityError
         A model that cannot fill these data.
     """
-    from sparsediff.filling.api import check_compatible, fill
-
     # ------------------------------------------------------------ checks (nothing computed)
     data = as_dataset(ds)
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)
-    named = _collect_models(model, models)
+    model_fillers = _model_fillers(
+        model,
+        models,
+        members=members,
+        steps=steps,
+        sampler=sampler,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
     base_specs = _baseline_list(baselines)
-    if not named and not base_specs:
+    if not model_fillers and not base_specs:
         raise InputError("nothing to evaluate: give a model, models= or baselines")
-    clash = [n for n, _ in base_specs if n in named]
+    clash = [n for n, _ in base_specs if n in {f.name for f in model_fillers}]
     if clash:
         raise InputError(f"model name(s) {clash} clash with baseline names")
+    tied = [f for f in model_fillers if f.dims is not None]  # the first model sets defaults
     if dims is None:
-        if not named:
+        if not tied or tied[0].dims is None:
             raise InputError("give dims= (the spatial dims) when evaluating baselines only")
-        dims = next(iter(named.values())).dims
+        dims = tied[0].dims
     dims = tuple(dims)
-    for m in named.values():
-        check_compatible(data, m)
-    if variables is None and named:
-        variables = list(next(iter(named.values())).variables)
+    for f in model_fillers:
+        f.check(data)
+    if variables is None and tied and tied[0].variables is not None:
+        variables = list(tied[0].variables)
     if variables is None:  # baselines only: every numeric variable that holds the dims
         candidates = [
             v for v in numeric_variables(data) if not (isinstance(invalid, str) and v == invalid)
@@ -319,10 +314,12 @@ def evaluate(
                     f"dim {d!r} is not a dim of variable {v!r} "
                     f"(dims: {', '.join(map(str, data[v].dims))})"
                 )
-    for mname, m in named.items():
-        lacking = [v for v in names if v not in m.variables]
+    for f in model_fillers:
+        lacking = [v for v in names if f.variables is not None and v not in f.variables]
         if lacking:
-            raise InputError(f"model {mname!r} does not fill {lacking} (it fills {m.variables})")
+            raise InputError(
+                f"model {f.name!r} does not fill {lacking} (it fills {list(f.variables or ())})"
+            )
     pattern_dims = tuple(d for d in dims if d != time_dim)
     if len(pattern_dims) < 2:
         pattern_dims = dims
@@ -332,10 +329,13 @@ def evaluate(
     reg = region_slices(data, region)
     along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
-    runners = [
-        (n, _build_baseline(n, s, time_dim=time_dim, has_time=has_time, seed=seed, notes=notes))
-        for n, s in base_specs
-    ]
+    fillers = list(model_fillers)
+    for n, spec in base_specs:
+        runner = _baseline_filler(
+            n, spec, time_dim=time_dim, has_time=has_time, seed=seed, notes=notes
+        )
+        if runner is not None:
+            fillers.append(runner)
 
     # ------------------------------------------------------------ holdout
     keep = [*names, *([invalid] if isinstance(invalid, str) and invalid in data else [])]
@@ -363,63 +363,23 @@ def evaluate(
     truth_r = data.isel(reg)
     gappy_r = gappy.isel(reg)
 
-    # ------------------------------------------------------------ fills
+    # ------------------------------------------------------------ fills (one loop)
     preds: dict[str, dict[str, xr.DataArray]] = {v: {} for v in names}
     ensembles: dict[str, dict[str, xr.DataArray]] = {v: {} for v in names}
     kinds: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    example: tuple[str, xr.Dataset] | None = None
-    model_fills: dict[str, xr.Dataset] = {}
-    if named:
-        inv_all = None
-        for v in names:
-            mask = inv[v].transpose(*data[names[0]].dims)
-            inv_all = mask if inv_all is None else inv_all & mask
-        assert inv_all is not None
-        for mname, m in named.items():
-            t0 = time.perf_counter()
-            # a model with context sees the neighbouring steps of the region too (as inputs
-            # only: they lie outside the region, where nothing is hidden or scored)
-            wide, back = context_region(m, data.sizes, reg)
-            filled = fill(
-                gappy.isel(wide)[names],
-                m,
-                members=members,
-                steps=steps,
-                sampler=sampler,
-                seed=seed,
-                batch_size=batch_size,
-                device=device,
-                invalid=inv_all.isel(wide),
-                invalid_along=None,
-                progress=progress,
-            ).isel(back)
-            model_fills[mname] = filled
-            seconds[mname] = time.perf_counter() - t0
-            kinds[mname] = "model"
-            for v in names:
-                ens = filled[v]
-                if "member" not in ens.dims:
-                    ens = ens.expand_dims(member=[0])
-                ens = ens.where(~inv[v].isel(reg))
-                ensembles[v][mname] = ens
-                preds[v][mname] = ens.mean("member")
-            if example is None:
-                example = (mname, filled)
-    for bname, runner in runners:
-        if runner is None:
-            continue
+    filled_by: dict[str, xr.Dataset] = {}
+    for f in fillers:
         t0 = time.perf_counter()
-        done = {}
+        filled = f.fill(gappy, variables=names, dims=pattern_dims, invalid=inv, region=reg)
+        seconds[f.name] = time.perf_counter() - t0
+        _check_filled(f, filled, truth_r[names])
+        kinds[f.name] = f.kind
+        filled_by[f.name] = filled
         for v in names:
-            done[v] = runner.fill(gappy[v], dims=pattern_dims, invalid=inv[v]).isel(reg)
-        seconds[bname] = time.perf_counter() - t0
-        kinds[bname] = "baseline"
-        for v in names:
-            preds[v][bname] = done[v]
-            ensembles[v][bname] = done[v].expand_dims(member=[0])
-        if example is None:
-            example = (bname, xr.Dataset({v: done[v] for v in names}, attrs=data.attrs))
+            ens = filled[v].where(~inv[v].isel(reg))
+            ensembles[v][f.name] = ens
+            preds[v][f.name] = ens.mean("member")
 
     # ------------------------------------------------------------ scores
     spec_dims = pattern_dims[-2:]
@@ -456,18 +416,39 @@ def evaluate(
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         result.to_csv(out_dir / "scores.csv", index=False)
-        if example is not None:
+        if fillers:
+            example = single_member(filled_by[fillers[0].name])
             _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
         plot_scores(result, out_dir / "rmse_by_method.png")
         from sparsediff.data.io import write
 
-        for mname, filled in model_fills.items():
-            write(filled, out_dir / f"fill_{mname}.zarr", mode="w", history=f"evaluate {holdout}")
+        for f in fillers:
+            if f.kind == "model":
+                write(
+                    single_member(filled_by[f.name]),
+                    out_dir / f"fill_{f.name}.zarr",
+                    mode="w",
+                    history=f"evaluate {holdout}",
+                )
     return result
 
 
+def _check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None:
+    """A filler's output holds every variable on the region, with a ``member`` dim."""
+    for v, want in truth.data_vars.items():
+        got = dict(filled[v].sizes) if v in filled.data_vars else {}
+        sizes = dict(got)
+        members = sizes.pop("member", None)
+        if not members or sizes != dict(want.sizes):
+            raise InputError(
+                f"filler {filler.name!r} returned {v!r} with dims {got or 'none'}; "
+                f"a filler returns every variable on the region ({dict(want.sizes)}) with a "
+                "'member' dim"
+            )
+
+
 def _plot_example(
-    example: tuple[str, xr.Dataset],
+    filled: xr.Dataset,
     variable: str,
     gappy: xr.Dataset,
     truth: xr.Dataset,
@@ -477,7 +458,6 @@ def _plot_example(
     """Draw the example fill at the slice with the most held-out points."""
     from sparsediff.plotting import plot_fill
 
-    name, filled = example
     mask = held[variable]
     lead = list(mask.dims[:-2])
     isel: dict[str, int] = {}
@@ -485,7 +465,6 @@ def _plot_example(
         counts = mask.sum([d for d in mask.dims if d not in lead])
         idx = np.unravel_index(int(np.argmax(np.asarray(counts.values))), counts.shape)
         isel = {str(d): int(i) for d, i in zip(counts.dims, idx)}
-    del name  # plot_fill titles the panels itself
     plot_fill(filled, variable, original=gappy, truth=truth, hidden=held, path=path, **isel)
 
 

@@ -43,9 +43,11 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 import xarray as xr
 
+from sparsediff.data import masks
+from sparsediff.data.composite import composite
 from sparsediff.data.grid import is_global_longitude
-from sparsediff.data.masks import finite_mask, invalid_mask
-from sparsediff.data.selection import as_tuple
+from sparsediff.data.masks import INVALID, OBSERVED, invalid_mask
+from sparsediff.data.selection import as_dataset, as_tuple
 from sparsediff.errors import ConfigError, InputError
 
 __all__ = [
@@ -157,6 +159,12 @@ def _harmonic_fill(
     return res.reshape(values.shape)
 
 
+def _states(da: xr.DataArray, invalid: xr.DataArray | None) -> xr.DataArray:
+    """Point states of one variable (:func:`sparsediff.data.masks.states`), dims of ``da``."""
+    name = da.name if da.name is not None and da.name not in da.coords else "data"
+    return masks.states(da.to_dataset(name=name), invalid=invalid)[name]
+
+
 class Baseline:
     """Interface of the gap-filling baselines.
 
@@ -209,33 +217,29 @@ class Baseline:
         """
         if isinstance(data, xr.Dataset):
             inv = invalid_mask(data, invalid)
-            out = data.copy()
             spatial = as_tuple(dims)
-            done = []
-            for name, var in data.data_vars.items():
-                if isinstance(invalid, str) and name == invalid:
-                    continue
-                if not all(d in var.dims for d in spatial):
-                    continue
-                if not np.issubdtype(var.dtype, np.number) or var.dtype == np.bool_:
-                    continue
-                out[name] = self._fill_da(var, spatial, inv)
-                done.append(name)
-            if not done:
+            names = [
+                name
+                for name, var in data.data_vars.items()
+                if not (isinstance(invalid, str) and name == invalid)
+                and all(d in var.dims for d in spatial)
+                and np.issubdtype(var.dtype, np.number)
+                and var.dtype != np.bool_
+            ]
+            if not names:
                 raise InputError(
                     f"no numeric variable of the dataset has all of the dims {spatial}; "
                     f"dims: {', '.join(f'{d}={n}' for d, n in data.sizes.items())}"
                 )
+            out = data.copy()
+            for name in names:
+                out[name] = self._fill_da(data[name], spatial, inv)
             return out
         if not isinstance(data, xr.DataArray):
             raise InputError(f"expected an xarray DataArray or Dataset, got {type(data).__name__}")
-        inv = None
-        if invalid is not None:
-            if isinstance(invalid, str):
-                raise InputError(
-                    "invalid given by name needs a Dataset; pass the mask as a DataArray"
-                )
-            inv = invalid_mask(data.to_dataset(name="_data_"), invalid)
+        if isinstance(invalid, str):
+            raise InputError("invalid given by name needs a Dataset; pass the mask as a DataArray")
+        inv = None if invalid is None else invalid_mask(as_dataset(data), invalid)
         return self._fill_da(data, as_tuple(dims), inv)
 
     # ---------------------------------------------------------------- internals
@@ -279,14 +283,8 @@ class Baseline:
         order = (*batch, *time, *dims)
         src = da.transpose(*order)
         original = np.asarray(src.values)
-        ok = np.asarray(finite_mask(src).values)
-        if inv is None:
-            invalid_np = np.zeros(original.shape, dtype=bool)
-        else:
-            invalid_np = np.asarray(
-                inv.broadcast_like(src.drop_vars(list(src.coords))).transpose(*order).values
-            )
-        observed = ok & ~invalid_np
+        state = np.asarray(_states(src, inv).values)
+        observed = state == OBSERVED
         values = np.where(observed, original, np.nan).astype(np.float64)
         spatial_shape = original.shape[len(batch) + len(time) :]
         nt = original.shape[len(batch)] if has_time else 1
@@ -294,16 +292,13 @@ class Baseline:
         periodic = tuple(d in da.coords and is_global_longitude(da.coords[d]) for d in dims)
         blocks_v = values.reshape(nb, nt, *spatial_shape)
         blocks_o = observed.reshape(nb, nt, *spatial_shape)
-        blocks_i = invalid_np.reshape(nb, nt, *spatial_shape)
+        blocks_a = (state != INVALID).reshape(nb, nt, *spatial_shape)
         filled = np.empty_like(blocks_v)
         for b in range(nb):
-            filled[b] = self._fill_block(blocks_v[b], blocks_o[b], ~blocks_i[b], periodic)
-        filled = filled.reshape(original.shape)
+            filled[b] = self._fill_block(blocks_v[b], blocks_o[b], blocks_a[b], periodic)
         out_dtype = original.dtype if np.issubdtype(original.dtype, np.floating) else np.float64
-        result = np.where(invalid_np, np.nan, filled).astype(out_dtype)
-        result[observed] = original[observed]
-        out = src.copy(data=result)
-        return out.transpose(*da.dims)
+        result = composite(filled.reshape(original.shape), original, state, dtype=out_dtype)
+        return src.copy(data=result).transpose(*da.dims)
 
     def _fill_block(
         self,

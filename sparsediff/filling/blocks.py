@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sparsediff.data.composite import composite
 from sparsediff.data.masks import INVALID, OBSERVED
 from sparsediff.data.stats import denormalize_array, normalize_array
 from sparsediff.data.tiling import TilePlan, plan_tiles
@@ -162,7 +163,4 @@ def fill_block(
         for c, var in enumerate(model.variables):
             phys = denormalize_array(blended[c].astype(np.float64), model.stats[var])
             result[k, c, b] = phys.astype(data.dtype)
-    keep = np.broadcast_to(observed, result.shape)
-    np.copyto(result, np.broadcast_to(data, result.shape), where=keep)
-    result[np.broadcast_to(state == INVALID, result.shape)] = np.nan
-    return result
+    return composite(result, data, state)

@@ -117,11 +117,6 @@ class CropDataset(PatchDataset):
                 out[name] = (values, states)
         return out
 
-    @property
-    def crop_size(self) -> tuple[int, ...]:
-        """Spatial shape of every crop (window + 2 halo)."""
-        return tuple(s + 2 * h for s, h in zip(self.size, self.halo, strict=True))
-
     def _spatial_index(self, window: Window) -> tuple[list[np.ndarray], np.ndarray]:
         """Index array per spatial dim and the 'inside the domain' mask of the crop."""
         idx, inside = [], []

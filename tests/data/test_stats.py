@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
@@ -18,7 +17,6 @@ from sparsediff.data.stats import (
     VariableStats,
     compute_stats,
     denormalize_array,
-    normalize,
     normalize_array,
 )
 from sparsediff.errors import CheckpointError, InputError
@@ -128,26 +126,6 @@ def test_stats_file_errors(tmp_path: Path) -> None:
         Stats.load(bad)
     with pytest.raises(KeyError, match="no statistics for variable 'x'"):
         Stats()["x"]
-
-
-@pytest.mark.parametrize("lazy", [False, True])
-def test_normalize(synthetic, lazy: bool) -> None:
-    ds, _ = two_variable_dataset(synthetic)
-    ds["label"] = ("time", np.arange(6))  # not in stats: left alone
-    stats = compute_stats(ds, log={"rain": 0.0})
-    data = ds.chunk({"time": 2}) if lazy else ds
-    norm = normalize(data, stats)
-    assert isinstance(norm["field"].data, da.Array) == lazy
-    assert norm["field"].dtype == np.float32
-    assert norm["field"].attrs == ds["field"].attrs
-    for name in ("field", "rain"):
-        assert float(norm[name].mean()) == pytest.approx(0.0, abs=1e-5)
-        assert float(norm[name].std()) == pytest.approx(1.0, abs=1e-5)
-    xr.testing.assert_identical(norm["label"], ds["label"])
-    one = normalize(ds["rain"], stats)
-    np.testing.assert_allclose(
-        one.values, normalize_array(ds["rain"].values, stats["rain"]), rtol=0, atol=0
-    )
 
 
 def test_array_normalization() -> None:

@@ -1,4 +1,4 @@
-"""Tests of sparsediff.data.tiling: coverage, exact identity stitching, blending, regions."""
+"""Tests of sparsediff.data.tiling: coverage, exact identity stitching, blending."""
 
 from __future__ import annotations
 
@@ -13,8 +13,19 @@ from sparsediff.data.tiling import Tile, TilePlan, blend_weights, plan_tiles, wi
 from sparsediff.errors import InputError
 
 
+def _stitch(
+    plan: TilePlan, outputs: list[np.ndarray], weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Blend one output per tile (in plan order), as a fill does tile by tile."""
+    assert len(outputs) == len(plan.tiles)
+    acc = plan.accumulator(weights)
+    for tile, output in zip(plan.tiles, outputs, strict=True):
+        acc.add(tile, output)
+    return acc.result()
+
+
 def _identity(plan: TilePlan, array: np.ndarray) -> np.ndarray:
-    return plan.stitch([plan.extract(array, tile) for tile in plan])
+    return _stitch(plan, [plan.extract(array, tile) for tile in plan])
 
 
 def _coverage(plan: TilePlan) -> np.ndarray:
@@ -112,14 +123,14 @@ def test_padding_reflects_and_is_cropped() -> None:
     for out, t in zip(outputs, plan):
         before, after = t.pad[0]
         out[:before] = out[out.shape[0] - after :] = 1e9
-    np.testing.assert_array_equal(plan.stitch(outputs), array)
+    np.testing.assert_array_equal(_stitch(plan, outputs), array)
 
 
 @pytest.mark.parametrize(("shape", "window", "overlap", "periodic"), CASES)
 def test_blending_a_constant_gives_the_constant(shape, window, overlap, periodic) -> None:
     plan = plan_tiles(shape, window, overlap=overlap, periodic=periodic)
     outputs = [np.full((2, *plan.window), 0.1) for _ in plan]
-    np.testing.assert_array_equal(plan.stitch(outputs), np.full((2, *shape), 0.1))
+    np.testing.assert_array_equal(_stitch(plan, outputs), np.full((2, *shape), 0.1))
 
 
 def test_blending_is_a_smooth_weighted_mean() -> None:
@@ -127,7 +138,7 @@ def test_blending_is_a_smooth_weighted_mean() -> None:
     plan = plan_tiles((64,), 32, overlap=16)
     assert [t.origin for t in plan] == [(0,), (16,), (32,)]
     outputs = [np.full(32, float(i)) for i in range(3)]
-    out = plan.stitch(outputs)
+    out = _stitch(plan, outputs)
     np.testing.assert_array_equal(out[:16], 0.0)
     np.testing.assert_array_equal(out[-16:], 2.0)
     assert np.all(np.diff(out) >= 0)
@@ -152,34 +163,15 @@ def test_blend_weights_properties() -> None:
     assert np.all(heavy == heavy[::-1])
 
 
-def test_accumulator_streams_in_any_order_and_regions_match() -> None:
+def test_accumulator_streams_in_any_order() -> None:
     plan = plan_tiles((40, 90), (16, 32), periodic=(False, True))
     rng = np.random.default_rng(1)
     outputs = [rng.standard_normal((3, *plan.window)) for _ in plan]
-    full = plan.stitch(outputs)
+    full = _stitch(plan, outputs)
     acc = plan.accumulator()
     for i in rng.permutation(len(plan)):  # batches arrive in any order
         acc.add(plan.tiles[i], outputs[i])
     np.testing.assert_allclose(acc.result(), full, rtol=1e-14, atol=1e-14)
-    for region in [
-        (slice(0, 40), slice(0, 90)),
-        (slice(10, 20), slice(80, 90)),
-        (slice(None, 5), slice(3, 4)),
-        (slice(33, 40), slice(0, 50)),
-    ]:
-        tiles = plan.tiles_overlapping(region)
-        assert tiles == [t for t in plan if t in tiles]  # plan order
-        part = plan.accumulator(region=region)
-        for tile in tiles:
-            part.add(tile, outputs[tile.index])
-        assert part.covered.all()
-        np.testing.assert_array_equal(part.result(), full[(..., *region)])
-        # the tiles left out do not touch the region
-        for tile in plan:
-            if tile not in tiles:
-                probe = plan.accumulator(region=region)
-                probe.add(tile, outputs[tile.index])
-                assert not probe.covered.any()
 
 
 def test_uncovered_points_are_nan_and_custom_weights() -> None:
@@ -190,7 +182,7 @@ def test_uncovered_points_are_nan_and_custom_weights() -> None:
     assert np.isnan(out[10:, 10:]).all()
     assert (out[:8, :8] == 1).all()
     weights = np.ones((8, 8))
-    flat = plan.stitch([np.full((8, 8), float(t.index)) for t in plan], weights=weights)
+    flat = _stitch(plan, [np.full((8, 8), float(t.index)) for t in plan], weights=weights)
     # equal weights: the overlap of tiles 0 and 1 is their plain mean
     assert flat[0, 6] == 0.5
 
@@ -209,12 +201,8 @@ def test_bad_input_is_rejected() -> None:
         plan.extract(np.zeros((32, 31)), plan.tiles[0])
     with pytest.raises(InputError, match="tile output"):
         plan.accumulator().add(plan.tiles[0], np.zeros((15, 16)))
-    with pytest.raises(InputError, match="outputs"):
-        plan.stitch([np.zeros((16, 16))])
     with pytest.raises(InputError, match="positive"):
         plan.accumulator(np.zeros((16, 16)))
-    with pytest.raises(InputError, match="step 1"):
-        plan.tiles_overlapping((slice(0, 10, 2), slice(0, 10)))
 
 
 def test_window_starts() -> None:
@@ -261,17 +249,6 @@ def test_property_identity_and_coverage(case: tuple[TilePlan, tuple[int, ...]], 
     np.testing.assert_array_equal(_identity(plan, array), array)
     constant = np.full(plan.shape, 2.5)
     np.testing.assert_array_equal(_identity(plan, constant), constant)
-    # a random region: its tiles stitch to the same values as the full plan
-    region = tuple(
-        slice(int(a), int(a) + 1 + int(rng.integers(n - a)))
-        for a, n in zip((rng.integers(n) for n in plan.shape), plan.shape)
-    )
-    outputs = [rng.standard_normal((*lead, *plan.window)) for _ in plan]
-    full = plan.stitch(outputs)
-    part = plan.accumulator(region=region)
-    for tile in plan.tiles_overlapping(region):
-        part.add(tile, outputs[tile.index])
-    np.testing.assert_array_equal(part.result(), full[(..., *region)])
     assert isinstance(plan.tiles[0], Tile)
 
 

@@ -12,13 +12,11 @@ from sparsediff.errors import ConfigError
 
 torch.set_num_threads(1)
 F64 = torch.float64
-NAMES = ["karras", "vp_linear", "vp_cosine", "flow"]
 
 
-@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("n", [1, 2, 7, 40])
-def test_shape_order_and_trailing_zero(name: str, n: int) -> None:
-    s = sch.get_sigmas(name, n, dtype=F64)
+def test_karras_shape_order_and_trailing_zero(n: int) -> None:
+    s = sch.karras_sigmas(n, dtype=F64)
     assert s.shape == (n + 1,)
     assert s.dtype == F64
     assert s[-1].item() == 0.0
@@ -26,18 +24,10 @@ def test_shape_order_and_trailing_zero(name: str, n: int) -> None:
     assert torch.all(s[1:] < s[:-1])
 
 
-@pytest.mark.parametrize("name", ["karras", "vp_cosine", "flow"])
-def test_endpoints_are_sigma_max_and_sigma_min(name: str) -> None:
-    s = sch.get_sigmas(name, 12, sigma_min=0.01, sigma_max=50.0, dtype=F64)
+def test_karras_endpoints_are_sigma_max_and_sigma_min() -> None:
+    s = sch.karras_sigmas(12, sigma_min=0.01, sigma_max=50.0, dtype=F64)
     assert s[0].item() == pytest.approx(50.0, rel=1e-12)
     assert s[-2].item() == pytest.approx(0.01, rel=1e-9)
-
-
-def test_named_functions_equal_dispatcher() -> None:
-    torch.testing.assert_close(sch.karras_sigmas(9, rho=5.0), sch.get_sigmas("karras", 9, rho=5.0))
-    torch.testing.assert_close(sch.vp_linear_sigmas(9), sch.get_sigmas("vp_linear", 9))
-    torch.testing.assert_close(sch.vp_cosine_sigmas(9), sch.get_sigmas("vp_cosine", 9))
-    torch.testing.assert_close(sch.flow_sigmas(9), sch.get_sigmas("flow", 9))
 
 
 def _evenly_spaced(v: torch.Tensor) -> None:
@@ -50,29 +40,40 @@ def test_karras_even_in_sigma_to_one_over_rho() -> None:
     _evenly_spaced(s ** (1 / 7))
 
 
-def test_vp_linear_even_in_time() -> None:
+def _draw(name: str, **kw: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training sigmas of a schedule, and the uniform ramp values ``u`` they come from."""
+    sigma = sch.sample_training_sigma(name, 200, torch.Generator().manual_seed(5), dtype=F64, **kw)
+    u = torch.rand(200, generator=torch.Generator().manual_seed(5), dtype=F64)
+    return sigma, u
+
+
+def test_vp_linear_training_sigma_is_uniform_in_time() -> None:
     bmin, bmax, eps_s = 0.1, 20.0, 1e-3
-    s = sch.vp_linear_sigmas(10, bmin, bmax, eps_s, dtype=F64)[:-1]
+    sigma, u = _draw("vp_linear", beta_min=bmin, beta_max=bmax, eps_s=eps_s)
     bd = bmax - bmin
-    # invert sigma^2 = expm1(bd t^2 / 2 + bmin t)
-    t = (-bmin + torch.sqrt(bmin**2 + 2 * bd * torch.log1p(s**2))) / bd
-    assert t[0].item() == pytest.approx(1.0, rel=1e-12)
-    assert t[-1].item() == pytest.approx(eps_s, rel=1e-9)
-    _evenly_spaced(t)
+    # invert sigma^2 = expm1(bd t^2 / 2 + bmin t): t runs from 1 (u = 0) to eps_s (u = 1)
+    t = (-bmin + torch.sqrt(bmin**2 + 2 * bd * torch.log1p(sigma**2))) / bd
+    torch.testing.assert_close(t, 1 + u * (eps_s - 1), rtol=0, atol=1e-9)
 
 
-def test_vp_cosine_even_in_time() -> None:
-    off = 0.008
-    s = sch.vp_cosine_sigmas(10, s=off, dtype=F64)[:-1]
+def test_vp_cosine_training_sigma_is_uniform_in_time() -> None:
+    off, lo, hi = 0.008, 0.01, 50.0
+    sigma, u = _draw("vp_cosine", sigma_min=lo, sigma_max=hi, s=off)
     phi0 = off / (1 + off) * math.pi / 2
-    t = torch.arccos(math.cos(phi0) / torch.sqrt(1 + s**2)) * 2 / math.pi * (1 + off) - off
-    _evenly_spaced(t)
-    assert 0.0 < t[-1].item() < t[0].item() < 1.0
+
+    def time(sig: torch.Tensor) -> torch.Tensor:
+        return torch.arccos(math.cos(phi0) / torch.sqrt(1 + sig**2)) * 2 / math.pi * (1 + off) - off
+
+    t_hi, t_lo = time(torch.tensor(hi, dtype=F64)), time(torch.tensor(lo, dtype=F64))
+    torch.testing.assert_close(time(sigma), t_hi + u * (t_lo - t_hi), rtol=0, atol=1e-9)
+    assert 0.0 < t_lo.item() < t_hi.item() < 1.0
 
 
-def test_flow_even_in_flow_time() -> None:
-    s = sch.flow_sigmas(10, dtype=F64)[:-1]
-    _evenly_spaced(sch.sigma_to_flow_t(s))
+def test_flow_training_sigma_is_uniform_in_flow_time() -> None:
+    lo, hi = 0.01, 20.0
+    sigma, u = _draw("flow", sigma_min=lo, sigma_max=hi)
+    t_hi, t_lo = hi / (1 + hi), lo / (1 + lo)
+    torch.testing.assert_close(sigma / (1 + sigma), t_hi + u * (t_lo - t_hi), rtol=0, atol=1e-12)
 
 
 def test_default_dtype_and_single_step() -> None:
@@ -81,31 +82,25 @@ def test_default_dtype_and_single_step() -> None:
     torch.testing.assert_close(s, torch.tensor([80.0, 0.0]))
 
 
+def test_karras_bad_step_count() -> None:
+    with pytest.raises(ConfigError, match="n must be an int"):
+        sch.karras_sigmas(0)
+
+
 @pytest.mark.parametrize(
-    ("name", "n", "kw"),
+    ("name", "kw"),
     [
-        ("karras", 0, {}),
-        ("karras", 5, {"sigma_min": 2.0, "sigma_max": 1.0}),
-        ("karras", 5, {"rho": 0.0}),
-        ("vp_linear", 5, {"eps_s": 1.5}),
-        ("vp_cosine", 5, {"sigma_min": -1.0}),
-        ("flow", 5, {"rho": 7.0}),
-        ("cosine", 5, {}),
+        ("karras", {"sigma_min": 2.0, "sigma_max": 1.0}),
+        ("karras", {"rho": 0.0}),
+        ("vp_linear", {"eps_s": 1.5}),
+        ("vp_cosine", {"sigma_min": -1.0}),
+        ("flow", {"rho": 7.0}),
+        ("cosine", {}),
     ],
 )
-def test_bad_arguments_raise_config_error(name: str, n: int, kw: dict[str, float]) -> None:
+def test_bad_arguments_raise_config_error(name: str, kw: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
-        sch.get_sigmas(name, n, **kw)
-
-
-def test_vp_and_flow_conversions() -> None:
-    sigma = torch.logspace(-3, 2, 50, dtype=F64)
-    alpha, sigma_vp = sch.sigma_to_alpha_sigma_vp(sigma)
-    torch.testing.assert_close(alpha**2 + sigma_vp**2, torch.ones_like(sigma))
-    torch.testing.assert_close(sch.alpha_sigma_vp_to_sigma(alpha, sigma_vp), sigma)
-    t = sch.sigma_to_flow_t(sigma)
-    assert torch.all((t > 0) & (t < 1))
-    torch.testing.assert_close(sch.flow_t_to_sigma(t), sigma)
+        sch.sample_training_sigma(name, 5, **kw)
 
 
 def test_edm_training_sigma_is_lognormal_and_seeded() -> None:
@@ -138,7 +133,7 @@ def test_training_sigma_from_schedule_in_range(name: str) -> None:
 def test_training_sigma_flow_is_uniform_in_t() -> None:
     g = torch.Generator().manual_seed(0)
     s = sch.sample_training_sigma("flow", 40000, g, sigma_min=0.01, sigma_max=20.0, dtype=F64)
-    t = sch.sigma_to_flow_t(s)
+    t = s / (1 + s)
     lo, hi = 0.01 / 1.01, 20.0 / 21.0
     # mean of U(lo, hi); standard error (hi - lo) / sqrt(12 * 40000) = 0.0014
     assert t.mean().item() == pytest.approx((lo + hi) / 2, abs=0.006)

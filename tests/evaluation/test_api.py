@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +17,9 @@ from sparsediff.data.sample_data import mni152_invalid
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.holdout import make_holdout
-from tests.training.conftest import TINY as TRAINING_TINY
+from tests.evaluation.conftest import DIMS
 
 torch.set_num_threads(1)
-
-DIMS = ("latitude", "longitude")
-
-# The tiny latent config of the training tests (trains in ~2 s on OSTIA), on the CPU.
-TINY: dict[str, Any] = copy.deepcopy(TRAINING_TINY)
-TINY["run"]["device"] = "cpu"
-assert tuple(TINY["data"]["dims"]) == DIMS
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A tiny latent and a tiny pixel(masked) model, and the latent one's saved path."""
-    from sparsediff.training.trainer import train
-
-    root = tmp_path_factory.mktemp("models")
-    latent = train(None, copy.deepcopy(TINY), out=root / "latent")
-    pixel_cfg = copy.deepcopy(TINY)
-    pixel_cfg["mode"] = "pixel"
-    pixel_cfg["prior"]["pixel_loss"] = "masked"
-    pixel = train(None, pixel_cfg, out=root / "pixel")
-    return {"latent": latent, "pixel": pixel, "path": root / "latent" / "model"}
-
-
-@pytest.fixture
-def ostia_eval(ostia_full: xr.Dataset) -> xr.Dataset:
-    """The months and longitudes the tiny model was trained on plus its held-out period."""
-    return ostia_full.isel(time=slice(0, 24), longitude=slice(0, 128))
 
 
 # --------------------------------------------------------------------------- holdout

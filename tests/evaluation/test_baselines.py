@@ -288,3 +288,10 @@ def test_registry() -> None:
     model = get_baseline("dineof", max_rank=4, seed=3)
     assert isinstance(model, DINEOF)
     assert (model.max_rank, model.seed) == (4, 3)
+
+
+def test_all_missing_variable_is_refused_as_fill_refuses_it() -> None:
+    """The baselines take point states from data.masks.states, like sparsediff.fill."""
+    empty = xr.DataArray(np.full((2, 4, 4), np.nan), dims=("time", "y", "x"), name="v")
+    with pytest.raises(InputError, match="'v' has no finite value"):
+        LinearInterp().fill(empty, dims=("y", "x"))

@@ -87,8 +87,6 @@ class Backend(ABC):
     suffixes: ClassVar[tuple[str, ...]]
     #: Whether :meth:`write` supports ``compute=False`` (region writes later).
     deferred: ClassVar[bool] = False
-    #: Whether several paths can be opened together as one Dataset.
-    multi_file: ClassVar[bool] = True
 
     def detect(self, path: Path) -> bool:
         """Whether ``path`` (by its suffix) is in this format."""

@@ -233,7 +233,6 @@ class NiftiBackend(Backend):
 
     name: ClassVar[str] = "nifti"
     suffixes: ClassVar[tuple[str, ...]] = (".nii.gz", ".nii")
-    multi_file: ClassVar[bool] = False
 
     def open(self, paths: list[Path], options: OpenOptions) -> xr.Dataset:
         """Read the volume (chunked afterwards when ``chunks`` is a mapping)."""

@@ -1,0 +1,296 @@
+"""Fillers: what :func:`~sparsediff.evaluation.api.evaluate` compares, behind one interface.
+
+A *filler* is anything that fills held-out gaps: a trained model
+(:class:`ModelFiller`, over :func:`sparsediff.fill`) or a classical baseline
+(:class:`BaselineFiller`, over :class:`~sparsediff.evaluation.baselines.Baseline`).
+Every filler has a ``name`` (its row in the table), a ``kind`` (``"model"``
+or ``"baseline"``) and one method,
+
+``fill(gappy, *, variables, dims, invalid, region) -> xarray.Dataset``
+
+which returns, on the ``region`` only, every one of ``variables`` with a
+``member`` dim (size 1 for a deterministic fill): observed points
+bit-identical to ``gappy``, invalid points NaN, gaps filled. ``evaluate`` runs
+all fillers in one loop and scores them the same way, so comparing a further
+baseline or a model variant (other sampler, guidance, ...) is one class.
+
+A filler sees the whole gappy record and decides itself what it uses of it:
+a baseline takes its time mean and EOFs from all of it, a model fills the
+region, widened by its context reach (:func:`context_region`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import xarray as xr
+
+from sparsediff.evaluation.baselines import Baseline
+
+if TYPE_CHECKING:
+    from sparsediff.model import Model
+
+__all__ = ["BaselineFiller", "Filler", "ModelFiller", "context_region", "single_member"]
+
+Kind = Literal["model", "baseline"]
+
+
+class Filler(ABC):
+    """Interface of everything an evaluation compares.
+
+    Subclasses set :attr:`name` and :attr:`kind` and implement :meth:`fill`;
+    a filler that only works on some variables or dims (a trained model)
+    also sets :attr:`variables` and :attr:`dims` and refuses data it cannot
+    fill in :meth:`check`.
+    """
+
+    name: str = ""
+    """Name of the filler's rows in the table."""
+
+    kind: ClassVar[Kind] = "baseline"
+    """``"model"`` or ``"baseline"`` (the table's ``kind`` column)."""
+
+    variables: tuple[str, ...] | None = None
+    """The variables the filler fills, when it is tied to some (``None``: any)."""
+
+    dims: tuple[Hashable, ...] | None = None
+    """The spatial dims the filler works over, when it is tied to some (``None``: any)."""
+
+    def check(self, data: xr.Dataset) -> None:  # noqa: B027 (optional hook)
+        """Refuse, before any compute, data this filler cannot fill (default: accept).
+
+        Parameters
+        ----------
+        data
+            The evaluation's data.
+        """
+
+    @abstractmethod
+    def fill(
+        self,
+        gappy: xr.Dataset,
+        *,
+        variables: Sequence[str],
+        dims: tuple[Hashable, ...],
+        invalid: Mapping[str, xr.DataArray],
+        region: Mapping[Hashable, slice],
+    ) -> xr.Dataset:
+        """Fill the gaps of ``gappy`` and return the fill of ``region``.
+
+        Parameters
+        ----------
+        gappy
+            The whole record with the held-out points removed (in memory).
+        variables
+            The variables to fill.
+        dims
+            The 2 or 3 spatial dims (the evaluation's).
+        invalid
+            Per variable, the boolean invalid mask (``True`` = invalid; the
+            dims of the variable).
+        region
+            Index ranges ``{dim: slice}`` of the part to return (``{}``: all).
+
+        Returns
+        -------
+        xarray.Dataset
+            On ``gappy.isel(region)``, each of ``variables`` with a ``member``
+            dim (size 1 for a deterministic fill) and the variable's other
+            dims; observed points as in ``gappy``, invalid points NaN.
+        """
+
+
+def single_member(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without its ``member`` dim when that dim has size 1 (a deterministic fill).
+
+    Parameters
+    ----------
+    ds
+        A filler's output.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds.isel(member=0, drop=True)`` for one member, else ``ds``.
+    """
+    if "member" in ds.dims and ds.sizes["member"] == 1:
+        return ds.isel(member=0, drop=True)
+    return ds
+
+
+def _with_member(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
+    """``ds`` with a size-1 ``member`` dim (coordinate 0) on those ``variables`` that lack one."""
+    out = ds.copy()
+    for v in variables:
+        if "member" not in out[v].dims:
+            out[v] = out[v].expand_dims(member=[0])
+    return out
+
+
+class BaselineFiller(Filler):
+    """A classical baseline as a filler (one member).
+
+    Each variable is filled on its own over the whole gappy record (the
+    time-based baselines pool all of it) and the ``region`` is cut from the
+    result.
+
+    Parameters
+    ----------
+    baseline
+        The configured baseline.
+    name
+        Row name (default: the baseline's registry name).
+    """
+
+    kind: ClassVar[Kind] = "baseline"
+
+    def __init__(self, baseline: Baseline, name: str | None = None) -> None:
+        self.baseline = baseline
+        self.name = name or baseline.name
+
+    def fill(
+        self,
+        gappy: xr.Dataset,
+        *,
+        variables: Sequence[str],
+        dims: tuple[Hashable, ...],
+        invalid: Mapping[str, xr.DataArray],
+        region: Mapping[Hashable, slice],
+    ) -> xr.Dataset:
+        """Fill with the baseline (see :meth:`Filler.fill`)."""
+        done = {
+            v: self.baseline.fill(gappy[v], dims=dims, invalid=invalid[v]).isel(region)
+            for v in variables
+        }
+        return _with_member(xr.Dataset(done, attrs=gappy.attrs), variables)
+
+
+def context_region(
+    model: Model, sizes: Mapping[Hashable, int], region: Mapping[Hashable, slice]
+) -> tuple[dict[Hashable, slice], dict[Hashable, slice]]:
+    """The region widened by a model's context reach, and where the region lies inside it.
+
+    Parameters
+    ----------
+    model
+        A :class:`~sparsediff.model.Model`.
+    sizes
+        Sizes of the data's dims.
+    region
+        Normalised region (:func:`~sparsediff.evaluation.holdout.region_slices`).
+
+    Returns
+    -------
+    wide, back
+        ``data.isel(wide)`` is what the model fills; ``.isel(back)`` of its
+        result is the region again.
+    """
+    dim = model.spec.context_dim
+    offsets = model.spec.context_offsets if model.spec.n_context else []
+    if dim not in region or not offsets:
+        return dict(region), {}
+    sl = region[dim]
+    start = max(0, sl.start + min(0, *offsets))
+    stop = min(int(sizes[dim]), sl.stop + max(0, *offsets))
+    wide = {**region, dim: slice(start, stop)}
+    return wide, {dim: slice(sl.start - start, sl.stop - start)}
+
+
+class ModelFiller(Filler):
+    """A trained model as a filler, through :func:`sparsediff.fill`.
+
+    The model fills the region widened by its context reach
+    (:func:`context_region`: the neighbouring steps are inputs only), with one
+    invalid mask for all variables (points invalid in every one of them).
+    The result is the output of :func:`sparsediff.fill` on the region (with
+    the fill flags and provenance), its variables given a ``member`` dim.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~sparsediff.model.Model`.
+    name
+        Row name.
+    members, steps, sampler, seed, batch_size, device, progress
+        Passed to :func:`sparsediff.fill`.
+    """
+
+    kind: ClassVar[Kind] = "model"
+
+    def __init__(
+        self,
+        model: Model,
+        name: str = "sparsediff",
+        *,
+        members: int = 1,
+        steps: int = 16,
+        sampler: str = "dpmpp_2m",
+        seed: int = 0,
+        batch_size: int = 16,
+        device: str = "auto",
+        progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.members = members
+        self.steps = steps
+        self.sampler = sampler
+        self.seed = seed
+        self.batch_size = batch_size
+        self.device = device
+        self.progress = progress
+        self.variables = tuple(model.variables)
+        self.dims = tuple(model.dims)
+
+    def check(self, data: xr.Dataset) -> None:
+        """Refuse data the model cannot fill.
+
+        Parameters
+        ----------
+        data
+            As for :meth:`Filler.check`.
+
+        Raises
+        ------
+        CompatibilityError
+            As :func:`~sparsediff.filling.api.check_compatible`.
+        """
+        from sparsediff.filling.api import check_compatible
+
+        check_compatible(data, self.model)
+
+    def fill(
+        self,
+        gappy: xr.Dataset,
+        *,
+        variables: Sequence[str],
+        dims: tuple[Hashable, ...],
+        invalid: Mapping[str, xr.DataArray],
+        region: Mapping[Hashable, slice],
+    ) -> xr.Dataset:
+        """Fill with the model (see :meth:`Filler.fill`)."""
+        from sparsediff.filling.api import fill
+
+        order = gappy[variables[0]].dims
+        invalid_all = None
+        for v in variables:
+            mask = invalid[v].transpose(*order)
+            invalid_all = mask if invalid_all is None else invalid_all & mask
+        assert invalid_all is not None
+        wide, back = context_region(self.model, gappy.sizes, region)
+        filled = fill(
+            gappy.isel(wide)[list(variables)],
+            self.model,
+            members=self.members,
+            steps=self.steps,
+            sampler=self.sampler,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            device=self.device,
+            invalid=invalid_all.isel(wide),
+            invalid_along=None,
+            progress=self.progress,
+        ).isel(back)
+        return _with_member(filled, variables)
