@@ -98,8 +98,8 @@ class TrainSettings:
     hide: HideSpec = field(default_factory=HideSpec)
     prior_hide: HideSpec = field(default_factory=lambda: HideSpec((0.0, 0.7)))
     context_drop: float = 0.15
-    kl_weight: float = 1e-3
-    latent_dropout: float = 0.5
+    kl_weight: float = 1e-5
+    latent_dropout: float = 0.3
     cond_dropout: float = 0.1
     objective: str = "edm"
     pixel_loss: str = "masked"

@@ -185,9 +185,16 @@ class AutoencoderConfig(_Section):
     checkpointing: StrictBool = Field(
         False, description="Activation checkpointing (saves 3D memory)."
     )
-    kl_weight: float = Field(1e-3, ge=0.0, description="Weight of the KL term.")
+    kl_weight: float = Field(
+        1e-5,
+        ge=0.0,
+        description=(
+            "Weight of the KL term (small: a larger one let the decoder ignore the latent, and "
+            "the ensembles lost their spread; see the results page)."
+        ),
+    )
     latent_dropout: float = Field(
-        0.5,
+        0.3,
         ge=0.0,
         le=1.0,
         description="Share of samples decoded from a zero latent (trains the regression).",
