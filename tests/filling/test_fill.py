@@ -282,3 +282,21 @@ def test_stochastic_samplers_do_not_depend_on_batch_size(sampler: str, model) ->
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * float(ds[v].std()))
         # the members differ (the noise is not the same for every window either)
         assert not np.allclose(a[0][gaps], a[1][gaps])
+
+
+def test_noise_keys_differ_by_time_step_tile_and_member() -> None:
+    # identical data at two time steps and in two tiles: only the keys tell them apart,
+    # so equal fills would mean a key lost its time step, its tile origin or its member
+    model = make_model(["a"], ["y", "x"], [8, 8], seed=2)
+    rng = np.random.default_rng(0)
+    tile = rng.normal(size=(8, 8)).astype("float32")
+    tile[2:6, 2:6] = np.nan
+    field = np.concatenate([tile, tile], axis=1)  # two identical 8 x 8 tiles side by side
+    data = np.stack([field, field])  # two identical time steps
+    ds = xr.Dataset({"a": (("t", "y", "x"), data)})
+    out = sparsediff.fill(ds, model, members=2, steps=3, overlap=0)["a"].values
+    gap = np.isnan(tile)
+    left, right = out[..., :8], out[..., 8:]
+    assert not np.allclose(out[:, 0][..., :8][:, gap], out[:, 1][..., :8][:, gap])  # time step
+    assert not np.allclose(left[..., gap], right[..., gap])  # tile origin
+    assert not np.allclose(out[0][..., :8][:, gap], out[1][..., :8][:, gap])  # member
