@@ -29,7 +29,13 @@ from sparsediff.method.base import HideSpec, Method, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
 from sparsediff.rng import Stream
 
-__all__ = ["DISTANCE_BINS", "Calibration", "fit_spread_scale", "solve_spread_scale"]
+__all__ = [
+    "DISTANCE_BINS",
+    "Calibration",
+    "fit_departure_scale",
+    "fit_spread_scale",
+    "solve_spread_scale",
+]
 
 #: Bounds of the fitted factor (a degenerate fit is clipped, and reported).
 SCALE_MIN, SCALE_MAX = 0.05, 50.0
@@ -96,6 +102,48 @@ def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) 
     else:
         scale = (2 * c1 + math.sqrt(4 * c1 * c1 + 4 * a * e0)) / (2 * a)
     return min(max(scale, SCALE_MIN), SCALE_MAX)
+
+
+@torch.no_grad()
+def fit_departure_scale(
+    method: Method,
+    batches: Iterable[TrainBatch],
+    settings: TrainSettings,
+    *,
+    hide: HideSpec | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[float, int] | None:
+    """The factor in [0, 1] on the learned departure that fits the validation points best.
+
+    Least squares of ``guess + a * departure`` against the truth at the hidden
+    validation points: ``a = sum(d * (y - g)) / sum(d * d)``, clipped to
+    [0, 1]. 1 keeps the regression as trained; 0 falls back to the first guess.
+
+    Returns
+    -------
+    (factor, points) or None
+        ``None`` when the batches hold no hidden observed point.
+    """
+    from sparsediff.method import build_method
+    from sparsediff.method.inputs import guess_of
+
+    raw = build_method(method.spec.model_copy(update={"departure_scale": 1.0}), method.nets)
+    num = den = 0.0
+    n = 0
+    for batch in batches:
+        b = batch.to(device)
+        w = raw.windows(b, hide or settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
+        if not bool(w.scored.any()):
+            continue
+        guess = guess_of(w.inputs, raw.spec.n_vars)
+        d = (raw.regression(w.inputs) - guess)[w.scored].double()  # type: ignore[attr-defined]
+        r = (w.values.float() - guess)[w.scored].double()
+        num += float((d * r).sum())
+        den += float((d * d).sum())
+        n += int(w.scored.sum())
+    if n == 0:
+        return None
+    return (min(max(num / den, 0.0), 1.0) if den > 0 else 1.0), n
 
 
 @torch.no_grad()

@@ -149,6 +149,7 @@ class LatentMethod(Method):
         lat = ae.latent_shape(inputs.shape[2:])
         net_in, _ = self.centred(inputs)
         regression = ae.decode(net_in, net_in.new_zeros((net_in.shape[0], *lat))).float()
+        regression = regression * self.spec.departure_scale
         if repeats > 1:
             inputs = inputs.repeat_interleave(repeats, dim=0)
             net_in = net_in.repeat_interleave(repeats, dim=0)
@@ -203,7 +204,8 @@ class LatentMethod(Method):
         ae = self.autoencoder
         zero = inputs.new_zeros((inputs.shape[0], *ae.latent_shape(inputs.shape[2:])))
         net_in, _ = self.centred(inputs)
-        return guess_of(inputs, self.spec.n_vars) + ae.decode(net_in, zero).float()
+        departure = ae.decode(net_in, zero).float() * self.spec.departure_scale
+        return guess_of(inputs, self.spec.n_vars) + departure
 
     # ------------------------------------------------------------------ training
     @classmethod

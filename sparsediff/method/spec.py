@@ -48,6 +48,11 @@ class ModelSpec(BaseModel):
         channels (e.g. ``time`` at ``[-1, 1]``).
     latent_scale
         Latents of the prior are encoder means times this.
+    departure_scale
+        The learned departure from the first guess is multiplied by this
+        (in [0, 1], fitted on the validation split by least squares): where
+        the networks' departures do not carry over to data they never saw,
+        the fill shrinks back to the first guess instead of doing worse.
     spread_scale
         Ensemble spread calibration: members are ``regression + s * (sample -
         regression)``, with ``s`` this one factor fitted on a validation
@@ -86,6 +91,7 @@ class ModelSpec(BaseModel):
     context_dim: str | None = None
     context_offsets: list[StrictInt] = Field(default_factory=list)
     latent_scale: StrictFloat = 1.0
+    departure_scale: StrictFloat = 1.0
     spread_scale: StrictFloat = 1.0
     spread_bins: list[float] = Field(default_factory=list)
     spread_scales: list[StrictFloat] = Field(default_factory=list)
