@@ -6,9 +6,9 @@ memory do not depend on the weights):
 - 2D: a 128² window; latent 32² (encoder factor 4);
 - 3D: a 64³ window; latent 16³.
 
-Both sides use the **same denoiser** (a :class:`~sparsediff.models.unet.UNet`
+Both sides use the **same denoiser** (a :class:`~sparsediff.networks.unet.UNet`
 with the same widths, blocks and attention levels, in an
-:class:`~sparsediff.models.precond.EDMPrecond`, built by the method's own
+:class:`~sparsediff.networks.precond.EDMPrecond`, built by the method's own
 ``new_net`` exactly as training builds it) and the **same number of denoiser
 calls** (``--steps`` DPM-Solver++(2M) steps = ``--steps`` calls). The input is a
 smooth Gaussian random field with ``--gaps`` hidden (``boxes:0.3`` by

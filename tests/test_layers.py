@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.rng": 0,
     "sparsediff.devices": 0,
     "sparsediff.data": 1,
-    "sparsediff.models": 2,
+    "sparsediff.networks": 2,
     "sparsediff.diffusion": 2,
     "sparsediff.method": 3,
     "sparsediff.model": 3,

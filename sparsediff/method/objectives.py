@@ -15,8 +15,8 @@ from torch import nn
 
 from sparsediff.diffusion.losses import get_loss
 from sparsediff.method.inputs import guess_of
-from sparsediff.models.completion import CompletionAutoencoder
-from sparsediff.models.precond import EDMPrecond
+from sparsediff.networks.completion import CompletionAutoencoder
+from sparsediff.networks.precond import EDMPrecond
 
 __all__ = ["CompletionObjective", "PriorObjective", "per_sample_masked_mse"]
 

@@ -30,8 +30,8 @@ from sparsediff.method.latent import cfg_denoiser, consistency_guidance
 from sparsediff.method.objectives import PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
-from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
+from sparsediff.networks.precond import EDMPrecond
+from sparsediff.networks.unet import UNet
 from sparsediff.rng import Stream, generator_for
 
 __all__ = ["PixelMethod"]
