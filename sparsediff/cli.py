@@ -233,7 +233,7 @@ def fill(
     check_writable(output.parent)
     _check_threads(threads)
     resolve_device(device)
-    from sparsediff.filling.api import check_compatible
+    from sparsediff.filling.fill import check_compatible
     from sparsediff.filling.store import fill_to_zarr
 
     model = sparsediff.load(model_path)
@@ -425,7 +425,7 @@ def evaluate(
 
     import sparsediff
     from sparsediff.data.gaps import parse_pattern
-    from sparsediff.evaluation.api import evaluate as run_evaluate
+    from sparsediff.evaluation.evaluate import evaluate as run_evaluate
 
     parse_pattern(holdout)  # a bad spec fails before anything is loaded
     regions = _parse_region(region)

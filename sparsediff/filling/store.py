@@ -43,7 +43,7 @@ from sparsediff.data.backends import WriteOptions
 from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
-from sparsediff.filling.api import fill
+from sparsediff.filling.fill import fill
 from sparsediff.model import Model, as_model
 
 __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]

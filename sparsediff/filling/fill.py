@@ -32,9 +32,9 @@ from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.selection import as_dataset
 from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
-from sparsediff.filling.blocks import fill_block
 from sparsediff.filling.invalid import resolve_invalid
 from sparsediff.filling.sampling import FillOptions
+from sparsediff.filling.tiled import fill_block
 from sparsediff.model import Model, as_model
 from sparsediff.rng import check_seed
 
