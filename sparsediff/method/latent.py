@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from sparsediff.diffusion.losses import get_loss
-from sparsediff.diffusion.samplers import SAMPLERS
+from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
 from sparsediff.method.inputs import distance_of, guess_of
@@ -160,8 +160,8 @@ class LatentMethod(Method):
             guidance = consistency_guidance(
                 lambda z: guess + ae.decode(inputs, z / scale), values, shown, opts.guidance
             )
-        sampler = SAMPLERS[opts.sampler]
-        z = sampler(
+        z = sample(
+            opts.sampler,
             cfg_denoiser(prior, opts.cfg_scale),
             x,
             sigmas,
