@@ -38,6 +38,7 @@ __all__ = [
     "DISTANCE_CAP",
     "Frames",
     "build_inputs",
+    "centre_inputs",
     "distance_of",
     "distance_to_shown",
     "guess_of",
@@ -81,6 +82,44 @@ def n_inputs(n_vars: int, n_context: int) -> int:
 def guess_of(inputs: Tensor, n_vars: int) -> Tensor:
     """The first-guess channels of an input tensor ``(N, n_inputs, *S)``."""
     return inputs[:, 3 * n_vars : 4 * n_vars]
+
+
+def centre_inputs(inputs: Tensor, n_vars: int, n_context: int) -> tuple[Tensor, Tensor]:
+    """What the networks see: the value channels relative to the window's mean guess.
+
+    The shown values, the first guess and the context values of each window
+    (per variable) are shifted by the mean of the first guess over the
+    window's active points; masks and distances are unchanged. The networks
+    predict a departure from the guess, which does not depend on that shift,
+    so they never see the absolute level of the data: a warmer climate than
+    the training years (A1B's last decades lie 2-3 training standard
+    deviations above the training mean) is not a new input distribution.
+
+    Returns
+    -------
+    centred, offset
+        The shifted inputs and the shift, ``(N, C, 1, ...)``.
+    """
+    c = n_vars
+    dims = tuple(range(2, inputs.ndim))
+    shown = inputs[:, c : 2 * c] > 0
+    active = inputs[:, 2 * c : 3 * c] > 0
+    guess = inputs[:, 3 * c : 4 * c]
+    count = active.sum(dims, keepdim=True).clamp_min(1)
+    offset = torch.where(active, guess, torch.zeros_like(guess)).sum(dims, keepdim=True) / count
+    zero = torch.zeros((), dtype=inputs.dtype, device=inputs.device)
+    parts = [
+        torch.where(shown, inputs[:, :c] - offset, zero),
+        inputs[:, c : 3 * c],
+        torch.where(active, guess - offset, zero),
+        inputs[:, 4 * c : 5 * c],
+    ]
+    base = 5 * c
+    for k in range(n_context):
+        v = inputs[:, base + 2 * c * k : base + 2 * c * k + c]
+        m = inputs[:, base + 2 * c * k + c : base + 2 * c * (k + 1)]
+        parts += [torch.where(m > 0, v - offset, zero), m]
+    return torch.cat(parts, dim=1), offset
 
 
 def distance_of(inputs: Tensor, n_vars: int) -> Tensor:

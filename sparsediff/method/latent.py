@@ -38,7 +38,7 @@ from sparsediff.diffusion.losses import get_loss
 from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
-from sparsediff.method.inputs import distance_of, guess_of
+from sparsediff.method.inputs import centre_inputs, distance_of, guess_of
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
@@ -106,9 +106,13 @@ class LatentMethod(Method):
         assert isinstance(net, CompletionAutoencoder)
         return net
 
-    def cond(self, inputs: Tensor) -> Tensor:
-        """The prior's condition: the inputs folded onto the latent grid."""
-        return space_to_depth(inputs, self.autoencoder.factor)
+    def cond(self, centred: Tensor) -> Tensor:
+        """The prior's condition: the (centred) inputs folded onto the latent grid."""
+        return space_to_depth(centred, self.autoencoder.factor)
+
+    def centred(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """The inputs as the networks see them, and the shift (see :func:`centre_inputs`)."""
+        return centre_inputs(inputs, self.spec.n_vars, self.spec.n_context)
 
     # ------------------------------------------------------------------ completion
     @torch.no_grad()
@@ -143,9 +147,11 @@ class LatentMethod(Method):
         device = inputs.device
         n_vars = self.spec.n_vars
         lat = ae.latent_shape(inputs.shape[2:])
-        regression = ae.decode(inputs, inputs.new_zeros((inputs.shape[0], *lat))).float()
+        net_in, _ = self.centred(inputs)
+        regression = ae.decode(net_in, net_in.new_zeros((net_in.shape[0], *lat))).float()
         if repeats > 1:
             inputs = inputs.repeat_interleave(repeats, dim=0)
+            net_in = net_in.repeat_interleave(repeats, dim=0)
             regression = regression.repeat_interleave(repeats, dim=0)
         if len(keys) != inputs.shape[0]:
             raise ValueError(f"{len(keys)} keys for {inputs.shape[0]} rows")
@@ -158,18 +164,18 @@ class LatentMethod(Method):
             shown = inputs[:, n_vars : 2 * n_vars] > 0
             values = inputs[:, :n_vars]
             guidance = consistency_guidance(
-                lambda z: guess + ae.decode(inputs, z / scale), values, shown, opts.guidance
+                lambda z: guess + ae.decode(net_in, z / scale), values, shown, opts.guidance
             )
         z = sample(
             opts.sampler,
             cfg_denoiser(prior, opts.cfg_scale),
             x,
             sigmas,
-            cond=self.cond(inputs),
+            cond=self.cond(net_in),
             guidance=guidance,
             generator=self.step_generators(keys, opts.seed),
         )
-        delta = ae.decode(inputs, z / scale).float() - regression
+        delta = ae.decode(net_in, z / scale).float() - regression
         if repeats > 1:
             # the members of one window: centred on the regression, so the ensemble mean
             # is the regression itself (no sampling noise of a finite ensemble in it), and
@@ -196,7 +202,8 @@ class LatentMethod(Method):
             raise ConfigError("this latent model has no trained autoencoder")
         ae = self.autoencoder
         zero = inputs.new_zeros((inputs.shape[0], *ae.latent_shape(inputs.shape[2:])))
-        return guess_of(inputs, self.spec.n_vars) + ae.decode(inputs, zero).float()
+        net_in, _ = self.centred(inputs)
+        return guess_of(inputs, self.spec.n_vars) + ae.decode(net_in, zero).float()
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -273,8 +280,11 @@ class LatentMethod(Method):
                 ],
                 device=dev,
             )
+            net_in, offset = self.centred(w.inputs)
             return {
-                "inputs": w.inputs,
+                "inputs": net_in,
+                "guess": guess_of(w.inputs, self.spec.n_vars),
+                "offset": offset,
                 "values": w.values,
                 "observed": w.observed,
                 "scored": w.scored,
@@ -282,9 +292,10 @@ class LatentMethod(Method):
                 "keep_latent": keep,
             }
         ae = self.autoencoder
-        mean, _ = ae.encode(w.values, w.observed, w.inputs)
+        net_in, offset = self.centred(w.inputs)
+        mean, _ = ae.encode(w.values - offset, w.observed, net_in)
         x0 = mean.float() * self.spec.latent_scale
-        cond = self.cond(w.inputs)
+        cond = self.cond(net_in)
         loss_fn = get_loss(settings.objective)
         gens = [generator_for(seed, Stream.DIFFUSION, sk, p) for p in batch.positions]
         levels = torch.cat([loss_fn.sample_noise_level(1, generator=g) for g in gens])

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from sparsediff.diffusion.losses import get_loss
-from sparsediff.method.inputs import guess_of
 from sparsediff.networks.completion import CompletionAutoencoder
 from sparsediff.networks.precond import EDMPrecond
 
@@ -55,18 +54,25 @@ class CompletionObjective(nn.Module):
     def forward(
         self,
         inputs: torch.Tensor,
+        guess: torch.Tensor,
+        offset: torch.Tensor,
         values: torch.Tensor,
         observed: torch.Tensor,
         scored: torch.Tensor,
         eps: torch.Tensor,
         keep_latent: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(loss, squared error on the scored points)`` per sample."""
+        """Return ``(loss, squared error on the scored points)`` per sample.
+
+        ``inputs`` are the centred network inputs, ``offset`` their shift (the
+        encoder sees the target shifted the same way) and ``guess`` the
+        uncentred first guess the departure is added to.
+        """
         ae = self.autoencoder
-        mean, logvar = ae.encode(values, observed, inputs)
+        mean, logvar = ae.encode(values - offset, observed, inputs)
         keep = keep_latent.to(mean.dtype).view(-1, *([1] * (mean.ndim - 1)))
         z = (mean + torch.exp(0.5 * logvar) * eps.to(mean.dtype)) * keep
-        pred = guess_of(inputs, ae.n_vars).float() + ae.decode(inputs, z).float()
+        pred = guess.float() + ae.decode(inputs, z).float()
         mse = per_sample_masked_mse(pred, values.float(), scored)
         kl = 0.5 * (mean.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float())
         kl = kl.flatten(1).mean(1) * keep.flatten()

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from sparsediff.diffusion.losses import get_loss
 from sparsediff.diffusion.samplers import sample
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
-from sparsediff.method.inputs import guess_of, n_inputs
+from sparsediff.method.inputs import centre_inputs, guess_of, n_inputs
 from sparsediff.method.latent import cfg_denoiser, consistency_guidance
 from sparsediff.method.objectives import PriorObjective
 from sparsediff.method.options import FillOptions
@@ -67,7 +67,7 @@ class PixelMethod(Method):
             cfg_denoiser(self.nets["prior"], opts.cfg_scale),
             x,
             sigmas,
-            cond=inputs,
+            cond=centre_inputs(inputs, n_vars, self.spec.n_context)[0],
             guidance=guidance,
             generator=self.step_generators(keys, opts.seed),
         )
@@ -125,7 +125,8 @@ class PixelMethod(Method):
             ],
             device=dev,
         ).view(-1, *([1] * (x0.ndim - 1)))
-        cond = torch.where(drop, torch.zeros_like(w.inputs), w.inputs)
+        net_in, _ = centre_inputs(w.inputs, self.spec.n_vars, self.spec.n_context)
+        cond = torch.where(drop, torch.zeros_like(net_in), net_in)
         return {
             "x0": x0,
             "cond": cond,

@@ -243,7 +243,8 @@ class _Trainer:
             w = self.method.windows(
                 b, self.settings.prior_hide, self.settings, stream=Stream.HIDE, stage_key=2
             )
-            mean, _ = ae.encode(w.values, w.observed, w.inputs)  # type: ignore[operator]
+            net_in, offset = self.method.centred(w.inputs)  # type: ignore[attr-defined]
+            mean, _ = ae.encode(w.values - offset, w.observed, net_in)  # type: ignore[operator]
             sq += float((mean.float() ** 2).sum())
             count += w.values.shape[0]
             numel = mean[0].numel()

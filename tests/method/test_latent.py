@@ -136,36 +136,51 @@ def test_data_consistency_guidance_pulls_towards_the_shown_data(
 def test_completion_objective_scores_only_the_hidden_observed_points(
     model: sparsediff.Model,
 ) -> None:
+    from sparsediff.method.inputs import centre_inputs
+
     ae = model.nets["autoencoder"]
     objective = CompletionObjective(ae, kl_weight=0.0)  # type: ignore[arg-type]
-    inputs = _inputs(model, 2)
+    raw = _inputs(model, 2)
+    inputs, offset = centre_inputs(raw, 1, 0)
+    guess = guess_of(raw, 1)
     values, observed, _ = _field(seed=1)
     values, observed = values.expand(2, -1, -1, -1), observed.expand(2, -1, -1, -1)
     scored = observed & torch.zeros_like(observed).index_fill_(2, torch.arange(4, 9), True)
     eps = torch.zeros(2, *ae.latent_shape((16, 16)))  # type: ignore[operator]
     keep = torch.tensor([True, False])
-    loss, mse = objective(inputs, values, observed, scored, eps, keep)
+
+    def run(v: torch.Tensor, k: torch.Tensor = keep) -> torch.Tensor:
+        return objective(inputs, guess, offset, v, observed, scored, eps, k)[0]
+
+    loss = run(values)
     # values nobody observed do not matter (NaN included): neither the encoder nor the loss
-    poisoned = torch.where(observed, values, torch.full_like(values, float("nan")))
-    loss2, _ = objective(inputs, poisoned, observed, scored, eps, keep)
-    assert torch.equal(loss2, loss)
-    # observed values that are not scored feed the encoder but not the loss directly
-    also = observed & ~scored
-    loss4, _ = objective(
-        inputs, values + also * 1.0, observed, scored, eps, torch.tensor([False] * 2)
+    assert torch.equal(
+        run(torch.where(observed, values, torch.full_like(values, float("nan")))), loss
     )
-    loss5, _ = objective(inputs, values, observed, scored, eps, torch.tensor([False] * 2))
-    assert torch.equal(loss4, loss5)
+    # observed values that are not scored feed the encoder but not the loss directly
+    no_latent = torch.tensor([False] * 2)
+    also = observed & ~scored
+    assert torch.equal(run(values + also * 1.0, no_latent), run(values, no_latent))
     # ... but the scored values do
-    loss3, _ = objective(inputs, values + scored * 1.0, observed, scored, eps, keep)
-    assert (loss3 != loss).all()
-    assert torch.equal(loss, mse)
+    assert (run(values + scored * 1.0) != loss).all()
     ref = per_sample_masked_mse(
-        guess_of(inputs, 1) + ae.decode(inputs, torch.zeros_like(eps)),
+        guess + ae.decode(inputs, torch.zeros_like(eps)),
         values,
         scored,  # type: ignore[operator]
     )
     torch.testing.assert_close(loss[1], ref[1])
+
+
+def test_networks_never_see_the_level_of_the_data(model: sparsediff.Model) -> None:
+    # shifting every value (a warmer climate) shifts the completion by as much, exactly
+    # up to rounding: the networks see the inputs relative to the window's mean guess
+    values, shown, active = _field()
+    keys = [(0, 0, 0, k) for k in range(2)]
+    outs = []
+    for shift in (0.0, 3.0):
+        inputs = model.method.inputs(Frames(values + shift, shown, active)).expand(1, -1, -1, -1)
+        outs.append(model.method.complete(inputs.repeat(2, 1, 1, 1), keys, OPTS))
+    torch.testing.assert_close(outs[1], outs[0] + 3.0, rtol=0, atol=1e-4)
 
 
 def test_prepare_hides_points_and_keys_them_by_position(model: sparsediff.Model) -> None:
