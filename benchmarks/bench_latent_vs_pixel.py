@@ -50,6 +50,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -190,6 +191,7 @@ def child(args: argparse.Namespace, dims: int, space: str) -> dict[str, Any]:
     sampler_s = [0.0, 0.0]  # wall, cpu inside the sampler
     inner = samplers.SAMPLERS["dpmpp_2m"]
 
+    @functools.wraps(inner)  # keeps the sampler's signature, which sample() checks options against
     def timed_sampler(*a: Any, **kw: Any) -> Any:
         t0, c0 = time.perf_counter(), time.process_time()
         try:
