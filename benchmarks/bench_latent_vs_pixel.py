@@ -6,9 +6,9 @@ memory do not depend on the weights):
 - 2D: a 128² window; latent 32² (encoder factor 4);
 - 3D: a 64³ window; latent 16³.
 
-Both sides use the **same denoiser** (a :class:`~sparsediff.models.unet.UNet`
+Both sides use the **same denoiser** (a :class:`~sparsediff.networks.unet.UNet`
 with the same widths, blocks and attention levels, in an
-:class:`~sparsediff.models.precond.EDMPrecond`, built by the method's own
+:class:`~sparsediff.networks.precond.EDMPrecond`, built by the method's own
 ``new_net`` exactly as training builds it) and the **same number of denoiser
 calls** (``--steps`` DPM-Solver++(2M) steps = ``--steps`` calls). The input is a
 smooth Gaussian random field with ``--gaps`` hidden (``boxes:0.3`` by
@@ -50,6 +50,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -190,6 +191,7 @@ def child(args: argparse.Namespace, dims: int, space: str) -> dict[str, Any]:
     sampler_s = [0.0, 0.0]  # wall, cpu inside the sampler
     inner = samplers.SAMPLERS["dpmpp_2m"]
 
+    @functools.wraps(inner)  # keeps the sampler's signature, which sample() checks options against
     def timed_sampler(*a: Any, **kw: Any) -> Any:
         t0, c0 = time.perf_counter(), time.process_time()
         try:

@@ -11,7 +11,7 @@ observed points punched out (MCAR, ``data.extra_missing``):
   fair pixel variant).
 
 All models and the classical baselines are then scored by
-:func:`sparsediff.evaluation.api.evaluate` on the SAME held-out gaps of the
+:func:`sparsediff.evaluate` on the SAME held-out gaps of the
 held-out period of the training config (``data.holdout_dim`` /
 ``data.holdout_fraction``), and the pipeline writes::
 
@@ -54,8 +54,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import sparsediff
 from sparsediff.data.gaps import parse_pattern
+from sparsediff.data.sources import resolve_source
 from sparsediff.errors import ConfigError, SparsediffError
-from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.baselines import get_baseline
 from sparsediff.training.config import (
     TrainConfig,
@@ -63,7 +63,6 @@ from sparsediff.training.config import (
     load_config,
     read_yaml_mapping,
 )
-from sparsediff.training.data import resolve_source
 
 __all__ = ["DEFAULT_VARIANTS", "ExperimentConfig", "load_experiment", "main", "run_experiment"]
 
@@ -333,7 +332,7 @@ def run_experiment(
     ev = exp.evaluate
     device = ev.device or base_cfg.run.device
     t0 = time.perf_counter()
-    table = evaluate(
+    table = sparsediff.evaluate(
         ds,
         models=models,
         holdout=ev.holdout,

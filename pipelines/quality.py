@@ -44,7 +44,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import sparsediff
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.errors import ConfigError, SparsediffError
-from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.baselines import get_baseline
 from sparsediff.training.config import (
     TrainConfig,
@@ -228,7 +227,7 @@ def run_quality(
     eval_seconds = {}
     for holdout in ev.holdouts:
         t0 = time.perf_counter()
-        table = evaluate(
+        table = sparsediff.evaluate(
             ds,
             models=models,
             holdout=holdout,

@@ -26,8 +26,8 @@ _LAZY = {
     "train": "sparsediff.training.trainer",
     "load": "sparsediff.model",
     "Model": "sparsediff.model",
-    "fill": "sparsediff.filling.api",
-    "evaluate": "sparsediff.evaluation.api",
+    "fill": "sparsediff.filling.fill",
+    "evaluate": "sparsediff.evaluation.evaluate",
 }
 
 __all__ = ["Model", "__version__", "evaluate", "fill", "load", "open", "train", "write"]

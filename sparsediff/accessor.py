@@ -44,19 +44,19 @@ class SparsediffAccessor:
 
     def fill(self, model: Any, **kw: Any) -> xr.Dataset:
         """Fill the gaps with a trained model; see :func:`sparsediff.fill`."""
-        from sparsediff.filling.api import fill
+        from sparsediff.filling.fill import fill
 
         return fill(self._obj, model, **kw)  # fill names an unnamed DataArray after the model
 
     def ensemble_mean(self) -> xr.Dataset:
-        """Mean over ``member``; see :func:`sparsediff.filling.api.ensemble_mean`."""
-        from sparsediff.filling.api import ensemble_mean
+        """Mean over ``member``; see :func:`sparsediff.filling.fill.ensemble_mean`."""
+        from sparsediff.filling.fill import ensemble_mean
 
         return ensemble_mean(self._ds())
 
     def ensemble_std(self) -> xr.Dataset:
-        """Spread over ``member``; see :func:`sparsediff.filling.api.ensemble_std`."""
-        from sparsediff.filling.api import ensemble_std
+        """Spread over ``member``; see :func:`sparsediff.filling.fill.ensemble_std`."""
+        from sparsediff.filling.fill import ensemble_std
 
         return ensemble_std(self._ds())
 

@@ -7,10 +7,12 @@ traceback. Under ``torchrun`` the same commands run on every rank.
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import json
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,68 @@ class _OneLineGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _sampling_options(
+    target: Callable[..., Any], help_overrides: Mapping[str, str] | None = None
+) -> list[click.Option]:
+    """One click option per field of :class:`~sparsediff.method.options.FillOptions`.
+
+    Only the fields that ``target`` (the Python function the command calls)
+    takes as keyword arguments, each with the field's type and help and
+    ``target``'s default: ``--members``, ``--steps``, ..., ``--batch-size``.
+    """
+    from sparsediff.method.options import fill_option_fields, option_type
+
+    params = inspect.signature(target).parameters
+    click_types = {int: click.INT, float: click.FLOAT, str: click.STRING}
+    options = []
+    for f in fill_option_fields():
+        if f.name not in params:
+            continue
+        default = params[f.name].default
+        options.append(
+            click.Option(
+                [f"--{f.name.replace('_', '-')}", f.name],
+                type=click_types[option_type(f)],
+                default=f.default if default is inspect.Parameter.empty else default,
+                show_default=True,
+                help=(help_overrides or {}).get(f.name, f.metadata["help"]),
+            )
+        )
+    return options
+
+
+class _SamplingCommand(click.Command):
+    """A command with sampling options derived from ``FillOptions`` (:func:`_sampling_options`).
+
+    They are added when the command is first used (its arguments parsed or
+    its help shown), not when this module is imported: ``FillOptions`` lives
+    on the torch side, and ``sparsediff --help`` or ``sparsediff info`` should
+    not load torch.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        target: str,
+        help_overrides: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._target = target
+        self._help_overrides = help_overrides
+        self._derived = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        """The command's parameters, the derived options after its arguments."""
+        if not self._derived:
+            module, _, name = self._target.rpartition(".")
+            target = getattr(importlib.import_module(module), name)
+            at = sum(isinstance(p, click.Argument) for p in self.params)
+            self.params[at:at] = _sampling_options(target, self._help_overrides)
+            self._derived = True
+        return super().get_params(ctx)
+
+
 @click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sparsediff")
 def main() -> None:
@@ -149,16 +213,10 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
         click.echo(f"model written to {where}")
 
 
-@main.command()
+@main.command(cls=_SamplingCommand, target="sparsediff.filling.fill.fill")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=False, path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--members", default=1, show_default=True, help="Ensemble members.")
-@click.option("--steps", default=16, show_default=True, help="Sampler steps.")
-@click.option("--sampler", default="dpmpp_2m", show_default=True, help="Sampler name.")
-@click.option("--seed", default=0, show_default=True, help="Seed (same seed, same bytes).")
-@click.option("--guidance", default=0.0, show_default=True, help="Data-consistency strength.")
-@click.option("--batch-size", default=16, show_default=True, help="Windows per model call.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option(
     "--region-size",
@@ -202,12 +260,6 @@ def fill(
     model_path: Path,
     input_path: Path,
     output: Path,
-    members: int,
-    steps: int,
-    sampler: str,
-    seed: int,
-    guidance: float,
-    batch_size: int,
     device: str,
     region_size: int,
     resume: bool,
@@ -218,8 +270,13 @@ def fill(
     invalid_below: float | None,
     invalid_along: str | None,
     no_value_check: bool,
+    **sampling: Any,
 ) -> None:
-    """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go)."""
+    """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
+
+    The sampling options (--members to --batch-size) are the fields of
+    sparsediff.method.options.FillOptions, with their defaults.
+    """
     import sparsediff
     from sparsediff.atomic import check_writable
     from sparsediff.devices import resolve_device
@@ -233,7 +290,7 @@ def fill(
     check_writable(output.parent)
     _check_threads(threads)
     resolve_device(device)
-    from sparsediff.filling.api import check_compatible
+    from sparsediff.filling.fill import check_compatible
     from sparsediff.filling.store import fill_to_zarr
 
     model = sparsediff.load(model_path)
@@ -250,12 +307,7 @@ def fill(
             client = Client(scheduler)
     try:
         kw = dict(
-            members=members,
-            steps=steps,
-            sampler=sampler,
-            seed=seed,
-            guidance=guidance,
-            batch_size=batch_size,
+            **sampling,
             device=device,
             check_values=not no_value_check,
             **_invalid_options(invalid, invalid_below, invalid_along),
@@ -363,7 +415,11 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
     return out
 
 
-@main.command()
+@main.command(
+    cls=_SamplingCommand,
+    target="sparsediff.evaluation.evaluate.evaluate",
+    help_overrides={"seed": "Seed of the gaps and the noise."},
+)
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
@@ -378,9 +434,6 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
     show_default=True,
     help="Comma-separated classical baselines ('none' for none).",
 )
-@click.option("--members", default=8, show_default=True, help="Ensemble members.")
-@click.option("--steps", default=16, show_default=True, help="Sampler steps.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the gaps and the noise.")
 @click.option(
     "--region",
     multiple=True,
@@ -388,7 +441,6 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
     help="Hide and score only in this index range (repeatable), e.g. time=48:54.",
 )
 @click.option("--invalid", default=None, help="Invalid mask: variable name or file.")
-@click.option("--sampler", default="dpmpp_2m", show_default=True, help="Sampler name.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option(
     "--out",
@@ -405,17 +457,19 @@ def evaluate(
     input_path: Path,
     holdout: str,
     baselines: str,
-    members: int,
-    steps: int,
-    seed: int,
     region: tuple[str, ...],
     invalid: str | None,
-    sampler: str,
     device: str,
     out: Path | None,
     threads: int | None,
+    **sampling: Any,
 ) -> None:
-    """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores."""
+    """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores.
+
+    The sampling options (--members to --batch-size) are the fields of
+    sparsediff.method.options.FillOptions that sparsediff.evaluate takes, with
+    its defaults.
+    """
     import pandas as pd
 
     from sparsediff.devices import resolve_device
@@ -425,7 +479,7 @@ def evaluate(
 
     import sparsediff
     from sparsediff.data.gaps import parse_pattern
-    from sparsediff.evaluation.api import evaluate as run_evaluate
+    from sparsediff.evaluation.evaluate import evaluate as run_evaluate
 
     parse_pattern(holdout)  # a bad spec fails before anything is loaded
     regions = _parse_region(region)
@@ -437,20 +491,18 @@ def evaluate(
         model,
         holdout=holdout,
         baselines=names,
-        members=members,
-        steps=steps,
-        seed=seed,
         region=regions or None,
         invalid=invalid,
-        sampler=sampler,
         device=device,
         out=out,
+        **sampling,
     )
     for note in table.attrs.get("notes", []):
         click.echo(f"note: {note}")
+    members, steps, sampler = sampling["members"], sampling["steps"], sampling["sampler"]
     click.echo(
-        f"held-out {holdout} (seed {seed}), {members} members x {steps} {sampler} steps; "
-        "scores on held-out points only"
+        f"held-out {holdout} (seed {sampling['seed']}), {members} members x {steps} {sampler} "
+        "steps; scores on held-out points only"
     )
     with pd.option_context("display.width", 200, "display.max_columns", None):
         click.echo(table.drop(columns=["n_points"]).to_string(index=False, float_format="%.4g"))

@@ -83,7 +83,7 @@ def run_demo(
 def _run(out: Path, *, train: bool, members: int, seed: int, echo: Callable[[str], Any]) -> Any:
     import sparsediff
     from sparsediff.data.sample_data import open_ostia
-    from sparsediff.evaluation.api import evaluate
+    from sparsediff.evaluation.evaluate import evaluate
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -48,8 +48,8 @@ from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError, InputError, SparsediffError
 from sparsediff.method import Method, build_method
 from sparsediff.method.spec import ModelSpec
-from sparsediff.models.completion import CompletionAutoencoder
-from sparsediff.models.precond import EDMPrecond
+from sparsediff.networks.completion import CompletionAutoencoder
+from sparsediff.networks.precond import EDMPrecond
 
 __all__ = [
     "FORMAT_NAME",

@@ -1,4 +1,5 @@
-"""The layering of DESIGN §7 holds: lower layers never import higher ones, data never torch."""
+"""The layering of DESIGN §7 holds: lower layers never import higher ones, data never torch,
+and no import cycles."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.rng": 0,
     "sparsediff.devices": 0,
     "sparsediff.data": 1,
-    "sparsediff.models": 2,
+    "sparsediff.networks": 2,
     "sparsediff.diffusion": 2,
     "sparsediff.method": 3,
     "sparsediff.model": 3,
@@ -52,19 +53,85 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _imports_of(node: ast.AST) -> set[str]:
+    """The sparsediff modules one import statement imports."""
+    found: set[str] = set()
+    if isinstance(node, ast.Import):
+        found.update(a.name for a in node.names if a.name.startswith("sparsediff"))
+    elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparsediff"):
+        for alias in node.names:  # `from sparsediff import atomic` imports a module
+            sub = f"{node.module}.{alias.name}"
+            where = PACKAGE.parent / sub.replace(".", "/")
+            is_module = where.with_suffix(".py").is_file() or where.is_dir()
+            found.add(sub if is_module else str(node.module))
+    return found
+
+
 def _imports(path: Path) -> set[str]:
     """Every sparsediff module ``path`` imports (at any depth of the file)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("sparsediff"))
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparsediff"):
-            for alias in node.names:  # `from sparsediff import atomic` imports a module
-                sub = f"{node.module}.{alias.name}"
-                where = PACKAGE.parent / sub.replace(".", "/")
-                is_module = where.with_suffix(".py").is_file() or where.is_dir()
-                found.add(sub if is_module else str(node.module))
+        found.update(_imports_of(node))
     return found
+
+
+def _load_time_imports(path: Path) -> set[str]:
+    """The sparsediff modules ``path`` imports when it is loaded.
+
+    Statements at module level, inside ``if``/``try`` blocks too; not those in
+    functions (deferred on purpose) nor under ``if TYPE_CHECKING``.
+    """
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                for block in (node.body, node.orelse, node.finalbody):
+                    visit(block)
+                for handler in node.handlers:
+                    visit(handler.body)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                found.update(_imports_of(node))
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def _owner(module: str, known: set[str]) -> str:
+    """The module (file) that defines ``module``: itself, or the package that holds the name."""
+    while module not in known and "." in module:
+        module = module.rpartition(".")[0]
+    return module
+
+
+def test_no_import_cycles() -> None:
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {_owner(t, set(paths)) for t in _load_time_imports(path)} - {name}
+        for name, path in paths.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+
+    def walk(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                walk(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
 def test_no_module_imports_a_higher_layer() -> None:

@@ -152,7 +152,7 @@ def _case() -> xr.Dataset:
 
 
 def _fill(model: Any) -> dict[str, Any]:
-    from sparsediff.filling.api import fill
+    from sparsediff.filling.fill import fill
 
     filled = fill(_case(), model, members=2, steps=3, seed=0, batch_size=4, device="cpu")
     values = filled["surface_temperature"]
@@ -169,7 +169,7 @@ def _fill(model: Any) -> dict[str, Any]:
 
 
 def _evaluate(model: Any) -> dict[str, Any]:
-    from sparsediff.evaluation.api import evaluate
+    from sparsediff.evaluation.evaluate import evaluate
 
     table = evaluate(
         _data(),

@@ -1,4 +1,4 @@
-"""Fillers: what :func:`~sparsediff.evaluation.api.evaluate` compares, behind one interface.
+"""Fillers: what :func:`~sparsediff.evaluation.evaluate.evaluate` compares, behind one interface.
 
 A *filler* is anything that fills held-out gaps: a trained model
 (:class:`ModelFiller`, over :func:`sparsediff.fill`) or a classical baseline
@@ -255,9 +255,9 @@ class ModelFiller(Filler):
         Raises
         ------
         CompatibilityError
-            As :func:`~sparsediff.filling.api.check_compatible`.
+            As :func:`~sparsediff.filling.fill.check_compatible`.
         """
-        from sparsediff.filling.api import check_compatible
+        from sparsediff.filling.fill import check_compatible
 
         check_compatible(data, self.model)
 
@@ -271,7 +271,7 @@ class ModelFiller(Filler):
         region: Mapping[Hashable, slice],
     ) -> xr.Dataset:
         """Fill with the model (see :meth:`Filler.fill`)."""
-        from sparsediff.filling.api import fill
+        from sparsediff.filling.fill import fill
 
         order = gappy[variables[0]].dims
         invalid_all = None

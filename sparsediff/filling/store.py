@@ -43,13 +43,13 @@ from sparsediff.data.backends import WriteOptions
 from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
-from sparsediff.filling.api import fill
+from sparsediff.filling.fill import fill
 from sparsediff.model import Model, as_model
 
 __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
 
-#: Version of the progress record's layout.
-RECORD_VERSION = 2
+#: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
+RECORD_VERSION = 3
 #: Options of :func:`sparsediff.fill` that do not change the numbers.
 _NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values"})
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.

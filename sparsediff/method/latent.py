@@ -1,7 +1,7 @@
 """The v2 latent method: asymmetric autoencoder + latent diffusion prior + calibrated spread.
 
 Stage 1 (``"autoencoder"``) trains a
-:class:`~sparsediff.models.completion.CompletionAutoencoder` by hide and
+:class:`~sparsediff.networks.completion.CompletionAutoencoder` by hide and
 reconstruct: the decoder sees the shown points, their masks, the first guess
 and the context at full resolution; the encoder also sees the target. The loss
 is the error of ``guess + departure`` on the hidden observed points (never on
@@ -11,7 +11,7 @@ latent is a regression: the best single estimate from the inputs.
 
 Stage 2 (``"prior"``) trains an EDM denoiser on the encoder means (scaled to
 unit RMS), conditioned on the inputs folded to the latent grid
-(:func:`~sparsediff.models.completion.space_to_depth`), with condition
+(:func:`~sparsediff.networks.completion.space_to_depth`), with condition
 dropout.
 
 A completion (:meth:`LatentMethod.complete`) is::
@@ -35,16 +35,16 @@ import torch
 from torch import Tensor, nn
 
 from sparsediff.diffusion.losses import get_loss
-from sparsediff.diffusion.samplers import SAMPLERS
+from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
 from sparsediff.method.inputs import centre_inputs, distance_of, guess_of
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
-from sparsediff.models.completion import CompletionAutoencoder, space_to_depth
-from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
+from sparsediff.networks.completion import CompletionAutoencoder, space_to_depth
+from sparsediff.networks.precond import EDMPrecond
+from sparsediff.networks.unet import UNet
 from sparsediff.rng import Stream, generator_for
 
 __all__ = ["LatentMethod", "cfg_denoiser"]
@@ -167,8 +167,8 @@ class LatentMethod(Method):
             guidance = consistency_guidance(
                 lambda z: guess + ae.decode(net_in, z / scale), values, shown, opts.guidance
             )
-        sampler = SAMPLERS[opts.sampler]
-        z = sampler(
+        z = sample(
+            opts.sampler,
             cfg_denoiser(prior, opts.cfg_scale),
             x,
             sigmas,

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from sparsediff.diffusion.losses import get_loss
-from sparsediff.models.completion import CompletionAutoencoder
-from sparsediff.models.precond import EDMPrecond
+from sparsediff.networks.completion import CompletionAutoencoder
+from sparsediff.networks.precond import EDMPrecond
 
 __all__ = ["CompletionObjective", "PriorObjective", "per_sample_masked_mse"]
 

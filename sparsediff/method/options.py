@@ -1,21 +1,25 @@
 """How to sample a fill: :class:`FillOptions`, the one place fill options are defined.
 
-``sparsediff.fill``'s keyword arguments, the ``sparsediff fill`` command-line
-options and the provenance attribute of a filled dataset are all derived from
-the fields of this dataclass (see :func:`fill_option_fields`), so they cannot
-drift apart.
+Each field carries its type, its default and (``metadata["help"]``) a
+one-line help. From them come the ``sparsediff fill`` command-line options
+(``--members``, ``--cfg-scale``, ... ; and those of ``sparsediff evaluate``
+that :func:`sparsediff.evaluate` accepts) and the provenance attribute of a
+filled dataset (:meth:`FillOptions.record`). ``sparsediff.fill`` spells them
+out as keyword arguments (so that they show in its signature); a test fails
+when any of these drift apart from the fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from typing import Any
 
 from sparsediff.diffusion.samplers import SAMPLERS
 from sparsediff.errors import ConfigError
 
-__all__ = ["FillOptions", "fill_option_fields"]
+__all__ = ["FillOptions", "fill_option_fields", "option_type"]
 
 _MAX_SEED = 2**63 - 1
 
@@ -46,25 +50,38 @@ class FillOptions:
         Windows per model call (changes results by float rounding only).
     """
 
-    members: int = 1
-    steps: int = 16
-    sampler: str = "dpmpp_2m"
-    seed: int = 0
-    guidance: float = 0.0
-    cfg_scale: float = 1.0
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    batch_size: int = 16
+    members: int = field(default=1, metadata={"help": "Ensemble members."})
+    steps: int = field(default=16, metadata={"help": "Sampler steps."})
+    sampler: str = field(
+        default="dpmpp_2m",
+        metadata={"help": "Sampler: dpmpp_2m, heun, euler, ddim or ancestral."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed (same seed, same bytes)."})
+    guidance: float = field(
+        default=0.0, metadata={"help": "Data-consistency guidance strength (0: off)."}
+    )
+    cfg_scale: float = field(
+        default=1.0, metadata={"help": "Classifier-free guidance scale (1: off)."}
+    )
+    sigma_min: float = field(
+        default=0.002, metadata={"help": "Smallest noise level of the sampling schedule."}
+    )
+    sigma_max: float = field(
+        default=80.0, metadata={"help": "Largest noise level of the sampling schedule."}
+    )
+    batch_size: int = field(default=16, metadata={"help": "Windows per model call."})
 
     def __post_init__(self) -> None:
-        for name in ("members", "steps", "seed", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
-        for name in ("guidance", "cfg_scale", "sigma_min", "sigma_max"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{name} must be a number, got {value!r}")
+        fields = dataclasses.fields(self)
+        for f in fields:  # the integers first, then the numbers
+            value = getattr(self, f.name)
+            if option_type(f) is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+        for f in fields:
+            value = getattr(self, f.name)
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if option_type(f) is float and not is_number:
+                raise ConfigError(f"{f.name} must be a number, got {value!r}")
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {sorted(SAMPLERS)}")
         if self.members < 1:
@@ -88,5 +105,20 @@ class FillOptions:
 
 
 def fill_option_fields() -> list[dataclasses.Field[Any]]:
-    """The fields of :class:`FillOptions` (for the CLI and the API to derive theirs)."""
+    """The fields of :class:`FillOptions`, in order (the CLI derives its options from them).
+
+    Returns
+    -------
+    list of dataclasses.Field
+        One per option, with its ``name``, ``default`` and ``metadata["help"]``;
+        its type is :func:`option_type`.
+    """
     return list(dataclasses.fields(FillOptions))
+
+
+def option_type(f: dataclasses.Field[Any]) -> type:
+    """The type of a field of :class:`FillOptions`: ``int``, ``float`` or ``str``."""
+    return _TYPES[f.name]
+
+
+_TYPES: dict[str, type] = typing.get_type_hints(FillOptions)

@@ -23,15 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from sparsediff.diffusion.losses import get_loss
-from sparsediff.diffusion.samplers import SAMPLERS
+from sparsediff.diffusion.samplers import sample
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
 from sparsediff.method.inputs import centre_inputs, guess_of, n_inputs
 from sparsediff.method.latent import cfg_denoiser, consistency_guidance
 from sparsediff.method.objectives import PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
-from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
+from sparsediff.networks.precond import EDMPrecond
+from sparsediff.networks.unet import UNet
 from sparsediff.rng import Stream, generator_for
 
 __all__ = ["PixelMethod"]
@@ -62,7 +62,8 @@ class PixelMethod(Method):
             guidance = consistency_guidance(
                 lambda d: guess + d, inputs[:, :n_vars], shown, opts.guidance
             )
-        d = SAMPLERS[opts.sampler](
+        d = sample(
+            opts.sampler,
             cfg_denoiser(self.nets["prior"], opts.cfg_scale),
             x,
             sigmas,

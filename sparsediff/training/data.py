@@ -26,7 +26,7 @@ from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
 
-__all__ = ["BatchStream", "PreparedData", "collate", "prepare_data", "resolve_source", "splits"]
+__all__ = ["BatchStream", "PreparedData", "collate", "prepare_data", "splits"]
 
 
 @dataclass

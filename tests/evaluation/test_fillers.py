@@ -12,8 +12,8 @@ import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.errors import InputError
-from sparsediff.evaluation.api import evaluate
 from sparsediff.evaluation.baselines import Laplace, TimeMean
+from sparsediff.evaluation.evaluate import evaluate
 from sparsediff.evaluation.fillers import (
     BaselineFiller,
     Filler,

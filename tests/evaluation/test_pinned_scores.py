@@ -38,7 +38,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from sparsediff.evaluation.api import evaluate
+from sparsediff.evaluation.evaluate import evaluate
 
 SCORES = ["rmse", "mae", "bias", "crps", "spread_skill", "spectrum_score", "psnr", "ssim"]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import sparsediff
 from sparsediff.errors import CompatibilityError, InputError, SparsediffWarning
-from sparsediff.filling.api import ensemble_mean, ensemble_std, is_global_longitude
+from sparsediff.filling.fill import ensemble_mean, ensemble_std, is_global_longitude
 from tests.filling.conftest import make_model
 
 # the test data are N(20, 5) (see _dataset): the models' statistics say so, as a trained

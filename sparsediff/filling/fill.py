@@ -32,9 +32,9 @@ from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.selection import as_dataset
 from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
-from sparsediff.filling.blocks import fill_block
 from sparsediff.filling.invalid import resolve_invalid
 from sparsediff.filling.sampling import FillOptions
+from sparsediff.filling.tiled import fill_block
 from sparsediff.model import Model, as_model
 from sparsediff.rng import check_seed
 
@@ -241,6 +241,8 @@ def fill(
     seed: int = 0,
     guidance: float = 0.0,
     cfg_scale: float = 1.0,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
     batch_size: int = 16,
     device: str = "auto",
     invalid: Any = None,
@@ -272,6 +274,8 @@ def fill(
         Decoder-gradient data-consistency strength (0 = off).
     cfg_scale
         Classifier-free guidance scale (1 = off).
+    sigma_min, sigma_max
+        Noise range of the sampling schedule (Karras).
     batch_size
         Windows per model call (changes results by float rounding only).
     device
@@ -354,6 +358,8 @@ def fill(
         seed=seed,
         guidance=guidance,
         cfg_scale=cfg_scale,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
         batch_size=batch_size,
     )
     device = resolve_device(device)

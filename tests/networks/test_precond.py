@@ -1,4 +1,4 @@
-"""Tests of sparsediff.models.precond (EDM preconditioning)."""
+"""Tests of sparsediff.networks.precond (EDM preconditioning)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.precond import EDMPrecond
-from sparsediff.models.unet import UNet
+from sparsediff.networks.precond import EDMPrecond
+from sparsediff.networks.unet import UNet
 
 torch.set_num_threads(1)
 

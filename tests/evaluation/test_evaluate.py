@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sparsediff.cli import main
 from sparsediff.data.sample_data import mni152_invalid
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.evaluation.api import evaluate
+from sparsediff.evaluation.evaluate import evaluate
 from sparsediff.evaluation.holdout import make_holdout
 from tests.evaluation.conftest import DIMS
 

@@ -1,4 +1,4 @@
-"""Tests of sparsediff.models.blocks."""
+"""Tests of sparsediff.networks.blocks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.blocks import (
+from sparsediff.networks.blocks import (
     AttentionBlock,
     Downsample,
     GroupNorm,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.completion import CompletionAutoencoder, space_to_depth, upsample_latent
+from sparsediff.networks.completion import CompletionAutoencoder, space_to_depth, upsample_latent
 
 
 def _randomize(net: torch.nn.Module, seed: int = 0) -> None:

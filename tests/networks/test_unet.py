@@ -1,4 +1,4 @@
-"""Tests of sparsediff.models.unet."""
+"""Tests of sparsediff.networks.unet."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.unet import UNet
+from sparsediff.networks.unet import UNet
 
 torch.set_num_threads(1)
 

@@ -12,7 +12,7 @@ For each pair of networks with the same widths / levels / blocks / latent channe
 
 Pairs:
 
-- the v2 :class:`~sparsediff.models.completion.CompletionAutoencoder` (3D, 64³,
+- the v2 :class:`~sparsediff.networks.completion.CompletionAutoencoder` (3D, 64³,
   batch 1, one variable, no context: 4 input channels) against the closest
   MONAI build: the encoder (and mean / log-variance convolutions) of
   ``monai.networks.nets.AutoencoderKL`` on the same input channels, and a
@@ -28,8 +28,8 @@ Pairs:
 Run (needs ``pip install monai einops``, or the ``benchmark`` extra; several
 minutes on 2 free cores, more on a busy machine)::
 
-    python benchmarks/bench_models.py            # full table
-    python benchmarks/bench_models.py --iters 5 --only unet2d_ours unet2d_monai
+    python benchmarks/bench_networks.py            # full table
+    python benchmarks/bench_networks.py --iters 5 --only unet2d_ours unet2d_monai
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class MonaiCompletionAE(torch.nn.Module):
         self, x: torch.Tensor, observed: torch.Tensor, inputs: torch.Tensor, eps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode, reparameterise, decode; return the departure and the latent mean."""
-        from sparsediff.models.completion import upsample_latent
+        from sparsediff.networks.completion import upsample_latent
 
         obs = observed.to(x.dtype)
         h = self.encoder(torch.cat([torch.where(observed, x, 0.0), obs, inputs], dim=1))
@@ -141,7 +141,7 @@ def _build(
         inputs = torch.randn(1, n_in, *spatial, generator=g)
         eps = torch.randn(1, args.latent, *(s // factor for s in spatial), generator=g)
         if kind == "cae_ours":
-            from sparsediff.models.completion import CompletionAutoencoder
+            from sparsediff.networks.completion import CompletionAutoencoder
 
             ours = CompletionAutoencoder(
                 N_VARS,
@@ -173,7 +173,7 @@ def _build(
     x = torch.randn(1, UNET_CHANNELS, *spatial, generator=g)
     attn = tuple(args.unet_attention)
     if kind == "unet_ours":
-        from sparsediff.models.unet import UNet
+        from sparsediff.networks.unet import UNet
 
         net: torch.nn.Module = UNet(
             spatial_dims=sd,

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.blocks import (
+from sparsediff.networks.blocks import (
     AttentionBlock,
     Downsample,
     GroupNorm,
@@ -39,7 +39,7 @@ from sparsediff.models.blocks import (
     checkpoint_call,
     conv_nd,
 )
-from sparsediff.models.unet import UNet
+from sparsediff.networks.unet import UNet
 
 __all__ = ["CompletionAutoencoder", "space_to_depth", "upsample_latent"]
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.unet import UNet
+from sparsediff.networks.unet import UNet
 
 __all__ = ["BACKBONES", "EDMPrecond"]
 
@@ -37,7 +37,7 @@ class EDMPrecond(nn.Module):
     Parameters
     ----------
     backbone : torch.nn.Module
-        A :class:`~sparsediff.models.unet.UNet`, or any module with
+        A :class:`~sparsediff.networks.unet.UNet`, or any module with
         ``forward(x, noise_labels, cond)`` returning a tensor shaped like ``x``
         (and a ``config`` dict, to be saved).
     sigma_data : float, default 1.0

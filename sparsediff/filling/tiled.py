@@ -1,4 +1,4 @@
-"""Fill one block of data: whole spatial domain, a run of batch positions.
+"""The tiled fill of one block of data: whole spatial domain, a run of batch positions.
 
 A block is a numpy array ``(C, B, *spatial)`` (variables first, then the
 flattened batch positions — times, levels, members of the input — then the 2 or

@@ -4,7 +4,7 @@ An ADM-style U-Net (Dhariwal & Nichol 2021): residual blocks with FiLM noise
 conditioning, skip connections at every block, self-attention at chosen levels.
 Conditioning fields (the latent of a masked view, the observed fraction) are
 concatenated to the input channels. The net maps ``(x, noise_labels, cond)`` to
-an output of ``out_channels``; :class:`~sparsediff.models.precond.EDMPrecond`
+an output of ``out_channels``; :class:`~sparsediff.networks.precond.EDMPrecond`
 turns it into a denoiser.
 """
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.models.blocks import (
+from sparsediff.networks.blocks import (
     AttentionBlock,
     Downsample,
     GroupNorm,

@@ -1,0 +1,1 @@
+"""Networks layer: the torch modules (U-Net, completion autoencoder, EDM preconditioning)."""
