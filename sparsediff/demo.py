@@ -1,4 +1,4 @@
-"""``sparsediff demo``: fill real OSTIA SST gaps end to end, offline, in about a minute.
+"""``sparsediff demo``: fill real OSTIA SST gaps end to end, offline, in seconds.
 
 The demo model ships with the package (``sparsediff/assets/demo_model``). It was
 made by the project's own pipeline::
@@ -54,8 +54,10 @@ def run_demo(
     Parameters
     ----------
     out
-        Output directory: ``filled.zarr`` (the filled test months with their
-        ensemble and fill flags), ``fill.png`` and ``scores.csv``.
+        Output directory: ``fill_sparsediff.zarr`` (the filled test months with
+        their ensemble, fill flags and provenance), ``example_fill.png``,
+        ``rmse_by_method.png`` and ``scores.csv`` (written by
+        :func:`sparsediff.evaluate`).
     train
         Re-train the demo model from its recorded config first (a few minutes).
     members

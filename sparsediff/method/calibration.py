@@ -1,20 +1,25 @@
-"""Spread calibration: make the ensemble spread match the error on data never trained on.
+"""Calibration on data never trained on: the departure scale, then the spread scales.
 
 Members of the latent method are ``r + s * (y_k - r)``: the regression ``r``
-plus ``s`` times the perturbation that latent sampling gives. On validation
-windows (a split no network was trained on, never the evaluation's test part)
-with training-like hidden points, :func:`fit_spread_scale` chooses ``s`` so
-that the spread-skill relation of a calibrated K-member ensemble holds on the
-hidden points::
+(the first guess plus ``a`` times the learned departure) plus ``s`` times the
+perturbation that latent sampling gives. On validation windows (a split no
+network was trained on, never the evaluation's test part) with hidden points
+(the trainer hides larger shares than training, ``calibration.hide``),
+:func:`fit_departure_scale` first chooses ``a`` in [0, 1] by least squares,
+then :func:`fit_spread_scale` chooses ``s`` so that the spread-skill relation
+of a calibrated K-member ensemble holds on the hidden points::
 
     mean((ensemble mean - truth)**2) = (K + 1) / K * mean(member variance)
 
-Both sides are quadratic in ``s`` (the ensemble mean moves with ``s`` too),
-so ``s`` has a closed form. Why a fitted factor: the perturbations come from a
-prior trained for minutes, whose spread has the right *shape* (larger far from
-the data) but not necessarily the right size; one factor fitted on held-out
-data fixes the size without touching the ensemble's structure or its mean
-error at ``s = 1``.
+once over all hidden points and once per bin of distance to the nearest
+shown point (:data:`DISTANCE_BINS`; a bin with fewer than :data:`MIN_POINTS`
+points takes the factor of the bin before it). Both sides are quadratic in
+``s``, so ``s`` has a closed form. Why fitted factors: the perturbations come
+from a prior trained for minutes, whose spread has the right *shape* (larger
+far from the data) but not necessarily the right size, and the error grows
+deep inside large gaps faster than the raw spread does; factors fitted on
+held-out data fix the size without touching the ensemble's structure or its
+mean.
 """
 
 from __future__ import annotations

@@ -16,11 +16,13 @@ dropout.
 
 A completion (:meth:`LatentMethod.complete`) is::
 
-    guess + r + s * (D(inputs, z) - r),    r = D(inputs, 0)
+    guess + r + s * (D(inputs, z) - r),    r = a * D(inputs, 0)
 
-with ``z`` sampled from the prior and ``s`` the calibrated spread factor
-(per distance to the nearest shown point): the regression plus a calibrated
-perturbation, each drawn from its own key. The members of one window, made
+with ``z`` sampled from the prior, ``a`` the fitted departure scale and ``s``
+the calibrated spread factor (per distance to the nearest shown point): the
+regression plus a calibrated perturbation, each drawn from its own key. The
+networks see the inputs centred on the window's mean first guess
+(:func:`~sparsediff.method.inputs.centre_inputs`). The members of one window, made
 together (:meth:`LatentMethod.complete_parts` with ``repeats``), have their
 perturbations centred, so that the ensemble mean is the regression.
 """
@@ -198,7 +200,7 @@ class LatentMethod(Method):
 
     @torch.no_grad()
     def regression(self, inputs: Tensor) -> Tensor:
-        """The deterministic estimate ``guess + D(inputs, 0)`` (no sampling)."""
+        """The deterministic estimate ``guess + departure_scale * D(inputs, 0)`` (no sampling)."""
         if "autoencoder" not in self.nets:
             raise ConfigError("this latent model has no trained autoencoder")
         ae = self.autoencoder

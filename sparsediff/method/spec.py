@@ -63,7 +63,8 @@ class ModelSpec(BaseModel):
         ``[spread_bins[i], spread_bins[i + 1])`` (the last bin is open): the
         error grows deep inside large gaps faster than the raw spread does.
     calibration
-        How ``spread_scale`` was obtained (for the record).
+        How ``departure_scale`` and the spread factors were obtained, or why
+        there are none (for the record).
     cond_dropout
         Condition dropout of the prior (0 disables classifier-free guidance).
     pixel_loss

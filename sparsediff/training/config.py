@@ -238,7 +238,7 @@ class PriorConfig(_Section):
 
 
 class CalibrationConfig(_Section):
-    """Spread calibration on the validation part (never the holdout)."""
+    """Calibration on the validation part (never the holdout): departure scale, then spread."""
 
     enabled: StrictBool = Field(True, description="Fit the spread scale after training.")
     members: StrictInt = Field(8, ge=2, le=64, description="Ensemble members per window.")

@@ -382,7 +382,11 @@ class _Trainer:
         rt.barrier()
 
     def calibrate(self) -> None:
-        """Fit the spread scale on the validation part (latent models with a prior)."""
+        """Fit the departure scale, then the spread scales, on the validation part.
+
+        Latent models with a prior only; the validation windows get the points
+        of ``calibration.hide`` hidden.
+        """
         c = self.cfg.calibration
         if self.cfg.mode != "latent" or "prior" not in self.method.nets:
             self.calibration = "none: no latent prior"
