@@ -375,7 +375,7 @@ def info(path: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo_out"),
     show_default=True,
-    help="Where to write filled.zarr and fill.png.",
+    help="Where to write fill_sparsediff.zarr, example_fill.png and scores.csv.",
 )
 @click.option(
     "--train",

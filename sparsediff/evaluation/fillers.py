@@ -170,7 +170,13 @@ class BaselineFiller(Filler):
 def context_region(
     model: Model, sizes: Mapping[Hashable, int], region: Mapping[Hashable, slice]
 ) -> tuple[dict[Hashable, slice], dict[Hashable, slice]]:
-    """The region widened by a model's context reach, and where the region lies inside it.
+    """The region widened by what a model may see, and where the region lies inside it.
+
+    A model sees the data around the region as its inputs, as the classical
+    baselines do (they see all of it): along a spatial dim of the model the
+    whole extent (a region along ``z`` of a volume is filled with the rest of
+    the volume around it), along the context dim the steps within the
+    context reach. Nothing outside the region is hidden or scored.
 
     Parameters
     ----------
@@ -187,15 +193,21 @@ def context_region(
         ``data.isel(wide)`` is what the model fills; ``.isel(back)`` of its
         result is the region again.
     """
+    wide = dict(region)
+    back: dict[Hashable, slice] = {}
+    for d, sl in region.items():
+        if d in model.dims:
+            wide[d] = slice(0, int(sizes[d]))
+            back[d] = sl
     dim = model.spec.context_dim
     offsets = model.spec.context_offsets if model.spec.n_context else []
-    if dim not in region or not offsets:
-        return dict(region), {}
-    sl = region[dim]
-    start = max(0, sl.start + min(0, *offsets))
-    stop = min(int(sizes[dim]), sl.stop + max(0, *offsets))
-    wide = {**region, dim: slice(start, stop)}
-    return wide, {dim: slice(sl.start - start, sl.stop - start)}
+    if dim in region and offsets:
+        sl = region[dim]
+        start = max(0, sl.start + min(0, *offsets))
+        stop = min(int(sizes[dim]), sl.stop + max(0, *offsets))
+        wide[dim] = slice(start, stop)
+        back[dim] = slice(sl.start - start, sl.stop - start)
+    return wide, back
 
 
 class ModelFiller(Filler):

@@ -151,7 +151,6 @@ class LatentMethod(Method):
         lat = ae.latent_shape(inputs.shape[2:])
         net_in, _ = self.centred(inputs)
         regression = ae.decode(net_in, net_in.new_zeros((net_in.shape[0], *lat))).float()
-        regression = regression * self.spec.departure_scale
         if repeats > 1:
             inputs = inputs.repeat_interleave(repeats, dim=0)
             net_in = net_in.repeat_interleave(repeats, dim=0)
@@ -166,8 +165,9 @@ class LatentMethod(Method):
         if opts.guidance:
             shown = inputs[:, n_vars : 2 * n_vars] > 0
             values = inputs[:, :n_vars]
+            shift = guess + (self.spec.departure_scale - 1.0) * regression
             guidance = consistency_guidance(
-                lambda z: guess + ae.decode(net_in, z / scale), values, shown, opts.guidance
+                lambda z: shift + ae.decode(net_in, z / scale), values, shown, opts.guidance
             )
         z = sample(
             opts.sampler,
@@ -186,7 +186,9 @@ class LatentMethod(Method):
             d = delta.view(-1, repeats, *delta.shape[1:])
             d = (d - d.mean(dim=1, keepdim=True)) * math.sqrt(repeats / (repeats - 1))
             delta = d.reshape(delta.shape)
-        return guess + regression, self.spread(inputs) * delta
+        # the centre uses the shrunk departure; the perturbation is the sample's
+        # departure from the unshrunk regression (the latent's own contribution)
+        return guess + self.spec.departure_scale * regression, self.spread(inputs) * delta
 
     def spread(self, inputs: Tensor) -> Tensor | float:
         """The calibrated spread factor at every point (or one factor for all)."""

@@ -47,7 +47,8 @@ class FillOptions:
     sigma_min, sigma_max
         Noise range of the Karras schedule.
     batch_size
-        Windows per model call (changes results by float rounding only).
+        Rows per model call: ``batch_size // members`` windows with all their
+        members (at least one window); changes results by float rounding only.
     """
 
     members: int = field(default=1, metadata={"help": "Ensemble members."})
@@ -69,7 +70,10 @@ class FillOptions:
     sigma_max: float = field(
         default=80.0, metadata={"help": "Largest noise level of the sampling schedule."}
     )
-    batch_size: int = field(default=16, metadata={"help": "Windows per model call."})
+    batch_size: int = field(
+        default=16,
+        metadata={"help": "Rows per model call (windows x members); float rounding only."},
+    )
 
     def __post_init__(self) -> None:
         fields = dataclasses.fields(self)

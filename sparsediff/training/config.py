@@ -240,7 +240,12 @@ class PriorConfig(_Section):
 class CalibrationConfig(_Section):
     """Calibration on the validation part (never the holdout): departure scale, then spread."""
 
-    enabled: StrictBool = Field(True, description="Fit the spread scale after training.")
+    enabled: StrictBool = Field(
+        True,
+        description=(
+            "Fit the departure scale and the spread factors on the validation part after training."
+        ),
+    )
     members: StrictInt = Field(8, ge=2, le=64, description="Ensemble members per window.")
     max_windows: StrictInt = Field(64, ge=1, description="Validation windows used at most.")
     steps: StrictInt = Field(16, ge=1, description="Sampler steps (DPM-Solver++(2M)).")

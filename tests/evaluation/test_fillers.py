@@ -155,3 +155,20 @@ def test_evaluate_refuses_a_filler_without_members_or_a_misnamed_one(
     variant = ModelFiller(trained["latent"], "variant")
     with pytest.raises(InputError, match="filler named 'variant'"):
         evaluate(ostia_eval, models={"other": variant}, baselines=(), region=REGION)
+
+
+def test_a_model_sees_the_whole_spatial_extent_and_its_context_reach() -> None:
+    from sparsediff.evaluation.fillers import context_region
+    from tests.filling.conftest import make_model
+
+    volume = make_model(["v"], ["z", "y", "x"], [8, 8, 8], mode="pixel")
+    wide, back = context_region(volume, {"z": 64, "y": 32, "x": 32}, {"z": slice(48, 64)})
+    # a region along a spatial dim: the model fills the whole volume, scored on the region
+    assert wide == {"z": slice(0, 64)}
+    assert back == {"z": slice(48, 64)}
+    series = make_model(
+        ["v"], ["y", "x"], [8, 8], mode="pixel", context_dim="t", context_offsets=[-1, 1]
+    )
+    wide, back = context_region(series, {"t": 54, "y": 8, "x": 8}, {"t": slice(48, 54)})
+    assert wide == {"t": slice(47, 54)}
+    assert back == {"t": slice(1, 7)}
