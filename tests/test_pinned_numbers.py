@@ -82,21 +82,21 @@ REFERENCE_WEIGHTS: dict[str, Any] = {
 }
 
 REFERENCE_FILL: dict[str, Any] = {
-    "sha256": "1e98f69e50da37b4ccacd58f2ee0e56b41241b02df43e2cbc533e939b1b33d69",
+    "sha256": "28ceef007a2d9a619a0162c2aabf26ffc97b448dfbdc339a44209b0ff53c24a3",
     "n_filled": 2634,
-    "member_means": [301.44627207739387, 301.4027624108525],
-    "mean_spread": 0.3928299267130059,
+    "member_means": [301.4462720889799, 301.40276242243857],
+    "mean_spread": 0.39282992671300576,
     "first_values": [300.393310546875, 300.6221618652344, 300.5472412109375, 300.5685119628906],
 }
 
 REFERENCE_EVALUATE: dict[str, Any] = {
     "kind": "model",
-    "rmse": 0.4369544428677012,
-    "mae": 0.2705091921644263,
-    "bias": 0.07437531641153018,
-    "crps": 0.27957144957936775,
-    "spread_skill": 1.4854865052102488,
-    "spectrum_score": 0.22458433282485957,
+    "rmse": 0.43695447474389076,
+    "mae": 0.27050919220802855,
+    "bias": 0.07437531645513243,
+    "crps": 0.279571449537678,
+    "spread_skill": 1.4854864504306218,
+    "spectrum_score": 0.2245843772368939,
     "n_points": 2634,
 }
 

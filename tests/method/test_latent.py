@@ -286,3 +286,25 @@ def test_members_sharing_a_window(mode: str) -> None:
         assert p.abs().max() > 0
     with pytest.raises(ValueError, match="keys"):
         model.method.complete_parts(inputs, keys[:5], OPTS, repeats=3)
+
+
+def test_far_distance_bins_continue_the_growth_of_the_fitted_ones() -> None:
+    from sparsediff.method.calibration import MAX_GROWTH, MIN_POINTS, bin_scales, solve_spread_scale
+
+    n = float(MIN_POINTS)
+
+    def bin_(err2: float, var: float, count: float = n) -> list[float]:
+        return [err2 * count, 0.0, 0.0, var * count, count]
+
+    k = 8
+    sums = [bin_(1.0, 1.0), bin_(4.0, 1.0), bin_(9.0, 1.0, count=n / 2), bin_(0.0, 0.0, 0.0)]
+    scales = bin_scales(sums, k, overall=5.0)
+    s0 = solve_spread_scale(1.0, 0.0, 0.0, 1.0, k)
+    s1 = solve_spread_scale(4.0, 0.0, 0.0, 1.0, k)
+    assert scales[:2] == pytest.approx([s0, s1])
+    growth = min(s1 / s0, MAX_GROWTH)
+    assert scales[2] == pytest.approx(s1 * growth)  # too few points: extrapolated
+    assert scales[3] == pytest.approx(s1 * growth**2)
+    # nothing fitted: the overall factor everywhere; one bin fitted: held flat
+    assert bin_scales([bin_(1.0, 1.0, 0.0)] * 3, k, overall=5.0) == [5.0, 5.0, 5.0]
+    assert bin_scales([bin_(1.0, 1.0), bin_(1.0, 1.0, 0.0)], k, overall=5.0) == [s0, s0]
