@@ -286,6 +286,41 @@ class Method:
         """Keyword arguments of the stage objective for one batch (keyed draws)."""
         raise NotImplementedError
 
+    @staticmethod
+    def diffusion_args(
+        x0: Tensor,
+        cond: Tensor,
+        positions: Sequence[int],
+        settings: TrainSettings,
+        stage_key: int,
+        weight: Tensor | None = None,
+    ) -> dict[str, Any]:
+        """The prior objective's arguments: keyed noise levels, noise and condition dropout.
+
+        Row ``i`` draws its noise level and noise from ``(seed, DIFFUSION,
+        stage_key, positions[i])`` and whether its condition is dropped from
+        ``(seed, COND_DROP, stage_key, positions[i])``.
+        """
+        from sparsediff.diffusion.losses import get_loss
+
+        seed = settings.seed
+        loss_fn = get_loss(settings.objective)
+        gens = [generator_for(seed, Stream.DIFFUSION, stage_key, p) for p in positions]
+        levels = torch.cat([loss_fn.sample_noise_level(1, generator=g) for g in gens])
+        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens])
+        keys = [generator_for(seed, Stream.COND_DROP, stage_key, p) for p in positions]
+        drop = torch.tensor(
+            [float(torch.rand((), generator=g)) < settings.cond_dropout for g in keys],
+            device=x0.device,
+        ).view(-1, *([1] * (cond.ndim - 1)))
+        return {
+            "x0": x0,
+            "cond": torch.where(drop, torch.zeros_like(cond), cond),
+            "noise_level": levels.to(x0.device),
+            "noise": noise.to(x0.device).to(x0.dtype),
+            "weight": weight,
+        }
+
     def windows(
         self,
         batch: TrainBatch,

@@ -36,7 +36,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from sparsediff.diffusion.losses import get_loss
 from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
@@ -302,23 +301,4 @@ class LatentMethod(Method):
         mean, _ = ae.encode(w.values - offset, w.observed, net_in)
         x0 = mean.float() * self.spec.latent_scale
         cond = self.cond(net_in)
-        loss_fn = get_loss(settings.objective)
-        gens = [generator_for(seed, Stream.DIFFUSION, sk, p) for p in batch.positions]
-        levels = torch.cat([loss_fn.sample_noise_level(1, generator=g) for g in gens])
-        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens])
-        drop = torch.tensor(
-            [
-                float(torch.rand((), generator=generator_for(seed, Stream.COND_DROP, sk, p)))
-                < settings.cond_dropout
-                for p in batch.positions
-            ],
-            device=dev,
-        ).view(-1, *([1] * (cond.ndim - 1)))
-        cond = torch.where(drop, torch.zeros_like(cond), cond)
-        return {
-            "x0": x0,
-            "cond": cond,
-            "noise_level": levels.to(dev),
-            "noise": noise.to(dev).to(x0.dtype),
-            "weight": None,
-        }
+        return self.diffusion_args(x0, cond, batch.positions, settings, sk)

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from sparsediff.diffusion.losses import get_loss
 from sparsediff.diffusion.samplers import sample
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
 from sparsediff.method.inputs import centre_inputs, guess_of, n_inputs
@@ -32,7 +31,7 @@ from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.networks.precond import EDMPrecond
 from sparsediff.networks.unet import UNet
-from sparsediff.rng import Stream, generator_for
+from sparsediff.rng import Stream
 
 __all__ = ["PixelMethod"]
 
@@ -105,32 +104,9 @@ class PixelMethod(Method):
         purpose: int = Stream.HIDE,
     ) -> dict[str, Any]:
         """Objective arguments: the departure at observed points, keyed noise and dropout."""
-        seed = settings.seed
         w = self.windows(batch, settings.prior_hide, settings, stream=purpose, stage_key=_STAGE_KEY)
         guess = guess_of(w.inputs, self.spec.n_vars)
         x0 = torch.where(w.observed, w.values.float() - guess, torch.zeros_like(guess))
         weight = w.observed.to(x0.dtype) if self.spec.pixel_loss == "masked" else None
-        loss_fn = get_loss(settings.objective)
-        gens = [generator_for(seed, Stream.DIFFUSION, _STAGE_KEY, p) for p in batch.positions]
-        levels = torch.cat([loss_fn.sample_noise_level(1, generator=g) for g in gens])
-        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens])
-        dev = x0.device
-        drop = torch.tensor(
-            [
-                float(
-                    torch.rand((), generator=generator_for(seed, Stream.COND_DROP, _STAGE_KEY, p))
-                )
-                < settings.cond_dropout
-                for p in batch.positions
-            ],
-            device=dev,
-        ).view(-1, *([1] * (x0.ndim - 1)))
         net_in, _ = centre_inputs(w.inputs, self.spec.n_vars, self.spec.n_context)
-        cond = torch.where(drop, torch.zeros_like(net_in), net_in)
-        return {
-            "x0": x0,
-            "cond": cond,
-            "noise_level": levels.to(dev),
-            "noise": noise.to(dev),
-            "weight": weight,
-        }
+        return self.diffusion_args(x0, net_in, batch.positions, settings, _STAGE_KEY, weight)
