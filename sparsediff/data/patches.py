@@ -48,7 +48,12 @@ from sparsediff.data.stats import Stats, VariableStats, normalize_array
 from sparsediff.data.tiling import window_starts
 from sparsediff.errors import InputError
 
-__all__ = ["PatchWindows", "Window"]
+__all__ = [
+    "PatchWindows",
+    "Window",
+    "normalized_frame",
+    "read_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,67 @@ def _variable_stats(stats: Stats, name: str) -> VariableStats:
         return stats[name]
     except KeyError as err:
         raise InputError(f"the normalization stats have no entry for variable {name!r}") from err
+
+
+def normalized_frame(
+    raws: Sequence[np.ndarray],
+    states: Sequence[np.ndarray | None],
+    variables: Sequence[str],
+    stats: Stats | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One frame of every variable: normalized values, observed and invalid masks.
+
+    Parameters
+    ----------
+    raws
+        Per variable, the raw values (any shape, the same for all).
+    states
+        Per variable, the point states (:mod:`sparsediff.data.masks`), or
+        ``None``: observed = finite, nothing invalid.
+    variables
+        Variable names (keys of ``stats``).
+    stats
+        Normalization statistics, or ``None`` to keep the values.
+
+    Returns
+    -------
+    values, observed, invalid
+        ``(C, *shape)``: float64 values normalized at observed points and 0
+        elsewhere, and the two bool masks.
+    """
+    shape = (len(variables), *np.shape(raws[0]))
+    values = np.zeros(shape, dtype=np.float64)
+    observed = np.zeros(shape, dtype=bool)
+    invalid = np.zeros(shape, dtype=bool)
+    for c, (name, raw, state) in enumerate(zip(variables, raws, states, strict=True)):
+        raw = np.asarray(raw, dtype=np.float64)
+        ok = np.isfinite(raw)
+        if state is not None:
+            ok &= state == OBSERVED
+            invalid[c] = state == INVALID
+        if stats is not None:
+            raw = np.where(ok, raw, np.nan)  # normalize observed values only
+            raw = np.asarray(normalize_array(raw, _variable_stats(stats, name)), dtype=np.float64)
+        values[c] = np.where(ok, raw, 0.0)
+        observed[c] = ok
+    return values, observed, invalid
+
+
+def read_frame(
+    ds: xr.Dataset,
+    states: xr.Dataset | None,
+    variables: Sequence[str],
+    dims: Sequence[str],
+    stats: Stats | None,
+    indexers: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one frame (``ds.isel(indexers)``, lazily) as :func:`normalized_frame` gives it."""
+    with dask.config.set(scheduler="synchronous"):
+        data = ds.isel(indexers).compute()
+        st = None if states is None else states.isel(indexers).compute()
+    raws = [data[n].transpose(*dims).values for n in variables]
+    sts = [None if st is None else st[n].transpose(*dims).values for n in variables]
+    return normalized_frame(raws, sts, variables, stats)
 
 
 class PatchWindows:
@@ -335,27 +401,9 @@ class PatchWindows:
         """
         indexers: dict[str, Any] = dict(zip(self.batch_dims, window.batch))
         indexers.update({d: slice(s, s + n) for d, s, n in zip(self.dims, window.start, self.size)})
-        with dask.config.set(scheduler="synchronous"):
-            data = self._ds.isel(indexers).compute()
-            st = None if self._states is None else self._states.isel(indexers).compute()
-        shape = (len(self.variables), *self.size)
-        values = np.zeros(shape, dtype=np.float64)
-        observed = np.zeros(shape, dtype=bool)
-        invalid = np.zeros(shape, dtype=bool)
-        for c, name in enumerate(self.variables):
-            raw = np.asarray(data[name].transpose(*self.dims).values, dtype=np.float64)
-            ok = np.isfinite(raw)
-            if st is not None:
-                state = st[name].transpose(*self.dims).values
-                ok &= state == OBSERVED
-                invalid[c] = state == INVALID
-            if self.stats is not None:
-                raw = np.where(ok, raw, np.nan)  # normalize observed values only
-                raw = np.asarray(
-                    normalize_array(raw, _variable_stats(self.stats, name)), dtype=np.float64
-                )
-            values[c] = np.where(ok, raw, 0.0)
-            observed[c] = ok
+        values, observed, invalid = read_frame(
+            self._ds, self._states, self.variables, self.dims, self.stats, indexers
+        )
         return {"values": values, "observed": observed, "invalid": invalid, "index": window.index}
 
     def __repr__(self) -> str:

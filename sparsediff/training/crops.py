@@ -28,9 +28,7 @@ import dask
 import numpy as np
 import torch
 
-from sparsediff.data.masks import INVALID, OBSERVED
-from sparsediff.data.patches import Window
-from sparsediff.data.stats import normalize_array
+from sparsediff.data.patches import Window, normalized_frame, read_frame
 from sparsediff.errors import InputError
 from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.patches import PatchDataset
@@ -145,48 +143,19 @@ class CropDataset(PatchDataset):
             return self._frame_in_memory(batch, idx)
         indexers: dict[str, Any] = dict(zip(self.batch_dims, batch, strict=True))
         indexers.update({d: a for d, a in zip(self.dims, idx, strict=True)})
-        with dask.config.set(scheduler="synchronous"):
-            data = self._ds.isel(indexers).compute()
-            st = None if self._states is None else self._states.isel(indexers).compute()
-        shape = (len(self.variables), *(a.size for a in idx))
-        values = np.zeros(shape, dtype=np.float64)
-        observed = np.zeros(shape, dtype=bool)
-        invalid = np.zeros(shape, dtype=bool)
-        for c, name in enumerate(self.variables):
-            raw = np.asarray(data[name].transpose(*self.dims).values, dtype=np.float64)
-            ok = np.isfinite(raw)
-            if st is not None:
-                state = st[name].transpose(*self.dims).values
-                ok &= state == OBSERVED
-                invalid[c] = state == INVALID
-            if self.stats is not None:
-                raw = np.asarray(normalize_array(np.where(ok, raw, np.nan), self.stats[name]))
-            values[c] = np.where(ok, raw, 0.0)
-            observed[c] = ok
-        return values, observed, invalid
+        return read_frame(self._ds, self._states, self.variables, self.dims, self.stats, indexers)
 
     def _frame_in_memory(
         self, batch: tuple[int, ...], idx: list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert self._arrays is not None
         where = (*batch, *np.ix_(*idx))
-        shape = (len(self.variables), *(a.size for a in idx))
-        values = np.zeros(shape, dtype=np.float64)
-        observed = np.zeros(shape, dtype=bool)
-        invalid = np.zeros(shape, dtype=bool)
-        for c, name in enumerate(self.variables):
-            data, states = self._arrays[name]
-            raw = data[where]
-            ok = np.isfinite(raw)
-            if states is not None:
-                state = states[where]
-                ok &= state == OBSERVED
-                invalid[c] = state == INVALID
-            if self.stats is not None:
-                raw = np.asarray(normalize_array(np.where(ok, raw, np.nan), self.stats[name]))
-            values[c] = np.where(ok, raw, 0.0)
-            observed[c] = ok
-        return values, observed, invalid
+        raws = [self._arrays[n][0][where] for n in self.variables]
+        sts = [
+            None if self._arrays[n][1] is None else self._arrays[n][1][where]
+            for n in self.variables
+        ]  # type: ignore[index]
+        return normalized_frame(raws, sts, self.variables, self.stats)
 
     def read(self, window: Window) -> dict[str, Any]:
         """Read the crop, context frames and donor of one window."""
