@@ -10,6 +10,12 @@ observed points punched out (MCAR, ``data.extra_missing``):
 * ``pixel_masked`` — the same, with the loss masked to observed points (the
   fair pixel variant).
 
+Each latent model is also scored with its networks switched off
+(``latent_first_guess``, :func:`guess_only`; ``score_first_guess: false``
+drops these rows): the classical first guess it starts from, computed with the
+model's own statistics, so a change with the training missing rate can be told
+apart from a change of the learned part.
+
 All models and the classical baselines are then scored by
 :func:`sparsediff.evaluate` on the SAME held-out gaps of the
 held-out period of the training config (``data.holdout_dim`` /
@@ -64,7 +70,14 @@ from sparsediff.training.config import (
     read_yaml_mapping,
 )
 
-__all__ = ["DEFAULT_VARIANTS", "ExperimentConfig", "load_experiment", "main", "run_experiment"]
+__all__ = [
+    "DEFAULT_VARIANTS",
+    "ExperimentConfig",
+    "guess_only",
+    "load_experiment",
+    "main",
+    "run_experiment",
+]
 
 DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
     "latent": {"mode": "latent"},
@@ -108,6 +121,11 @@ class ExperimentConfig(BaseModel):
     )
     train: dict[str, Any] = Field(..., description="Base training config (sparsediff train).")
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    score_first_guess: bool = Field(
+        True,
+        description="Also score each latent model's first guess alone "
+        "(rows ``<variant>_first_guess``): what the learned part adds at each rate.",
+    )
 
     @field_validator("rates")
     @classmethod
@@ -183,6 +201,24 @@ def train_config(
         return load_config(cfg)
     except ConfigError as e:
         raise ConfigError(f"variant {variant!r}: {e}") from None
+
+
+def guess_only(model: Any) -> Any:
+    """A copy of a latent model that returns its first guess exactly (zero departure, no spread).
+
+    Scored beside the model, it shows what the learned part adds over the
+    classical estimate the model starts from.
+    """
+    clone = copy.deepcopy(model)
+    out = clone.nets["autoencoder"].decoder.conv_out
+    with torch.no_grad():
+        out.weight.zero_()
+        if out.bias is not None:
+            out.bias.zero_()
+    clone.spec = clone.spec.model_copy(
+        update={"spread_scale": 0.0, "spread_scales": [], "spread_bins": []}
+    )
+    return clone
 
 
 def run_name(variant: str, rate: float) -> str:
@@ -327,6 +363,9 @@ def run_experiment(
             models[name] = model
             keys[name] = (variant, rate)
             echo(f"{how:>8} {name:<28} {train_seconds[name]:8.1f} s")
+            if exp.score_first_guess and model.spec.kind == "latent":
+                models[f"{name}_first_guess"] = guess_only(model)
+                keys[f"{name}_first_guess"] = (f"{variant}_first_guess", rate)
     t_train = time.perf_counter() - t_start
 
     ev = exp.evaluate
@@ -366,7 +405,8 @@ def run_experiment(
         row.rmse / ref[(row.variable, row.method)] if row.kind == "model" else math.nan
         for row in table.itertuples()
     ]
-    order = {v: i for i, v in enumerate([*exp.variants, *ev.baselines])}
+    named = [m for v in exp.variants for m in (v, f"{v}_first_guess")]
+    order = {v: i for i, v in enumerate([*named, *ev.baselines])}
     table = table.sort_values(
         ["variable", "kind", "method", "rate"],
         key=lambda s: s.map(order) if s.name == "method" else s,

@@ -122,22 +122,8 @@ def train_config(exp: QualityConfig, variant: str) -> TrainConfig:
         raise ConfigError(f"variant {variant!r}: {e}") from None
 
 
-def guess_only(model: Any) -> Any:
-    """A copy of a latent model that returns its first guess exactly (zero departure, no spread).
-
-    Scored beside the model, it shows what the learned part adds over the
-    classical estimate the model starts from.
-    """
-    clone = copy.deepcopy(model)
-    out = clone.nets["autoencoder"].decoder.conv_out
-    with torch.no_grad():
-        out.weight.zero_()
-        if out.bias is not None:
-            out.bias.zero_()
-    clone.spec = clone.spec.model_copy(
-        update={"spread_scale": 0.0, "spread_scales": [], "spread_bins": []}
-    )
-    return clone
+guess_only = _mr.guess_only
+"""A copy of a latent model that returns its first guess exactly (see ``missing_rate``)."""
 
 
 def load_quality(config: str | os.PathLike[str] | Mapping[str, Any]) -> QualityConfig:

@@ -56,15 +56,22 @@ def test_tiny_config_runs_end_to_end(tmp_path: Path) -> None:
         assert col in table, col
     models = table[table["kind"] == "model"]
     baselines = table[table["kind"] == "baseline"]
-    # 2 rates x 3 variants, and the 4 baselines once each (they do not train)
+    # 2 rates x (3 variants + the latent model's first guess alone), the 4 baselines once each
+    variants = ("latent", "latent_first_guess", "pixel_zero_filled", "pixel_masked")
     assert sorted(zip(models["method"], models["rate"])) == sorted(
-        (v, r) for v in ("latent", "pixel_zero_filled", "pixel_masked") for r in (0.0, 0.5)
+        (v, r) for v in variants for r in (0.0, 0.5)
     )
+    guess = models[models["method"] == "latent_first_guess"]
+    latent = models[models["method"] == "latent"]
+    # the guess alone has no spread: its CRPS is its MAE; the model's members do spread
+    np.testing.assert_allclose(guess["crps"], guess["mae"], rtol=1e-6)
+    assert (latent["crps"].to_numpy() < latent["mae"].to_numpy()).all()
     assert sorted(baselines["method"]) == ["dineof", "laplace", "linear", "time_mean"]
     assert baselines["rate"].isna().all()
     scores = ["rmse", "mae", "crps", "spectrum_score", "fill_seconds"]
     assert np.isfinite(table[scores].to_numpy()).all()
-    assert np.isfinite(models[["spread_skill", "train_seconds", "rmse_rel"]].to_numpy()).all()
+    learned = models[models["method"] != "latent_first_guess"]
+    assert np.isfinite(learned[["spread_skill", "train_seconds", "rmse_rel"]].to_numpy()).all()
     # every model is scored on the same held-out points
     assert table["n_points"].nunique() == 1
     np.testing.assert_allclose(models[models["rate"] == 0.0]["rmse_rel"], 1.0)
