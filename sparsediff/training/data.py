@@ -16,13 +16,14 @@ import torch
 import xarray as xr
 
 from sparsediff.data import io, masks
-from sparsediff.data.climatology import anomalies, climatology_of
+from sparsediff.data.climatology import anomalies
 from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.sources import resolve_source
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import TrainBatch
 from sparsediff.rng import Stream, numpy_rng_for
+from sparsediff.training.climatology import fit_climatology
 from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
 
@@ -180,19 +181,21 @@ def prepare_data(
         }
     train_ds, train_states = parts["train"]  # type: ignore[misc]
     invalid_grid = masks.grid_invalid(train_states, d.dims, d.invalid_along)
+    periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
     climatology = None
     if d.climatology_dim is not None:
         if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
             raise ConfigError(
                 f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
             )
-        climatology = climatology_of(train_ds, train_states, d.variables, d.climatology_dim)
+        climatology = fit_climatology(
+            train_ds, train_states, d.variables, d.climatology_dim, d.dims, periodic
+        )
         parts = {
             k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
         }
     train_ds, train_states = parts["train"]  # type: ignore[misc]
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
-    periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
     win = cfg.window
     halo = tuple(win.halo) if win.halo is not None else tuple(win.size)
 
