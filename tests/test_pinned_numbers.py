@@ -68,7 +68,7 @@ REFERENCE_PLATFORM: dict[str, str] = {
 
 REFERENCE_WEIGHTS: dict[str, Any] = {
     "spread_scale": 50.0,
-    "spread_scales": [50.0, 50.0, 50.0, 50.0, 50.0, 50.0],
+    "spread_scales": [50.0] * 12,  # every bin of COVARIATE_BINS: the tiny run has no spread
     "autoencoder": {
         "sha256": "6fd259c5b4a46adbae4d705f79883a5ca7f9aa8949f2c7e99b3e24f248c954ee",
         "sum": 233.22906721251957,

@@ -11,19 +11,30 @@ of a calibrated K-member ensemble holds on the hidden points::
 
     mean((ensemble mean - truth)**2) = (K + 1) / K * mean(member variance)
 
-once over all hidden points and once per bin of distance to the nearest
-shown point (:data:`DISTANCE_BINS`). A bin with fewer than :data:`MIN_POINTS`
-points — the far bins, which validation windows rarely reach — continues the
-growth of the last two fitted bins (each further bin multiplies the factor by
-their ratio, clipped to [1, :data:`MAX_GROWTH`]): the error keeps growing
-with the distance to the data, and holding the factor flat left the far
-points of large gaps under-dispersed (MNI152 boxes: spread/skill 0.71). Both sides are quadratic in
-``s``, so ``s`` has a closed form. Why fitted factors: the perturbations come
-from a prior trained for minutes, whose spread has the right *shape* (larger
-far from the data) but not necessarily the right size, and the error grows
-deep inside large gaps faster than the raw spread does; factors fitted on
-held-out data fix the size without touching the ensemble's structure or its
-mean.
+once over all hidden points and once per bin of a covariate (:data:`COVARIATE`,
+bins :data:`COVARIATE_BINS`): the *local distance*, the distance to the nearest
+shown point averaged over the point's 3^d neighbourhood
+(:func:`~sparsediff.method.inputs.local_distance_of`). The plain distance
+(:data:`DISTANCE_BINS`, models calibrated before) puts a lone hidden point
+among shown ones and the edge of a large box in one bin (both are one step
+from the data) although the second is filled far worse; which of them a bin
+holds then depends on the gap pattern, and a factor fitted on the
+validation mix was too wide on MCAR gaps (A1B ``mcar:0.5``: 1.24) and too
+narrow on boxes. The fitted factors are kept non-decreasing along the
+bins (neighbouring bins that would dip are pooled). Bins with fewer than
+:data:`MIN_POINTS` points take the factor of the nearest fitted bin below
+them, or of the first fitted bin above; beyond the last fitted bin — far
+inside large gaps, which validation windows rarely reach — the factor
+continues the growth of the last two pooled groups (per bin, clipped to [1,
+:data:`MAX_GROWTH`]): the error keeps growing with the distance to the data.
+Both sides are quadratic in ``s``, so ``s`` has a closed form.
+
+Why fitted factors: the perturbations come from a prior trained for minutes.
+Measured on the held-out gaps of the shipped configs, their raw size is
+nearly the same at every distance from the data (A1B: 0.19 K from one to
+eight steps away, while the error grows from 0.20 K to 0.88 K), so the shape
+of the spread, larger far from the data, comes from these factors; fitted on
+held-out data, they fix the size without touching the ensemble's mean.
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ from sparsediff.method.options import FillOptions
 from sparsediff.rng import Stream
 
 __all__ = [
+    "COVARIATE",
+    "COVARIATE_BINS",
     "DISTANCE_BINS",
     "Calibration",
     "bin_scales",
@@ -51,6 +64,10 @@ __all__ = [
 SCALE_MIN, SCALE_MAX = 0.05, 50.0
 #: Lower edges of the distance bins (grid steps to the nearest shown point); last open.
 DISTANCE_BINS: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+#: The covariate new calibrations bin the spread factors by (ModelSpec.spread_covariate).
+COVARIATE = "local_distance"
+#: Lower edges of its bins (grid steps); the last is open.
+COVARIATE_BINS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0)
 #: Fewest hidden points a bin needs for a factor of its own.
 MIN_POINTS = 200
 #: Largest factor growth from one distance bin to the next when extrapolating.
@@ -66,7 +83,7 @@ class Calibration:
     scale
         The factor fitted on all hidden validation points together.
     bins, scales
-        Lower bin edges (distance to the nearest shown point) and the factor of each bin.
+        Lower bin edges (of ``covariate``) and the factor of each bin.
     counts
         Hidden points per bin.
     spread_skill_before
@@ -75,6 +92,8 @@ class Calibration:
         Number of hidden points it was fitted on.
     members
         Ensemble size used.
+    covariate
+        What the bins are over (:data:`sparsediff.method.inputs.SPREAD_COVARIATES`).
     """
 
     scale: float
@@ -84,15 +103,17 @@ class Calibration:
     spread_skill_before: float
     points: int
     members: int
+    covariate: str = COVARIATE
 
     def describe(self) -> str:
         """One line for the model record."""
         per_bin = ", ".join(
-            f"d>={b:g}: {s:.3g} ({n})"
+            f">={b:g}: {s:.3g} ({n})"
             for b, s, n in zip(self.bins, self.scales, self.counts, strict=True)
         )
+        what = "local distance" if self.covariate == "local_distance" else "distance"
         return (
-            f"spread scale {self.scale:.4g} overall, by distance to data [{per_bin}], fitted on "
+            f"spread scale {self.scale:.4g} overall, by {what} to data [{per_bin}], fitted on "
             f"{self.points} hidden validation points ({self.members} members; raw spread/skill "
             f"{self.spread_skill_before:.3g})"
         )
@@ -117,25 +138,55 @@ def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) 
 
 
 def bin_scales(sums: list[list[float]], members: int, overall: float) -> list[float]:
-    """Spread factor per distance bin from the bins' sums ``(e0, c1, m2, v, n)``.
+    """Spread factor per covariate bin from the bins' sums ``(e0, c1, m2, v, n)``.
 
-    Bins with at least :data:`MIN_POINTS` points (from the nearest bin on,
-    without a gap) get their own closed-form factor; the next bins continue
-    the growth of the last two fitted ones (ratio clipped to [1,
-    :data:`MAX_GROWTH`]), or repeat the last factor (``overall`` when none
-    could be fitted).
+    Bins with at least :data:`MIN_POINTS` points are fitted in closed form,
+    with the factors kept non-decreasing along the bins (pool adjacent
+    violators: neighbouring fitted bins whose factors would decrease are
+    pooled and fitted together — the error does not shrink further from the
+    data, a dip is noise of a small bin). A bin with fewer points takes the
+    factor of the nearest fitted bin below it (of the first fitted bin when
+    none is below); beyond the last fitted bin the factor continues the
+    growth per bin between the last two pooled groups (clipped to [1,
+    :data:`MAX_GROWTH`]), or is held flat when there is one group.
+    ``overall`` everywhere when no bin has enough points.
     """
+
+    def fit(t: list[float]) -> float:
+        e0, c1, m2, v, cnt = t
+        return solve_spread_scale(e0 / cnt, c1 / cnt, m2 / cnt, v / cnt, members)
+
+    groups: list[tuple[list[int], list[float]]] = []  # (bins, summed stats)
+    for i, t in enumerate(sums):
+        if t[4] < MIN_POINTS:
+            continue
+        groups.append(([i], [float(x) for x in t]))
+        while len(groups) >= 2 and fit(groups[-1][1]) < fit(groups[-2][1]):
+            bins, stats = groups.pop()
+            groups[-1][0].extend(bins)
+            groups[-1] = (groups[-1][0], [a + b for a, b in zip(groups[-1][1], stats, strict=True)])
+    if not groups:
+        return [overall] * len(sums)
+    own: list[float | None] = [None] * len(sums)
+    for bins, stats in groups:
+        for i in bins:
+            own[i] = fit(stats)
+    first, last = groups[0][0][0], groups[-1][0][-1]
+    growth = 1.0
+    if len(groups) >= 2:
+        (b0, t0), (b1, t1) = groups[-2], groups[-1]
+        apart = sum(b1) / len(b1) - sum(b0) / len(b0)
+        growth = min(max((fit(t1) / fit(t0)) ** (1.0 / apart), 1.0), MAX_GROWTH)
     scales: list[float] = []
-    fitted = 0
-    for i, (e0, c1, m2, v, cnt) in enumerate(sums):
-        if cnt >= MIN_POINTS and fitted == i:
-            scales.append(solve_spread_scale(e0 / cnt, c1 / cnt, m2 / cnt, v / cnt, members))
-            fitted += 1
-        elif len(scales) >= 2:
-            growth = min(max(scales[-1] / scales[-2], 1.0), MAX_GROWTH)
-            scales.append(min(scales[-1] * growth, SCALE_MAX))
+    for i, x in enumerate(own):
+        if x is not None:
+            scales.append(x)
+        elif i < first:
+            scales.append(float(own[first]))  # type: ignore[arg-type]
+        elif i < last:
+            scales.append(scales[-1])
         else:
-            scales.append(scales[-1] if scales else overall)
+            scales.append(min(scales[-1] * growth, SCALE_MAX))
     return scales
 
 
@@ -191,6 +242,7 @@ def fit_spread_scale(
     steps: int = 16,
     hide: HideSpec | None = None,
     device: torch.device | str = "cpu",
+    covariate: str = COVARIATE,
 ) -> Calibration | None:
     """Fit the spread factors of a latent model on validation batches.
 
@@ -210,6 +262,9 @@ def fit_spread_scale(
         What to hide in the validation windows.
     device
         Where to run.
+    covariate
+        What the factors are binned by: ``"local_distance"`` (bins
+        :data:`COVARIATE_BINS`) or ``"distance"`` (:data:`DISTANCE_BINS`).
 
     Returns
     -------
@@ -217,16 +272,17 @@ def fit_spread_scale(
         ``None`` when the batches hold no hidden observed point.
     """
     from sparsediff.method import build_method
-    from sparsediff.method.inputs import distance_of
+    from sparsediff.method.inputs import spread_covariate
 
     raw_spec = method.spec.model_copy(
         update={"spread_scale": 1.0, "spread_bins": [], "spread_scales": []}
     )
     raw = build_method(raw_spec, method.nets)
     opts = FillOptions(members=members, steps=steps, seed=settings.seed)
-    nb = len(DISTANCE_BINS)
+    bins = DISTANCE_BINS if covariate == "distance" else COVARIATE_BINS
+    nb = len(bins)
     sums = torch.zeros(nb, 5, dtype=torch.float64)  # e0, c1, m2, v, n per bin
-    edges = torch.tensor(DISTANCE_BINS[1:], dtype=torch.float64)
+    edges = torch.tensor(bins[1:], dtype=torch.float64)
     for batch in batches:
         b = batch.to(device)
         w = raw.windows(b, hide or settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
@@ -239,8 +295,8 @@ def fit_spread_scale(
         sel = w.scored
         d = deltas[:, sel].double().cpu()  # (K, P)
         r = (reg - w.values.float())[sel].double().cpu()
-        dist = distance_of(w.inputs, raw.spec.n_vars)[sel].double().cpu()
-        which = torch.bucketize(dist, edges, right=True)
+        cov = spread_covariate(w.inputs, raw.spec.n_vars, covariate)[sel].double().cpu()
+        which = torch.bucketize(cov, edges, right=True)
         m = d.mean(0)
         stats = torch.stack([r**2, r * m, m**2, d.var(0, unbiased=True), torch.ones_like(r)], 1)
         sums.index_add_(0, which, stats)
@@ -256,10 +312,11 @@ def fit_spread_scale(
     spread_before = math.sqrt((k + 1) / k * v)
     return Calibration(
         scale=float(overall),
-        bins=DISTANCE_BINS,
+        bins=bins,
         scales=tuple(float(x) for x in scales),
         counts=tuple(int(c) for c in sums[:, 4]),
         spread_skill_before=spread_before / skill_before if skill_before > 0 else float("nan"),
         points=n,
         members=k,
+        covariate=covariate,
     )

@@ -42,7 +42,9 @@ __all__ = [
     "distance_of",
     "distance_to_shown",
     "guess_of",
+    "local_distance_of",
     "n_inputs",
+    "spread_covariate",
 ]
 
 #: Distances to the nearest shown point are counted up to this many grid steps.
@@ -126,6 +128,38 @@ def distance_of(inputs: Tensor, n_vars: int) -> Tensor:
     """Distance (grid steps, capped at :data:`DISTANCE_CAP`) to the nearest shown point."""
     scaled = inputs[:, 4 * n_vars : 5 * n_vars]
     return torch.expm1(scaled * math.log1p(DISTANCE_CAP)).round()  # whole steps, exactly
+
+
+def local_distance_of(inputs: Tensor, n_vars: int) -> Tensor:
+    """Mean of :func:`distance_of` over each point's 3×3 (3×3×3) neighbourhood.
+
+    It tells a lone hidden point among shown ones (small: its neighbours are
+    mostly shown, distance 0) from a point at the edge of a large gap (about 1
+    or more: its neighbours further in are 2, 3 steps from the data), which
+    the distance alone puts in the same place (both are 1 step from the
+    data); deep inside a gap it is the distance. Window edges repeat the edge
+    values.
+    """
+    d = distance_of(inputs, n_vars)
+    nd = d.ndim - 2
+    pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
+    return pool(F.pad(d, [1, 1] * nd, mode="replicate"), 3, stride=1)
+
+
+SPREAD_COVARIATES = ("distance", "local_distance")
+"""What the spread factors of a latent model are binned by (see :func:`spread_covariate`)."""
+
+
+def spread_covariate(inputs: Tensor, n_vars: int, name: str) -> Tensor:
+    """The quantity the spread factors are binned by, at every point of the windows.
+
+    ``"distance"``: :func:`distance_of`; ``"local_distance"``: :func:`local_distance_of`.
+    """
+    if name == "distance":
+        return distance_of(inputs, n_vars)
+    if name == "local_distance":
+        return local_distance_of(inputs, n_vars)
+    raise InputError(f"unknown spread covariate {name!r}; expected one of {SPREAD_COVARIATES}")
 
 
 def distance_to_shown(

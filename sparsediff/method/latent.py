@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
-from sparsediff.method.inputs import centre_inputs, distance_of, guess_of
+from sparsediff.method.inputs import centre_inputs, guess_of, spread_covariate
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
@@ -194,10 +194,10 @@ class LatentMethod(Method):
         spec = self.spec
         if not spec.spread_scales:
             return spec.spread_scale
-        dist = distance_of(inputs, spec.n_vars)
-        edges = torch.tensor(spec.spread_bins[1:], dtype=dist.dtype, device=dist.device)
-        scales = torch.tensor(spec.spread_scales, dtype=dist.dtype, device=dist.device)
-        return scales[torch.bucketize(dist, edges, right=True)]
+        cov = spread_covariate(inputs, spec.n_vars, spec.spread_covariate)
+        edges = torch.tensor(spec.spread_bins[1:], dtype=cov.dtype, device=cov.device)
+        scales = torch.tensor(spec.spread_scales, dtype=cov.dtype, device=cov.device)
+        return scales[torch.bucketize(cov, edges, right=True)]
 
     @torch.no_grad()
     def regression(self, inputs: Tensor) -> Tensor:

@@ -59,9 +59,15 @@ class ModelSpec(BaseModel):
         split (1 = none) ...
     spread_bins, spread_scales
         ... or, when these are set, ``s = spread_scales[i]`` for points whose
-        distance to the nearest shown point (grid steps) lies in
-        ``[spread_bins[i], spread_bins[i + 1])`` (the last bin is open): the
-        error grows deep inside large gaps faster than the raw spread does.
+        ``spread_covariate`` lies in ``[spread_bins[i], spread_bins[i + 1])``
+        (the last bin is open): the error grows deep inside large gaps faster
+        than the raw spread does.
+    spread_covariate
+        What the bins are over: ``"distance"`` to the nearest shown point
+        (grid steps; models calibrated before this option), or
+        ``"local_distance"``, its mean over the point's 3^d neighbourhood,
+        which also tells a lone hidden point from the edge of a large gap
+        (:func:`sparsediff.method.inputs.local_distance_of`).
     calibration
         How ``departure_scale`` and the spread factors were obtained, or why
         there are none (for the record).
@@ -96,6 +102,7 @@ class ModelSpec(BaseModel):
     spread_scale: StrictFloat = 1.0
     spread_bins: list[float] = Field(default_factory=list)
     spread_scales: list[StrictFloat] = Field(default_factory=list)
+    spread_covariate: Literal["distance", "local_distance"] = "distance"
     calibration: str = "none"
     cond_dropout: StrictFloat = 0.0
     pixel_loss: Literal["masked", "zero_filled"] = "masked"

@@ -421,6 +421,7 @@ class _Trainer:
             spread_scale=result.scale,
             spread_bins=list(result.bins),
             spread_scales=list(result.scales),
+            spread_covariate=result.covariate,
         )
         self.calibration = f"departure scale {self.spec.departure_scale:.3g}; " + result.describe()
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
 
 import sparsediff
+from sparsediff.errors import InputError
 from sparsediff.method import build_method
 from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
 from sparsediff.method.calibration import solve_spread_scale
-from sparsediff.method.inputs import Frames, guess_of
+from sparsediff.method.inputs import Frames, build_inputs, guess_of
 from sparsediff.method.latent import cfg_denoiser
 from sparsediff.method.objectives import CompletionObjective, per_sample_masked_mse
 from sparsediff.method.options import FillOptions
@@ -288,7 +291,7 @@ def test_members_sharing_a_window(mode: str) -> None:
         model.method.complete_parts(inputs, keys[:5], OPTS, repeats=3)
 
 
-def test_far_distance_bins_continue_the_growth_of_the_fitted_ones() -> None:
+def test_spread_bins_are_monotone_fill_gaps_and_continue_the_growth() -> None:
     from sparsediff.method.calibration import MAX_GROWTH, MIN_POINTS, bin_scales, solve_spread_scale
 
     n = float(MIN_POINTS)
@@ -297,10 +300,13 @@ def test_far_distance_bins_continue_the_growth_of_the_fitted_ones() -> None:
         return [err2 * count, 0.0, 0.0, var * count, count]
 
     k = 8
+
+    def fit(err2: float) -> float:
+        return solve_spread_scale(err2, 0.0, 0.0, 1.0, k)
+
+    s0, s1 = fit(1.0), fit(4.0)
     sums = [bin_(1.0, 1.0), bin_(4.0, 1.0), bin_(9.0, 1.0, count=n / 2), bin_(0.0, 0.0, 0.0)]
     scales = bin_scales(sums, k, overall=5.0)
-    s0 = solve_spread_scale(1.0, 0.0, 0.0, 1.0, k)
-    s1 = solve_spread_scale(4.0, 0.0, 0.0, 1.0, k)
     assert scales[:2] == pytest.approx([s0, s1])
     growth = min(s1 / s0, MAX_GROWTH)
     assert scales[2] == pytest.approx(s1 * growth)  # too few points: extrapolated
@@ -308,3 +314,35 @@ def test_far_distance_bins_continue_the_growth_of_the_fitted_ones() -> None:
     # nothing fitted: the overall factor everywhere; one bin fitted: held flat
     assert bin_scales([bin_(1.0, 1.0, 0.0)] * 3, k, overall=5.0) == [5.0, 5.0, 5.0]
     assert bin_scales([bin_(1.0, 1.0), bin_(1.0, 1.0, 0.0)], k, overall=5.0) == [s0, s0]
+    # a dip is pooled with its neighbour (equal counts: the mean error), never decreasing
+    dip = bin_scales([bin_(1.0, 1.0), bin_(9.0, 1.0), bin_(1.0, 1.0)], k, overall=5.0)
+    assert dip == pytest.approx([s0, fit(5.0), fit(5.0)])
+    # a thin first bin takes the first fitted factor; a thin bin between two fitted holds
+    thin = bin_scales(
+        [bin_(1.0, 1.0, 1.0), bin_(1.0, 1.0), bin_(1.0, 1.0, 1.0), bin_(4.0, 1.0)], k, 5.0
+    )
+    assert thin == pytest.approx([s0, s0, s0, s1])
+    # the growth is per bin between the two last groups (two bins apart here)
+    far = bin_scales([bin_(1.0, 1.0), bin_(0.0, 0.0, 0.0), bin_(4.0, 1.0), bin_(0, 0, 0)], k, 5.0)
+    assert far[3] == pytest.approx(s1 * min(math.sqrt(s1 / s0), MAX_GROWTH))
+
+
+def test_local_distance_tells_a_lone_gap_from_the_edge_of_a_box() -> None:
+    from sparsediff.method.inputs import distance_of, local_distance_of, spread_covariate
+
+    shown = torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    shown[0, 0, 3, 3] = False  # a lone hidden point
+    shown[0, 0, 6:14, 6:14] = False  # a box
+    frames = Frames(torch.zeros(1, 1, 16, 16), shown, torch.ones_like(shown))
+    inputs = build_inputs(frames, guess="laplace", n_context=0)
+    dist = distance_of(inputs, 1)
+    local = local_distance_of(inputs, 1)
+    assert dist[0, 0, 3, 3] == dist[0, 0, 6, 9] == 1  # both one step from the data
+    assert local[0, 0, 3, 3] < 0.2 < 0.9 < local[0, 0, 6, 9]
+    assert float(local[0, 0, 9, 9]) == pytest.approx(
+        float(dist[0, 0, 9, 9]), abs=0.6
+    )  # deep: about the distance
+    torch.testing.assert_close(spread_covariate(inputs, 1, "distance"), dist)
+    torch.testing.assert_close(spread_covariate(inputs, 1, "local_distance"), local)
+    with pytest.raises(InputError, match="spread covariate"):
+        spread_covariate(inputs, 1, "exit_time")
