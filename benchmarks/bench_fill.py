@@ -101,7 +101,8 @@ def record_calls(model: Any, sub: Any, members: int, batch_size: int) -> dict[st
 
     Returns the ``(frames, periodic)`` of every ``Method.inputs`` call (the
     first guess over a whole field) and the ``(inputs, keys)`` of every call
-    on a batch of windows (``Method.complete_parts``), in order.
+    on a batch of windows (``Method.complete_parts``, with its keyword
+    arguments such as ``repeats``), in order.
     """
     import sparsediff
 
@@ -116,9 +117,9 @@ def record_calls(model: Any, sub: Any, members: int, batch_size: int) -> dict[st
         return run
 
     def rec_windows(orig: Any) -> Any:
-        def run(self: Any, inputs: Any, keys: Any, opts: Any) -> Any:
-            rec["windows"].append((inputs.clone(), list(keys)))
-            return orig(self, inputs, keys, opts)
+        def run(self: Any, inputs: Any, keys: Any, opts: Any, **kw: Any) -> Any:
+            rec["windows"].append((inputs.clone(), list(keys), dict(kw)))
+            return orig(self, inputs, keys, opts, **kw)
 
         return run
 
@@ -140,8 +141,8 @@ def bare_run(model: Any, rec: dict[str, list[Any]], opts: Any) -> tuple[float, f
     t0, c0 = time.perf_counter(), time.process_time()
     for frames, periodic in rec["inputs"]:
         field_call(frames, periodic).cpu().numpy()
-    for inputs, keys in rec["windows"]:
-        for part in window_call(inputs, keys, opts):
+    for inputs, keys, kw in rec["windows"]:
+        for part in window_call(inputs, keys, opts, **kw):
             part.cpu().numpy()
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -203,7 +204,7 @@ def bench_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
         overhead = (fill_t[best][0] - guess_s - model_s) / (guess_s + model_s)
         bw, bc = min(w for w, _ in bare_t), min(c for _, c in bare_t)
         points = members * math.prod(sub[var].shape)
-        windows = sum(len(k) for _, k in rec["windows"])
+        windows = sum(len(k) for _, k, _ in rec["windows"])
         rows.append(
             {
                 "members": members,
