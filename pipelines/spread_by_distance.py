@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import itertools
 import sys
 from collections.abc import Hashable, Mapping, Sequence
@@ -42,16 +41,6 @@ __all__ = ["BINS", "by_distance", "distance_field", "main", "spread_table"]
 
 #: Lower edges of the distance bins (grid steps); the last is open.
 BINS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-
-
-def _sibling(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Capture(ModelFiller):
@@ -150,7 +139,9 @@ def spread_table(
         :func:`by_distance` rows with ``holdout`` and ``factors``
         (``calibrated`` or ``raw``) columns in front.
     """
-    quality = _sibling("quality")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quality  # the sibling pipeline: its config, data and held-out region
+
     exp = quality.load_quality(config)
     cfg = quality.train_config(exp, variant)
     ds, region, invalid = quality._mr.evaluation_data(cfg)
