@@ -103,6 +103,9 @@ class MonaiCompletionAE(torch.nn.Module):
             channels=dec_w,
             attention_levels=(False,) * len(dec_w),
             norm_num_groups=args.groups,
+            # its middle block always has self-attention: at 64^3 the plain
+            # attention matrix alone needs 32 GiB, so use the fused kernel
+            use_flash_attention=True,
         )
         self.factor = 2 ** (len(enc_w) - 1)
 
