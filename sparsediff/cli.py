@@ -386,7 +386,7 @@ def info(path: Path) -> None:
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 @_errors
 def demo(out: Path, train_now: bool, threads: int) -> None:
-    """Fill real OSTIA SST gaps end to end and compare with simple fills."""
+    """Fill real OSTIA SST gaps end to end and score the fill against the classical fills."""
     from sparsediff.demo import run_demo
 
     _check_threads(threads, apply=False)
