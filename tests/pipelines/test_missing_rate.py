@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,39 +11,24 @@ import pytest
 import yaml
 
 from sparsediff.errors import ConfigError
+from tests.scripts import CONFIGS, PIPELINES, load_script, run_script
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "pipelines" / "missing_rate.py"
-CONFIGS = ROOT / "pipelines" / "configs"
+SCRIPT = PIPELINES / "missing_rate.py"
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> ModuleType:
     """The pipeline script imported as a module."""
-    spec = importlib.util.spec_from_file_location("missing_rate_pipeline", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the annotations through it
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "missing_rate_pipeline")
 
 
 def test_tiny_config_runs_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("iris_sample_data")
     out = tmp_path / "mr"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(CONFIGS / "missing_rate_tiny.yaml"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
+    stdout = run_script(
+        SCRIPT, str(CONFIGS / "missing_rate_tiny.yaml"), "--out", str(out), cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "wall time:" in proc.stdout
+    assert "wall time:" in stdout
     table = pd.read_csv(out / "results.csv")
     for col in (
         "rate", "method", "kind", "variable", "rmse", "mae", "bias", "crps",

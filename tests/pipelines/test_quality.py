@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "pipelines" / "quality.py"
-CONFIGS = ROOT / "pipelines" / "configs"
+from tests.scripts import CONFIGS, PIPELINES, load_script, run_script
+
+SCRIPT = PIPELINES / "quality.py"
 
 
 def _module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("quality_pipeline", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "quality_pipeline")
 
 
 def test_tiny_config_runs_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("iris_sample_data")
     out = tmp_path / "q"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(CONFIGS / "quality_tiny.yaml"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script(SCRIPT, str(CONFIGS / "quality_tiny.yaml"), "--out", str(out), cwd=tmp_path)
     results = pd.read_csv(out / "results.csv")
     summary = pd.read_csv(out / "summary.csv")
     assert set(results["holdout"]) == {"boxes:0.3", "cloud:0.3"}

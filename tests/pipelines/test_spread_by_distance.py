@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "pipelines" / "spread_by_distance.py"
+from tests.scripts import PIPELINES, load_script
 
 
 @pytest.fixture(scope="module")
 def diag() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("spread_by_distance", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PIPELINES / "spread_by_distance.py", "spread_by_distance")
 
 
 def test_distance_is_per_field_over_the_spatial_axes(diag: ModuleType) -> None:
