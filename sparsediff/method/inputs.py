@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ from torch import Tensor
 
 from sparsediff.errors import InputError
 from sparsediff.method.first_guess import first_guess
+from sparsediff.method.spec import SpreadCovariate
 
 __all__ = [
     "DISTANCE_CAP",
@@ -146,7 +148,7 @@ def local_distance_of(inputs: Tensor, n_vars: int) -> Tensor:
     return pool(F.pad(d, [1, 1] * nd, mode="replicate"), 3, stride=1)
 
 
-SPREAD_COVARIATES = ("distance", "local_distance")
+SPREAD_COVARIATES: tuple[str, ...] = get_args(SpreadCovariate)
 """What the spread factors of a latent model are binned by (see :func:`spread_covariate`)."""
 
 

@@ -15,7 +15,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-__all__ = ["FIRST_GUESS_NAMES", "METHOD_KINDS", "ModelSpec"]
+__all__ = ["FIRST_GUESS_NAMES", "METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
+
+SpreadCovariate = Literal["distance", "local_distance"]
+"""What the spread factors of a latent model are binned by.
+
+See :func:`sparsediff.method.inputs.spread_covariate`.
+"""
 
 METHOD_KINDS = ("latent", "pixel")
 """The methods a model can be: latent diffusion (v2) or the pixel-space baseline."""
@@ -102,7 +108,7 @@ class ModelSpec(BaseModel):
     spread_scale: StrictFloat = 1.0
     spread_bins: list[float] = Field(default_factory=list)
     spread_scales: list[StrictFloat] = Field(default_factory=list)
-    spread_covariate: Literal["distance", "local_distance"] = "distance"
+    spread_covariate: SpreadCovariate = "distance"
     calibration: str = "none"
     cond_dropout: StrictFloat = 0.0
     pixel_loss: Literal["masked", "zero_filled"] = "masked"

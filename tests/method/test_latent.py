@@ -269,6 +269,24 @@ def test_spread_factor_follows_the_distance_bins(model: sparsediff.Model) -> Non
     assert set(torch.unique(factor).tolist()) >= {1.0, 3.0}
 
 
+def test_spread_factor_follows_the_local_distance_bins(model: sparsediff.Model) -> None:
+    from sparsediff.method.inputs import distance_of, local_distance_of
+
+    bins = {"spread_bins": [0.0, 0.5, 1.5], "spread_scales": [1.0, 3.0, 9.0]}
+    model.spec = model.spec.model_copy(update={**bins, "spread_covariate": "local_distance"})
+    inputs = _inputs(model, 1)
+    local = local_distance_of(inputs, 1)
+    factor = model.method.spread(inputs)  # type: ignore[attr-defined]
+    expected = torch.where(local < 0.5, 1.0, torch.where(local < 1.5, 3.0, 9.0))
+    torch.testing.assert_close(factor, expected)
+    # the same bins over the plain distance give other factors on these inputs
+    model.spec = model.spec.model_copy(update={"spread_covariate": "distance"})
+    dist = distance_of(inputs, 1)
+    plain = torch.where(dist < 0.5, 1.0, torch.where(dist < 1.5, 3.0, 9.0))
+    torch.testing.assert_close(model.method.spread(inputs), plain)  # type: ignore[attr-defined]
+    assert not torch.equal(plain, expected)
+
+
 @pytest.mark.parametrize("mode", ["latent", "pixel"])
 def test_members_sharing_a_window(mode: str) -> None:
     model = make_model(["v"], ["y", "x"], [16, 16], mode=mode, seed=4)
