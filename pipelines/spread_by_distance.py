@@ -34,6 +34,7 @@ import xarray as xr
 
 import sparsediff
 from sparsediff.data.grid import is_global_longitude
+from sparsediff.errors import SparsediffError
 from sparsediff.evaluation.fillers import ModelFiller
 from sparsediff.method.inputs import distance_to_shown
 
@@ -210,7 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    table = spread_table(args.config, args.run, variant=args.variant, holdouts=args.holdouts)
+    try:
+        table = spread_table(args.config, args.run, variant=args.variant, holdouts=args.holdouts)
+    except SparsediffError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with pd.option_context("display.width", 160, "display.max_rows", None):
         print(table.to_string(index=False, float_format="%.4g"))
     if args.out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -59,3 +60,15 @@ def test_spread_skill_per_bin_is_exact_on_a_constructed_ensemble(diag: ModuleTyp
     assert (
         diag.by_distance(values, shown, members, dist).set_index("bin").loc["all", "points"] == 15
     )
+
+
+def test_a_run_without_the_model_is_one_line_and_exit_2(
+    diag: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.scripts import CONFIGS
+
+    code = diag.main([str(CONFIGS / "quality_tiny.yaml"), str(tmp_path / "no_run")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ")
+    assert "\n" not in err
