@@ -1,0 +1,210 @@
+"""The observation operator H: a sparse matrix from a grid field to point observations.
+
+``H @ field.ravel()`` (C order over the grid's dims) gives the field at each
+observation; ``H.T @ r`` spreads values at the observations back onto the grid
+(the adjoint). Each row holds the multilinear weights of the ``2**d``
+surrounding cell centres (bilinear in 2D, trilinear in 3D), so H has at most
+``n_obs * 2**d`` non-zeros and its memory is O(n_obs), never O(n_obs * n_cells).
+
+Along each dim:
+
+- between two centres, linear weights; at a centre, weight exactly 1 on that
+  cell (so a gridded mask's observations select exactly their cells);
+- between the outermost centre and the grid's edge (half a cell), the
+  outermost cell's value (constant);
+- a global longitude wraps: a point past the last centre interpolates between
+  the last and the first cell;
+- along a time dim, ``time="nearest"`` puts weight 1 on the nearest time step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from sparsediff.data.target_grid import TargetGrid
+from sparsediff.errors import InputError
+
+if TYPE_CHECKING:
+    from sparsediff.data.observations import Observations
+
+__all__ = ["cell_index", "inside_grid", "observation_operator", "positions_on"]
+
+
+def positions_on(obs: Observations, grid: TargetGrid, dim: str) -> np.ndarray:
+    """The observations' float64 positions along ``dim`` in ``grid``'s units."""
+    values = obs.coords[dim]
+    if grid.roles[dim] == "time":
+        return grid.time_positions(values)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _ascending(grid: TargetGrid, dim: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(centres, edges) in ascending order, and whether the dim descends."""
+    pos, edges = grid.positions[dim], grid.edges[dim]
+    if pos.size > 1 and pos[0] > pos[-1]:
+        return pos[::-1], edges[::-1], True
+    return pos, np.sort(edges), False
+
+
+def inside_grid(obs: Observations, grid: TargetGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Which observations lie in the grid's cells.
+
+    Parameters
+    ----------
+    obs
+        Observations whose coordinates are named as ``grid``'s dims (a dim of
+        size 1 may be absent).
+    grid
+        The grid.
+
+    Returns
+    -------
+    inside, outside_time
+        Boolean arrays: inside every dim's cells (a wrapping longitude is always
+        inside); outside the range of a time dim.
+    """
+    inside = np.ones(len(obs), dtype=bool)
+    late = np.zeros(len(obs), dtype=bool)
+    for dim in grid.dims:
+        if dim not in obs.coords or grid.periodic[dim]:
+            continue
+        _, edges, _ = _ascending(grid, dim)
+        x = positions_on(obs, grid, dim)
+        ok = (x >= edges[0]) & (x <= edges[-1])
+        inside &= ok
+        if grid.roles[dim] == "time":
+            late |= ~ok
+    return inside, late
+
+
+def _linear(
+    x: np.ndarray, centres: np.ndarray, periodic: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower index, upper index and the upper weight of each ``x`` along ascending centres."""
+    n = centres.size
+    if n == 1:
+        zero = np.zeros(x.shape, dtype=np.int64)
+        return zero, zero, np.zeros(x.shape)
+    if periodic:
+        low = centres[0]
+        x = np.where((x < low) | (x >= low + 360.0), low + np.mod(x - low, 360.0), x)
+        i = np.clip(np.searchsorted(centres, x, side="right") - 1, 0, n - 1)
+        j = (i + 1) % n
+        upper = np.where(j == 0, centres[0] + 360.0, centres[j])
+        frac = np.clip((x - centres[i]) / (upper - centres[i]), 0.0, 1.0)
+        return i, j, frac
+    i = np.clip(np.searchsorted(centres, x, side="right") - 1, 0, n - 2)
+    frac = np.clip((x - centres[i]) / (centres[i + 1] - centres[i]), 0.0, 1.0)
+    return i, i + 1, frac
+
+
+def _nearest(x: np.ndarray, edges: np.ndarray, n: int, periodic: bool) -> np.ndarray:
+    """Index of the cell (between ascending ``edges``) that holds each ``x``."""
+    if periodic:
+        x = edges[0] + np.mod(x - edges[0], 360.0)
+    return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n - 1)
+
+
+def cell_index(obs: Observations, grid: TargetGrid) -> np.ndarray:
+    """Flat (C order) index of the grid cell that holds each observation (int64)."""
+    flat = np.zeros(len(obs), dtype=np.int64)
+    for dim, n in zip(grid.dims, grid.shape):
+        flat *= n
+        if dim not in obs.coords:
+            continue
+        _, edges, desc = _ascending(grid, dim)
+        k = _nearest(positions_on(obs, grid, dim), edges, n, grid.periodic[dim])
+        flat += (n - 1 - k) if desc else k
+    return flat
+
+
+def observation_operator(
+    obs: Observations, grid: TargetGrid, time: Literal["linear", "nearest"] = "linear"
+) -> sp.csr_array:
+    """The sparse operator H from a field on ``grid`` to the observations.
+
+    Parameters
+    ----------
+    obs
+        Observations aligned to ``grid``
+        (:meth:`~sparsediff.data.observations.Observations.aligned_to`).
+    grid
+        The grid; the field is flattened in C order of ``grid.dims``.
+    time
+        ``"linear"`` or ``"nearest"`` along a time dim.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(len(obs), grid.size)``, float64, at most ``2**d`` non-zeros a row,
+        each row summing to 1.
+
+    Raises
+    ------
+    InputError
+        An unknown ``time``, a coordinate that is not a grid dim, or a point
+        outside the grid.
+    """
+    if time not in ("linear", "nearest"):
+        raise InputError(f"time interpolation {time!r}: expected 'linear' or 'nearest'")
+    extra = set(obs.coords) - set(grid.dims)
+    inside, _ = inside_grid(obs, grid)
+    if extra or not inside.all():
+        raise InputError(
+            f"{int((~inside).sum())} observations outside the grid or coordinates {sorted(extra)} "
+            "not on it: align them first (Observations.aligned_to)"
+        )
+    n_obs = len(obs)
+    corners: list[tuple[np.ndarray, np.ndarray]] = [
+        (np.zeros(n_obs, dtype=np.int64), np.ones(n_obs))
+    ]
+    for dim, n in zip(grid.dims, grid.shape):
+        lo, hi, w = _dim_weights(obs, grid, dim, n, time)
+        corners = [
+            (flat * n + idx, weight * part)
+            for flat, weight in corners
+            for idx, part in ((lo, 1.0 - w), (hi, w))
+        ]
+        corners = _prune(corners)
+    rows = np.tile(np.arange(n_obs, dtype=np.int64), len(corners))
+    cols = np.concatenate([c for c, _ in corners])
+    data = np.concatenate([w for _, w in corners])
+    keep = data != 0.0
+    H = sp.coo_array((data[keep], (rows[keep], cols[keep])), shape=(n_obs, grid.size)).tocsr()
+    H.sum_duplicates()
+    return H
+
+
+def _dim_weights(
+    obs: Observations, grid: TargetGrid, dim: str, n: int, time: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower index, upper index and upper weight along one dim (in the grid's order)."""
+    if dim not in obs.coords:
+        zero = np.zeros(len(obs), dtype=np.int64)
+        return zero, zero, np.zeros(len(obs))
+    centres, edges, desc = _ascending(grid, dim)
+    x = positions_on(obs, grid, dim)
+    if grid.roles[dim] == "time" and time == "nearest":
+        k = _nearest(x, edges, n, False)
+        lo, hi, w = k, k, np.zeros(x.shape)
+    else:
+        lo, hi, w = _linear(x, centres, grid.periodic[dim])
+    if desc:
+        lo, hi = n - 1 - lo, n - 1 - hi
+    return lo, hi, w
+
+
+def _prune(corners: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Merge corners whose indices coincide in every row (a dim of size 1, nearest time)."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for flat, weight in corners:
+        for k, (f, w) in enumerate(out):
+            if np.array_equal(f, flat):
+                out[k] = (f, w + weight)
+                break
+        else:
+            out.append((flat, weight))
+    return out
