@@ -1,0 +1,121 @@
+"""Tests of the observation operator H (sparsediff.data.obs_operator): known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sparsediff.data.observations import Observations
+from sparsediff.data.target_grid import TargetGrid
+from sparsediff.errors import InputError
+
+
+def _grid2d(lon: np.ndarray, lat: np.ndarray) -> TargetGrid:
+    ds = xr.Dataset(coords={"lat": ("lat", lat), "lon": ("lon", lon)})
+    return TargetGrid.from_dataset(ds, ("lat", "lon"))
+
+
+def test_bilinear_h_reproduces_a_linear_field_exactly() -> None:
+    lat = np.linspace(60.0, 20.0, 9)  # descending, as in many files
+    lon = np.linspace(-30.0, 10.0, 17)  # a sector: no wrap
+    grid = _grid2d(lon, lat)
+    field = 3.0 + 0.5 * lat[:, None] - 0.25 * lon[None, :]
+    rng = np.random.default_rng(1)
+    plat, plon = rng.uniform(20, 60, 500), rng.uniform(-30, 10, 500)
+    obs = Observations.from_arrays("f", np.zeros(500), {"lat": plat, "lon": plon})
+    H = obs.operator(grid)
+    assert H.shape == (500, field.size)
+    assert H.nnz <= 4 * 500  # O(N) memory
+    np.testing.assert_allclose(H.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(H @ field.ravel(), 3.0 + 0.5 * plat - 0.25 * plon, rtol=1e-12)
+
+
+def test_trilinear_h_with_time_reproduces_a_linear_field() -> None:
+    times = np.array(["2020-01-01", "2020-01-02", "2020-01-04"], dtype="datetime64[ns]")
+    depth, lat = np.array([0.0, 10.0, 50.0, 100.0]), np.arange(5.0)
+    ds = xr.Dataset(coords={"time": times, "depth": depth, "lat": lat})
+    grid = TargetGrid.from_dataset(ds, ("time", "depth", "lat"))
+    days = (times - times[0]) / np.timedelta64(1, "D")
+    field = 2.0 * days[:, None, None] + 0.1 * depth[None, :, None] - lat[None, None, :]
+    rng = np.random.default_rng(2)
+    hours = rng.uniform(0, 72, 300)
+    t = times[0] + (hours * 3600).astype("timedelta64[s]")
+    z, y = rng.uniform(0, 100, 300), rng.uniform(0, 4, 300)
+    obs = Observations.from_arrays("f", np.zeros(300), {"time": t, "depth": z, "lat": y})
+    H = obs.operator(grid)
+    assert H.nnz <= 8 * 300
+    expect = 2.0 * np.floor(hours * 3600) / 86400 + 0.1 * z - y
+    np.testing.assert_allclose(H @ field.ravel(), expect, rtol=1e-10, atol=1e-10)
+    # nearest in time: a point at 1.8 days takes day 2's (index 1) value whatever its weight
+    near = Observations.from_arrays(
+        "f", [0.0], {"time": times[:1] + np.timedelta64(43, "h"), "depth": [0.0], "lat": [0.0]}
+    )
+    assert (near.operator(grid, time="nearest") @ field.ravel())[0] == field[1, 0, 0]
+    with pytest.raises(InputError, match="time interpolation"):
+        near.operator(grid, time="cubic")  # type: ignore[arg-type]
+
+
+def test_periodic_longitude_wraps_across_0_360() -> None:
+    lon = np.arange(5.0, 360.0, 10.0)  # 5 ... 355, global
+    grid = _grid2d(lon, np.array([0.0]))
+    assert grid.periodic["lon"]
+    obs = Observations.from_arrays("f", np.zeros(3), {"lon": [358.0, 0.0, 1.0]})
+    dense = obs.operator(grid).toarray()
+    last, first = lon.size - 1, 0
+    np.testing.assert_allclose(dense[0, [last, first]], [0.7, 0.3])
+    np.testing.assert_allclose(dense[1, [last, first]], [0.5, 0.5])
+    np.testing.assert_allclose(dense[2, [last, first]], [0.4, 0.6])
+    assert np.count_nonzero(dense) == 6  # nothing else
+    # a -180..180 longitude of the same place gives the same row once aligned
+    west = Observations.from_arrays("f", np.zeros(1), {"lon": [-2.0]})
+    with pytest.warns(match="1 observation longitudes moved"):
+        aligned = west.aligned_to(grid)
+    np.testing.assert_allclose(aligned.operator(grid).toarray()[0], dense[0])
+
+
+def test_grid_mask_observations_select_exactly_the_observed_cells() -> None:
+    rng = np.random.default_rng(3)
+    times = np.array(["2021-01-16", "2021-02-15"], dtype="datetime64[ns]")
+    lat, lon = np.linspace(50.0, -50.0, 11), np.arange(0.0, 360.0, 15.0)
+    values = rng.normal(size=(2, 11, 24)).astype(np.float32)
+    values[rng.random(values.shape) < 0.6] = np.nan
+    da = xr.DataArray(
+        values,
+        dims=("time", "lat", "lon"),
+        coords={"time": times, "lat": lat, "lon": lon},
+        name="sst",
+    )
+    obs = Observations.from_grid_mask(da)
+    grid = TargetGrid.from_dataset(da)
+    H = obs.operator(grid)
+    observed = np.flatnonzero(np.isfinite(values.ravel()))
+    assert len(obs) == observed.size
+    assert H.nnz == observed.size
+    assert np.all(H.data == 1.0)
+    assert np.array_equal(H.indices, observed)
+    filled = np.nan_to_num(values.astype(np.float64)).ravel()
+    assert np.array_equal(H @ filled, obs.values)  # bit-identical
+    assert np.array_equal(obs.values, values.ravel()[observed].astype(np.float64))
+
+
+def test_adjoint_is_the_transpose() -> None:
+    grid = _grid2d(np.arange(0.0, 360.0, 30.0), np.linspace(-60, 60, 7))
+    rng = np.random.default_rng(4)
+    obs = Observations.from_arrays(
+        "f", np.zeros(50), {"lat": rng.uniform(-60, 60, 50), "lon": rng.uniform(0, 360, 50)}
+    )
+    H = obs.operator(grid)
+    x, y = rng.normal(size=grid.size), rng.normal(size=50)
+    np.testing.assert_allclose((H @ x) @ y, x @ (H.T @ y), rtol=1e-12)
+
+
+def test_points_outside_must_be_aligned_first() -> None:
+    grid = _grid2d(np.arange(0.0, 40.0, 10.0), np.arange(0.0, 40.0, 10.0))  # edges -5 .. 35
+    obs = Observations.from_arrays("f", np.zeros(2), {"lat": [10.0, 50.0], "lon": [10.0, 10.0]})
+    with pytest.raises(InputError, match="1 observations outside the grid"):
+        obs.operator(grid)
+    # between the last centre and the edge: the outermost cell's value
+    edge = Observations.from_arrays("f", [0.0], {"lat": [34.0], "lon": [-4.0]})
+    dense = edge.operator(grid).toarray()[0]
+    assert dense[3 * 4 + 0] == 1.0
