@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from sparsediff.data.target_grid import TargetGrid
+from sparsediff.data.target_grid import TargetGrid, wrap_longitude
 from sparsediff.errors import InputError
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ def positions_on(obs: Observations, grid: TargetGrid, dim: str) -> np.ndarray:
     values = obs.coords[dim]
     if grid.roles[dim] == "time":
         return grid.time_positions(values)
+    if grid.roles[dim] == "longitude":  # into the grid's unwrapped frame
+        return wrap_longitude(values, float(np.min(grid.edges[dim])))
     return np.asarray(values, dtype=np.float64)
 
 
@@ -89,8 +91,7 @@ def _linear(
         zero = np.zeros(x.shape, dtype=np.int64)
         return zero, zero, np.zeros(x.shape)
     if periodic:
-        low = centres[0]
-        x = np.where((x < low) | (x >= low + 360.0), low + np.mod(x - low, 360.0), x)
+        x = wrap_longitude(x, centres[0])
         i = np.clip(np.searchsorted(centres, x, side="right") - 1, 0, n - 1)
         j = (i + 1) % n
         upper = np.where(j == 0, centres[0] + 360.0, centres[j])
@@ -104,7 +105,7 @@ def _linear(
 def _nearest(x: np.ndarray, edges: np.ndarray, n: int, periodic: bool) -> np.ndarray:
     """Index of the cell (between ascending ``edges``) that holds each ``x``."""
     if periodic:
-        x = edges[0] + np.mod(x - edges[0], 360.0)
+        x = wrap_longitude(x, edges[0])
     return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n - 1)
 
 
@@ -163,12 +164,14 @@ def observation_operator(
     ]
     for dim, n in zip(grid.dims, grid.shape):
         lo, hi, w = _dim_weights(obs, grid, dim, n, time)
+        if np.array_equal(lo, hi):  # one cell per point along this dim: weight 1
+            corners = [(flat * n + lo, weight) for flat, weight in corners]
+            continue
         corners = [
             (flat * n + idx, weight * part)
             for flat, weight in corners
             for idx, part in ((lo, 1.0 - w), (hi, w))
         ]
-        corners = _prune(corners)
     rows = np.tile(np.arange(n_obs, dtype=np.int64), len(corners))
     cols = np.concatenate([c for c, _ in corners])
     data = np.concatenate([w for _, w in corners])
@@ -195,16 +198,3 @@ def _dim_weights(
     if desc:
         lo, hi = n - 1 - lo, n - 1 - hi
     return lo, hi, w
-
-
-def _prune(corners: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Merge corners whose indices coincide in every row (a dim of size 1, nearest time)."""
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    for flat, weight in corners:
-        for k, (f, w) in enumerate(out):
-            if np.array_equal(f, flat):
-                out[k] = (f, w + weight)
-                break
-        else:
-            out.append((flat, weight))
-    return out

@@ -33,7 +33,7 @@ observations is :meth:`Observations.operator` (:mod:`sparsediff.data.obs_operato
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from types import MappingProxyType
@@ -47,7 +47,7 @@ import xarray as xr
 from sparsediff.data import dsg
 from sparsediff.data.obs_holdout import held_out
 from sparsediff.data.obs_operator import inside_grid, observation_operator
-from sparsediff.data.target_grid import TargetGrid, role_of, role_of_name
+from sparsediff.data.target_grid import TargetGrid, role_of, role_of_name, wrap_longitude
 from sparsediff.errors import InputError, SparsediffWarning
 
 __all__ = ["Observations"]
@@ -229,10 +229,9 @@ class Observations:
         moved = 0
         for dim, pos in coords.items():
             if grid.roles[dim] == "longitude":
-                low = float(np.min(grid.edges[dim]))
-                out = (pos < low) | (pos >= low + 360.0)
-                moved += int(out.sum())
-                coords[dim] = np.where(out, low + np.mod(pos - low, 360.0), pos)
+                low, high = grid.longitude_range(dim)
+                moved += int(((pos < low) | (pos >= high)).sum())
+                coords[dim] = wrap_longitude(pos, low)
         if moved:
             warnings.warn(
                 f"{moved} observation longitudes moved into the grid's range",
@@ -573,7 +572,7 @@ class Observations:
         return cls(name, values[index].astype(np.float64), coords, units=da.attrs.get("units"))
 
 
-def _role_name(var: xr.DataArray) -> Hashable:
+def _role_name(var: xr.DataArray) -> str:
     """A variable's name, or its role's name when the name says nothing of its role."""
     role = role_of(var)
     if role is None or role_of_name(var.name) == role:

@@ -25,7 +25,7 @@ import xarray as xr
 from sparsediff.data.grid import LONGITUDE_NAMES, is_global_longitude, is_longitude
 from sparsediff.errors import InputError
 
-__all__ = ["ROLE_NAMES", "TargetGrid", "role_of", "role_of_name"]
+__all__ = ["ROLE_NAMES", "TargetGrid", "role_of", "role_of_name", "wrap_longitude"]
 
 #: Names taken for each coordinate role (lower case); longitude's from :mod:`.grid`.
 ROLE_NAMES: dict[str, frozenset[str]] = {
@@ -60,6 +60,26 @@ def role_of(coord: xr.DataArray) -> str | None:
     if str(coord.attrs.get("axis", "")).upper() == "Z" or "positive" in coord.attrs:
         return "vertical"
     return role_of_name(coord.name)
+
+
+def wrap_longitude(x: np.ndarray, low: float) -> np.ndarray:
+    """Longitudes moved by whole turns into ``[low, low + 360)``.
+
+    A value already in range is returned unchanged (bit for bit), and a value
+    out of range is shifted by an exact multiple of 360, the same operation that
+    unwraps a grid's coordinate, so a point on a centre of a rolled grid lands
+    exactly on that centre.
+    """
+    turns = np.floor((np.asarray(x, dtype=np.float64) - low) / 360.0)
+    return np.where(turns == 0.0, x, x - 360.0 * turns)
+
+
+def _unwrap(values: np.ndarray) -> np.ndarray:
+    """A longitude made monotonic by adding whole turns (360.0 times an integer) after each jump."""
+    if values.size < 2:
+        return values
+    jumps = -np.round(np.diff(values) / 360.0)
+    return values + 360.0 * np.concatenate([[0.0], np.cumsum(jumps)])
 
 
 def _edges(centres: np.ndarray, bounds: np.ndarray | None) -> np.ndarray:
@@ -111,6 +131,13 @@ class TargetGrid:
     def shape(self) -> tuple[int, ...]:
         """Number of cells along each dim."""
         return tuple(self.coords[d].size for d in self.dims)
+
+    def longitude_range(self, dim: str) -> tuple[float, float]:
+        """``[low, low + 360)``: the longitudes of the grid's own convention along ``dim``
+        (from its smallest coordinate value less half a cell: 0..360 or -180..180)."""
+        raw = np.asarray(self.coords[dim], dtype=np.float64)
+        half = 0.5 * float(np.median(np.abs(np.diff(self.edges[dim]))))
+        return float(raw.min()) - half, float(raw.min()) - half + 360.0
 
     @property
     def size(self) -> int:
@@ -231,7 +258,7 @@ class TargetGrid:
                 pos = raw.astype(np.float64)
             periodic[name] = bool(role == "longitude" and is_global_longitude(coord))
             if role == "longitude":
-                pos = np.unwrap(pos, period=360.0)
+                pos = _unwrap(pos)
             if pos.size > 1 and not (np.all(np.diff(pos) > 0) or np.all(np.diff(pos) < 0)):
                 raise InputError(f"grid coordinate {name!r} is not strictly monotonic")
             values[name], positions[name], roles[name] = raw, pos, role

@@ -119,3 +119,34 @@ def test_points_outside_must_be_aligned_first() -> None:
     edge = Observations.from_arrays("f", [0.0], {"lat": [34.0], "lon": [-4.0]})
     dense = edge.operator(grid).toarray()[0]
     assert dense[3 * 4 + 0] == 1.0
+
+
+_LON = np.round(np.arange(0.025, 360.0, 0.05), 3)  # 0.05 degree steps, not exact in binary
+
+
+@pytest.mark.parametrize(
+    "lon",
+    [
+        _LON,
+        np.roll(_LON, 3600),  # rolled to start at 180
+        _LON[::-1],  # descending
+        np.roll(_LON[::-1], 1234),  # descending and rolled
+        np.round(np.arange(-179.975, 180.0, 0.05), 3),  # -180..180
+        np.roll(_LON, 100)[:300],  # a sector across 0 in 0..360 values
+    ],
+    ids=["plain", "rolled", "descending", "descending-rolled", "pm180", "sector-across-0"],
+)
+def test_grid_mask_selection_is_exact_on_every_longitude_layout(lon: np.ndarray) -> None:
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(3, lon.size))
+    values[rng.random(values.shape) < 0.5] = np.nan
+    da = xr.DataArray(values, dims=("lat", "lon"), coords={"lat": [-1.0, 0.0, 1.0], "lon": lon})
+    obs = Observations.from_grid_mask(da)
+    grid = TargetGrid.from_dataset(da)
+    aligned = obs.aligned_to(grid)  # no warning: nothing moves, nothing is dropped
+    assert len(aligned) == len(obs)
+    H = aligned.operator(grid)
+    observed = np.flatnonzero(np.isfinite(values.ravel()))
+    assert np.array_equal(H.indices, observed)
+    assert np.all(H.data == 1.0)
+    assert np.array_equal(H @ np.nan_to_num(values).ravel(), obs.values)
