@@ -97,8 +97,10 @@ def main() -> None:
             "--days",
             str(args.days),
         ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.exit(f"N={n} failed:\n{proc.stderr[-3000:]}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     ref = rows[0]
     shape = f"{args.days} days x {180 / args.res:.0f} x {360 / args.res:.0f}"
     print(f"grid: {shape} = {ref['cells']:.0f} cells")

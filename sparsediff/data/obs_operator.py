@@ -172,12 +172,15 @@ def observation_operator(
             for flat, weight in corners
             for idx, part in ((lo, 1.0 - w), (hi, w))
         ]
-    rows = np.tile(np.arange(n_obs, dtype=np.int64), len(corners))
-    cols = np.concatenate([c for c, _ in corners])
-    data = np.concatenate([w for _, w in corners])
-    keep = data != 0.0
-    H = sp.coo_array((data[keep], (rows[keep], cols[keep])), shape=(n_obs, grid.size)).tocsr()
-    H.sum_duplicates()
+    # every row has one entry per corner (distinct cells): CSR directly, then drop zero weights
+    k = len(corners)
+    cols = np.stack([c for c, _ in corners], axis=1).ravel()
+    data = np.stack([w for _, w in corners], axis=1).ravel()
+    del corners
+    indptr = np.arange(0, n_obs * k + 1, k, dtype=np.int64)
+    H = sp.csr_array((data, cols, indptr), shape=(n_obs, grid.size))
+    H.eliminate_zeros()
+    H.sort_indices()
     return H
 
 

@@ -133,11 +133,15 @@ class TargetGrid:
         return tuple(self.coords[d].size for d in self.dims)
 
     def longitude_range(self, dim: str) -> tuple[float, float]:
-        """``[low, low + 360)``: the longitudes of the grid's own convention along ``dim``
-        (from its smallest coordinate value less half a cell: 0..360 or -180..180)."""
+        """``[low, low + 360)``: the longitudes of the grid's own convention along ``dim``:
+        0..360 or -180..180 when its coordinate values lie in one of them, else from
+        its smallest value less half a cell."""
         raw = np.asarray(self.coords[dim], dtype=np.float64)
-        half = 0.5 * float(np.median(np.abs(np.diff(self.edges[dim]))))
-        return float(raw.min()) - half, float(raw.min()) - half + 360.0
+        for low in (0.0, -180.0):
+            if raw.min() >= low and raw.max() < low + 360.0:
+                return low, low + 360.0
+        low = float(raw.min()) - 0.5 * float(np.median(np.abs(np.diff(self.edges[dim]))))
+        return low, low + 360.0
 
     @property
     def size(self) -> int:

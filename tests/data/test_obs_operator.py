@@ -150,3 +150,36 @@ def test_grid_mask_selection_is_exact_on_every_longitude_layout(lon: np.ndarray)
     assert np.array_equal(H.indices, observed)
     assert np.all(H.data == 1.0)
     assert np.array_equal(H @ np.nan_to_num(values).ravel(), obs.values)
+
+
+def test_h_on_ostia_agrees_with_xarray_interp_including_the_wrap() -> None:
+    """Real data: OSTIA SST (land NaN) at random points and times, trilinear H against
+    xarray's linear ``interp`` on the field padded with its first longitude at +360."""
+    pytest.importorskip("iris_sample_data")
+    from sparsediff.data.sample_data import open_ostia
+
+    sst = open_ostia()["surface_temperature"].isel(time=slice(0, 6)).load()
+    grid = TargetGrid.from_dataset(sst)
+    assert grid.periodic["longitude"]
+    rng = np.random.default_rng(6)
+    n = 2000
+    t0, t1 = sst.time.values[0], sst.time.values[-1]
+    times = t0 + (rng.random(n) * (t1 - t0).astype(np.int64)).astype("timedelta64[ns]")
+    lat = rng.uniform(float(sst.latitude[0]), float(sst.latitude[-1]), n)
+    lon = rng.uniform(0.0, 360.0, n)
+    obs = Observations.from_arrays("sst", np.zeros(n), {"time": times, "lat": lat, "lon": lon})
+    H = obs.aligned_to(grid).operator(grid)
+    ours = H @ sst.values.astype(np.float64).ravel()
+    padded = xr.concat(
+        [sst, sst.isel(longitude=[0]).assign_coords(longitude=sst.longitude[:1] + 360.0)],
+        "longitude",
+    ).astype(np.float64)
+    at = {
+        "time": xr.DataArray(times, dims="p"),
+        "latitude": xr.DataArray(lat, dims="p"),
+        "longitude": xr.DataArray(lon, dims="p"),
+    }
+    theirs = padded.interp(at, method="linear").values
+    assert np.isfinite(ours).sum() > n // 2  # most points are at sea
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, equal_nan=True)
+    assert (lon > float(sst.longitude[-1])).sum() > 0  # some points interpolate across 360/0
