@@ -33,6 +33,7 @@ from sparsediff.errors import InputError
 
 __all__ = ["FEATURE_TYPES", "DsgTable", "read_dsg"]
 
+
 #: The CF featureTypes read (lower case).
 FEATURE_TYPES = ("point", "timeseries", "trajectory")
 _ID_ROLES = ("timeseries_id", "trajectory_id")
@@ -76,7 +77,8 @@ def _open(source: str | PathLike | xr.Dataset) -> xr.Dataset:
     try:
         return xr.open_dataset(source)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {source} as NetCDF: {exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"cannot read {source} as NetCDF: {first}") from None
 
 
 def _value_name(ds: xr.Dataset, value: str | None) -> str:

@@ -53,6 +53,12 @@ from sparsediff.errors import InputError, SparsediffWarning
 __all__ = ["Observations"]
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (errors are one line)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _freeze(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
@@ -60,12 +66,15 @@ def _freeze(mapping: Mapping) -> Mapping:
 def _as_coord(name: str, values: Any) -> np.ndarray:
     """A coordinate as float64, or datetime64[ns] for a time."""
     arr = np.asarray(values)
-    if np.issubdtype(arr.dtype, np.datetime64) or role_of_name(name) == "time":
+    textual = arr.dtype.kind in "OUS"  # strings or Timestamps; numbers stay numbers
+    if np.issubdtype(arr.dtype, np.datetime64) or (textual and role_of_name(name) == "time"):
         if not np.issubdtype(arr.dtype, np.datetime64):
             try:
                 arr = pd.to_datetime(pd.Series(arr), utc=True).dt.tz_localize(None).to_numpy()
             except (ValueError, TypeError) as exc:
-                raise InputError(f"coordinate {name!r} does not hold times: {exc}") from None
+                raise InputError(
+                    f"coordinate {name!r} does not hold times: {_first_line(exc)}"
+                ) from None
         return arr.astype("datetime64[ns]")
     try:
         return arr.astype(np.float64)
@@ -446,7 +455,7 @@ class Observations:
         try:
             df = pd.read_csv(path)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise InputError(f"cannot read {path} as CSV: {exc}") from None
+            raise InputError(f"cannot read {path} as CSV: {_first_line(exc)}") from None
         return cls.from_dataframe(df, value, **kwargs)
 
     @classmethod

@@ -49,7 +49,8 @@ def role_of_name(name: Hashable) -> str | None:
 
 
 def role_of(coord: xr.DataArray) -> str | None:
-    """The role of a coordinate: by dtype (datetime), CF attributes, then its name."""
+    """The role of a coordinate: by dtype (datetime64 is a time), CF attributes, then its
+    name (a name alone never makes a time: numeric "time" values are a plain dim)."""
     if np.issubdtype(coord.dtype, np.datetime64):
         return "time"
     if is_longitude(coord):
@@ -59,7 +60,8 @@ def role_of(coord: xr.DataArray) -> str | None:
         return "latitude"
     if str(coord.attrs.get("axis", "")).upper() == "Z" or "positive" in coord.attrs:
         return "vertical"
-    return role_of_name(coord.name)
+    role = role_of_name(coord.name)
+    return None if role == "time" else role  # a time is datetime64 (above); else a plain dim
 
 
 def wrap_longitude(x: np.ndarray, low: float) -> np.ndarray:
@@ -251,6 +253,11 @@ class TargetGrid:
                 raise InputError(f"grid coordinate {name!r} must be 1-D and not empty")
             role = role_of(coord)
             raw = np.asarray(coord.values)
+            if role != "time" and not np.issubdtype(raw.dtype, np.number):
+                raise InputError(
+                    f"grid coordinate {name!r} is neither numeric nor datetime64 "
+                    f"({raw.dtype}; cftime calendars are not supported for points)"
+                )
             bnd = bounds[name]
             if role == "time":
                 raw = raw.astype("datetime64[ns]")

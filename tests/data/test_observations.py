@@ -176,3 +176,43 @@ def test_constructor_checks_shapes_and_nans() -> None:
         Observations("f", np.zeros(3), {"x": np.zeros(2)})
     with pytest.raises(InputError, match="'x' holds NaN"):
         Observations("f", np.zeros(1), {"x": np.array([np.nan])})
+
+
+def test_a_single_month_template_takes_its_cells_from_cf_bounds() -> None:
+    month = np.array(["2021-03-16T12"], dtype="datetime64[ns]")
+    bounds = np.array([["2021-03-01", "2021-04-01"]], dtype="datetime64[ns]")
+    template = xr.Dataset(
+        {"time_bnds": (("time", "nv"), bounds)},
+        coords={"time": ("time", month, {"bounds": "time_bnds"}), "lat": [0.0, 1.0]},
+    )
+    grid = TargetGrid.from_dataset(template, ("time", "lat"))
+    times = np.array(["2021-03-02", "2021-03-31", "2021-04-02"], dtype="datetime64[ns]")
+    obs = Observations.from_arrays("f", [1.0, 2.0, 3.0], {"time": times, "lat": [0.5, 0.5, 0.5]})
+    with pytest.warns(match="1 observations have times outside the grid's"):
+        aligned = obs.aligned_to(grid)
+    np.testing.assert_array_equal(aligned.values, [1.0, 2.0])
+    # without bounds, a one-step time dim holds only its own instant
+    bare = TargetGrid.from_dataset(template.drop_vars("time_bnds"), ("time", "lat"))
+    with pytest.raises(InputError, match="3 observations have times outside"):
+        obs.aligned_to(bare, strict=True)
+
+
+def test_times_that_are_not_datetimes_are_refused_against_a_time_grid() -> None:
+    grid = TargetGrid.from_bounds({"time": ("2020-01-01", "2020-01-03")}, "1D")
+    numeric = Observations.from_arrays("f", [1.0], {"time": [12.0]})  # hours since? unknown
+    with pytest.raises(InputError, match="differ in kind"):
+        numeric.aligned_to(grid)
+    with pytest.raises(InputError, match="does not hold times"):
+        Observations.from_arrays("f", [1.0], {"time": ["yesterday-ish"]})
+    cftime = pytest.importorskip("cftime")
+    noleap = xr.Dataset(coords={"x": [cftime.DatetimeNoLeap(2000, 1, 1)]})
+    with pytest.raises(InputError, match="neither numeric nor datetime64"):
+        TargetGrid.from_dataset(noleap)
+
+
+def test_a_malformed_csv_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text('lat,lon,v\n1,2,3\n4,5,6,7,8\n"unclosed\n')
+    with pytest.raises(InputError, match="cannot read") as info:
+        Observations.from_csv(path, "v")
+    assert "\n" not in str(info.value)
