@@ -15,8 +15,9 @@ of CF's layouts:
 Coordinates are found through the data variable's ``coordinates`` attribute
 and recognised by CF attributes (``standard_name``, ``units``, ``axis``,
 ``positive``); the feature id is the variable with ``cf_role``
-``timeseries_id`` or ``trajectory_id``. Padding (missing data values) is
-dropped downstream as NaN rows.
+``timeseries_id`` or ``trajectory_id``. Padding (elements whose coordinates
+are all missing, past the end of a shorter feature) is left out; a missing
+value at a real location is a NaN row, dropped and counted downstream.
 """
 
 from __future__ import annotations
@@ -165,8 +166,10 @@ def read_dsg(source: str | PathLike | xr.Dataset, value: str | None = None) -> D
         columns["error"] = _flat(ds[errors[0]], data, ragged)
     if ids:
         columns["platform"] = _flat(ds[ids[0]], data, ragged)
+    frame = pd.DataFrame(columns)
+    padding = frame[coords].isna().all(axis=1).to_numpy()  # past a feature's end: not data
     return DsgTable(
-        pd.DataFrame(columns), value, tuple(coords),
+        frame.loc[~padding].reset_index(drop=True), value, tuple(coords),
         "platform" if ids else None, "error" if errors else None, data.attrs.get("units"),
     )  # fmt: skip
 

@@ -155,6 +155,14 @@ class Observations:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def __repr__(self) -> str:
+        platforms = "" if self.platform is None else f", platforms={np.unique(self.platform).size}"
+        return (
+            f"Observations({self.name!r}, n={len(self)}, coords={self.dims}, "
+            f"errors={self.error is not None}{platforms}, units={self.units!r}, "
+            f"dropped={dict(self.dropped)})"
+        )
+
     @property
     def dims(self) -> tuple[str, ...]:
         """The coordinate names, in order."""

@@ -108,3 +108,27 @@ def test_unsupported_or_missing_feature_type_is_one_error(tmp_path: Path) -> Non
         Observations.from_cf_dsg(xr.Dataset({"temp": ("obs", [1.0])}))
     with pytest.raises(InputError, match="cannot read"):
         Observations.from_cf_dsg(tmp_path / "absent.nc")
+
+
+def test_trajectory_incomplete_multidimensional_padding_is_left_out(tmp_path: Path) -> None:
+    nat = np.datetime64("NaT", "ns")
+    ds = xr.Dataset(
+        {
+            "temp": (("trajectory", "obs"), [[1.0, 2.0, np.nan], [3.0, np.nan, np.nan]], TEMP),
+            "time": (("trajectory", "obs"), [[TIMES[0], TIMES[1], nat], [TIMES[2], TIMES[0], nat]]),
+            "lat": (("trajectory", "obs"), [[1.0, 2.0, np.nan], [3.0, 4.0, np.nan]], LAT),
+            "lon": (("trajectory", "obs"), [[5.0, 6.0, np.nan], [7.0, 8.0, np.nan]], LON),
+            "id": ("trajectory", ["ship-a", "ship-b"], {"cf_role": "trajectory_id"}),
+        }
+    )
+    ds["time"].attrs["standard_name"] = "time"
+    path = _write(ds, tmp_path / "im.nc", "time lat lon", "trajectory")
+    # two padding elements are not data; one missing value at a real place is counted
+    with pytest.warns(match="1 observations have a NaN value or coordinate: dropped"):
+        obs = Observations.from_cf_dsg(path)
+    np.testing.assert_array_equal(obs.values, [1.0, 2.0, 3.0])
+    assert list(obs.platform) == ["ship-a", "ship-a", "ship-b"]
+    assert repr(obs) == (
+        "Observations('temp', n=3, coords=('time', 'latitude', 'longitude'), errors=False, "
+        "platforms=2, units='K', dropped={'NaN': 1})"
+    )
