@@ -46,6 +46,15 @@ import xarray as xr
 
 from sparsediff.data import dsg
 from sparsediff.data.obs_holdout import held_out
+from sparsediff.data.obs_input import (
+    as_coord,
+    clean_rows,
+    column,
+    first_line,
+    floats,
+    isnan,
+    report,
+)
 from sparsediff.data.obs_operator import inside_grid, observation_operator
 from sparsediff.data.target_grid import TargetGrid, role_of, role_of_name, wrap_longitude
 from sparsediff.errors import InputError, SparsediffWarning
@@ -53,47 +62,8 @@ from sparsediff.errors import InputError, SparsediffWarning
 __all__ = ["Observations"]
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (errors are one line)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _freeze(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
-
-
-def _as_coord(name: str, values: Any) -> np.ndarray:
-    """A coordinate as float64, or datetime64[ns] for a time."""
-    arr = np.asarray(values)
-    textual = arr.dtype.kind in "OUS"  # strings or Timestamps; numbers stay numbers
-    if np.issubdtype(arr.dtype, np.datetime64) or (textual and role_of_name(name) == "time"):
-        if not np.issubdtype(arr.dtype, np.datetime64):
-            try:
-                arr = pd.to_datetime(pd.Series(arr), utc=True).dt.tz_localize(None).to_numpy()
-            except (ValueError, TypeError) as exc:
-                raise InputError(
-                    f"coordinate {name!r} does not hold times: {_first_line(exc)}"
-                ) from None
-        return arr.astype("datetime64[ns]")
-    try:
-        return arr.astype(np.float64)
-    except (ValueError, TypeError):
-        raise InputError(f"coordinate {name!r} is not numeric") from None
-
-
-def _isnan(arr: np.ndarray) -> np.ndarray:
-    return np.isnat(arr) if np.issubdtype(arr.dtype, np.datetime64) else ~np.isfinite(arr)
-
-
-def _report(dropped: dict[str, int], what: str, n: int, strict: bool, detail: str) -> None:
-    """Count ``n`` dropped rows under ``what``; refuse them instead when strict."""
-    if n == 0:
-        return
-    if strict:
-        raise InputError(f"{n} observations {detail} (strict: refused)")
-    dropped[what] = dropped.get(what, 0) + n
-    warnings.warn(f"{n} observations {detail}: dropped", SparsediffWarning, stacklevel=4)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +115,7 @@ class Observations:
         if not self.coords:
             raise InputError("observations need at least one coordinate")
         for key in ("values", *self.coords):
-            if _isnan(arrays[key]).any():
+            if isnan(arrays[key]).any():
                 raise InputError(f"observations: {key!r} holds NaN")
         if self.error is not None and not np.all(self.error > 0):  # False for NaN too
             bad = int(np.sum(~(self.error > 0)))
@@ -257,10 +227,10 @@ class Observations:
             )
         obs = replace(self, coords=coords, dropped=dropped)
         inside, late = inside_grid(obs, grid)
-        _report(
+        report(
             dropped, "outside time range", int(late.sum()), strict, "have times outside the grid's"
         )
-        _report(
+        report(
             dropped, "outside grid", int((~inside & ~late).sum()), strict, "lie outside the grid"
         )
         return replace(obs.take(np.flatnonzero(inside)), dropped=dropped)
@@ -358,27 +328,16 @@ class Observations:
         -------
         Observations
         """
-        vals = np.asarray(values, dtype=np.float64)
-        cols = {str(k): _as_coord(str(k), v) for k, v in coords.items()}
-        err = None if error is None else np.asarray(error, dtype=np.float64)
+        vals = floats(values, name)
+        cols = {str(k): as_coord(str(k), v) for k, v in coords.items()}
+        err = None if error is None else floats(error, f"{name} error")
         plat = None if platform is None else np.asarray(platform)
         n = vals.shape[0] if vals.ndim == 1 else -1
         if any(
             a.shape != (n,) for a in (*cols.values(), *(x for x in (err, plat) if x is not None))
         ):
             raise InputError(f"observations of {name!r}: every array must be 1-D and of one length")
-        dropped: dict[str, int] = {}
-        bad = _isnan(vals)
-        for arr in cols.values():
-            bad |= _isnan(arr)
-        _report(dropped, "NaN", int(bad.sum()), strict, "have a NaN value or coordinate")
-        keep = ~bad
-        frame = pd.DataFrame({**{f"c{i}": a for i, a in enumerate(cols.values())}, "v": vals})
-        if plat is not None:
-            frame["p"] = plat
-        dup = frame.duplicated().to_numpy() & keep
-        _report(dropped, "duplicate", int(dup.sum()), strict, "repeat an earlier row")
-        keep &= ~dup
+        keep, dropped = clean_rows(vals, cols, plat, strict)
         pick = lambda a: None if a is None else a[keep]  # noqa: E731
         kept = {k: v[keep] for k, v in cols.items()}
         return cls(name, vals[keep], kept, pick(err), pick(plat), units, dropped)
@@ -430,14 +389,12 @@ class Observations:
             raise InputError(
                 f"no coordinate column found in {list(df.columns)}; name them with coords="
             )
-        for column in (value, *mapping.values(), error, platform):
-            if column is not None and column not in df.columns:
-                raise InputError(
-                    f"the table has no column {column!r} (columns: {list(df.columns)})"
-                )
-        pick = lambda c: None if c is None else df[c].to_numpy()  # noqa: E731
+        for name in (value, *mapping.values(), error, platform):
+            if name is not None and name not in df.columns:
+                raise InputError(f"the table has no column {name!r} (columns: {list(df.columns)})")
+        pick = lambda c: None if c is None else column(df, c)  # noqa: E731
         return cls.from_arrays(
-            value, df[value].to_numpy(), {k: df[c].to_numpy() for k, c in mapping.items()},
+            value, column(df, value), {k: column(df, c) for k, c in mapping.items()},
             pick(error), pick(platform), units, strict,
         )  # fmt: skip
 
@@ -463,7 +420,7 @@ class Observations:
         try:
             df = pd.read_csv(path)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise InputError(f"cannot read {path} as CSV: {_first_line(exc)}") from None
+            raise InputError(f"cannot read {path} as CSV: {first_line(exc)}") from None
         return cls.from_dataframe(df, value, **kwargs)
 
     @classmethod

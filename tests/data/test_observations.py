@@ -216,3 +216,21 @@ def test_a_malformed_csv_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read") as info:
         Observations.from_csv(path, "v")
     assert "\n" not in str(info.value)
+
+
+def test_nullable_and_non_numeric_columns() -> None:
+    df = pd.DataFrame(
+        {
+            "lat": pd.array([1.0, 2.0, None], dtype="Float64"),
+            "lon": [1.0, 2.0, 3.0],
+            "v": pd.array([1, None, 3], dtype="Int64"),
+            "word": ["a", "b", "c"],
+        }
+    )
+    with pytest.warns(match="2 observations have a NaN"):
+        obs = Observations.from_dataframe(df, "v", coords=["lat", "lon"])
+    np.testing.assert_array_equal(obs.values, [1.0])
+    with pytest.raises(InputError, match="the word values are not numeric"):
+        Observations.from_dataframe(df, "word", coords=["lon"])
+    with pytest.raises(InputError, match="coordinate 'word' is not numeric"):
+        Observations.from_dataframe(df, "lon", coords=["word"])
