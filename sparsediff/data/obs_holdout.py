@@ -56,6 +56,8 @@ def held_out(obs: Observations, spec: str, seed: int = 0) -> np.ndarray:
         frac = float("nan")
     if kind not in HOLDOUT_KINDS or not 0.0 < frac < 1.0:
         raise InputError(f"holdout {spec!r}: expected 'points:F' or 'platforms:F' with 0 < F < 1")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng([_HOLDOUT_STREAM, int(seed)])
     if kind == "points":
         held = np.zeros(len(obs), dtype=bool)

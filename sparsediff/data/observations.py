@@ -156,6 +156,26 @@ class Observations:
             cols["platform"] = self.platform
         return pd.DataFrame(cols)
 
+    def to_dataset(self, dim: str = "obs") -> xr.Dataset:
+        """The observations along one dim ``dim``: the value (with its ``units``), the
+        coordinates as coordinate variables, ``<name>_error`` and ``platform``.
+
+        :meth:`from_dataset` reads it back to equal observations.
+        """
+        data: dict[str, xr.DataArray] = {
+            self.name: xr.DataArray(
+                self.values, dims=dim, attrs={"units": self.units} if self.units else {}
+            )
+        }
+        if self.error is not None:
+            data[f"{self.name}_error"] = xr.DataArray(self.error, dims=dim)
+            data[self.name].attrs["ancillary_variables"] = f"{self.name}_error"
+        if self.platform is not None:
+            data["platform"] = xr.DataArray(
+                self.platform, dims=dim, attrs={"cf_role": "platform_id"}
+            )
+        return xr.Dataset(data, coords={k: (dim, v) for k, v in self.coords.items()})
+
     def in_units(self, units: str) -> Observations:
         """The observations in ``units``: the same when equal, converted (with a
         warning) when convertible (``degC`` to ``K``), refused otherwise.

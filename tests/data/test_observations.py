@@ -234,3 +234,25 @@ def test_nullable_and_non_numeric_columns() -> None:
         Observations.from_dataframe(df, "word", coords=["lon"])
     with pytest.raises(InputError, match="coordinate 'word' is not numeric"):
         Observations.from_dataframe(df, "lon", coords=["word"])
+
+
+def test_to_dataset_round_trips_through_from_dataset(tmp_path: Path) -> None:
+    obs = Observations.from_dataframe(_frame(), "sst", error="sigma", platform="station", units="K")
+    path = tmp_path / "obs.nc"
+    obs.to_dataset().to_netcdf(path)
+    with xr.open_dataset(path) as ds:
+        back = Observations.from_dataset(ds.load(), "sst", error="sst_error", platform="platform")
+    assert back.dims == obs.dims
+    assert back.units == "K"
+    for key in obs.dims:
+        np.testing.assert_array_equal(back.coords[key], obs.coords[key])
+    np.testing.assert_array_equal(back.values, obs.values)
+    np.testing.assert_array_equal(back.error, obs.error)
+    assert list(back.platform) == list(obs.platform)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_holdout_refuses_bad_seeds(seed: object) -> None:
+    obs = Observations.from_dataframe(_frame(), "sst")
+    with pytest.raises(InputError, match="seed must be a non-negative integer"):
+        obs.holdout("points:0.5", seed=seed)  # type: ignore[arg-type]
