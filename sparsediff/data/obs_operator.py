@@ -23,14 +23,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
+import xarray as xr
 
-from sparsediff.data.target_grid import TargetGrid, wrap_longitude
+from sparsediff.data.target_grid import TargetGrid, role_of_name, wrap_longitude
 from sparsediff.errors import InputError
 
 if TYPE_CHECKING:
     from sparsediff.data.observations import Observations
 
-__all__ = ["cell_index", "inside_grid", "observation_operator", "positions_on"]
+__all__ = ["at_observations", "cell_index", "inside_grid", "observation_operator", "positions_on"]
 
 
 def positions_on(obs: Observations, grid: TargetGrid, dim: str) -> np.ndarray:
@@ -201,3 +202,52 @@ def _dim_weights(
     if desc:
         lo, hi = n - 1 - lo, n - 1 - hi
     return lo, hi, w
+
+
+def at_observations(
+    obs: Observations,
+    field: xr.DataArray,
+    time: Literal["linear", "nearest"] = "linear",
+    dim: str = "obs",
+) -> xr.DataArray:
+    """A gridded field at the observations, through H, for every other index.
+
+    The field's dims that an observation coordinate names (by name, then by
+    role) are the grid; the others (``member``, a variable dim) are kept, so
+    an ensemble ``(member, time, lat, lon)`` gives ``(member, obs)``: what
+    scoring at the observations' exact locations needs.
+
+    Parameters
+    ----------
+    obs
+        The observations (their longitudes in any convention).
+    field
+        The gridded field; NaN (land) reaches every observation that gives it weight.
+    time
+        ``"linear"`` or ``"nearest"`` along a time dim.
+    dim
+        The name of the observation dim of the result.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(*other dims, dim)``, float64.
+
+    Raises
+    ------
+    InputError
+        An observation outside the field's grid (none may be dropped here), or
+        coordinates that match none of the field's dims.
+    """
+    full = TargetGrid.from_dataset(field)
+    names = {str(k) for k in obs.coords}
+    roles = {role_of_name(k) for k in obs.coords} - {None}
+    spatial = [d for d in full.dims if d in names or full.roles[d] in roles]
+    batch = [str(d) for d in field.dims if d not in spatial]
+    grid = TargetGrid.from_dataset(field, spatial)
+    H = observation_operator(obs.aligned_to(grid, strict=True), grid, time=time)
+    values = np.asarray(field.transpose(*batch, *spatial).values, dtype=np.float64)
+    flat = values.reshape(-1, grid.size)
+    out = (H @ flat.T).T.reshape((*values.shape[: len(batch)], len(obs)))
+    coords = {k: v for k, v in field.coords.items() if set(v.dims) <= set(batch)}
+    return xr.DataArray(out, dims=(*batch, dim), coords=coords, name=field.name, attrs=field.attrs)

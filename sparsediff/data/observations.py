@@ -55,7 +55,7 @@ from sparsediff.data.obs_input import (
     isnan,
     report,
 )
-from sparsediff.data.obs_operator import inside_grid, observation_operator
+from sparsediff.data.obs_operator import at_observations, inside_grid, observation_operator
 from sparsediff.data.target_grid import TargetGrid, role_of, role_of_name, wrap_longitude
 from sparsediff.errors import InputError, SparsediffWarning
 
@@ -301,6 +301,14 @@ class Observations:
             Observations not yet aligned to ``grid`` (see :meth:`aligned_to`).
         """
         return observation_operator(self, grid, time=time)
+
+    def at(
+        self, field: xr.DataArray, time: Literal["linear", "nearest"] = "linear"
+    ) -> xr.DataArray:
+        """``field`` interpolated to these observations through H, for each of its other
+        indices (an ensemble ``(member, time, lat, lon)`` gives ``(member, obs)``).
+        See :func:`sparsediff.data.obs_operator.at_observations`."""
+        return at_observations(self, field, time=time)
 
     # -- holdout --------------------------------------------------------------
     def holdout(self, spec: str, seed: int = 0) -> tuple[Observations, Observations]:

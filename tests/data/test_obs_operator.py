@@ -183,3 +183,24 @@ def test_h_on_ostia_agrees_with_xarray_interp_including_the_wrap() -> None:
     assert np.isfinite(ours).sum() > n // 2  # most points are at sea
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, equal_nan=True)
     assert (lon > float(sst.longitude[-1])).sum() > 0  # some points interpolate across 360/0
+
+
+def test_an_ensemble_at_the_observations_keeps_its_member_dim() -> None:
+    pytest.importorskip("iris_sample_data")
+    from sparsediff.data.sample_data import open_ostia
+
+    sst = open_ostia()["surface_temperature"].isel(time=slice(0, 3)).load()
+    ens = xr.concat([sst, sst + 1.0], dim="member").assign_coords(member=[0, 1])
+    obs = Observations.from_grid_mask(sst)
+    at = obs.at(ens)
+    assert at.dims == ("member", "obs")
+    assert at.sizes["obs"] == len(obs)
+    assert np.array_equal(at.sel(member=0).values, obs.values)  # the observed cells exactly
+    np.testing.assert_allclose(at.sel(member=1).values, obs.values + 1.0, rtol=1e-12)
+    # a point off the grid is refused here: scores need every observation
+    lat_max = float(sst.latitude.max())
+    off = Observations.from_arrays(
+        "sst", [1.0], {"time": sst.time.values[:1], "lat": [lat_max + 5.0], "lon": [10.0]}
+    )
+    with pytest.raises(InputError, match="strict"):
+        off.at(ens)
