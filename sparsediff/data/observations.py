@@ -233,15 +233,16 @@ class Observations:
         """
         coords = self._matched(grid)
         dropped = dict(self.dropped)
-        moved = 0
+        moved, span = 0, ""
         for dim, pos in coords.items():
             if grid.roles[dim] == "longitude":
                 low, high = grid.longitude_range(dim)
                 moved += int(((pos < low) | (pos >= high)).sum())
                 coords[dim] = wrap_longitude(pos, low)
+                span = f"{low:g}..{high:g}"
         if moved:
             warnings.warn(
-                f"{moved} observation longitudes moved into the grid's range",
+                f"{moved} observation longitudes moved by whole turns into the grid's {span}",
                 SparsediffWarning,
                 stacklevel=2,
             )
