@@ -25,3 +25,9 @@ def test_bench_first_guess_runs() -> None:
     pytest.importorskip("iris_sample_data")
     out = _run("bench_first_guess.py", "--fields", "1", "--only", "2d", "--gaps", "boxes:0.3")
     assert "laplace+cg" in out
+
+
+def test_bench_points_runs() -> None:
+    out = _run("bench_points.py", "--sizes", "2000", "--res", "10", "--days", "2")
+    assert "B/point" in out
+    assert "     2000" in out
