@@ -36,7 +36,7 @@ from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
+from sparsediff.evaluation.baselines import BASELINES, Baseline, Setting, for_evaluation
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
@@ -54,8 +54,6 @@ DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof"
 
 MODEL_NAME = "sparsediff"
 """Name of the ``model`` argument's row in the table."""
-
-_TIME_BASED = frozenset({"time_mean", "dineof"})
 
 
 def _model_fillers(model: Any, models: Mapping[str, Any] | None, **options: Any) -> list[Filler]:
@@ -103,7 +101,10 @@ def _baseline_list(
         if isinstance(item, Baseline | Filler):
             out.append((item.name, item))
         elif isinstance(item, str):
-            get_baseline(item)  # unknown names fail here, before any compute
+            if item not in BASELINES:  # unknown names fail here, before any compute
+                raise ConfigError(
+                    f"unknown baseline {item!r}; expected one of {', '.join(BASELINES)}"
+                )
             out.append((item, item))
         else:
             raise InputError(
@@ -116,35 +117,15 @@ def _baseline_list(
 
 
 def _baseline_filler(
-    name: str,
-    spec: str | Baseline | Filler,
-    *,
-    time_dim: Hashable | None,
-    has_time: bool,
-    seed: int,
-    notes: list[str],
+    name: str, spec: str | Baseline | Filler, setting: Setting, notes: list[str]
 ) -> Filler | None:
     """The filler to run, or ``None`` (skipped, with a note) when it cannot run."""
     if isinstance(spec, Filler):
         return spec
-    if isinstance(spec, Baseline):
-        return BaselineFiller(spec)
-    if name in _TIME_BASED:
-        if not has_time:
-            notes.append(
-                f"skipped baseline {name!r}: it needs a time dim ({time_dim!r}) outside the "
-                "spatial dims"
-            )
-            return None
-        if name == "dineof":
-            return BaselineFiller(get_baseline(name, time_dim=time_dim, seed=seed))
-        return BaselineFiller(get_baseline(name, time_dim=time_dim))
-    if name == "laplace":
-        if has_time:
-            return BaselineFiller(Laplace(time_dim=time_dim))
-        notes.append("baseline 'laplace' uses the slice mean as first guess (no time dim)")
-        return BaselineFiller(Laplace(time_dim=None, first_guess="mean"))
-    return BaselineFiller(get_baseline(name))
+    made = spec if isinstance(spec, Baseline) else for_evaluation(name, setting, notes)
+    if made is None or isinstance(made, Filler):
+        return made
+    return BaselineFiller(made)
 
 
 def _check_positive(**values: int) -> None:
@@ -330,10 +311,16 @@ def evaluate(
     along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
     fillers = list(model_fillers)
+    setting = Setting(
+        time_dim=time_dim,
+        has_time=has_time,
+        n_dims=len(pattern_dims),
+        seed=seed,
+        members=members,
+        model_filler=next((f for f in model_fillers if isinstance(f, ModelFiller)), None),
+    )
     for n, spec in base_specs:
-        runner = _baseline_filler(
-            n, spec, time_dim=time_dim, has_time=has_time, seed=seed, notes=notes
-        )
+        runner = _baseline_filler(n, spec, setting, notes)
         if runner is not None:
             fillers.append(runner)
 

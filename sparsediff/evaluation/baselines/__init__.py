@@ -37,7 +37,13 @@ from sparsediff.evaluation.baselines.base import Baseline
 from sparsediff.evaluation.baselines.dineof import DINEOF
 from sparsediff.evaluation.baselines.laplace import Laplace
 from sparsediff.evaluation.baselines.linear import LinearInterp
-from sparsediff.evaluation.baselines.registry import BASELINES, get_baseline
+from sparsediff.evaluation.baselines.registry import (
+    BASELINES,
+    for_evaluation,
+    get_baseline,
+    register_baseline,
+)
+from sparsediff.evaluation.baselines.setting import Setting
 from sparsediff.evaluation.baselines.time_mean import TimeMean
 
 __all__ = [
@@ -46,6 +52,9 @@ __all__ = [
     "Baseline",
     "Laplace",
     "LinearInterp",
+    "Setting",
     "TimeMean",
+    "for_evaluation",
     "get_baseline",
+    "register_baseline",
 ]

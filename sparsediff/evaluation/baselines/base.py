@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -14,6 +14,9 @@ from sparsediff.data.grid import is_global_longitude
 from sparsediff.data.masks import INVALID, OBSERVED, invalid_mask
 from sparsediff.data.selection import as_dataset, as_tuple
 from sparsediff.errors import InputError
+
+if TYPE_CHECKING:
+    from sparsediff.evaluation.baselines.setting import Setting
 
 __all__ = ["Baseline"]
 
@@ -35,9 +38,40 @@ class Baseline:
     name: ClassVar[str] = ""
     """Registry name of the baseline."""
 
-    needs_time: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset()
+    """What an evaluation must offer for it to run (words of
+    :data:`~sparsediff.evaluation.baselines.setting.NEEDS`, e.g. ``"time"``)."""
 
     time_dim: Hashable | None = None
+
+    @property
+    def needs_time(self) -> bool:
+        """This instance pools a time dim (by default: when the class needs one)."""
+        return "time" in self.needs
+
+    @classmethod
+    def for_evaluation(cls, setting: Setting, notes: list[str]) -> Baseline | None:
+        """The instance :func:`sparsediff.evaluate` runs in ``setting`` (``None``: skip it).
+
+        The default is the class with its default options, given the
+        evaluation's ``time_dim`` when it needs one. A subclass with other
+        choices (a seed, a fallback without a time dim) overrides this and
+        says what it chose in ``notes``.
+
+        Parameters
+        ----------
+        setting
+            What the evaluation offers (its needs are met).
+        notes
+            The evaluation's notes (``table.attrs["notes"]``), to append to.
+
+        Returns
+        -------
+        Baseline or None
+        """
+        if "time" in cls.needs:
+            return cls(time_dim=setting.time_dim)  # type: ignore[call-arg]
+        return cls()
 
     def fill(
         self,

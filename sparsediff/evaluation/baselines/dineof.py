@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import xarray as xr
 
 from sparsediff.errors import ConfigError
 from sparsediff.evaluation.baselines.base import Baseline, _time_mean
+
+if TYPE_CHECKING:
+    from sparsediff.evaluation.baselines.setting import Setting
 
 __all__ = ["DINEOF"]
 
@@ -75,7 +78,7 @@ class DINEOF(Baseline):
     """
 
     name: ClassVar[str] = "dineof"
-    needs_time: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"time"})
 
     def __init__(
         self,
@@ -104,6 +107,21 @@ class DINEOF(Baseline):
         self.rank_tol = float(rank_tol)
         self.ranks_: list[int] = []
         self.cv_errors_: list[np.ndarray] = []
+
+    @classmethod
+    def for_evaluation(cls, setting: Setting, notes: list[str]) -> DINEOF:
+        """DINEOF over the evaluation's time dim, its cross-validation seeded by its seed.
+
+        Parameters
+        ----------
+        setting, notes
+            As for :meth:`Baseline.for_evaluation`.
+
+        Returns
+        -------
+        DINEOF
+        """
+        return cls(time_dim=setting.time_dim, seed=setting.seed)
 
     def fill(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +12,9 @@ import scipy.sparse.linalg as spla
 
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.baselines.base import Baseline, _time_mean
+
+if TYPE_CHECKING:
+    from sparsediff.evaluation.baselines.setting import Setting
 
 __all__ = ["Laplace"]
 
@@ -168,9 +171,27 @@ class Laplace(Baseline):
         self.wrap_longitude = bool(wrap_longitude)
 
     @property
-    def needs_time(self) -> bool:  # type: ignore[override]
+    def needs_time(self) -> bool:
         """Only the time-mean first guess needs the time dim."""
         return self.first_guess == "time_mean"
+
+    @classmethod
+    def for_evaluation(cls, setting: Setting, notes: list[str]) -> Laplace:
+        """The time-mean first guess with a time dim; else the slice mean, with a note.
+
+        Parameters
+        ----------
+        setting, notes
+            As for :meth:`Baseline.for_evaluation`.
+
+        Returns
+        -------
+        Laplace
+        """
+        if setting.has_time:
+            return cls(time_dim=setting.time_dim)
+        notes.append("baseline 'laplace' uses the slice mean as first guess (no time dim)")
+        return cls(time_dim=None, first_guess="mean")
 
     def _solve(self, values: np.ndarray, known: np.ndarray, active: np.ndarray, wrap: Any) -> Any:
         return _harmonic_fill(

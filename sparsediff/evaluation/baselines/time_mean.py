@@ -27,7 +27,7 @@ class TimeMean(Baseline):
     """
 
     name: ClassVar[str] = "time_mean"
-    needs_time: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"time"})
 
     def __init__(
         self,
