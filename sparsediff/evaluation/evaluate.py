@@ -40,11 +40,13 @@ from sparsediff.evaluation.baselines import BASELINES, Baseline, Setting, for_ev
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
+    plot_gap_spectra,
     power_spectrum_ratio,
     psnr,
     score_table,
     spectrum_ratio_score,
     ssim,
+    structure_table,
 )
 
 __all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
@@ -372,6 +374,7 @@ def evaluate(
     spec_dims = pattern_dims[-2:]
     volume = len(dims) == 3
     frames = []
+    gap_spectra: dict[str, dict[str, xr.DataArray]] = {}
     for v in names:
         truth, mask = truth_r[v], held_r[v]
         table = score_table(preds[v], truth, mask, ensembles=ensembles[v])
@@ -381,6 +384,10 @@ def evaluate(
             spectrum_ratio_score(power_spectrum_ratio(ensembles[v][n], truth, dims=spec_dims))
             for n in table["method"]
         ]
+        structure, gap_spectra[v] = structure_table(
+            ensembles[v], truth, mask, dims=pattern_dims, spectrum_dims=spec_dims, seed=seed
+        )
+        table = table.merge(structure, on="method", how="left", sort=False)
         if volume:
             table["psnr"] = [psnr(preds[v][n], truth, mask) for n in table["method"]]
             table["ssim"] = [ssim(preds[v][n], truth, mask, dims=dims) for n in table["method"]]
@@ -407,6 +414,7 @@ def evaluate(
             example = single_member(filled_by[fillers[0].name])
             _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
         plot_scores(result, out_dir / "rmse_by_method.png")
+        plot_gap_spectra(gap_spectra[names[0]], out_dir / "gap_spectra.png", title=names[0])
         from sparsediff.data.io import write
 
         for f in fillers:

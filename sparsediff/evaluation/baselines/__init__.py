@@ -27,6 +27,26 @@ Baselines
     iterated truncated SVD of the time × space anomaly matrix, rank chosen by
     cross-validation (Beckers & Rixen 2003; Alvera-Azcárate et al. 2005).
 
+Ensemble baselines (null ensembles)
+-----------------------------------
+These are :class:`~sparsediff.evaluation.fillers.Filler` objects (they return
+several members), registered beside the classical ones:
+
+:class:`GuessNoise` (``guess_noise``)
+    the evaluated model's own first guess plus independent Gaussian noise of
+    the model's per-point spread: right pointwise spread, no structure.
+:class:`CondSim` (``condsim``)
+    kriging-based conditional simulation (gstools ``CondSRF``) with a
+    variogram fitted per slice on the shown points.
+
+Registry
+--------
+:data:`BASELINES` maps a name to its class. Each class declares what an
+evaluation must offer it (``needs``: a time dim, a model, two spatial dims;
+:mod:`~sparsediff.evaluation.baselines.setting`) and builds the instance an
+evaluation runs (``for_evaluation``); :func:`register_baseline` adds one, so a
+new baseline is one new module.
+
 The baselines load the data into memory (numpy); they are meant for
 evaluation-sized arrays.
 """
@@ -34,7 +54,9 @@ evaluation-sized arrays.
 from __future__ import annotations
 
 from sparsediff.evaluation.baselines.base import Baseline
+from sparsediff.evaluation.baselines.condsim import CondSim
 from sparsediff.evaluation.baselines.dineof import DINEOF
+from sparsediff.evaluation.baselines.guess_noise import GuessNoise, guess_only
 from sparsediff.evaluation.baselines.laplace import Laplace
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.registry import (
@@ -50,11 +72,14 @@ __all__ = [
     "BASELINES",
     "DINEOF",
     "Baseline",
+    "CondSim",
+    "GuessNoise",
     "Laplace",
     "LinearInterp",
     "Setting",
     "TimeMean",
     "for_evaluation",
     "get_baseline",
+    "guess_only",
     "register_baseline",
 ]

@@ -6,7 +6,9 @@ from typing import Any
 
 from sparsediff.errors import ConfigError
 from sparsediff.evaluation.baselines.base import Baseline
+from sparsediff.evaluation.baselines.condsim import CondSim
 from sparsediff.evaluation.baselines.dineof import DINEOF
+from sparsediff.evaluation.baselines.guess_noise import GuessNoise
 from sparsediff.evaluation.baselines.laplace import Laplace
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.setting import NEEDS, Setting, unmet
@@ -22,6 +24,8 @@ BASELINES: dict[str, Registered] = {
     LinearInterp.name: LinearInterp,
     Laplace.name: Laplace,
     DINEOF.name: DINEOF,
+    GuessNoise.name: GuessNoise,
+    CondSim.name: CondSim,
 }
 """Registry: baseline name -> class (a :class:`Baseline`, or a
 :class:`~sparsediff.evaluation.fillers.Filler` for an ensemble baseline).

@@ -27,20 +27,36 @@ from __future__ import annotations
 
 from sparsediff.evaluation.metrics.ensemble import crps, rank_histogram, spread_skill_ratio
 from sparsediff.evaluation.metrics.image import psnr, ssim
+from sparsediff.evaluation.metrics.multivariate import (
+    energy_score,
+    gap_regions,
+    multivariate_scores,
+    variogram_score,
+)
 from sparsediff.evaluation.metrics.pointwise import bias, mae, rmse
 from sparsediff.evaluation.metrics.spectral import (
+    band_ratios,
+    gap_spectrum_ratio,
+    plot_gap_spectra,
     power_spectrum,
     power_spectrum_ratio,
     spectrum_ratio_score,
 )
-from sparsediff.evaluation.metrics.table import score_table
+from sparsediff.evaluation.metrics.table import GAP_BANDS, score_table, structure_table
 from sparsediff.evaluation.metrics.weighting import area_weights
 
 __all__ = [
+    "GAP_BANDS",
     "area_weights",
+    "band_ratios",
     "bias",
     "crps",
+    "energy_score",
+    "gap_regions",
+    "gap_spectrum_ratio",
     "mae",
+    "multivariate_scores",
+    "plot_gap_spectra",
     "power_spectrum",
     "power_spectrum_ratio",
     "psnr",
@@ -50,4 +66,6 @@ __all__ = [
     "spectrum_ratio_score",
     "spread_skill_ratio",
     "ssim",
+    "structure_table",
+    "variogram_score",
 ]
