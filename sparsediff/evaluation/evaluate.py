@@ -178,10 +178,12 @@ def evaluate(
         :data:`~sparsediff.evaluation.baselines.BASELINES`, a comma-separated
         string, :class:`~sparsediff.evaluation.baselines.Baseline` objects, or
         any :class:`~sparsediff.evaluation.fillers.Filler`, run as given);
-        ``None`` or ``()`` for none. ``time_mean`` and ``dineof`` need a time
-        dim outside ``dims`` and are skipped (noted in ``table.attrs["notes"]``)
-        when there is none; ``laplace`` then uses the slice mean as its first
-        guess instead of the time mean.
+        ``None`` or ``()`` for none. Each baseline declares what it needs
+        (``time_mean`` and ``dineof`` a time dim outside ``dims``,
+        ``guess_noise`` a model, ``condsim`` two spatial dims) and is skipped
+        (noted in ``table.attrs["notes"]``) when that is missing; without a
+        time dim ``laplace`` uses the slice mean as its first guess. The null
+        ensembles ``guess_noise`` and ``condsim`` get ``members`` members.
     members
         Ensemble members per model (the table scores their mean, and CRPS and
         spread-skill of the ensemble).
@@ -201,7 +203,8 @@ def evaluate(
         data are invalid (land in an ocean field); ignored if absent.
     out
         Directory to write ``scores.csv``, ``example_fill.png`` (the first
-        model's fill, or the first baseline's), ``rmse_by_method.png`` and,
+        model's fill, or the first baseline's), ``rmse_by_method.png``,
+        ``gap_spectra.png`` (gap power ratio per wavenumber and method) and,
         per model, its fill of the region (``fill_<name>.zarr``: members,
         fill flags, provenance).
     models
@@ -232,7 +235,11 @@ def evaluate(
         ``spread_skill`` (NaN without an ensemble of at least 2 members),
         ``spectrum_score`` (mean ``|ln|`` power ratio over the upper half of
         the wavenumbers, of the members or the deterministic fill; 0 is
-        perfect), ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
+        perfect), ``energy_score`` and ``variogram_score`` (per gap region,
+        averaged; :func:`~sparsediff.evaluation.metrics.multivariate_scores`),
+        ``n_regions``, ``gap_power_low``/``_mid``/``_high`` (members' power in
+        the gaps over the truth's, per wavenumber band; 1 is perfect),
+        ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
         ``n_points`` (held-out points scored) and ``seconds`` (wall time of
         the fill). ``table.attrs`` holds the holdout spec, seed, members,
         steps and ``notes``.
