@@ -36,15 +36,17 @@ from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
+from sparsediff.evaluation.baselines import BASELINES, Baseline, Setting, for_evaluation
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
+    plot_gap_spectra,
     power_spectrum_ratio,
     psnr,
     score_table,
     spectrum_ratio_score,
     ssim,
+    structure_table,
 )
 
 __all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
@@ -54,8 +56,6 @@ DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof"
 
 MODEL_NAME = "sparsediff"
 """Name of the ``model`` argument's row in the table."""
-
-_TIME_BASED = frozenset({"time_mean", "dineof"})
 
 
 def _model_fillers(model: Any, models: Mapping[str, Any] | None, **options: Any) -> list[Filler]:
@@ -103,7 +103,10 @@ def _baseline_list(
         if isinstance(item, Baseline | Filler):
             out.append((item.name, item))
         elif isinstance(item, str):
-            get_baseline(item)  # unknown names fail here, before any compute
+            if item not in BASELINES:  # unknown names fail here, before any compute
+                raise ConfigError(
+                    f"unknown baseline {item!r}; expected one of {', '.join(BASELINES)}"
+                )
             out.append((item, item))
         else:
             raise InputError(
@@ -116,35 +119,15 @@ def _baseline_list(
 
 
 def _baseline_filler(
-    name: str,
-    spec: str | Baseline | Filler,
-    *,
-    time_dim: Hashable | None,
-    has_time: bool,
-    seed: int,
-    notes: list[str],
+    name: str, spec: str | Baseline | Filler, setting: Setting, notes: list[str]
 ) -> Filler | None:
     """The filler to run, or ``None`` (skipped, with a note) when it cannot run."""
     if isinstance(spec, Filler):
         return spec
-    if isinstance(spec, Baseline):
-        return BaselineFiller(spec)
-    if name in _TIME_BASED:
-        if not has_time:
-            notes.append(
-                f"skipped baseline {name!r}: it needs a time dim ({time_dim!r}) outside the "
-                "spatial dims"
-            )
-            return None
-        if name == "dineof":
-            return BaselineFiller(get_baseline(name, time_dim=time_dim, seed=seed))
-        return BaselineFiller(get_baseline(name, time_dim=time_dim))
-    if name == "laplace":
-        if has_time:
-            return BaselineFiller(Laplace(time_dim=time_dim))
-        notes.append("baseline 'laplace' uses the slice mean as first guess (no time dim)")
-        return BaselineFiller(Laplace(time_dim=None, first_guess="mean"))
-    return BaselineFiller(get_baseline(name))
+    made = spec if isinstance(spec, Baseline) else for_evaluation(name, setting, notes)
+    if made is None or isinstance(made, Filler):
+        return made
+    return BaselineFiller(made)
 
 
 def _check_positive(**values: int) -> None:
@@ -195,10 +178,12 @@ def evaluate(
         :data:`~sparsediff.evaluation.baselines.BASELINES`, a comma-separated
         string, :class:`~sparsediff.evaluation.baselines.Baseline` objects, or
         any :class:`~sparsediff.evaluation.fillers.Filler`, run as given);
-        ``None`` or ``()`` for none. ``time_mean`` and ``dineof`` need a time
-        dim outside ``dims`` and are skipped (noted in ``table.attrs["notes"]``)
-        when there is none; ``laplace`` then uses the slice mean as its first
-        guess instead of the time mean.
+        ``None`` or ``()`` for none. Each baseline declares what it needs
+        (``time_mean`` and ``dineof`` a time dim outside ``dims``,
+        ``guess_noise`` a model, ``condsim`` two spatial dims) and is skipped
+        (noted in ``table.attrs["notes"]``) when that is missing; without a
+        time dim ``laplace`` uses the slice mean as its first guess. The null
+        ensembles ``guess_noise`` and ``condsim`` get ``members`` members.
     members
         Ensemble members per model (the table scores their mean, and CRPS and
         spread-skill of the ensemble).
@@ -218,7 +203,8 @@ def evaluate(
         data are invalid (land in an ocean field); ignored if absent.
     out
         Directory to write ``scores.csv``, ``example_fill.png`` (the first
-        model's fill, or the first baseline's), ``rmse_by_method.png`` and,
+        model's fill, or the first baseline's), ``rmse_by_method.png``,
+        ``gap_spectra.png`` (gap power ratio per wavenumber and method) and,
         per model, its fill of the region (``fill_<name>.zarr``: members,
         fill flags, provenance).
     models
@@ -249,7 +235,11 @@ def evaluate(
         ``spread_skill`` (NaN without an ensemble of at least 2 members),
         ``spectrum_score`` (mean ``|ln|`` power ratio over the upper half of
         the wavenumbers, of the members or the deterministic fill; 0 is
-        perfect), ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
+        perfect), ``energy_score`` and ``variogram_score`` (per gap region,
+        averaged; :func:`~sparsediff.evaluation.metrics.multivariate_scores`),
+        ``n_regions``, ``gap_power_low``/``_mid``/``_high`` (members' power in
+        the gaps over the truth's, per wavenumber band; 1 is perfect),
+        ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
         ``n_points`` (held-out points scored) and ``seconds`` (wall time of
         the fill). ``table.attrs`` holds the holdout spec, seed, members,
         steps and ``notes``.
@@ -330,10 +320,16 @@ def evaluate(
     along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
     fillers = list(model_fillers)
+    setting = Setting(
+        time_dim=time_dim,
+        has_time=has_time,
+        n_dims=len(pattern_dims),
+        seed=seed,
+        members=members,
+        model_filler=next((f for f in model_fillers if isinstance(f, ModelFiller)), None),
+    )
     for n, spec in base_specs:
-        runner = _baseline_filler(
-            n, spec, time_dim=time_dim, has_time=has_time, seed=seed, notes=notes
-        )
+        runner = _baseline_filler(n, spec, setting, notes)
         if runner is not None:
             fillers.append(runner)
 
@@ -385,6 +381,7 @@ def evaluate(
     spec_dims = pattern_dims[-2:]
     volume = len(dims) == 3
     frames = []
+    gap_spectra: dict[str, dict[str, xr.DataArray]] = {}
     for v in names:
         truth, mask = truth_r[v], held_r[v]
         table = score_table(preds[v], truth, mask, ensembles=ensembles[v])
@@ -394,6 +391,10 @@ def evaluate(
             spectrum_ratio_score(power_spectrum_ratio(ensembles[v][n], truth, dims=spec_dims))
             for n in table["method"]
         ]
+        structure, gap_spectra[v] = structure_table(
+            ensembles[v], truth, mask, dims=pattern_dims, spectrum_dims=spec_dims, seed=seed
+        )
+        table = table.merge(structure, on="method", how="left", sort=False)
         if volume:
             table["psnr"] = [psnr(preds[v][n], truth, mask) for n in table["method"]]
             table["ssim"] = [ssim(preds[v][n], truth, mask, dims=dims) for n in table["method"]]
@@ -420,6 +421,7 @@ def evaluate(
             example = single_member(filled_by[fillers[0].name])
             _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
         plot_scores(result, out_dir / "rmse_by_method.png")
+        plot_gap_spectra(gap_spectra[names[0]], out_dir / "gap_spectra.png", title=names[0])
         from sparsediff.data.io import write
 
         for f in fillers:

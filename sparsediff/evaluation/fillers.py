@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import xarray as xr
 
-from sparsediff.evaluation.baselines import Baseline
-
 if TYPE_CHECKING:
+    from sparsediff.evaluation.baselines import Baseline
     from sparsediff.model import Model
 
 __all__ = ["BaselineFiller", "Filler", "ModelFiller", "context_region", "single_member"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sparsediff.errors import InputError
-from sparsediff.evaluation.baselines import _harmonic_fill
+from sparsediff.evaluation.baselines.laplace import _harmonic_fill
 from sparsediff.method.first_guess import first_guess, harmonic_fill, normalized_convolution
 
 
