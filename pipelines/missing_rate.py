@@ -62,7 +62,7 @@ import sparsediff
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.sources import resolve_source
 from sparsediff.errors import ConfigError, SparsediffError
-from sparsediff.evaluation.baselines import get_baseline
+from sparsediff.evaluation.baselines import baseline_class
 from sparsediff.training.config import (
     TrainConfig,
     format_validation_error,
@@ -179,7 +179,7 @@ def load_experiment(config: str | os.PathLike[str] | Mapping[str, Any]) -> Exper
                 "and train.data.holdout_fraction > 0"
             )
     for name in exp.evaluate.baselines:
-        get_baseline(name)
+        baseline_class(name)  # a known name (built by evaluate)
     parse_pattern(exp.evaluate.holdout)
     return exp
 

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import sparsediff
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.errors import ConfigError, SparsediffError
-from sparsediff.evaluation.baselines import get_baseline
+from sparsediff.evaluation.baselines import baseline_class
 from sparsediff.training.config import (
     TrainConfig,
     format_validation_error,
@@ -142,7 +142,7 @@ def load_quality(config: str | os.PathLike[str] | Mapping[str, Any]) -> QualityC
         if cfg.data.holdout_dim is None or cfg.data.holdout_fraction <= 0:
             raise ConfigError("set train.data.holdout_dim and holdout_fraction > 0")
     for name in exp.evaluate.baselines:
-        get_baseline(name)
+        baseline_class(name)  # a known name (built by evaluate)
     for h in exp.evaluate.holdouts:
         parse_pattern(h)
     return exp

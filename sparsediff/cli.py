@@ -432,7 +432,8 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
     "--baselines",
     default="time_mean,linear,laplace,dineof",
     show_default=True,
-    help="Comma-separated classical baselines ('none' for none).",
+    help="Comma-separated baselines, classical or null ensembles (guess_noise, condsim); "
+    "'none' for none.",
 )
 @click.option(
     "--region",

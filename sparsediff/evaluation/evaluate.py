@@ -36,7 +36,7 @@ from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
 from sparsediff.errors import ConfigError, InputError
-from sparsediff.evaluation.baselines import BASELINES, Baseline, Setting, for_evaluation
+from sparsediff.evaluation.baselines import Baseline, Setting, baseline_class, for_evaluation
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
@@ -103,10 +103,7 @@ def _baseline_list(
         if isinstance(item, Baseline | Filler):
             out.append((item.name, item))
         elif isinstance(item, str):
-            if item not in BASELINES:  # unknown names fail here, before any compute
-                raise ConfigError(
-                    f"unknown baseline {item!r}; expected one of {', '.join(BASELINES)}"
-                )
+            baseline_class(item)  # unknown names fail here, before any compute
             out.append((item, item))
         else:
             raise InputError(

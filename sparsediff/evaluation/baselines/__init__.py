@@ -61,6 +61,7 @@ from sparsediff.evaluation.baselines.laplace import Laplace
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.registry import (
     BASELINES,
+    baseline_class,
     for_evaluation,
     get_baseline,
     register_baseline,
@@ -78,6 +79,7 @@ __all__ = [
     "LinearInterp",
     "Setting",
     "TimeMean",
+    "baseline_class",
     "for_evaluation",
     "get_baseline",
     "guess_only",

@@ -15,18 +15,11 @@ from sparsediff.evaluation.baselines.setting import NEEDS, Setting, unmet
 from sparsediff.evaluation.baselines.time_mean import TimeMean
 from sparsediff.evaluation.fillers import Filler
 
-__all__ = ["BASELINES", "for_evaluation", "get_baseline", "register_baseline"]
+__all__ = ["BASELINES", "baseline_class", "for_evaluation", "get_baseline", "register_baseline"]
 
 Registered = type[Baseline] | type[Filler]
 
-BASELINES: dict[str, Registered] = {
-    TimeMean.name: TimeMean,
-    LinearInterp.name: LinearInterp,
-    Laplace.name: Laplace,
-    DINEOF.name: DINEOF,
-    GuessNoise.name: GuessNoise,
-    CondSim.name: CondSim,
-}
+BASELINES: dict[str, Registered] = {}
 """Registry: baseline name -> class (a :class:`Baseline`, or a
 :class:`~sparsediff.evaluation.fillers.Filler` for an ensemble baseline).
 
@@ -81,7 +74,24 @@ def register_baseline(cls: Registered, *, replace: bool = False) -> Registered:
     return cls
 
 
-def _lookup(name: str) -> Registered:
+def baseline_class(name: str) -> Registered:
+    """The registered class of baseline ``name`` (checks a name without building it).
+
+    Parameters
+    ----------
+    name
+        A name of :data:`BASELINES`.
+
+    Returns
+    -------
+    type
+        The class.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name.
+    """
     try:
         return BASELINES[name]
     except KeyError:
@@ -111,7 +121,7 @@ def get_baseline(name: str, **kwargs: Any) -> Baseline | Filler:
     ConfigError
         An unknown name or an option the baseline does not take.
     """
-    cls = _lookup(name)
+    cls = baseline_class(name)
     try:
         return cls(**kwargs)
     except TypeError as err:
@@ -143,7 +153,7 @@ def for_evaluation(name: str, setting: Setting, notes: list[str]) -> Baseline | 
     ConfigError
         An unknown name.
     """
-    cls = _lookup(name)
+    cls = baseline_class(name)
     reason = unmet(getattr(cls, "needs", frozenset()), setting)
     if reason is not None:
         notes.append(f"skipped baseline {name!r}: {reason}")
@@ -157,3 +167,7 @@ def for_evaluation(name: str, setting: Setting, notes: list[str]) -> Baseline | 
             "not a Baseline or Filler"
         )
     return made
+
+
+for _cls in (TimeMean, LinearInterp, Laplace, DINEOF, GuessNoise, CondSim):
+    register_baseline(_cls)  # the built-ins meet the same contract as any added baseline
