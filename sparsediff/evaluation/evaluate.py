@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import xarray as xr
 from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
-from sparsediff.errors import ConfigError, InputError
+from sparsediff.errors import ConfigError, InputError, SparsediffWarning
 from sparsediff.evaluation.baselines import Baseline, Laplace, get_baseline
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
@@ -327,6 +328,7 @@ def evaluate(
         time_dim is not None and time_dim in data[names[0]].dims and time_dim not in pattern_dims
     )
     reg = region_slices(data, region)
+    _warn_trained_region(model_fillers, data, reg)
     along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
     fillers = list(model_fillers)
@@ -431,6 +433,18 @@ def evaluate(
                     history=f"evaluate {holdout}",
                 )
     return result
+
+
+def _warn_trained_region(
+    fillers: list[Filler], data: xr.Dataset, reg: Mapping[Hashable, slice]
+) -> None:
+    """Warn when a model is scored on steps it was trained on (optimistic scores)."""
+    from sparsediff.training.region import overlap_warning
+
+    for f in fillers:
+        message = overlap_warning(getattr(f, "model", None), data, dict(reg))
+        if message:
+            warnings.warn(f"model {f.name!r}: {message}", SparsediffWarning, stacklevel=3)
 
 
 def _check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None:

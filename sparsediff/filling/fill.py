@@ -7,15 +7,21 @@ The result holds, per filled variable ``v``:
 - ``v_fill_flag``: uint8, CF flags ``0 observed, 1 filled, 2 invalid``, linked
   from ``v`` by ``ancillary_variables``.
 
-A dask-backed input gives a lazy result: blocks are the input's chunks along the
-batch dims (time, level, ...), each with the whole spatial domain, so the
-numbers never depend on the chunking (noise is keyed by global position).
+A dask-backed input gives a dask-backed result: blocks are the input's chunks
+along the batch dims (time, level, ...), each with the whole spatial domain, so
+the numbers never depend on the chunking (noise is keyed by global position).
+A result of at most :data:`PERSIST_MAX_BYTES` is computed once, by ``fill``
+itself (``persist``), so plotting it and writing it reuse those values instead
+of running the model again; a larger one stays lazy (each ``compute`` of it
+runs the model on the blocks it needs: write it once, or use
+``sparsediff.filling.store.fill_to_zarr``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -34,11 +40,16 @@ from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
 from sparsediff.filling.invalid import resolve_invalid
 from sparsediff.filling.sampling import FillOptions
+from sparsediff.filling.summary import flag_counts, summary_line
 from sparsediff.filling.tiled import fill_block
 from sparsediff.model import Model, as_model
 from sparsediff.rng import check_seed
 
 __all__ = ["check_compatible", "ensemble_mean", "ensemble_std", "fill", "is_global_longitude"]
+
+PERSIST_MAX_BYTES = 1 << 30
+"""Largest dask-backed fill (filled variables and flags, in bytes) that ``fill``
+computes at once with ``persist=None``; a larger one is returned lazy."""
 
 MEMBER_ATTRS = {"long_name": "ensemble member", "standard_name": "realization", "units": "1"}
 
@@ -115,7 +126,7 @@ def _block_fn(
     periodic: tuple[bool, ...],
     overlap: Any,
     device: str,
-    progress: bool,
+    progress: bool | None,
     n_batch_dims: int,
 ) -> Any:
     def run(
@@ -251,7 +262,8 @@ def fill(
     check_values: bool = True,
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
+    persist: bool | None = None,
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
 
@@ -301,7 +313,18 @@ def fill(
         Tiling options per spatial dim; ``periodic`` defaults to True for a
         global longitude.
     progress
-        Show a progress bar over model calls.
+        Show a progress bar over model calls and end with one line on standard
+        error: how many points were filled, kept as observed and left invalid.
+        ``None`` (default): the bar only when interactive (a terminal or a
+        notebook), the line always; ``False``: neither. A lazy result that is
+        not persisted gets no line (nothing has been computed yet).
+    persist
+        For dask-backed input: ``True`` computes the fill now and keeps it in
+        memory (on a ``dask.distributed`` cluster, in the workers' memory), so
+        plotting and writing the result do not run the model again;
+        ``False`` returns it lazy; ``None`` (default) persists a result of at
+        most :data:`PERSIST_MAX_BYTES`. Ignored for in-memory input (always
+        computed).
 
     Returns
     -------
@@ -351,6 +374,8 @@ def fill(
     seed = check_seed(seed)
     if not isinstance(check_values, bool):
         raise ConfigError(f"check_values must be True or False, got {check_values!r}")
+    if persist is not None and not isinstance(persist, bool):
+        raise ConfigError(f"persist must be True, False or None, got {persist!r}")
     opts = FillOptions(
         members=members,
         steps=steps,
@@ -447,6 +472,7 @@ def fill(
         result[f"{v}_fill_flag"] = flag
     if members > 1:
         result = result.assign_coords(member=("member", np.arange(members), dict(MEMBER_ATTRS)))
+    computed = not lazy or _persist(result, variables, persist)
     for v in ds.data_vars:
         if v not in result and v not in variables:
             result[v] = ds[v]
@@ -464,7 +490,23 @@ def fill(
         },
         sort_keys=True,
     )
+    if computed and progress is not False:
+        print(summary_line(flag_counts(result)), file=sys.stderr, flush=True)
     return result
+
+
+def _persist(result: xr.Dataset, variables: Sequence[str], persist: bool | None) -> bool:
+    """Persist the filled variables and flags of a lazy ``result`` in place when asked to.
+
+    ``persist=None``: when they take at most :data:`PERSIST_MAX_BYTES`.
+    Returns whether they were persisted.
+    """
+    names = [n for v in variables for n in (v, f"{v}_fill_flag")]
+    size = sum(int(result[n].nbytes) for n in names)
+    if persist is False or (persist is None and size > PERSIST_MAX_BYTES):
+        return False
+    result.update(result[names].persist())
+    return True
 
 
 def ensemble_mean(ds: xr.Dataset) -> xr.Dataset:

@@ -51,7 +51,7 @@ __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
 #: Options of :func:`sparsediff.fill` that do not change the numbers.
-_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values"})
+_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values", "persist"})
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
 
@@ -357,7 +357,8 @@ def fill_to_zarr(
     if region_dim is not None:
         chunks[region_dim] = region_size
     ds = ds.chunk(chunks)
-    filled = fill(ds, model, **fill_kw)  # checks model, data and options; computes nothing
+    # checks model, data and options; computes nothing (regions are computed one by one)
+    filled = fill(ds, model, **{**fill_kw, "persist": False})
     for v in filled.variables:
         filled[v].encoding.pop("chunks", None)
         filled[v].encoding.pop("preferred_chunks", None)

@@ -289,7 +289,11 @@ class RunConfig(_Section):
     log_every: int = Field(10, ge=1, description="Steps between metric lines.")
     eval_every: int = Field(200, ge=0, description="Steps between held-out masked RMSE (0: off).")
     checkpoint_every: int = Field(200, ge=1, description="Steps between checkpoints.")
-    progress: bool = Field(True, description="Show a progress bar (rank 0).")
+    progress: bool | None = Field(
+        None,
+        description="Progress bars of training and calibration on rank 0: true, false, or "
+        "null (default) for on in a terminal or notebook, off in batch jobs.",
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's).")
 
 

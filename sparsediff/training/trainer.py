@@ -36,6 +36,8 @@ from sparsediff.method.calibration import fit_departure_scale, fit_spread_scale
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
+from sparsediff.progress import bar as progress_bar
+from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.checkpoint import (
     TrainState,
@@ -301,7 +303,7 @@ class _Trainer:
             total=total,
             initial=start_step,
             desc=stage,
-            disable=not (rt.is_main and cfg.run.progress),
+            disable=disabled(cfg.run.progress) if rt.is_main else True,
             dynamic_ncols=True,
         )
         last_ckpt = resume_from
@@ -400,14 +402,19 @@ class _Trainer:
             self.data.validation, max_windows=c.max_windows, batch_size=self.local_batch
         )
         hide = HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns))
+        shown = self.cfg.run.progress if self.rt.is_main else False
         fitted = fit_departure_scale(
-            self.method, batches, self.settings, hide=hide, device=self.rt.device
+            self.method,
+            progress_bar(batches, progress=shown, desc="calibration: departure scale", leave=False),
+            self.settings,
+            hide=hide,
+            device=self.rt.device,
         )
         if fitted is not None:
             self._update_spec(departure_scale=fitted[0])
         result = fit_spread_scale(
             self.method,
-            batches,
+            progress_bar(batches, progress=shown, desc="calibration: spread", leave=False),
             self.settings,
             members=c.members,
             steps=c.steps,
@@ -471,6 +478,8 @@ class _Trainer:
             "completed_stages": self.completed,
             "calibration": self.calibration,
         }
+        if self.data.region is not None:
+            provenance["trained_region"] = self.data.region
         from sparsediff import __version__
 
         provenance["sparsediff"] = __version__
