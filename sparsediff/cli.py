@@ -323,8 +323,8 @@ def fill(
                 history=f"fill {input_path.name} with {model_path}",
                 **kw,
             )
-        else:
-            filled = sparsediff.fill(ds, model, progress=True, **kw)
+        else:  # lazy: the write computes it once
+            filled = sparsediff.fill(ds, model, progress=True, persist=False, **kw)
             sparsediff.write(
                 filled,
                 output,
@@ -334,14 +334,25 @@ def fill(
     finally:
         if client is not None:
             client.close()
+    from sparsediff.filling.summary import flag_counts, summary_line
+
+    click.echo(summary_line(flag_counts(sparsediff.open(output))), err=True)
     click.echo(f"filled data written to {output}")
 
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="For a dataset: count as invalid what this model's fill leaves invalid "
+    "(its land mask); default: points missing at every time step.",
+)
 @_errors
-def info(path: Path) -> None:
-    """Describe a saved model, or the gaps of a dataset."""
+def info(path: Path, model_path: Path | None) -> None:
+    """Describe a saved model, or the gaps of a dataset (land counted as invalid, not gap)."""
     import sparsediff
 
     if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
@@ -365,8 +376,16 @@ def info(path: Path) -> None:
     click.echo(f"dataset {path}")
     click.echo(str(ds))
     click.echo("")
-    click.echo("gap summary (share of non-invalid points that are gaps):")
-    click.echo(str(ds.sparsediff.gap_summary()))
+    summary = ds.sparsediff.gap_summary(model=model_path)
+    if model_path is not None:
+        rule = f"invalid as in a fill with {model_path}"
+    else:
+        from sparsediff.accessor import time_dim
+
+        along = time_dim(ds)
+        rule = f"invalid: missing at every {along!r} step" if along else "no time dim: no invalid"
+    click.echo(f"gap summary ({rule}; gap_fraction: share of non-invalid points that are gaps):")
+    click.echo(str(summary))
 
 
 @main.command()
@@ -375,7 +394,8 @@ def info(path: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo_out"),
     show_default=True,
-    help="Where to write fill_sparsediff.zarr, example_fill.png and scores.csv.",
+    help="Where to write fill_sparsediff.zarr (the fill), example_fill.png, rmse_by_method.png, "
+    "calibration.png (spread against error) and scores.csv.",
 )
 @click.option(
     "--train",

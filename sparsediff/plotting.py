@@ -9,13 +9,13 @@ it runs the model only for the blocks that hold the slice.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot_fill"]
+__all__ = ["plot_calibration", "plot_fill"]
 
 #: Colours of the points that hold no value: gaps in the input, invalid points
 #: (land, air: flag 2) in every panel, and the outline of held-out points.
@@ -45,11 +45,11 @@ def _overlay(ax: Any, mask: xr.DataArray, colour: str) -> None:
         mask.where(mask).plot(ax=ax, cmap=ListedColormap([colour]), add_colorbar=False)
 
 
-def _slice_label(field: xr.DataArray) -> str:
-    """``"time = 2006-07-16"`` for the scalar coordinates of a 2D slice (dates to the day)."""
+def _slice_label(field: xr.DataArray, dims: Sequence[Hashable]) -> str:
+    """``"time = 2006-07-16"``: where the 2D slice lies along ``dims`` (dates to the day)."""
     parts = []
     for name, coord in field.coords.items():
-        if coord.ndim != 0 or name == "member":
+        if coord.ndim != 0 or name == "member" or name not in dims:
             continue
         value = coord.values
         if np.issubdtype(value.dtype, np.datetime64):
@@ -165,14 +165,19 @@ def plot_fill(
     panels = _panels(sub, variable, members, names)
     invalid = sub["__flag"] == 2 if "__flag" in sub else None
     hid = sub.get("__hidden")
-    return _draw(panels, invalid, hid, variable, da.attrs.get("units", ""), path)
+    head = f"{variable}" + (f" [{da.attrs['units']}]" if da.attrs.get("units") else "")
+    label = _slice_label(panels[1][1], list(da.dims))
+    head += f" — {label}" if label else ""
+    if invalid is not None and bool(invalid.any()):
+        head += "\ninvalid points (land) dark grey"
+    return _draw(panels, invalid, hid, head, da.attrs.get("units", ""), path)
 
 
 def _draw(
     panels: list[tuple[str, xr.DataArray, str]],
     invalid: xr.DataArray | None,
     hid: xr.DataArray | None,
-    variable: str,
+    head: str,
     units: str,
     path: str | os.PathLike[str] | None,
 ) -> Any:
@@ -200,20 +205,82 @@ def _draw(
             kw = {"vmin": -(lim or 1.0), "vmax": lim or 1.0, "cmap": ERROR_CMAP}
         else:
             kw = {"vmin": 0.0, "cmap": SPREAD_CMAP}
-        field.plot(ax=ax, cbar_kwargs={"label": f"{variable}{unit}"}, **kw)
+        name = {"value": "value", "error": "fill − truth", "spread": "spread"}[kind]
+        field.plot(ax=ax, cbar_kwargs={"label": f"{name}{unit}"}, **kw)
         if hid is not None and bool(hid.any()):
             hid.astype(float).plot.contour(
                 ax=ax, levels=[0.5], colors=[HIDDEN_COLOUR], linewidths=0.8, add_colorbar=False
             )
             title += " — held-out points outlined"
         ax.set_title(title)
-    label = _slice_label(panels[1][1])
-    head = f"{variable}{unit}" + (f" — {label}" if label else "")
-    if invalid is not None and bool(invalid.any()):
-        head += " — invalid (land) dark grey"
     fig.suptitle(head)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
         plt.close(fig)
+    return fig
+
+
+def plot_calibration(
+    by_distance: Any,
+    ranks: xr.DataArray,
+    *,
+    units: str = "",
+    path: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Is the spread right? Spread and error by distance to the data, and the rank histogram.
+
+    Parameters
+    ----------
+    by_distance
+        The table of [`by_distance`][sparsediff.evaluation.spread.by_distance]
+        (its ``all`` row is left out of the left panel and quoted in its title).
+    ranks
+        The counts of [`rank_histogram`][sparsediff.evaluation.metrics.rank_histogram].
+    units
+        Units of the variable (axis label of the left panel).
+    path
+        Save the figure there (PNG, PDF, ...).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the ensemble mean's RMSE and the member spread (scaled by
+        ``sqrt((K + 1) / K)``, so the two lines meet for a calibrated ensemble)
+        per distance bin, with the spread/skill ratio written over each bin.
+        Right: the rank histogram as a share of the points, with the flat
+        line ``1 / (K + 1)`` of a calibrated ensemble.
+    """
+    from matplotlib.figure import Figure
+
+    table = by_distance.set_index("bin")
+    bins = [b for b in table.index if b != "all"]
+    rows = table.loc[bins]
+    k = int(ranks.sizes["rank"]) - 1
+    factor = np.sqrt((k + 1) / k) if k > 0 else 1.0
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
+    x = np.arange(len(bins))
+    left.plot(x, rows["rmse"], "o-", color="black", label="error (RMSE of the mean)")
+    left.plot(x, factor * rows["spread"], "s--", color="tab:red", label="spread (scaled std)")
+    for i, ratio in enumerate(rows["spread_skill"]):
+        left.annotate(f"{ratio:.2f}", (i, float(rows["rmse"].iloc[i])), textcoords="offset points",
+                      xytext=(0, 8), ha="center", fontsize=8)  # fmt: skip
+    left.set_xticks(x, [f"{b}\n({n:,})" for b, n in zip(bins, rows["points"], strict=True)])
+    left.set_xlabel("distance to the nearest observed point [grid steps] (hidden points)")
+    left.set_ylabel(f"RMSE / spread [{units}]" if units else "RMSE / spread")
+    overall = table.loc["all", "spread_skill"] if "all" in table.index else float("nan")
+    left.set_title(f"spread/skill per bin (1 = calibrated; all points: {overall:.2f})")
+    left.legend(loc="upper left", fontsize=8)
+    left.grid(alpha=0.3)
+    share = ranks.values / max(int(ranks.values.sum()), 1)
+    right.bar(ranks["rank"].values, share, color="tab:blue")
+    right.axhline(1 / (k + 1), color="black", linestyle="--", label="calibrated (flat)")
+    right.set_xlabel(f"rank of the truth among the {k} members")
+    right.set_ylabel("share of hidden points")
+    right.set_title("rank histogram (flat = calibrated)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig

@@ -79,3 +79,29 @@ def test_land_is_the_same_colour_in_every_panel() -> None:
             and np.allclose(c.get_cmap()(0), land_colour)
         ]
         assert flat, f"no land overlay in panel {ax.get_title()!r}"
+
+
+def test_calibration_figure_draws_the_tables_it_is_given() -> None:
+    from sparsediff.evaluation.metrics import rank_histogram
+    from sparsediff.evaluation.spread import by_distance, distance_field
+    from sparsediff.plotting import plot_calibration
+
+    rng = np.random.default_rng(2)
+    truth = rng.normal(size=(2, 20, 30))
+    shown = rng.random(truth.shape) < 0.2
+    members = truth + rng.normal(size=(4, *truth.shape))
+    dist = distance_field(shown, [1, 2])
+    table = by_distance(truth, shown, members, dist)
+    ens = xr.DataArray(members, dims=("member", "t", "y", "x"))
+    ranks = rank_histogram(
+        ens, ens.isel(member=0, drop=True) * 0 + truth, xr.DataArray(~shown, dims=("t", "y", "x"))
+    )
+    fig = plot_calibration(table, ranks, units="K")
+    left, right = fig.axes
+    rows = table[table["bin"] != "all"]
+    error, spread = left.get_lines()[:2]
+    np.testing.assert_allclose(error.get_ydata(), rows["rmse"])
+    np.testing.assert_allclose(spread.get_ydata(), np.sqrt(5 / 4) * rows["spread"])
+    heights = [p.get_height() for p in right.patches]
+    np.testing.assert_allclose(heights, ranks.values / ranks.values.sum())
+    assert left.get_ylabel().endswith("[K]")

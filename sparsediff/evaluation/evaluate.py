@@ -420,8 +420,13 @@ def evaluate(
         result.to_csv(out_dir / "scores.csv", index=False)
         if fillers:
             example = single_member(filled_by[fillers[0].name])
-            _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
-        plot_scores(result, out_dir / "rmse_by_method.png")
+            rival = _best_other(result, names[0], fillers[0].name)
+            compare = {rival: single_member(filled_by[rival])} if rival else None
+            _plot_example(
+                example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png", compare
+            )
+        units = {v: str(data[v].attrs.get("units", "")) for v in names}
+        plot_scores(result, out_dir / "rmse_by_method.png", units=units)
         from sparsediff.data.io import write
 
         for f in fillers:
@@ -468,6 +473,7 @@ def _plot_example(
     truth: xr.Dataset,
     held: xr.Dataset,
     path: Path,
+    compare: Mapping[str, xr.Dataset] | None = None,
 ) -> None:
     """Draw the example fill at the slice with the most held-out points."""
     from sparsediff.plotting import plot_fill
@@ -479,11 +485,31 @@ def _plot_example(
         counts = mask.sum([d for d in mask.dims if d not in lead])
         idx = np.unravel_index(int(np.argmax(np.asarray(counts.values))), counts.shape)
         isel = {str(d): int(i) for d, i in zip(counts.dims, idx)}
-    plot_fill(filled, variable, original=gappy, truth=truth, hidden=held, path=path, **isel)
+    plot_fill(
+        filled,
+        variable,
+        original=gappy,
+        truth=truth,
+        hidden=held,
+        compare=compare,
+        path=path,
+        **isel,
+    )
+
+
+def _best_other(table: pd.DataFrame, variable: str, shown: str) -> str | None:
+    """The baseline with the lowest RMSE on ``variable`` (shown beside ``shown``'s fill)."""
+    rows = table[(table["variable"] == variable) & (table["method"] != shown)]
+    rows = rows[rows["kind"] == "baseline"].dropna(subset=["rmse"])
+    return str(rows.sort_values("rmse")["method"].iloc[0]) if len(rows) else None
 
 
 def plot_scores(
-    table: pd.DataFrame, path: str | os.PathLike[str] | None = None, *, metric: str = "rmse"
+    table: pd.DataFrame,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    metric: str = "rmse",
+    units: str | Mapping[str, str] | None = None,
 ) -> Any:
     """Bar chart of one score per method (one panel per variable).
 
@@ -495,6 +521,9 @@ def plot_scores(
         Save the figure there (PNG, PDF, ...).
     metric
         Column to draw (default ``"rmse"``).
+    units
+        Units of the scores (of each variable, as a mapping), shown on the
+        axis; leave out for unitless metrics (``spread_skill``, ``ssim``).
 
     Returns
     -------
@@ -518,7 +547,8 @@ def plot_scores(
         rows = rows.sort_values(metric, ascending=False, na_position="first")
         colors = ["tab:blue" if k == "model" else "tab:gray" for k in rows.get("kind", [])]
         ax.barh(list(rows["method"]), rows[metric].to_numpy(dtype=float), color=colors or None)
-        ax.set_xlabel(metric)
+        unit = units.get(str(var), "") if isinstance(units, Mapping) else units
+        ax.set_xlabel(f"{metric} [{unit}]" if unit else metric)
         ax.set_title(f"{var}: {metric} on held-out points" if var else metric)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
