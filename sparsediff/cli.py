@@ -274,8 +274,9 @@ def fill(
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
 
-    The sampling options (--members to --batch-size) are the fields of
-    sparsediff.method.options.FillOptions, with their defaults.
+    The sampling options (--members to --batch-size) are the keyword arguments
+    of sparsediff.fill in Python, with the same defaults. Ends with one line:
+    points filled, kept as observed and left invalid.
     """
     import sparsediff
     from sparsediff.atomic import check_writable
@@ -486,9 +487,9 @@ def evaluate(
 ) -> None:
     """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores.
 
-    The sampling options (--members to --batch-size) are the fields of
-    sparsediff.method.options.FillOptions that sparsediff.evaluate takes, with
-    its defaults.
+    The sampling options (--members to --batch-size) are the keyword arguments
+    of sparsediff.evaluate in Python, with the same defaults. Warns when the
+    scored region overlaps the data the model was trained on.
     """
     import pandas as pd
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot_calibration", "plot_fill"]
+__all__ = ["plot_calibration", "plot_fill", "plot_training"]
 
 #: Colours of the points that hold no value: gaps in the input, invalid points
 #: (land, air: flag 2) in every panel, and the outline of held-out points.
@@ -280,6 +280,68 @@ def plot_calibration(
     right.set_ylabel("share of hidden points")
     right.set_title("rank histogram (flat = calibrated)")
     right.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_training(
+    run_dir: str | os.PathLike[str], *, path: str | os.PathLike[str] | None = None
+) -> Any:
+    """Training curves of a run: the loss (and held-out RMSE) per step, one panel per stage.
+
+    Parameters
+    ----------
+    run_dir
+        A training run's output directory (``sparsediff train ... --out RUN``),
+        holding ``metrics.csv``.
+    path
+        Save the figure there (PNG, PDF, ...).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    InputError
+        No ``metrics.csv`` in ``run_dir``, or one without logged steps.
+
+    Examples
+    --------
+    ``python -c "from sparsediff.plotting import plot_training; plot_training('runs/demo',
+    path='curves.png')"``
+    """
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from sparsediff.errors import InputError
+
+    csv_path = os.path.join(os.fspath(run_dir), "metrics.csv")
+    if not os.path.isfile(csv_path):
+        raise InputError(f"no metrics.csv in {os.fspath(run_dir)!r}: is it a training run?")
+    table = pd.read_csv(csv_path)
+    if table.empty or "stage" not in table:
+        raise InputError(f"{csv_path!r} holds no logged training step")
+    stages = list(dict.fromkeys(table["stage"]))
+    fig = Figure(figsize=(5.5 * len(stages), 3.6))
+    axes = fig.subplots(1, len(stages), squeeze=False)[0]
+    for ax, stage in zip(axes, stages, strict=True):
+        rows = table[table["stage"] == stage]
+        ax.plot(rows["step"], rows["loss"], color="black", label="training loss")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(f"{stage}")
+        ax.grid(alpha=0.3)
+        val = rows.dropna(subset=["val_rmse"]) if "val_rmse" in rows else rows.iloc[:0]
+        if len(val):
+            twin = ax.twinx()
+            twin.plot(val["step"], val["val_rmse"], "o-", color="tab:red", label="held-out RMSE")
+            twin.set_ylabel("held-out RMSE (physical units)")
+            twin.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

@@ -25,3 +25,9 @@ def test_bench_first_guess_runs() -> None:
     pytest.importorskip("iris_sample_data")
     out = _run("bench_first_guess.py", "--fields", "1", "--only", "2d", "--gaps", "boxes:0.3")
     assert "laplace+cg" in out
+
+
+def test_bench_readme_snippet_runs() -> None:
+    pytest.importorskip("iris_sample_data")
+    out = _run("bench_readme_snippet.py", "--months", "1", "--members", "1", "--steps", "1")
+    assert "(plot + write) / one fill" in out

@@ -72,7 +72,10 @@ class FillOptions:
     )
     batch_size: int = field(
         default=16,
-        metadata={"help": "Rows per model call (windows x members); float rounding only."},
+        metadata={
+            "help": "Windows x members per model call: larger is faster until memory runs "
+            "out; results differ only in the last digits."
+        },
     )
 
     def __post_init__(self) -> None:

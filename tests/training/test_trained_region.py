@@ -85,3 +85,22 @@ def test_evaluate_warns_once_in_python_and_on_the_command_line(
     res = CliRunner().invoke(main, [*args, "--region", "time=18:24"])
     assert res.exit_code == 0, res.output
     assert "used to train the model" not in res.stderr
+
+
+def test_training_curves_plot_the_logged_losses(trained: Any, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from sparsediff.errors import InputError
+    from sparsediff.plotting import plot_training
+
+    _, out = trained
+    logged = pd.read_csv(out / "run" / "metrics.csv")
+    fig = plot_training(out / "run", path=tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 5_000
+    panels = [ax for ax in fig.axes if ax.get_ylabel() == "loss"]
+    assert [ax.get_title() for ax in panels] == list(dict.fromkeys(logged["stage"]))
+    for ax in panels:
+        rows = logged[logged["stage"] == ax.get_title()]
+        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), rows["loss"])
+    with pytest.raises(InputError, match=r"no metrics\.csv"):
+        plot_training(tmp_path)
