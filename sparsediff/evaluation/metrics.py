@@ -590,7 +590,10 @@ def power_spectrum(da: xr.DataArray, *, dims: Sequence[Hashable]) -> xr.DataArra
     Returns
     -------
     xarray.DataArray
-        Power on dim ``wavenumber``.
+        Power on dim ``wavenumber`` (cycles per grid point), in the squared
+        units of ``da`` (``units`` attribute ``"K^2"`` for a field in K): the
+        ring mean of ``|FFT|**2 / N``, whose sum over all N frequencies is the
+        sum of squares of the de-meaned field (Parseval).
 
     Raises
     ------
@@ -599,7 +602,12 @@ def power_spectrum(da: xr.DataArray, *, dims: Sequence[Hashable]) -> xr.DataArra
     """
     (vals,), missing = _spectrum_inputs([_check_da(da, "da")], dims)
     k, p = _radial_spectrum(vals, missing)
-    return _spectrum_da(k, p, "power_spectrum", "radially averaged power spectrum")
+    out = _spectrum_da(k, p, "power_spectrum", "radially averaged power spectrum")
+    units = str(da.attrs.get("units", "")).strip()
+    if units:
+        simple = units.replace("_", "").isalnum()
+        out.attrs["units"] = f"{units}^2" if simple else f"({units})^2"
+    return out
 
 
 def power_spectrum_ratio(
