@@ -47,6 +47,7 @@ from sparsediff.evaluation.metrics import (
     spectrum_ratio_score,
     ssim,
 )
+from sparsediff.progress import bar as progress_bar
 
 __all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
 
@@ -174,7 +175,7 @@ def evaluate(
     sampler: str = "dpmpp_2m",
     batch_size: int = 16,
     device: str = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.
 
@@ -238,7 +239,9 @@ def evaluate(
         ``ds``, the models fill the region.
     sampler, batch_size, device, progress
         Passed to :func:`sparsediff.fill` (with ``members``, ``steps`` and
-        ``seed``) for every model given as a Model or path.
+        ``seed``) for every model given as a Model or path. ``progress``
+        also shows a bar over the fills (models and baselines); ``None``
+        (default): when interactive (a terminal or a notebook).
 
     Returns
     -------
@@ -371,7 +374,7 @@ def evaluate(
     kinds: dict[str, str] = {}
     seconds: dict[str, float] = {}
     filled_by: dict[str, xr.Dataset] = {}
-    for f in fillers:
+    for f in progress_bar(fillers, progress=progress, desc="fills", leave=False):
         t0 = time.perf_counter()
         filled = f.fill(gappy, variables=names, dims=pattern_dims, invalid=inv, region=reg)
         seconds[f.name] = time.perf_counter() - t0

@@ -242,7 +242,7 @@ class ModelFiller(Filler):
         seed: int = 0,
         batch_size: int = 16,
         device: str = "auto",
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> None:
         self.model = model
         self.name = name
