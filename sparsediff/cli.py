@@ -126,7 +126,7 @@ class _OneLineGroup(click.Group):
 def _sampling_options(
     target: Callable[..., Any], help_overrides: Mapping[str, str] | None = None
 ) -> list[click.Option]:
-    """One click option per field of :class:`~sparsediff.method.options.FillOptions`.
+    """One click option per field of [`FillOptions`][sparsediff.method.options.FillOptions].
 
     Only the fields that ``target`` (the Python function the command calls)
     takes as keyword arguments, each with the field's type and help and
@@ -154,7 +154,7 @@ def _sampling_options(
 
 
 class _SamplingCommand(click.Command):
-    """A command with sampling options derived from ``FillOptions`` (:func:`_sampling_options`).
+    """A command with sampling options derived from ``FillOptions`` (`_sampling_options`).
 
     They are added when the command is first used (its arguments parsed or
     its help shown), not when this module is imported: ``FillOptions`` lives

@@ -14,7 +14,8 @@ of their observed sea surface under cloud-like gaps and scores, on exactly
 those hidden points, sparsediff (an ensemble of 4) against the classical
 fills a scientist would otherwise use — the per-point time mean, linear
 interpolation, Laplace relaxation around the time mean and DINEOF — with
-:func:`sparsediff.evaluate`, the same protocol as the results page. It prints
+[`sparsediff.evaluate`][sparsediff.evaluation.evaluate.evaluate], the same protocol as the results
+page. It prints
 the table and says plainly which fill wins.
 """
 

@@ -1,6 +1,6 @@
 """Plots people would rather look at than read: the fill panels and the calibration figure.
 
-:func:`plot_fill` draws the input with its gaps, the fill, optional classical
+[`plot_fill`][plot_fill] draws the input with its gaps, the fill, optional classical
 fills, the truth and the error, and the ensemble spread of one 2D slice; it
 computes that slice once (one dask compute for every panel), so on a lazy fill
 it runs the model only for the blocks that hold the slice.

@@ -1,15 +1,15 @@
 """Reading and writing gridded data: NetCDF, Zarr (v2 and v3) and NIfTI.
 
-:func:`open` returns a CF-decoded :class:`xarray.Dataset` (dask-backed for
-NetCDF and Zarr); :func:`write` writes one back, keeping attributes and
+[`open`][open] returns a CF-decoded `xarray.Dataset` (dask-backed for
+NetCDF and Zarr); [`write`][write] writes one back, keeping attributes and
 encodings, appending one line to the ``history`` attribute, and never leaving
-a half-written file behind (:mod:`sparsediff.atomic`): the data go to a hidden
+a half-written file behind ([`sparsediff.atomic`][sparsediff.atomic]): the data go to a hidden
 temporary sibling that is renamed into place only once it is complete.
 
-The formats themselves live in :mod:`sparsediff.data.backends`, one module
+The formats themselves live in [`sparsediff.data.backends`][sparsediff.data.backends], one module
 each; this module picks the backend by suffix and adds what every format
 shares. NIfTI volumes become a Dataset with one variable on dims
-``("z", "y", "x")`` (see :mod:`sparsediff.data.backends.nifti`).
+``("z", "y", "x")`` (see [`sparsediff.data.backends.nifti`][sparsediff.data.backends.nifti]).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def open(
     chunks: Chunks = "auto",
     variable_name: str = "image",
 ) -> xr.Dataset:
-    """Open NetCDF, Zarr or NIfTI data as a CF-decoded :class:`xarray.Dataset`.
+    """Open NetCDF, Zarr or NIfTI data as a CF-decoded `xarray.Dataset`.
 
     Parameters
     ----------
@@ -180,7 +180,7 @@ def write(
     ds
         The data. A DataArray is written as a Dataset with one variable.
     path
-        Target path; the suffix picks the format as in :func:`open`.
+        Target path; the suffix picks the format as in [`open`][open].
         Missing parent directories are created. A URL: ``file://`` is a
         local path; a Zarr store at any other URL is written through fsspec,
         not atomically ([`sparsediff.data.urls`][sparsediff.data.urls]).
@@ -189,7 +189,7 @@ def write(
         only once the new file is complete.
     zarr_format
         2 or 3 for Zarr; ``None`` keeps the format the data were read from
-        (:func:`open` records it) or uses 3.
+        ([`open`][open] records it) or uses 3.
     history
         Text of the line appended to the ``history`` attribute (default
         ``"write"``). The line is ``"<UTC time> sparsediff <version>: <text>"``.
@@ -271,7 +271,7 @@ def write(
 def _write_url(
     data: xr.Dataset, url: str, mode: str, zarr_format: int | None, history: str | None
 ) -> str:
-    """:func:`write` to a URL other than ``file://`` (Zarr only, not atomic)."""
+    """[`write`][write] to a URL other than ``file://`` (Zarr only, not atomic)."""
     if mode not in ("w", "w-"):
         raise InputError(f"mode must be 'w' or 'w-', got {mode!r}")
     zfmt = int(zarr_format or data.encoding.get("zarr_format", 3))

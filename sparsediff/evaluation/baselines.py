@@ -16,14 +16,14 @@ Every baseline is a small class with a ``name`` and one method,
 
 Baselines
 ---------
-:class:`TimeMean`
+[`TimeMean`][TimeMean]
     per-point mean over the observed times (climatology).
-:class:`LinearInterp`
+[`LinearInterp`][LinearInterp]
     separable linear interpolation over the spatial dims (per slice).
-:class:`Laplace`
+[`Laplace`][Laplace]
     time-mean first guess plus a harmonic (Laplace) interpolation of the
     anomaly, the classical "Laplace relaxation around climatology".
-:class:`DINEOF`
+[`DINEOF`][DINEOF]
     iterated truncated SVD of the time × space anomaly matrix, rank chosen by
     cross-validation (Beckers & Rixen 2003; Alvera-Azcárate et al. 2005).
 
@@ -160,7 +160,7 @@ def _harmonic_fill(
 
 
 def _states(da: xr.DataArray, invalid: xr.DataArray | None) -> xr.DataArray:
-    """Point states of one variable (:func:`sparsediff.data.masks.states`), dims of ``da``."""
+    """Point states of one variable (`sparsediff.data.masks.states`), dims of ``da``."""
     name = da.name if da.name is not None and da.name not in da.coords else "data"
     return masks.states(da.to_dataset(name=name), invalid=invalid)[name]
 
@@ -168,7 +168,7 @@ def _states(da: xr.DataArray, invalid: xr.DataArray | None) -> xr.DataArray:
 class Baseline:
     """Interface of the gap-filling baselines.
 
-    Subclasses set :attr:`name` and implement :meth:`_fill_block`; :meth:`fill`
+    Subclasses set [`name`][name] and implement `_fill_block`; [`fill`][fill]
     does the bookkeeping (dims, masks, copy-back of observed points, NaN at
     invalid points) the same way for all of them.
     """
@@ -494,7 +494,7 @@ class Laplace(Baseline):
     direct_max
         Largest number of unknowns solved directly.
     wrap_longitude
-        Make a global longitude dim periodic (see :class:`LinearInterp`).
+        Make a global longitude dim periodic (see [`LinearInterp`][LinearInterp]).
     """
 
     name: ClassVar[str] = "laplace"
@@ -600,9 +600,9 @@ class DINEOF(Baseline):
     observed entries.
 
     Points never observed at any time carry no information for an EOF
-    method: they stay NaN (mark them invalid, or use :class:`Laplace`).
-    After :meth:`fill`, :attr:`ranks_` holds the rank chosen for each block
-    of the other non-spatial dims and :attr:`cv_errors_` the CV curves.
+    method: they stay NaN (mark them invalid, or use [`Laplace`][Laplace]).
+    After [`fill`][fill], `ranks_` holds the rank chosen for each block
+    of the other non-spatial dims and `cv_errors_` the CV curves.
 
     Parameters
     ----------
@@ -662,17 +662,17 @@ class DINEOF(Baseline):
         dims: Sequence[Hashable],
         invalid: xr.DataArray | str | None = None,
     ) -> xr.DataArray | xr.Dataset:
-        """Fill the gaps of ``data`` (see :meth:`Baseline.fill`); sets :attr:`ranks_`.
+        """Fill the gaps of ``data`` (see [`Baseline.fill`][Baseline.fill]); sets `ranks_`.
 
         Parameters
         ----------
         data, dims, invalid
-            As for :meth:`Baseline.fill`.
+            As for [`Baseline.fill`][Baseline.fill].
 
         Returns
         -------
         xarray.DataArray or xarray.Dataset
-            As for :meth:`Baseline.fill`.
+            As for [`Baseline.fill`][Baseline.fill].
         """
         self.ranks_ = []
         self.cv_errors_ = []
@@ -759,7 +759,7 @@ def get_baseline(name: str, **kwargs: Any) -> Baseline:
     Parameters
     ----------
     name
-        One of :data:`BASELINES` (``time_mean``, ``linear``, ``laplace``, ``dineof``).
+        One of [`BASELINES`][BASELINES] (``time_mean``, ``linear``, ``laplace``, ``dineof``).
     **kwargs
         Passed to the class.
 

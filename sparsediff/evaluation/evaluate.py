@@ -3,16 +3,16 @@
 The protocol (the one every number in the docs comes from):
 
 1. hide a gap pattern (``"boxes:0.3"``, ``"mcar:0.5"``, ``"cloud:0.3"`` ...)
-   among the **observed** points (:func:`~sparsediff.evaluation.holdout.make_holdout`;
+   among the **observed** points ([`make_holdout`][sparsediff.evaluation.holdout.make_holdout];
    only inside ``region`` when one is given, e.g. the held-out period of a
    training run);
 2. fill the gappy data with each model (``members`` ensemble members) and each
-   classical baseline (:mod:`~sparsediff.evaluation.baselines`), all of them
-   :class:`~sparsediff.evaluation.fillers.Filler` objects run in one loop; the
+   classical baseline ([`baselines`][sparsediff.evaluation.baselines]), all of them
+   [`Filler`][sparsediff.evaluation.fillers.Filler] objects run in one loop; the
    baselines see the whole record as context (their time mean, their EOFs),
    the models fill the ``region``;
 3. score every fill on the held-out points only
-   (:func:`~sparsediff.evaluation.metrics.score_table`, spectra, and PSNR/SSIM
+   ([`score_table`][sparsediff.evaluation.metrics.score_table], spectra, and PSNR/SSIM
    for volumes).
 
 Invalid points (a user mask, and points missing at every step of
@@ -61,7 +61,7 @@ _TIME_BASED = frozenset({"time_mean", "dineof"})
 
 
 def _model_fillers(model: Any, models: Mapping[str, Any] | None, **options: Any) -> list[Filler]:
-    """The models as fillers (paths are loaded; ``options`` go to :class:`ModelFiller`)."""
+    """The models as fillers (paths are loaded; ``options`` go to [`ModelFiller`][ModelFiller])."""
     from sparsediff.model import Model, load
 
     named: dict[str, Any] = {}
@@ -186,17 +186,18 @@ def evaluate(
         one-variable Dataset). dask-backed data are loaded: evaluation sizes
         must fit in memory.
     model
-        A trained :class:`~sparsediff.model.Model` (or the path of a saved
+        A trained [`Model`][sparsediff.model.Model] (or the path of a saved
         one); its row is named ``"sparsediff"``.
     holdout
         Gap pattern hidden among the observed points, ``"<pattern>:<fraction>"``
-        with a pattern of :data:`sparsediff.data.gaps.PATTERNS` (``mcar``,
+        with a pattern of [`sparsediff.data.gaps.PATTERNS`][sparsediff.data.gaps.PATTERNS]
+        (``mcar``,
         ``boxes``, ``stripes``, ``swath``, ``cloud``).
     baselines
         Classical baselines (registry names of
-        :data:`~sparsediff.evaluation.baselines.BASELINES`, a comma-separated
-        string, :class:`~sparsediff.evaluation.baselines.Baseline` objects, or
-        any :class:`~sparsediff.evaluation.fillers.Filler`, run as given);
+        [`BASELINES`][sparsediff.evaluation.baselines.BASELINES], a comma-separated
+        string, [`Baseline`][sparsediff.evaluation.baselines.Baseline] objects, or
+        any [`Filler`][sparsediff.evaluation.fillers.Filler], run as given);
         ``None`` or ``()`` for none. ``time_mean`` and ``dineof`` need a time
         dim outside ``dims`` and are skipped (noted in ``table.attrs["notes"]``)
         when there is none; ``laplace`` then uses the slice mean as its first
@@ -226,7 +227,7 @@ def evaluate(
     models
         Further models to compare, ``{name: Model or path}`` (e.g. latent and
         pixel-space variants), or ``{name: Filler}`` for a variant with its
-        own fill options (a :class:`~sparsediff.evaluation.fillers.ModelFiller`
+        own fill options (a [`ModelFiller`][sparsediff.evaluation.fillers.ModelFiller]
         named ``name``).
     variables
         Variables to score (default: the first model's variables, or every
@@ -238,7 +239,7 @@ def evaluate(
         scores taken (e.g. the held-out period); the baselines see all of
         ``ds``, the models fill the region.
     sampler, batch_size, device, progress
-        Passed to :func:`sparsediff.fill` (with ``members``, ``steps`` and
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (with ``members``, ``steps`` and
         ``seed``) for every model given as a Model or path. ``progress``
         also shows a bar over the fills (models and baselines); ``None``
         (default): when interactive (a terminal or a notebook).
@@ -519,7 +520,7 @@ def plot_scores(
     Parameters
     ----------
     table
-        Output of :func:`evaluate`.
+        Output of [`evaluate`][evaluate].
     path
         Save the figure there (PNG, PDF, ...).
     metric

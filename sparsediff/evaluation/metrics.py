@@ -13,14 +13,14 @@ Conventions
 * Area weighting: when the data have a latitude coordinate (a coord named
   ``lat``/``latitude``, or with ``units = "degrees_north"`` or
   ``standard_name = "latitude"``), the means are weighted by ``cos(latitude)``
-  (:func:`area_weights`); ``area_weighted=False`` turns it off. Curvilinear
+  ([`area_weights`][area_weights]); ``area_weighted=False`` turns it off. Curvilinear
   (2-D) latitude coordinates work the same way.
-* CRPS comes from :mod:`scoringrules` (:func:`scoringrules.crps_ensemble`).
+* CRPS comes from `scoringrules` (`scoringrules.crps_ensemble`).
 * PSNR and SSIM are image metrics for 2-D/3-D volumes, unweighted, restricted
   to the mask (the BraTS inpainting convention: only the filled region counts).
 
-The inputs may be dask-backed; :func:`rmse`, :func:`mae`, :func:`bias`,
-:func:`crps` and :func:`spread_skill_ratio` stay lazy, the others compute.
+The inputs may be dask-backed; [`rmse`][rmse], [`mae`][mae], [`bias`][bias],
+[`crps`][crps] and [`spread_skill_ratio`][spread_skill_ratio] stay lazy, the others compute.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def mae(
     Parameters
     ----------
     pred, truth, mask, dims, area_weighted
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
 
     Returns
     -------
@@ -253,7 +253,7 @@ def mae(
     Raises
     ------
     InputError
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
     """
     pred, truth, mask, rdims = _prepare(pred, truth, mask, dims)
     out = _masked_mean(abs(pred - truth), mask, rdims, _weights(truth, area_weighted))
@@ -273,7 +273,7 @@ def bias(
     Parameters
     ----------
     pred, truth, mask, dims, area_weighted
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
 
     Returns
     -------
@@ -283,7 +283,7 @@ def bias(
     Raises
     ------
     InputError
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
     """
     pred, truth, mask, rdims = _prepare(pred, truth, mask, dims)
     out = _masked_mean(pred - truth, mask, rdims, _weights(truth, area_weighted))
@@ -333,7 +333,7 @@ def crps(
 ) -> xr.DataArray:
     """Continuous ranked probability score of an ensemble, averaged over the masked points.
 
-    The pointwise CRPS comes from :func:`scoringrules.crps_ensemble`:
+    The pointwise CRPS comes from `scoringrules.crps_ensemble`:
 
     * ``"standard"`` (default): the CRPS of the empirical distribution of the
       K members, ``mean_i |x_i - y| - 1/(2 K**2) sum_ij |x_i - x_j|``
@@ -349,7 +349,7 @@ def crps(
     ensemble
         Members along ``member_dim``; the other dims as ``truth``.
     truth, mask, dims, area_weighted
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
     member_dim
         Name of the member dim.
     estimator
@@ -363,7 +363,7 @@ def crps(
     Raises
     ------
     InputError
-        As for :func:`rmse`; a missing member dim; ``"fair"`` with one member.
+        As for [`rmse`][rmse]; a missing member dim; ``"fair"`` with one member.
     """
     if estimator not in _CRPS_ESTIMATORS:
         raise InputError(f"unknown CRPS estimator {estimator!r}; expected 'standard' or 'fair'")
@@ -406,7 +406,7 @@ def spread_skill_ratio(
     Parameters
     ----------
     ensemble, truth, mask, member_dim, dims, area_weighted
-        As for :func:`crps`.
+        As for [`crps`][crps].
 
     Returns
     -------
@@ -416,7 +416,7 @@ def spread_skill_ratio(
     Raises
     ------
     InputError
-        As for :func:`crps`; fewer than 2 members.
+        As for [`crps`][crps]; fewer than 2 members.
     """
     ensemble = _check_members(ensemble, member_dim, 2)
     ensemble, truth, mask, rdims = _prepare(ensemble, truth, mask, dims)
@@ -462,7 +462,7 @@ def rank_histogram(
     Parameters
     ----------
     ensemble, truth, mask, member_dim
-        As for :func:`crps`.
+        As for [`crps`][crps].
     seed
         Seed of the tie-breaking generator.
 
@@ -475,7 +475,7 @@ def rank_histogram(
     Raises
     ------
     InputError
-        As for :func:`crps`; a masked point whose truth or a member is NaN.
+        As for [`crps`][crps]; a masked point whose truth or a member is NaN.
     """
     ensemble = _check_members(ensemble, member_dim, 1)
     ensemble, truth, mask, _ = _prepare(ensemble, truth, mask, None)
@@ -615,7 +615,7 @@ def power_spectrum_ratio(
 ) -> xr.DataArray:
     """Power spectrum of the prediction over that of the truth, per wavenumber.
 
-    Both spectra are computed as in :func:`power_spectrum` with the *same*
+    Both spectra are computed as in [`power_spectrum`][power_spectrum] with the *same*
     missing points (the union of the NaN points of ``pred`` and ``truth``
     is set to 0 in both after de-meaning), so a difference in where the data
     are missing does not show up as a difference in power. A ratio below 1
@@ -638,7 +638,7 @@ def power_spectrum_ratio(
     Raises
     ------
     InputError
-        As for :func:`power_spectrum`; mismatched coordinates.
+        As for [`power_spectrum`][power_spectrum]; mismatched coordinates.
     """
     pred, truth = _align(_check_da(pred, "pred"), _check_da(truth, "truth"))
     (p_vals, t_vals), missing = _spectrum_inputs([pred, truth], dims)
@@ -655,7 +655,7 @@ def spectrum_ratio_score(ratio: xr.DataArray, *, low: float = 0.5) -> float:
     Parameters
     ----------
     ratio
-        Output of :func:`power_spectrum_ratio`.
+        Output of [`power_spectrum_ratio`][power_spectrum_ratio].
     low
         Fraction of the highest wavenumber from which bins count (default
         0.5: the upper half of the wavenumbers).
@@ -747,7 +747,7 @@ def psnr(
     Raises
     ------
     InputError
-        As for :func:`rmse`; a non-positive range or a constant truth.
+        As for [`rmse`][rmse]; a non-positive range or a constant truth.
     """
     p, t, m, _ = _image_inputs(pred, truth, mask, None, spatial_check=False)
     rng = _data_range(t, data_range)
@@ -784,7 +784,7 @@ def ssim(
     Parameters
     ----------
     pred, truth, mask, data_range
-        As for :func:`psnr`.
+        As for [`psnr`][psnr].
     dims
         The 2 or 3 spatial dims (default: all dims of ``truth``); other dims
         are treated as a batch of volumes.
@@ -799,7 +799,7 @@ def ssim(
     Raises
     ------
     InputError
-        As for :func:`psnr`; not 2 or 3 spatial dims.
+        As for [`psnr`][psnr]; not 2 or 3 spatial dims.
     """
     p, t, m, axes = _image_inputs(pred, truth, mask, dims)
     rng = _data_range(t, data_range)
@@ -842,7 +842,7 @@ def score_table(
     preds
         Method name -> deterministic prediction.
     truth, mask, area_weighted
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
     ensembles
         Method name -> ensemble (with ``member_dim``). A method only in
         ``ensembles`` is scored deterministically on its ensemble mean.

@@ -33,7 +33,7 @@ def distance_field(
     """Chessboard distance (grid steps) of every point to the nearest shown point.
 
     Measured over ``spatial_axes`` of ``shown`` separately for every index of
-    the other axes, with the model's own :func:`distance_to_shown`.
+    the other axes, with the model's own [`distance_to_shown`][distance_to_shown].
     """
     axes = list(spatial_axes)
     rest = [a for a in range(shown.ndim) if a not in axes]
@@ -59,12 +59,12 @@ def by_distance(
         The ensemble, members first: ``(K, *truth.shape)``.
     dist
         Same shape as ``truth``: distance to the nearest shown point
-        (:func:`distance_field`).
+        ([`distance_field`][distance_field]).
 
     Returns
     -------
     pandas.DataFrame
-        One row per non-empty bin of :data:`BINS` and one ``all`` row:
+        One row per non-empty bin of `BINS` and one ``all`` row:
         ``bin``, ``points``, ``rmse``, ``spread`` (RMS member standard
         deviation) and ``spread_skill``.
     """

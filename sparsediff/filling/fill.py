@@ -10,7 +10,7 @@ The result holds, per filled variable ``v``:
 A dask-backed input gives a dask-backed result: blocks are the input's chunks
 along the batch dims (time, level, ...), each with the whole spatial domain, so
 the numbers never depend on the chunking (noise is keyed by global position).
-A result of at most :data:`PERSIST_MAX_BYTES` is computed once, by ``fill``
+A result of at most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES] is computed once, by ``fill``
 itself (``persist``), so plotting it and writing it reuse those values instead
 of running the model again; a larger one stays lazy (each ``compute`` of it
 runs the model on the blocks it needs: write it once, or use
@@ -273,7 +273,7 @@ def fill(
         Data with gaps (NaN / ``_FillValue``), an xarray Dataset or DataArray
         with named dims. dask-backed input gives a lazy result.
     model
-        A trained :class:`~sparsediff.model.Model`, or the path of a model
+        A trained [`Model`][sparsediff.model.Model], or the path of a model
         (or run) directory, which is loaded.
     members
         Ensemble size K; ``K > 1`` adds a ``member`` dim to the filled variables.
@@ -292,11 +292,11 @@ def fill(
         Windows per model call (changes results by float rounding only).
     device
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``;
-        a device this machine lacks is a :class:`~sparsediff.errors.ConfigError`.
+        a device this machine lacks is a [`ConfigError`][sparsediff.errors.ConfigError].
     invalid
         Invalid mask (variable name, DataArray or file; True = invalid).
         Without it the model's training mask is used on the grid it was
-        trained on (see :mod:`sparsediff.filling.invalid`).
+        trained on (see [`sparsediff.filling.invalid`][sparsediff.filling.invalid]).
     invalid_below
         Points at or below this value are invalid (e.g. air around a head);
         ``"model"``: the training rule, when no ``invalid`` is given; ``None``: none.
@@ -306,7 +306,8 @@ def fill(
         mask for this grid.
     check_values
         Check the observed values against the training statistics (see
-        :mod:`sparsediff.data.plausibility`): refuse data clearly in another
+        [`sparsediff.data.plausibility`][sparsediff.data.plausibility]): refuse data clearly in
+        another
         unit or scale, warn about values far outside the training range.
         ``False`` skips both checks.
     overlap, periodic
@@ -323,7 +324,7 @@ def fill(
         memory (on a ``dask.distributed`` cluster, in the workers' memory), so
         plotting and writing the result do not run the model again;
         ``False`` returns it lazy; ``None`` (default) persists a result of at
-        most :data:`PERSIST_MAX_BYTES`. Ignored for in-memory input (always
+        most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES]. Ignored for in-memory input (always
         computed).
 
     Returns
@@ -340,7 +341,7 @@ def fill(
     InputError
         Input that is not an xarray object, a bad seed, a bad invalid mask.
     CompatibilityError
-        Data the model cannot fill (:func:`check_compatible`), or observed
+        Data the model cannot fill ([`check_compatible`][check_compatible]), or observed
         values clearly in another unit or scale.
     ConfigError
         A bad option (members, steps, sampler, device, ...).
@@ -498,7 +499,7 @@ def fill(
 def _persist(result: xr.Dataset, variables: Sequence[str], persist: bool | None) -> bool:
     """Persist the filled variables and flags of a lazy ``result`` in place when asked to.
 
-    ``persist=None``: when they take at most :data:`PERSIST_MAX_BYTES`.
+    ``persist=None``: when they take at most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES].
     Returns whether they were persisted.
     """
     names = [n for v in variables for n in (v, f"{v}_fill_flag")]

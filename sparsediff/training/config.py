@@ -2,8 +2,8 @@
 
 Every key is documented here with its default; an unknown or misspelled key is
 an error that lists the valid keys of its section. Load with
-:func:`load_config` (YAML through ``yaml.safe_load`` only), or build
-:class:`TrainConfig` directly from a dict.
+[`load_config`][load_config] (YAML through ``yaml.safe_load`` only), or build
+[`TrainConfig`][TrainConfig] directly from a dict.
 """
 
 from __future__ import annotations
@@ -402,7 +402,7 @@ def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config") -> dic
 
 
 def load_config(config: str | os.PathLike[str] | dict[str, Any] | TrainConfig) -> TrainConfig:
-    """Validate a configuration given as a YAML path, a dict or a :class:`TrainConfig`.
+    """Validate a configuration given as a YAML path, a dict or a [`TrainConfig`][TrainConfig].
 
     Raises
     ------

@@ -52,7 +52,8 @@ class PreparedData:
         Data facts recorded in the model spec.
     invalid
         Per variable, the points invalid at every training step (the grid's
-        land), carried by the model (:func:`sparsediff.data.masks.grid_invalid`).
+        land), carried by the model
+        ([`sparsediff.data.masks.grid_invalid`][sparsediff.data.masks.grid_invalid]).
     region
         The training and validation part of the data (the model records it:
         ``sparsediff.training.region``), ``None`` without a split dim.
@@ -274,7 +275,7 @@ def prepare_data(
 
 
 def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[int]) -> TrainBatch:
-    """Stack crops read by :class:`CropDataset` into a :class:`TrainBatch`."""
+    """Stack crops read by [`CropDataset`][CropDataset] into a [`TrainBatch`][TrainBatch]."""
 
     def stack(key: str) -> torch.Tensor | None:
         if key not in items[0]:
@@ -300,7 +301,7 @@ def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[
 
 
 class BatchStream:
-    """Endless batches over epochs from a rank's :class:`CropDataset` shard.
+    """Endless batches over epochs from a rank's [`CropDataset`][CropDataset] shard.
 
     Parameters
     ----------

@@ -1,12 +1,12 @@
 """The training loop: a generic loop over the stages of the model's method.
 
-One function, :func:`train`, runs every stage the method has (latent:
+One function, [`train`][train], runs every stage the method has (latent:
 autoencoder then prior; pixel: prior), on one CPU, one GPU, or many ranks
 under ``torchrun`` (DDP), then fits the spread calibration on the validation
 part. What a stage trains, its network and its per-sample objective, and how
 a batch is prepared for it (hidden points, noise, dropouts, all keyed by the
 sample's global position) belong to the method
-(:mod:`sparsediff.method`); this module only runs them. Rank 0 logs,
+([`sparsediff.method`][sparsediff.method]); this module only runs them. Rank 0 logs,
 evaluates and writes checkpoints; every rank resumes from them.
 """
 
@@ -202,7 +202,7 @@ class _Trainer:
         """RMSE (physical units) on hidden points of the validation windows.
 
         After the autoencoder stage: the regression; after the prior: the mean
-        of a small ensemble from :meth:`Method.complete` (the fill's code path).
+        of a small ensemble from [`Method.complete`][Method.complete] (the fill's code path).
         """
         rows = self.validation()
         if not rows:
@@ -501,7 +501,7 @@ def train(
     ds
         The training data; replaces the config's ``data.source`` when given.
     config
-        A YAML path, a dict or a :class:`~sparsediff.training.config.TrainConfig`.
+        A YAML path, a dict or a [`TrainConfig`][sparsediff.training.config.TrainConfig].
     out
         Run directory (overrides ``run.out``): checkpoints, metrics and the final
         model (``out/model``).
