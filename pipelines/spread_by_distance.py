@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import sys
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -36,12 +35,9 @@ import sparsediff
 from sparsediff.data.grid import is_global_longitude
 from sparsediff.errors import SparsediffError
 from sparsediff.evaluation.fillers import ModelFiller
-from sparsediff.method.inputs import distance_to_shown
+from sparsediff.evaluation.spread import BINS, by_distance, distance_field
 
 __all__ = ["BINS", "by_distance", "distance_field", "main", "spread_table"]
-
-#: Lower edges of the distance bins (grid steps); the last is open.
-BINS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 
 
 class _Capture(ModelFiller):
@@ -51,67 +47,6 @@ class _Capture(ModelFiller):
         out = super().fill(gappy, **kw)
         self.seen = (gappy, out, kw["region"])
         return out
-
-
-def distance_field(
-    shown: np.ndarray, spatial_axes: Sequence[int], periodic: Sequence[bool] | None = None
-) -> np.ndarray:
-    """Chessboard distance (grid steps) of every point to the nearest shown point.
-
-    Measured over ``spatial_axes`` of ``shown`` separately for every index of
-    the other axes, with the model's own :func:`distance_to_shown`.
-    """
-    axes = list(spatial_axes)
-    rest = [a for a in range(shown.ndim) if a not in axes]
-    order = rest + axes
-    moved = np.transpose(shown, order)
-    flat = moved.reshape(-1, 1, *moved.shape[len(rest) :])
-    dist = distance_to_shown(torch.from_numpy(np.ascontiguousarray(flat)), periodic).numpy()
-    return np.transpose(dist.reshape(moved.shape), np.argsort(order))
-
-
-def by_distance(
-    truth: np.ndarray, shown: np.ndarray, members: np.ndarray, dist: np.ndarray
-) -> pd.DataFrame:
-    """Spread/skill of an ensemble at the hidden points, per bin of distance to the data.
-
-    Parameters
-    ----------
-    truth
-        The field with its truth at the hidden points (NaN where never observed).
-    shown
-        Bool, same shape: the points the filler was given.
-    members
-        The ensemble, members first: ``(K, *truth.shape)``.
-    dist
-        Same shape as ``truth``: distance to the nearest shown point
-        (:func:`distance_field`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per non-empty bin of :data:`BINS` and one ``all`` row:
-        ``bin``, ``points``, ``rmse``, ``spread`` (RMS member standard
-        deviation) and ``spread_skill``.
-    """
-    hidden = np.isfinite(truth) & ~shown
-    k = members.shape[0]
-    err2 = (members.mean(0) - truth) ** 2
-    var = members.var(0, ddof=1)
-    rows = []
-    edges = [*BINS, np.inf]
-    for lo, hi in [*itertools.pairwise(edges), (BINS[0], np.inf)]:
-        sel = hidden & (dist >= lo) & (dist < hi)
-        n = int(sel.sum())
-        if n == 0:
-            continue
-        rmse = float(np.sqrt(err2[sel].mean()))
-        spread = float(np.sqrt(var[sel].mean()))
-        name = "all" if (lo, hi) == (BINS[0], np.inf) else f"{lo}-{hi - 1:g}"
-        ratio = np.sqrt((k + 1) / k) * spread / rmse if rmse > 0 else float("nan")
-        rows.append({"bin": name, "points": n, "rmse": rmse, "spread": spread,
-                     "spread_skill": float(ratio)})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def spread_table(

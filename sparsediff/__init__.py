@@ -1,10 +1,10 @@
 """sparsediff: fill gaps in gridded scientific data with latent diffusion.
 
 ``import sparsediff`` registers the ``.sparsediff`` accessor on
-:class:`xarray.Dataset` and :class:`xarray.DataArray`.
+`xarray.Dataset` and `xarray.DataArray`.
 
-Public names (DESIGN §6): :func:`open`, :func:`write`, :func:`train`,
-:func:`load`, :func:`fill`, :func:`evaluate`, :class:`Model`. The torch-side
+Public names (DESIGN §6): [`open`][open], [`write`][write], [`train`][train],
+[`load`][load], [`fill`][fill], [`evaluate`][evaluate], [`Model`][Model]. The torch-side
 names are imported on first use, so ``import sparsediff`` stays light.
 """
 

@@ -6,7 +6,7 @@ the same on failure: an exception at any point, in the writer or in a rename,
 leaves the target as it was before (the old file or directory, or nothing)
 or as the complete new one, never a mix, and removes the temporary sibling.
 
-A file replaces a file with one :func:`os.replace`, which is atomic on POSIX
+A file replaces a file with one `os.replace`, which is atomic on POSIX
 and Windows. A directory cannot be swapped in one call: the old one is first
 renamed aside (``.old-<id>-<name>``), the new one is renamed into place, and
 the old one is deleted; if the second rename fails the old directory is moved
@@ -110,7 +110,7 @@ def _not_writable(directory: Path) -> InputError:
 
 
 def check_writable(directory: PathLike) -> None:
-    """Raise a one-line :class:`InputError` unless files can be created in ``directory``.
+    """Raise a one-line [`InputError`][InputError] unless files can be created in ``directory``.
 
     A missing directory is checked at its nearest existing ancestor (the one
     that the missing levels would be created in). Nothing is created.
@@ -126,7 +126,7 @@ def check_writable(directory: PathLike) -> None:
 
 
 def make_dirs(directory: PathLike) -> None:
-    """Create ``directory`` and its parents; a refusal is a one-line :class:`InputError`."""
+    """Create ``directory`` and its parents; a refusal is a one-line [`InputError`][InputError]."""
     directory = Path(directory)
     check_writable(directory)
     try:
@@ -206,5 +206,5 @@ def write_bytes(target: PathLike, data: bytes) -> Path:
 
 
 def write_text(target: PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to the file ``target`` atomically (see :func:`write_bytes`)."""
+    """Write ``text`` to the file ``target`` atomically (see [`write_bytes`][write_bytes])."""
     return write_bytes(target, text.encode(encoding))

@@ -126,7 +126,7 @@ class _OneLineGroup(click.Group):
 def _sampling_options(
     target: Callable[..., Any], help_overrides: Mapping[str, str] | None = None
 ) -> list[click.Option]:
-    """One click option per field of :class:`~sparsediff.method.options.FillOptions`.
+    """One click option per field of [`FillOptions`][sparsediff.method.options.FillOptions].
 
     Only the fields that ``target`` (the Python function the command calls)
     takes as keyword arguments, each with the field's type and help and
@@ -154,7 +154,7 @@ def _sampling_options(
 
 
 class _SamplingCommand(click.Command):
-    """A command with sampling options derived from ``FillOptions`` (:func:`_sampling_options`).
+    """A command with sampling options derived from ``FillOptions`` (`_sampling_options`).
 
     They are added when the command is first used (its arguments parsed or
     its help shown), not when this module is imported: ``FillOptions`` lives
@@ -274,8 +274,9 @@ def fill(
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
 
-    The sampling options (--members to --batch-size) are the fields of
-    sparsediff.method.options.FillOptions, with their defaults.
+    The sampling options (--members to --batch-size) are the keyword arguments
+    of sparsediff.fill in Python, with the same defaults. Ends with one line:
+    points filled, kept as observed and left invalid.
     """
     import sparsediff
     from sparsediff.atomic import check_writable
@@ -323,8 +324,8 @@ def fill(
                 history=f"fill {input_path.name} with {model_path}",
                 **kw,
             )
-        else:
-            filled = sparsediff.fill(ds, model, progress=True, **kw)
+        else:  # lazy: the write computes it once
+            filled = sparsediff.fill(ds, model, progress=True, persist=False, **kw)
             sparsediff.write(
                 filled,
                 output,
@@ -334,14 +335,25 @@ def fill(
     finally:
         if client is not None:
             client.close()
+    from sparsediff.filling.summary import flag_counts, summary_line
+
+    click.echo(summary_line(flag_counts(sparsediff.open(output))), err=True)
     click.echo(f"filled data written to {output}")
 
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="For a dataset: count as invalid what this model's fill leaves invalid "
+    "(its land mask); default: points missing at every time step.",
+)
 @_errors
-def info(path: Path) -> None:
-    """Describe a saved model, or the gaps of a dataset."""
+def info(path: Path, model_path: Path | None) -> None:
+    """Describe a saved model, or the gaps of a dataset (land counted as invalid, not gap)."""
     import sparsediff
 
     if (path / "config.json").is_file() or (path / "model" / "config.json").is_file():
@@ -365,8 +377,16 @@ def info(path: Path) -> None:
     click.echo(f"dataset {path}")
     click.echo(str(ds))
     click.echo("")
-    click.echo("gap summary (share of non-invalid points that are gaps):")
-    click.echo(str(ds.sparsediff.gap_summary()))
+    summary = ds.sparsediff.gap_summary(model=model_path)
+    if model_path is not None:
+        rule = f"invalid as in a fill with {model_path}"
+    else:
+        from sparsediff.accessor import time_dim
+
+        along = time_dim(ds)
+        rule = f"invalid: missing at every {along!r} step" if along else "no time dim: no invalid"
+    click.echo(f"gap summary ({rule}; gap_fraction: share of non-invalid points that are gaps):")
+    click.echo(str(summary))
 
 
 @main.command()
@@ -375,7 +395,9 @@ def info(path: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo_out"),
     show_default=True,
-    help="Where to write fill_sparsediff.zarr, example_fill.png and scores.csv.",
+    help="Where to write fill_sparsediff.zarr (the fill), example_fill.png, rmse_by_method.png, "
+    "calibration.png (spread against error), gap_spectra.png (power in the gaps per "
+    "wavenumber) and scores.csv.",
 )
 @click.option(
     "--train",
@@ -447,7 +469,7 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Write scores.csv, example_fill.png and rmse_by_method.png there.",
+    help="Write scores.csv, example_fill.png, rmse_by_method.png and gap_spectra.png there.",
 )
 @click.option(
     "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."
@@ -467,9 +489,9 @@ def evaluate(
 ) -> None:
     """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores.
 
-    The sampling options (--members to --batch-size) are the fields of
-    sparsediff.method.options.FillOptions that sparsediff.evaluate takes, with
-    its defaults.
+    The sampling options (--members to --batch-size) are the keyword arguments
+    of sparsediff.evaluate in Python, with the same defaults. Warns when the
+    scored region overlaps the data the model was trained on.
     """
     import pandas as pd
 

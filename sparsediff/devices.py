@@ -1,7 +1,7 @@
 """Torch devices by name: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
 
 One place that turns a user's device string into a device torch can use, or
-one clear :class:`~sparsediff.errors.ConfigError` (an unknown name such as
+one clear [`ConfigError`][sparsediff.errors.ConfigError] (an unknown name such as
 ``"tpu"``, or ``"cuda"`` on a machine where torch sees no GPU), before any
 data are read or any output is written.
 """

@@ -1,6 +1,6 @@
 """Exceptions and warnings raised by sparsediff.
 
-Every error a user can cause by bad input is a :class:`SparsediffError`
+Every error a user can cause by bad input is a [`SparsediffError`][SparsediffError]
 subclass with a one-line message that names the problem (the file, the
 variable, the dim, the key). The CLI prints that line and exits non-zero.
 """

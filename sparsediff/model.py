@@ -11,19 +11,19 @@ A saved model is a directory (DESIGN §6)::
       climatology.safetensors  per-point means on the training grid, with its coordinates
       invalid.safetensors    points invalid at every training step (land), with coordinates
 
-Weights are only ever read with :func:`safetensors.torch.load_file`; nothing is
+Weights are only ever read with `safetensors.torch.load_file`; nothing is
 pickled. The SHA-256 of every other file of the directory (weights,
 climatology, invalid mask, ``stats.json``, ``provenance.json``) is recorded in
 ``config.json`` and checked on load, so a truncated or tampered file is a clear
-:class:`CheckpointError` rather than silently wrong numbers. A model file that
+[`CheckpointError`][CheckpointError] rather than silently wrong numbers. A model file that
 ``config.json`` does not record is refused too, rather than silently ignored.
 
 The network configurations are checked before any network is built
-(:func:`check_net_config`): widths and channel counts of at most
-:data:`MAX_WIDTH`, a sane depth and a rough parameter count, so a damaged or
+([`check_net_config`][check_net_config]): widths and channel counts of at most
+`MAX_WIDTH`, a sane depth and a rough parameter count, so a damaged or
 hostile ``config.json`` cannot ask for a 150 GB allocation.
 
-:func:`load` also accepts a run directory (``train --out``) that holds the
+[`load`][load] also accepts a run directory (``train --out``) that holds the
 model in ``model/``.
 """
 
@@ -102,7 +102,7 @@ class Model:
     Parameters
     ----------
     spec
-        What the model fills and how (:class:`~sparsediff.method.spec.ModelSpec`).
+        What the model fills and how ([`ModelSpec`][sparsediff.method.spec.ModelSpec]).
     nets
         The trained networks by stage name (``"autoencoder"``, ``"prior"``);
         a missing one is an untrained stage.
@@ -117,7 +117,7 @@ class Model:
     invalid
         Optional invalid mask of the training grid (one boolean DataArray per
         variable, ``True`` = invalid at every training step, with the grid's
-        coordinates); :func:`sparsediff.fill` uses it on the same grid.
+        coordinates); [`sparsediff.fill`][sparsediff.filling.fill.fill] uses it on the same grid.
     """
 
     spec: ModelSpec
@@ -228,7 +228,7 @@ class Model:
     # ------------------------------------------------------------------ load
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
-        """Read a model directory written by :meth:`save`.
+        """Read a model directory written by [`save`][save].
 
         Raises
         ------
@@ -425,7 +425,7 @@ def _field_tensors(
 
 
 def _fields_from(path: Path) -> dict[str, xr.DataArray]:
-    """Read fields written by :func:`_field_tensors`."""
+    """Read fields written by [`_field_tensors`][_field_tensors]."""
     from safetensors import safe_open
 
     out = {}
@@ -532,19 +532,19 @@ def check_net_config(entry: Any, what: str) -> None:
 
 
 def load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
-    """Load a saved model directory (``sparsediff.load``). See :meth:`Model.load`."""
+    """Load a saved model directory (``sparsediff.load``). See [`Model.load`][Model.load]."""
     return Model.load(path, map_location=map_location)
 
 
 def as_model(model: Model | str | os.PathLike[str], *, map_location: str = "cpu") -> Model:
-    """A :class:`Model`, loading it first when given the path of a model (or run) directory.
+    """A [`Model`][Model], loading it first when given the path of a model (or run) directory.
 
     Raises
     ------
     InputError
         ``model`` is neither a model nor a path.
     CheckpointError
-        As :func:`load`.
+        As [`load`][load].
     """
     if isinstance(model, Model):
         return model

@@ -19,7 +19,7 @@ from sparsediff.errors import InputError
 __all__ = ["Stream", "check_seed", "generator_for", "numpy_rng_for", "seed_for"]
 
 _WORD = 0xFFFFFFFF
-#: First entropy word of the wide form (keys outside [0, 2**32)); see :func:`seed_for`.
+#: First entropy word of the wide form (keys outside [0, 2**32)); see [`seed_for`][seed_for].
 _WIDE = 0x5EED_3264
 
 
@@ -79,7 +79,7 @@ class Stream(IntEnum):
 def seed_for(*keys: int) -> int:
     """A 63-bit seed derived from integer keys (stable across runs and platforms).
 
-    Distinct key tuples give distinct inputs to :class:`numpy.random.SeedSequence`
+    Distinct key tuples give distinct inputs to `numpy.random.SeedSequence`
     (so, but for hash collisions, distinct seeds), for integers of any size and
     sign:
 
@@ -101,9 +101,9 @@ def seed_for(*keys: int) -> int:
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """``seed`` as an int, or a one-line :class:`InputError` unless it is an integer >= 0.
+    """``seed`` as an int, or a one-line [`InputError`][InputError] unless it is an integer >= 0.
 
-    Any size is fine: :func:`seed_for` uses the whole value.
+    Any size is fine: [`seed_for`][seed_for] uses the whole value.
     """
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise InputError(f"{name} must be a non-negative integer, got {seed!r}")
@@ -113,12 +113,12 @@ def check_seed(seed: Any, name: str = "seed") -> int:
 
 
 def generator_for(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch generator seeded by :func:`seed_for` of ``keys``."""
+    """A torch generator seeded by [`seed_for`][seed_for] of ``keys``."""
     g = torch.Generator(device=device)
     g.manual_seed(seed_for(*keys))
     return g
 
 
 def numpy_rng_for(*keys: int) -> np.random.Generator:
-    """A numpy generator seeded by :func:`seed_for` of ``keys``."""
+    """A numpy generator seeded by [`seed_for`][seed_for] of ``keys``."""
     return np.random.default_rng(seed_for(*keys))

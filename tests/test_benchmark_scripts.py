@@ -31,3 +31,9 @@ def test_bench_points_runs() -> None:
     out = _run("bench_points.py", "--sizes", "2000", "--res", "10", "--days", "2")
     assert "B/point" in out
     assert "     2000" in out
+
+
+def test_bench_readme_snippet_runs() -> None:
+    pytest.importorskip("iris_sample_data")
+    out = _run("bench_readme_snippet.py", "--months", "1", "--members", "1", "--steps", "1")
+    assert "(plot + write) / one fill" in out

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.atomic": 0,
     "sparsediff.rng": 0,
     "sparsediff.devices": 0,
+    "sparsediff.progress": 0,
     "sparsediff.data": 1,
     "sparsediff.networks": 2,
     "sparsediff.diffusion": 2,

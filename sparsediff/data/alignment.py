@@ -9,14 +9,14 @@ matches them by **coordinates** instead:
 * when every coordinate of the data along a dim of the field is one of the
   field's (the same grid, a permutation of it such as a rolled longitude or
   a flipped latitude, or a selection of its points), the field is reordered
-  to the data's order (:func:`align_to`);
+  to the data's order ([`align_to`][align_to]);
 * when a coordinate of the data is not on the field's grid (another grid, a
-  grid shifted by half a cell), :class:`~sparsediff.errors.CompatibilityError`
+  grid shifted by half a cell), [`CompatibilityError`][sparsediff.errors.CompatibilityError]
   names the dim and the first value that has no match.
 
 Numeric coordinates match within a thousandth of the grid spacing (so a
 float32 coordinate matches its float64 copy); longitudes (recognised as in
-:mod:`sparsediff.data.grid`) match modulo 360°; other coordinates (times,
+[`sparsediff.data.grid`][sparsediff.data.grid]) match modulo 360°; other coordinates (times,
 labels) match exactly. Only when one side has no coordinate along a dim is
 there nothing but the position to go by: the sizes must then be equal.
 """
@@ -155,7 +155,7 @@ def align_to(field: xr.DataArray, data: xr.DataArray | xr.Dataset, *, what: str)
     Parameters
     ----------
     field, data, what
-        As for :func:`grid_positions`.
+        As for [`grid_positions`][grid_positions].
 
     Returns
     -------
@@ -167,7 +167,7 @@ def align_to(field: xr.DataArray, data: xr.DataArray | xr.Dataset, *, what: str)
     Raises
     ------
     CompatibilityError
-        As :func:`grid_positions`.
+        As [`grid_positions`][grid_positions].
     """
     positions = grid_positions(field, data, what=what)
     moved = {d: p for d, p in positions.items() if p is not None}

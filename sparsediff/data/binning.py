@@ -77,12 +77,12 @@ def bin_to_grid(
         The observations.
     like
         A template Dataset/DataArray (its ``dims``, or all of them) or a
-        :class:`~sparsediff.data.target_grid.TargetGrid`.
+        [`TargetGrid`][sparsediff.data.target_grid.TargetGrid].
     dims
         The template's grid dims, in order.
     bounds, resolution
         Instead of ``like``: ``{dim: (low, high)}`` and the cell size
-        (see :meth:`TargetGrid.from_bounds`).
+        (see `TargetGrid.from_bounds`).
     strict
         Refuse points outside the grid instead of dropping them (counted, with a warning).
 

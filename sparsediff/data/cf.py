@@ -145,7 +145,7 @@ def align_bounds_encoding(ds: xr.Dataset) -> None:
 
 
 def typed_attributes(ds: xr.Dataset) -> None:
-    """Give :data:`TYPED_ATTRIBUTES` their variable's stored dtype, where exact (in place)."""
+    """Give `TYPED_ATTRIBUTES` their variable's stored dtype, where exact (in place)."""
     for var in ds.variables.values():
         try:
             dtype = np.dtype(var.encoding.get("dtype", var.dtype))

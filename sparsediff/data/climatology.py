@@ -55,7 +55,8 @@ def aligned_climatology(
     Raises
     ------
     CompatibilityError
-        Data on another grid (see :func:`sparsediff.data.alignment.align_to`).
+        Data on another grid (see
+        [`sparsediff.data.alignment.align_to`][sparsediff.data.alignment.align_to]).
     """
     return {
         v: align_to(clim, ds[v], what=f"the climatology of {v!r}")
@@ -67,8 +68,8 @@ def anomalies(ds: xr.Dataset, climatology: dict[str, xr.DataArray]) -> xr.Datase
     """``ds`` minus the climatology, per variable (lazy; dtype kept).
 
     The climatology is matched to the data by coordinates
-    (:func:`aligned_climatology`), never by array position alone; data on
-    another grid raise :class:`~sparsediff.errors.CompatibilityError`.
+    ([`aligned_climatology`][aligned_climatology]), never by array position alone; data on
+    another grid raise [`CompatibilityError`][sparsediff.errors.CompatibilityError].
     """
     ds = ds.copy()
     for v, clim in aligned_climatology(ds, climatology).items():
@@ -79,7 +80,7 @@ def anomalies(ds: xr.Dataset, climatology: dict[str, xr.DataArray]) -> xr.Datase
 def add_climatology(da: xr.DataArray, clim: xr.DataArray) -> xr.DataArray:
     """Anomalies back to values: ``da + clim`` in ``da``'s dtype, attrs kept.
 
-    ``clim`` is matched to ``da`` by coordinates as in :func:`anomalies`.
+    ``clim`` is matched to ``da`` by coordinates as in [`anomalies`][anomalies].
     """
     clim = align_to(clim, da, what=f"the climatology of {da.name or clim.name!r}")
     return (da + clim.variable.astype(da.dtype)).astype(da.dtype).assign_attrs(da.attrs)

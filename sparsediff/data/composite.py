@@ -3,8 +3,8 @@
 Whatever estimated the gaps (the model's tiles, a classical baseline), the
 result it returns obeys DESIGN §1: an ``observed`` point holds the input value
 bit for bit, an ``invalid`` point is NaN, and only ``gap`` points hold the
-estimate. :func:`composite` is the one place that does this on numpy arrays of
-point states (:mod:`sparsediff.data.masks`).
+estimate. [`composite`][composite] is the one place that does this on numpy arrays of
+point states ([`sparsediff.data.masks`][sparsediff.data.masks]).
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def read_dsg(source: str | PathLike | xr.Dataset, value: str | None = None) -> D
     Parameters
     ----------
     source
-        A NetCDF path or an open Dataset (CF-decoded, as by :func:`xarray.open_dataset`).
+        A NetCDF path or an open Dataset (CF-decoded, as by `xarray.open_dataset`).
     value
         The data variable; default: the only one with a ``coordinates`` attribute.
 

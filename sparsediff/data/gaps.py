@@ -8,12 +8,12 @@ Gap patterns serve two purposes:
   share of the observed points from the encoder and still score them.
 
 Every mask follows the package convention: ``True`` means **kept** (observed),
-``False`` means hidden. Masks are plain :class:`numpy.ndarray` of ``bool`` over
+``False`` means hidden. Masks are plain `numpy.ndarray` of ``bool`` over
 2 or 3 spatial dims; the fraction of ``False`` equals ``round(missing * size)``
 points exactly, for every pattern, so a ``"boxes:0.3"`` holdout hides 30 % of
 the points whatever the grid size.
 
-Patterns (:data:`PATTERNS`):
+Patterns ([`PATTERNS`][PATTERNS]):
 
 ``mcar``
     independent pixels ("missing completely at random").
@@ -48,7 +48,7 @@ from sparsediff.errors import InputError
 __all__ = ["PATTERNS", "gap_mask", "parse_pattern", "random_training_mask"]
 
 PATTERNS: tuple[str, ...] = ("mcar", "boxes", "stripes", "swath", "cloud")
-"""Names of the gap patterns, in the order used by :func:`random_training_mask`."""
+"""Names of the gap patterns, in the order used by `random_training_mask`."""
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -214,7 +214,7 @@ def gap_mask(
     shape
         2 or 3 spatial sizes.
     pattern
-        One of :data:`PATTERNS`.
+        One of [`PATTERNS`][PATTERNS].
     missing
         Target missing fraction in ``[0, 1)``; exactly ``round(missing * prod(shape))``
         points are hidden.
@@ -266,7 +266,7 @@ def parse_pattern(spec: str) -> tuple[str, float]:
     Parameters
     ----------
     spec
-        ``"<pattern>:<missing fraction>"``; the pattern is one of :data:`PATTERNS`
+        ``"<pattern>:<missing fraction>"``; the pattern is one of [`PATTERNS`][PATTERNS]
         (case-insensitive) and the fraction is in ``[0, 1)``.
 
     Returns
@@ -321,7 +321,7 @@ def random_training_mask(
         ``(low, high)`` range of the hidden fraction, ``0 <= low <= high < 1``,
         or one fixed fraction.
     patterns
-        Patterns to draw from; a subset of :data:`PATTERNS`.
+        Patterns to draw from; a subset of [`PATTERNS`][PATTERNS].
 
     Returns
     -------

@@ -1,15 +1,15 @@
 """Reading and writing gridded data: NetCDF, Zarr (v2 and v3) and NIfTI.
 
-:func:`open` returns a CF-decoded :class:`xarray.Dataset` (dask-backed for
-NetCDF and Zarr); :func:`write` writes one back, keeping attributes and
+[`open`][open] returns a CF-decoded `xarray.Dataset` (dask-backed for
+NetCDF and Zarr); [`write`][write] writes one back, keeping attributes and
 encodings, appending one line to the ``history`` attribute, and never leaving
-a half-written file behind (:mod:`sparsediff.atomic`): the data go to a hidden
+a half-written file behind ([`sparsediff.atomic`][sparsediff.atomic]): the data go to a hidden
 temporary sibling that is renamed into place only once it is complete.
 
-The formats themselves live in :mod:`sparsediff.data.backends`, one module
+The formats themselves live in [`sparsediff.data.backends`][sparsediff.data.backends], one module
 each; this module picks the backend by suffix and adds what every format
 shares. NIfTI volumes become a Dataset with one variable on dims
-``("z", "y", "x")`` (see :mod:`sparsediff.data.backends.nifti`).
+``("z", "y", "x")`` (see [`sparsediff.data.backends.nifti`][sparsediff.data.backends.nifti]).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from sparsediff.data.backends import Backend, OpenOptions, WriteOptions, backend
 from sparsediff.data.backends.base import Chunks
 from sparsediff.data.backends.nifti import nifti_dataset
 from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
+from sparsediff.data.urls import as_local, is_url, open_url, write_url
 from sparsediff.errors import InputError
 
 __all__ = [
@@ -101,12 +102,15 @@ def open(
     chunks: Chunks = "auto",
     variable_name: str = "image",
 ) -> xr.Dataset:
-    """Open NetCDF, Zarr or NIfTI data as a CF-decoded :class:`xarray.Dataset`.
+    """Open NetCDF, Zarr or NIfTI data as a CF-decoded `xarray.Dataset`.
 
     Parameters
     ----------
     path_or_paths
-        A path, a glob pattern or a list of paths. The format follows the
+        A path, a glob pattern, a list of paths, or a URL: ``file://`` URLs
+        are local paths; a Zarr store at any other URL (``s3://``,
+        ``gs://``, ``memory://`` ...) is read through fsspec
+        ([`sparsediff.data.urls`][sparsediff.data.urls]). The format follows the
         suffix: ``.nc``/``.nc4``/``.netcdf`` (NetCDF; several files are
         combined by coordinates), ``.zarr`` (a Zarr v2 or v3 store, consolidated
         or not) or ``.nii``/``.nii.gz`` (NIfTI).
@@ -130,6 +134,9 @@ def open(
         A missing file, an unknown suffix, an empty list of paths, mixed
         formats, or a file that cannot be read in its format.
     """
+    path_or_paths = as_local(path_or_paths)  # file:// URLs are local paths
+    if is_url(path_or_paths):  # s3://, gs://, memory://, ...: through fsspec
+        return open_url(str(path_or_paths), chunks)
     paths = _expand_paths(path_or_paths)
     backends = {backend_for(p).name: backend_for(p) for p in paths}
     if len(backends) > 1:
@@ -165,7 +172,7 @@ def write(
     zarr_format: Literal[2, 3] | None = None,
     history: str | None = None,
     compute: bool = True,
-) -> Path:
+) -> Path | str:
     """Write a Dataset (or DataArray) to NetCDF, Zarr or NIfTI, atomically.
 
     Parameters
@@ -173,14 +180,16 @@ def write(
     ds
         The data. A DataArray is written as a Dataset with one variable.
     path
-        Target path; the suffix picks the format as in :func:`open`.
-        Missing parent directories are created.
+        Target path; the suffix picks the format as in [`open`][open].
+        Missing parent directories are created. A URL: ``file://`` is a
+        local path; a Zarr store at any other URL is written through fsspec,
+        not atomically ([`sparsediff.data.urls`][sparsediff.data.urls]).
     mode
         ``"w-"`` (default) refuses an existing ``path``; ``"w"`` replaces it,
         only once the new file is complete.
     zarr_format
         2 or 3 for Zarr; ``None`` keeps the format the data were read from
-        (:func:`open` records it) or uses 3.
+        ([`open`][open] records it) or uses 3.
     history
         Text of the line appended to the ``history`` attribute (default
         ``"write"``). The line is ``"<UTC time> sparsediff <version>: <text>"``.
@@ -190,8 +199,8 @@ def write(
 
     Returns
     -------
-    pathlib.Path
-        The path written.
+    pathlib.Path or str
+        The path written (the URL, for a URL other than ``file://``).
 
     Raises
     ------
@@ -211,6 +220,9 @@ def write(
     error it is removed and ``path`` is left untouched.
     """
     data = as_dataset(ds)
+    path = as_local(path)
+    if is_url(path):
+        return _write_url(data, str(path), mode, zarr_format, history)
     target = Path(os.fspath(path)).expanduser()
     backend = backend_for(target)
     if mode not in ("w", "w-"):
@@ -254,3 +266,17 @@ def write(
                     atomic.remove(tmp)
         raise
     return target
+
+
+def _write_url(
+    data: xr.Dataset, url: str, mode: str, zarr_format: int | None, history: str | None
+) -> str:
+    """[`write`][write] to a URL other than ``file://`` (Zarr only, not atomic)."""
+    if mode not in ("w", "w-"):
+        raise InputError(f"mode must be 'w' or 'w-', got {mode!r}")
+    zfmt = int(zarr_format or data.encoding.get("zarr_format", 3))
+    backend = backend_for(Path(url.rstrip("/").rsplit("/", 1)[-1]))
+    out = backend.prepare(data, WriteOptions(zarr_format=zfmt))
+    out.attrs = dict(data.attrs)
+    out.attrs["history"] = append_history(data.attrs.get("history"), history)
+    return write_url(out, url, mode=mode, zarr_format=zfmt)

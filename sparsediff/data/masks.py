@@ -7,16 +7,16 @@ Every point of every variable is exactly one of
 * ``INVALID`` (2): never filled (land in an ocean field, air around a head),
   given by a user mask and/or found as points missing at every step of a dim.
 
-:func:`states` returns a ``uint8`` array per variable with these codes (the
-``flag_values`` of the fill flag); :func:`observed`, :func:`gap` and
-:func:`invalid` turn it into boolean masks (``True`` where that state holds,
+[`states`][states] returns a ``uint8`` array per variable with these codes (the
+``flag_values`` of the fill flag); [`observed`][observed], [`gap`][gap] and
+`invalid` turn it into boolean masks (``True`` where that state holds,
 so ``observed(...)`` is the mask that is ``True`` for observed points).
 
-**Which values are missing** (:class:`MissingRule`, one rule for training,
+**Which values are missing** ([`MissingRule`][MissingRule], one rule for training,
 fill and the statistics). A value is missing when it is
 
 1. NaN or ±inf;
-2. of magnitude ``>= 1e20`` (:data:`FILL_MAGNITUDE`) in a floating-point
+2. of magnitude ``>= 1e20`` (`FILL_MAGNITUDE`) in a floating-point
    variable: no physical field in sparsediff's scope reaches it, and it is
    what fill values look like in practice (netCDF's default 9.97e36, the
    1e20 of CMIP and NCL, 1e30 of older models) when a file does not declare
@@ -153,7 +153,7 @@ class MissingRule:
 
 
 def finite_mask(da: xr.DataArray) -> xr.DataArray:
-    """``True`` where ``da`` holds a usable value (see :class:`MissingRule`).
+    """``True`` where ``da`` holds a usable value (see [`MissingRule`][MissingRule]).
 
     Parameters
     ----------
@@ -257,7 +257,7 @@ def at_or_below(
     threshold
         Points at or below it are invalid.
     invalid
-        An extra ``invalid`` spec (as for :func:`states`) OR-ed in.
+        An extra ``invalid`` spec (as for [`states`][states]) OR-ed in.
 
     Returns
     -------
@@ -390,7 +390,8 @@ def states(
     ds
         The data (a DataArray is treated as a one-variable dataset).
     variables
-        Variables to classify; default as :func:`~sparsediff.data.io.numeric_variables`.
+        Variables to classify; default as
+        [`numeric_variables`][sparsediff.data.io.numeric_variables].
     invalid
         User mask of invalid points: a variable name, a DataArray (``True``/1
         = invalid) that broadcasts against the variables, or a NetCDF/Zarr
@@ -429,7 +430,7 @@ def states_and_range(
     invalid: InvalidSpec | Mapping[str, InvalidSpec] = None,
     invalid_along: Hashable | Iterable[Hashable] | None = None,
 ) -> tuple[xr.Dataset, dict[str, tuple[float, float]]]:
-    """:func:`states`, and the smallest and largest observed value of each variable.
+    """[`states`][states], and the smallest and largest observed value of each variable.
 
     The range is computed in the same pass over the data as the states'
     checks (a lazy input is not read once more for it).
@@ -437,12 +438,12 @@ def states_and_range(
     Parameters
     ----------
     ds, variables, invalid, invalid_along
-        As for :func:`states`.
+        As for [`states`][states].
 
     Returns
     -------
     states : xarray.Dataset
-        As :func:`states`.
+        As [`states`][states].
     ranges : dict
         Per variable, ``(min, max)`` over its usable values outside the
         user's invalid mask.
@@ -458,7 +459,7 @@ def grid_invalid(
     Parameters
     ----------
     st
-        The output of :func:`states` (of the training data).
+        The output of [`states`][states] (of the training data).
     spatial
         The spatial dims (always kept).
     along
@@ -498,7 +499,7 @@ def observed(st: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
     Parameters
     ----------
     st
-        The output of :func:`states` (or one of its variables).
+        The output of [`states`][states] (or one of its variables).
 
     Returns
     -------
@@ -514,7 +515,7 @@ def gap(st: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
     Parameters
     ----------
     st
-        The output of :func:`states` (or one of its variables).
+        The output of [`states`][states] (or one of its variables).
 
     Returns
     -------
@@ -530,7 +531,7 @@ def invalid(st: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
     Parameters
     ----------
     st
-        The output of :func:`states` (or one of its variables).
+        The output of [`states`][states] (or one of its variables).
 
     Returns
     -------
@@ -553,7 +554,7 @@ def gap_summary(
     Parameters
     ----------
     ds, variables, invalid, invalid_along
-        As for :func:`states`.
+        As for [`states`][states].
     by
         ``None`` (default): one row per variable. A dim name: the gap fraction
         along that dim (reduced over all other dims), one column per variable.
@@ -570,7 +571,7 @@ def gap_summary(
     Raises
     ------
     InputError
-        As :func:`states`, or ``by`` not a dim of the dataset.
+        As [`states`][states], or ``by`` not a dim of the dataset.
     """
     data = as_dataset(ds)
     st = states(data, variables, invalid=invalid, invalid_along=invalid_along)

@@ -1,10 +1,10 @@
 """Turning user columns into clean observation arrays: one rule for each kind of bad row.
 
-Used by every constructor of :class:`~sparsediff.data.observations.Observations`:
+Used by every constructor of [`Observations`][sparsediff.data.observations.Observations]:
 numbers become float64, times ``datetime64[ns]`` (text parsed by pandas, time
 zones converted to UTC), nullable columns NaN; rows with a NaN value or
 coordinate and repeats of an earlier row are dropped and counted (a
-:class:`~sparsediff.errors.SparsediffWarning`), or refused with ``strict``.
+[`SparsediffWarning`][sparsediff.errors.SparsediffWarning]), or refused with ``strict``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def as_coord(name: str, values: Any) -> np.ndarray:
 
 
 def floats(values: Any, what: str) -> np.ndarray:
-    """``values`` as float64; :class:`InputError` naming ``what`` when they are not numbers."""
+    """``values`` as float64; `InputError` naming ``what`` when they are not numbers."""
     try:
         return np.asarray(values, dtype=np.float64)
     except (ValueError, TypeError):

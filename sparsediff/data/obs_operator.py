@@ -132,7 +132,7 @@ def observation_operator(
     ----------
     obs
         Observations aligned to ``grid``
-        (:meth:`~sparsediff.data.observations.Observations.aligned_to`).
+        ([`aligned_to`][sparsediff.data.observations.Observations.aligned_to]).
     grid
         The grid; the field is flattened in C order of ``grid.dims``.
     time

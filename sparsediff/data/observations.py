@@ -1,8 +1,8 @@
 """Point observations: values at locations, with optional errors and platform ids.
 
-:class:`Observations` is the one type through which data that are not on the
+[`Observations`][Observations] is the one type through which data that are not on the
 grid (stations, floats, drifters, ship and satellite tracks) enter sparsediff;
-a gridded field with gaps is its special case (:meth:`Observations.from_grid_mask`,
+a gridded field with gaps is its special case (`Observations.from_grid_mask`,
 one observation per observed cell). It holds
 
 - ``values``: one float64 value per observation;
@@ -19,15 +19,16 @@ Rules on bad input, decided here once for every reader:
 - a duplicate (same coordinates, value and platform as an earlier row):
   dropped and counted, or refused with ``strict=True``; two different values
   at one place are two measurements and are both kept;
-- an error that is NaN, zero or negative: refused (:class:`~sparsediff.errors.InputError`);
+- an error that is NaN, zero or negative: refused ([`InputError`][sparsediff.errors.InputError]);
 - a missing column or variable: refused, naming what is there.
 
-Against a grid (:meth:`Observations.aligned_to`): coordinates are matched to
+Against a grid (`Observations.aligned_to`): coordinates are matched to
 the grid's dims by name, then by role; longitudes are moved into the grid's
 convention (0..360 or -180..180, counted in a warning); points outside the
 grid's cells and times outside its time range are dropped and counted, or
 refused with ``strict=True``. The operator ``H`` from a grid field to the
-observations is :meth:`Observations.operator` (:mod:`sparsediff.data.obs_operator`).
+observations is `Observations.operator`
+([`sparsediff.data.obs_operator`][sparsediff.data.obs_operator]).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class Observations:
         """The observations along one dim ``dim``: the value (with its ``units``), the
         coordinates as coordinate variables, ``<name>_error`` and ``platform``.
 
-        :meth:`from_dataset` reads it back to equal observations.
+        `from_dataset` reads it back to equal observations.
         """
         data: dict[str, xr.DataArray] = {
             self.name: xr.DataArray(
@@ -294,12 +295,12 @@ class Observations:
         Bilinear (2D), trilinear (3D), multilinear in general over ``grid.dims``
         (C order), wrapping a global longitude; ``time`` picks linear or nearest
         along a time dim. ``H.T`` is its adjoint. See
-        :func:`sparsediff.data.obs_operator.observation_operator`.
+        [`sparsediff.data.obs_operator.observation_operator`][sparsediff.data.obs_operator.observation_operator].
 
         Raises
         ------
         InputError
-            Observations not yet aligned to ``grid`` (see :meth:`aligned_to`).
+            Observations not yet aligned to ``grid`` (see `aligned_to`).
         """
         return observation_operator(self, grid, time=time)
 
@@ -308,7 +309,8 @@ class Observations:
     ) -> xr.DataArray:
         """``field`` interpolated to these observations through H, for each of its other
         indices (an ensemble ``(member, time, lat, lon)`` gives ``(member, obs)``).
-        See :func:`sparsediff.data.obs_operator.at_observations`."""
+        See
+        [`at_observations`][sparsediff.data.obs_operator.at_observations]."""
         return at_observations(self, field, time=time)
 
     # -- holdout --------------------------------------------------------------
@@ -429,7 +431,7 @@ class Observations:
 
     @classmethod
     def from_csv(cls, path: str | PathLike, value: str, **kwargs: Any) -> Observations:
-        """Observations from a CSV file, read by :func:`pandas.read_csv`.
+        """Observations from a CSV file, read by `pandas.read_csv`.
 
         Parameters
         ----------
@@ -439,7 +441,7 @@ class Observations:
             The value column.
         **kwargs
             ``coords``, ``error``, ``platform``, ``units``, ``strict`` as for
-            :meth:`from_dataframe`.
+            `from_dataframe`.
 
         Raises
         ------
@@ -526,7 +528,8 @@ class Observations:
         ``featureType`` ``point``, ``timeSeries`` and ``trajectory`` are read, in
         any of CF's layouts (orthogonal or incomplete multidimensional, contiguous
         or indexed ragged arrays), through their CF attributes; see
-        :func:`sparsediff.data.dsg.read_dsg`. The feature id (``cf_role``) is the platform.
+        [`sparsediff.data.dsg.read_dsg`][sparsediff.data.dsg.read_dsg]. The feature id
+        (``cf_role``) is the platform.
 
         Parameters
         ----------
@@ -551,7 +554,7 @@ class Observations:
         Parameters
         ----------
         da
-            The field; its dims are the grid's (see :meth:`TargetGrid.from_dataset`).
+            The field; its dims are the grid's (see `TargetGrid.from_dataset`).
         mask
             ``True`` where observed; default: where ``da`` is finite.
 

@@ -1,6 +1,6 @@
 """Training patches: windows over 2 or 3 named dims of an xarray Dataset (NumPy side).
 
-:class:`PatchWindows` cuts the variables of a (possibly dask-backed,
+[`PatchWindows`][PatchWindows] cuts the variables of a (possibly dask-backed,
 larger-than-memory) Dataset into windows of ``size`` points over the spatial
 ``dims``; every other dim of the variables (time, member, level when not
 spatial) is a batch dim, and each index of their product is a separate sample
@@ -22,13 +22,13 @@ windows drawn from ``(seed, epoch)``. It is dealt round-robin to the DDP ranks
 ``batch_size`` items to the DataLoader workers (block ``j`` to worker
 ``j % num_workers``). This is an exact partition: every eligible window is
 yielded exactly once per epoch across all ranks and workers, with no padding,
-so the per-rank counts may differ by one (see :meth:`PatchWindows.local_len`).
+so the per-rank counts may differ by one (see [`PatchWindows.local_len`][PatchWindows.local_len]).
 With ``batch_size`` equal to the DataLoader's, the DataLoader (which takes
 batches from its workers in turn) yields the rank's order in order, so
 ``set_epoch(epoch, skip=n)`` resumes exactly after the first ``n`` items.
 
 This module is pure NumPy/xarray; the torch ``IterableDataset`` over it is
-:class:`sparsediff.training.patches.PatchDataset`.
+[`sparsediff.training.patches.PatchDataset`][sparsediff.training.patches.PatchDataset].
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def normalized_frame(
     raws
         Per variable, the raw values (any shape, the same for all).
     states
-        Per variable, the point states (:mod:`sparsediff.data.masks`), or
+        Per variable, the point states ([`sparsediff.data.masks`][sparsediff.data.masks]), or
         ``None``: observed = finite, nothing invalid.
     variables
         Variable names (keys of ``stats``).
@@ -151,7 +151,7 @@ def read_frame(
     stats: Stats | None,
     indexers: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read one frame (``ds.isel(indexers)``, lazily) as :func:`normalized_frame` gives it."""
+    """Read one frame (``ds.isel(indexers)``, lazily) as `normalized_frame` gives it."""
     with dask.config.set(scheduler="synchronous"):
         data = ds.isel(indexers).compute()
         st = None if states is None else states.isel(indexers).compute()
@@ -179,10 +179,10 @@ class PatchWindows:
     min_observed
         Windows with a smaller observed fraction are skipped.
     stats
-        Normalization statistics (:class:`~sparsediff.data.stats.Stats`); ``None``
+        Normalization statistics ([`Stats`][sparsediff.data.stats.Stats]); ``None``
         leaves values as they are.
     states
-        Point states from :func:`sparsediff.data.masks.states` (uint8 per
+        Point states from [`sparsediff.data.masks.states`][sparsediff.data.masks.states] (uint8 per
         variable). ``None``: observed = finite, nothing invalid.
     seed
         Seed of the epoch permutations (>= 0).
@@ -197,7 +197,7 @@ class PatchWindows:
     Yields
     ------
     dict
-        This rank's windows of the epoch, as :meth:`read` returns them.
+        This rank's windows of the epoch, as [`read`][read] returns them.
 
     Raises
     ------
@@ -356,7 +356,7 @@ class PatchWindows:
         self.skip = int(skip)
 
     def epoch_order(self) -> np.ndarray:
-        """Positions (into :attr:`windows`) of the whole epoch, before sharding."""
+        """Positions (into `windows`) of the whole epoch, before sharding."""
         n = len(self.windows)
         if not self.shuffle:
             return np.arange(n)
@@ -390,7 +390,7 @@ class PatchWindows:
         Parameters
         ----------
         window
-            A window of this dataset (an item of :attr:`windows`).
+            A window of this dataset (an item of `windows`).
 
         Returns
         -------

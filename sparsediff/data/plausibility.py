@@ -3,29 +3,30 @@
 A variable without a ``units`` attribute cannot be checked by name: °C data
 given to a model trained in kelvin would fill the gaps with values near 300
 beside observations near 28. So the observed values themselves are compared
-with the training statistics (:class:`~sparsediff.data.stats.Stats`; for a
+with the training statistics ([`Stats`][sparsediff.data.stats.Stats]; for a
 model with a climatology these are statistics of the anomalies, so the data's
 anomalies from that climatology are compared). With ``z`` the value in
 training standard deviations from the training mean:
 
-* **refuse** (:class:`~sparsediff.errors.CompatibilityError`) when the median
-  ``|z|`` of the checked values exceeds :data:`REFUSE_MEDIAN_Z` (10): most
+* **refuse** ([`CompatibilityError`][sparsediff.errors.CompatibilityError]) when the median
+  ``|z|`` of the checked values exceeds `REFUSE_MEDIAN_Z` (10): most
   observations are then impossible for the model, which is what another unit
   or scale looks like (°C for K gives hundreds, hPa for Pa about a hundred);
-* **warn** (:class:`~sparsediff.errors.SparsediffWarning`) when more than
-  :data:`WARN_SHARE` (1 %) of them lie beyond :data:`FAR_Z` (6) standard
+* **warn** ([`SparsediffWarning`][sparsediff.errors.SparsediffWarning]) when more than
+  `WARN_SHARE` (1 %) of them lie beyond `FAR_Z` (6) standard
   deviations;
 * **warn** when the smallest or largest observed value of the whole input
-  lies beyond :data:`EXTREME_Z` (20) standard deviations from anything the
+  lies beyond `EXTREME_Z` (20) standard deviations from anything the
   model saw (the training mean plus the climatology's range): a spike, or a
   fill value the file does not declare.
 
 The first two look at a **sample**, so a large lazy input is not read twice:
-at most :data:`MAX_STEPS` positions spread evenly over the batch dims (time,
+at most `MAX_STEPS` positions spread evenly over the batch dims (time,
 level, ...), each a whole spatial field thinned by a stride to at most
-:data:`MAX_POINTS` points in all. Only the chunks holding those fields are
+`MAX_POINTS` points in all. Only the chunks holding those fields are
 read. The extremes come from the pass over the data that classifies the
-points (:func:`sparsediff.data.masks.states_and_range`), at no extra read.
+points ([`sparsediff.data.masks.states_and_range`][sparsediff.data.masks.states_and_range]), at no
+extra read.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def check_values(
     Parameters
     ----------
     ds, variables, stats, spatial, climatology, below
-        As for :func:`value_reports`.
+        As for [`value_reports`][value_reports].
 
     Returns
     -------
@@ -258,7 +259,8 @@ def range_warnings(
     ----------
     ranges
         Per variable, the smallest and largest observed value of the whole
-        input (from :func:`sparsediff.data.masks.states_and_range`).
+        input (from
+        [`sparsediff.data.masks.states_and_range`][sparsediff.data.masks.states_and_range]).
     stats
         The model's training statistics.
     climatology

@@ -75,7 +75,7 @@ def open_ostia(chunks: Mapping[str, int] | None = None) -> xr.Dataset:
 
 
 def mni152(crop: int | Sequence[int] | Mapping[str, slice] | None = None) -> xr.Dataset:
-    """The MNI152 T1 template as :func:`sparsediff.open` returns a NIfTI volume.
+    """The MNI152 T1 template as `sparsediff.open` returns a NIfTI volume.
 
     Parameters
     ----------
@@ -138,7 +138,7 @@ def mni152(crop: int | Sequence[int] | Mapping[str, slice] | None = None) -> xr.
 
 
 def mni152_invalid(ds: xr.Dataset) -> xr.DataArray:
-    """Invalid mask of an :func:`mni152` volume: ``True`` in the air around the brain.
+    """Invalid mask of an [`mni152`][mni152] volume: ``True`` in the air around the brain.
 
     Zero-valued voxels connected to the outside are air; zero voxels enclosed
     by tissue stay valid.
@@ -146,7 +146,7 @@ def mni152_invalid(ds: xr.Dataset) -> xr.DataArray:
     Parameters
     ----------
     ds
-        A Dataset from :func:`mni152` (variable ``image``).
+        A Dataset from [`mni152`][mni152] (variable ``image``).
 
     Returns
     -------
@@ -172,7 +172,7 @@ def gaussian_random_field(shape: Sequence[int], *, slope: float = 3.0, seed: int
     slope
         Spectral slope; larger is smoother.
     seed
-        Seed of :func:`numpy.random.default_rng`; same seed, same field.
+        Seed of `numpy.random.default_rng`; same seed, same field.
 
     Returns
     -------

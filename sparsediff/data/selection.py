@@ -1,10 +1,10 @@
 """Which data to work on: Dataset conversion, variable selection, dim checks.
 
 Every public entry point that accepts "a Dataset or a DataArray" goes through
-:func:`as_dataset`, so a DataArray becomes a Dataset in exactly one way (its
-name, or a default the caller chooses, or ``"data"``). :func:`numeric_variables`
-picks the variables to fill and :func:`validate_dims` checks named dims, both
-with one-line :class:`~sparsediff.errors.InputError` messages that list what
+[`as_dataset`][as_dataset], so a DataArray becomes a Dataset in exactly one way (its
+name, or a default the caller chooses, or ``"data"``). [`numeric_variables`][numeric_variables]
+picks the variables to fill and [`validate_dims`][validate_dims] checks named dims, both
+with one-line [`InputError`][sparsediff.errors.InputError] messages that list what
 the data does hold.
 """
 
@@ -39,7 +39,7 @@ def as_dataset(obj: xr.Dataset | xr.DataArray, *, name: str | None = None) -> xr
         A Dataset (returned as is) or a DataArray.
     name
         Name of the variable for an *unnamed* DataArray (default
-        :data:`DEFAULT_NAME`). A named DataArray keeps its name.
+        `DEFAULT_NAME`). A named DataArray keeps its name.
 
     Returns
     -------

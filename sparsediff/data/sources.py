@@ -1,9 +1,10 @@
 """Named data sources: what ``data.source`` of a training config may say.
 
 ``"ostia"`` and ``"mni152"`` are the built-in samples
-(:mod:`sparsediff.data.sample_data`); ``"iris:RELATIVE/PATH"`` (glob patterns
+([`sparsediff.data.sample_data`][sparsediff.data.sample_data]); ``"iris:RELATIVE/PATH"`` (glob
+patterns
 allowed) names files of the ``iris-sample-data`` package; anything else is a
-path, glob or list of paths for :func:`sparsediff.open`.
+path, glob or list of paths for [`sparsediff.open`][sparsediff.data.io.open].
 """
 
 from __future__ import annotations

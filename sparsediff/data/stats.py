@@ -1,10 +1,10 @@
 """Normalisation statistics computed over observed points only.
 
-:func:`compute_stats` reads the data once (a single ``dask.compute`` for all
+[`compute_stats`][compute_stats] reads the data once (a single ``dask.compute`` for all
 variables): every chunk contributes its count, mean and sum of squared
 deviations in float64, and the chunks are merged with the parallel-variance
 formula (Chan et al.), which stays accurate for large offsets such as sea
-temperatures in kelvin. :class:`Stats` is saved as JSON next to a model.
+temperatures in kelvin. [`Stats`][Stats] is saved as JSON next to a model.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Stats:
     Parameters
     ----------
     variables
-        Mapping of variable name to :class:`VariableStats`.
+        Mapping of variable name to [`VariableStats`][VariableStats].
     """
 
     variables: dict[str, VariableStats] = field(default_factory=dict)
@@ -120,7 +120,7 @@ class Stats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stats:
-        """Rebuild from :meth:`to_dict` output.
+        """Rebuild from [`to_dict`][to_dict] output.
 
         Raises
         ------
@@ -147,7 +147,7 @@ class Stats:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Stats:
-        """Read statistics written by :meth:`save`.
+        """Read statistics written by [`save`][save].
 
         Raises
         ------
@@ -278,23 +278,23 @@ def compute_stats(
     ds
         The data (dask-backed or in memory).
     variables
-        Variables to use; default as :func:`~sparsediff.data.io.numeric_variables`.
+        Variables to use; default as [`numeric_variables`][sparsediff.data.io.numeric_variables].
     log
         Variables to log-transform: names (offset 0) or ``{name: offset}``;
         their stats are of ``log(x + offset)``.
     states
-        Output of :func:`~sparsediff.data.masks.states`; if given, its
+        Output of [`states`][sparsediff.data.masks.states]; if given, its
         ``OBSERVED`` points are used and ``invalid``/``invalid_along`` must
         not be passed.
     invalid, invalid_along
-        As for :func:`~sparsediff.data.masks.states`. ``invalid_along`` is
+        As for [`states`][sparsediff.data.masks.states]. ``invalid_along`` is
         checked but does not change the result: points missing at every step
         are never observed anyway.
 
     Returns
     -------
     Stats
-        One :class:`VariableStats` per variable (population std).
+        One [`VariableStats`][VariableStats] per variable (population std).
 
     Raises
     ------
@@ -398,7 +398,7 @@ def normalize_array(a: ArrayT, vstats: VariableStats) -> ArrayT:
 
 
 def denormalize_array(a: ArrayT, vstats: VariableStats) -> ArrayT:
-    """Inverse of :func:`normalize_array`.
+    """Inverse of [`normalize_array`][normalize_array].
 
     Parameters
     ----------

@@ -1,10 +1,10 @@
 """The regular grid that point observations are interpolated from and binned onto.
 
-A :class:`TargetGrid` is a tuple of 1-D dimension coordinates (cell centres)
+A [`TargetGrid`][TargetGrid] is a tuple of 1-D dimension coordinates (cell centres)
 with, for each dim, its cell edges, its role (latitude, longitude, time,
 vertical or none) and whether it wraps (a global longitude). It comes from a
-template dataset (:meth:`TargetGrid.from_dataset`) or from bounds plus a
-resolution (:meth:`TargetGrid.from_bounds`).
+template dataset (`TargetGrid.from_dataset`) or from bounds plus a
+resolution (`TargetGrid.from_bounds`).
 
 Numbers along each dim are float64 positions: degrees, metres, index units,
 and for a time dim seconds since the grid's first time step (``datetime64``
@@ -27,7 +27,7 @@ from sparsediff.errors import InputError
 
 __all__ = ["ROLE_NAMES", "TargetGrid", "role_of", "role_of_name", "wrap_longitude"]
 
-#: Names taken for each coordinate role (lower case); longitude's from :mod:`.grid`.
+#: Names taken for each coordinate role (lower case); longitude's from `.grid`.
 ROLE_NAMES: dict[str, frozenset[str]] = {
     "latitude": frozenset({"lat", "latitude", "nav_lat"}),
     "longitude": LONGITUDE_NAMES,
@@ -151,7 +151,7 @@ class TargetGrid:
         return int(np.prod(self.shape))
 
     def time_positions(self, times: np.ndarray) -> np.ndarray:
-        """Seconds since :attr:`time_origin` of ``datetime64`` values (float64)."""
+        """Seconds since `time_origin` of ``datetime64`` values (float64)."""
         assert self.time_origin is not None
         ns = (np.asarray(times, dtype="datetime64[ns]") - self.time_origin).astype(np.int64)
         return ns.astype(np.float64) / _NS_PER_S

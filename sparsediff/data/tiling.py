@@ -1,6 +1,6 @@
 """Inference tiling: cut a large domain into training-sized windows and blend them back.
 
-A :class:`TilePlan` covers an N-dimensional spatial domain (N = 2 or 3; the
+A [`TilePlan`][TilePlan] covers an N-dimensional spatial domain (N = 2 or 3; the
 spatial dims are always the **last** N dims of the arrays it handles) with
 windows of the training size that overlap by ``overlap`` points:
 
@@ -15,8 +15,9 @@ windows of the training size that overlap by ``overlap`` points:
   ``edge``) on both sides; the padding is recorded in the tile and cropped on
   stitching. A periodic dim shorter than the window simply wraps.
 
-:meth:`TilePlan.accumulator` (an :class:`Accumulator`, fed tile by tile) blends
-the tile outputs with smooth weights (:func:`blend_weights`: cosine ramps over the
+[`TilePlan.accumulator`][TilePlan.accumulator] (an [`Accumulator`][Accumulator], fed tile by tile)
+blends
+the tile outputs with smooth weights ([`blend_weights`][blend_weights]: cosine ramps over the
 overlap, 1 in the centre, positive everywhere) normalised per point. Where all
 tiles covering a point agree bit-for-bit, the result is that value exactly, so
 stitching the extracted tiles themselves returns the input unchanged.
@@ -51,12 +52,12 @@ _Segments = tuple[tuple[slice, slice], ...]
 
 @dataclass(frozen=True, eq=False)
 class Tile:
-    """One window of a :class:`TilePlan`.
+    """One window of a [`TilePlan`][TilePlan].
 
     Attributes
     ----------
     index
-        Position of the tile in the plan (its order in :attr:`TilePlan.tiles`).
+        Position of the tile in the plan (its order in `TilePlan.tiles`).
     origin
         Global index of the tile's first point along each spatial dim (in
         ``[0, size)``; 0 along a padded dim, which has a single tile). Unique per
@@ -199,7 +200,7 @@ def _per_dim(value: Any, ndim: int, name: str) -> tuple[int, ...]:
 
 
 class TilePlan:
-    """Tiles covering a spatial domain; build one with :func:`plan_tiles`.
+    """Tiles covering a spatial domain; build one with [`plan_tiles`][plan_tiles].
 
     Attributes
     ----------
@@ -248,7 +249,7 @@ class TilePlan:
 
     @property
     def weights(self) -> np.ndarray:
-        """Default blending weights, :func:`blend_weights` of the window and overlap."""
+        """Default blending weights, [`blend_weights`][blend_weights] of the window and overlap."""
         return self._weights
 
     def __len__(self) -> int:
@@ -279,7 +280,7 @@ class TilePlan:
         Parameters
         ----------
         array
-            Array (numpy, or anything supporting slicing and :func:`numpy.take`,
+            Array (numpy, or anything supporting slicing and `numpy.take`,
             such as dask) of shape ``(..., *shape)``.
         tile
             A tile of this plan.
@@ -307,24 +308,24 @@ class TilePlan:
     def accumulator(
         self, weights: np.ndarray | None = None, *, variance_preserving: bool = False
     ) -> Accumulator:
-        """An empty :class:`Accumulator` for stitching tiles incrementally.
+        """An empty [`Accumulator`][Accumulator] for stitching tiles incrementally.
 
         Parameters
         ----------
         weights
-            Blending weights of shape ``window`` (default :attr:`weights`).
+            Blending weights of shape ``window`` (default [`weights`][weights]).
         variance_preserving
             Blend independent zero-mean outputs keeping their variance (see
-            :class:`Accumulator`).
+            [`Accumulator`][Accumulator]).
         """
         return Accumulator(self, weights, variance_preserving=variance_preserving)
 
 
 class Accumulator:
-    """Incremental weighted blending of tile outputs (see :meth:`TilePlan.accumulator`).
+    """Incremental weighted blending of tile outputs (see `TilePlan.accumulator`).
 
     Sums ``weight * output`` and ``weight`` per point in ``float64``, and remembers
-    whether every contribution to a point was bit-identical; :meth:`result` returns
+    whether every contribution to a point was bit-identical; [`result`][result] returns
     that common value where they were, the weighted mean elsewhere, and NaN where
     no tile was added. NaN in any contribution gives NaN.
 

@@ -9,7 +9,7 @@ where ``D(x, sigma, cond) -> x0_hat`` is the denoiser (VE form,
 clean data (batch first). The losses differ only in how they draw the noise
 level and in which target they compare; epsilon-, v- and flow-matching
 objectives are computed from ``D``'s ``x0_hat`` through
-:mod:`sparsediff.diffusion.param`, so one network serves all of them. As
+[`sparsediff.diffusion.param`][sparsediff.diffusion.param], so one network serves all of them. As
 weightings of the plain error ``|x0_hat - x0|**2`` they are
 
 ==============  ================================  ==============================
@@ -87,7 +87,7 @@ def _noise(x0: Tensor, generator: torch.Generator | None) -> Tensor:
 class DiffusionLoss:
     """Base class: handles ``weight`` (masked mean) and leaves the objective to subclasses.
 
-    Subclasses implement :meth:`per_point`, the unreduced loss of a batch whose
+    Subclasses implement [`per_point`][per_point], the unreduced loss of a batch whose
     weight-0 points are already zeroed.
     """
 
@@ -119,8 +119,8 @@ class DiffusionLoss:
         generator : torch.Generator, optional
             Source of the noise levels and noise (same seed, same loss).
         noise_level : Tensor, optional
-            ``(B,)`` noise levels drawn beforehand with :meth:`sample_noise_level`
-            (sigma, or flow time ``t`` for :class:`FlowMatchingLoss`); drawn from
+            ``(B,)`` noise levels drawn beforehand with [`sample_noise_level`][sample_noise_level]
+            (sigma, or flow time ``t`` for [`FlowMatchingLoss`][FlowMatchingLoss]); drawn from
             ``generator`` when omitted.
         noise : Tensor, optional
             Standard normal noise of ``x0``'s shape drawn beforehand; drawn from
@@ -261,7 +261,7 @@ class EpsilonLoss(_ScheduleLoss):
     ----------
     schedule : str
         Training noise-level distribution, a name of
-        :func:`~sparsediff.diffusion.schedules.sample_training_sigma`
+        [`sample_training_sigma`][sparsediff.diffusion.schedules.sample_training_sigma]
         (default ``"vp_cosine"``: uniform in cosine-schedule time).
     **schedule_kw
         Options of that schedule (e.g. ``sigma_min``, ``sigma_max``).
@@ -310,7 +310,7 @@ class FlowMatchingLoss(DiffusionLoss):
     t_min, t_max : float
         Range of flow times (``t = 1`` is infinite noise).
     t_dist : {"uniform", "logit_normal"}
-        Distribution of ``t`` (see :func:`~sparsediff.diffusion.schedules.sample_flow_t`).
+        Distribution of ``t`` (see [`sample_flow_t`][sparsediff.diffusion.schedules.sample_flow_t]).
     loc, scale : float
         Logit-normal parameters.
     """

@@ -14,28 +14,28 @@ state and the noise coordinate change:
     x_t  = (1 - t) * x0 + t * eps = (1 - t) * x,           (rectified flow)
            t = sigma / (1 + sigma)
 
-The training objectives (:mod:`sparsediff.diffusion.losses`) score a
+The training objectives ([`sparsediff.diffusion.losses`][sparsediff.diffusion.losses]) score a
 network's prediction in the target of their parameterization, computed from
 the denoiser's ``x0_hat``:
 
 ==========  ==================================  ==========================
 target      definition                          from ``x0_hat``
 ==========  ==================================  ==========================
-eps         ``(x - x0) / sigma``                :func:`eps_from_x0`
-v           ``alpha * eps - sigma_vp * x0``     :func:`v_from_x0`
-velocity    ``eps - x0`` (= ``d x_t / d t``)    :func:`velocity_from_x0`
+eps         ``(x - x0) / sigma``                [`eps_from_x0`][eps_from_x0]
+v           ``alpha * eps - sigma_vp * x0``     [`v_from_x0`][v_from_x0]
+velocity    ``eps - x0`` (= ``d x_t / d t``)    [`velocity_from_x0`][velocity_from_x0]
 ==========  ==================================  ==========================
 
-and their true targets with :func:`v_from_x0_eps` and
-:func:`velocity_from_x0_eps`. Functions of the VE form and of ``v`` take the
+and their true targets with [`v_from_x0_eps`][v_from_x0_eps] and
+[`velocity_from_x0_eps`][velocity_from_x0_eps]. Functions of the VE form and of ``v`` take the
 VE state ``x`` and ``sigma``; the rectified-flow velocity takes the flow
-state ``x_t`` and ``t`` (:func:`flow_to_ve` gives the VE state the denoiser
+state ``x_t`` and ``t`` ([`flow_to_ve`][flow_to_ve] gives the VE state the denoiser
 is called with).
 
 ``sigma`` (or ``t``) may be a Python float, a 0-d tensor, a ``(B,)`` tensor
 (one level per batch element, broadcast over the trailing dims of ``x``) or any
-tensor that already broadcasts against ``x``. :func:`eps_from_x0` divides by
-``sigma`` and :func:`velocity_from_x0` by ``t``: they need them ``> 0``.
+tensor that already broadcasts against ``x``. [`eps_from_x0`][eps_from_x0] divides by
+``sigma`` and [`velocity_from_x0`][velocity_from_x0] by ``t``: they need them ``> 0``.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def v_from_x0_eps(x0: Tensor, eps: Tensor, sigma: Tensor | float) -> Tensor:
 
 
 def v_from_x0(x: Tensor, x0: Tensor, sigma: Tensor | float) -> Tensor:
-    """The v target from the VE state and a clean estimate (``eps`` from :func:`eps_from_x0`)."""
+    """The v target from the VE state and a clean estimate (``eps`` from `eps_from_x0`)."""
     return v_from_x0_eps(x0, eps_from_x0(x, x0, sigma), sigma)
 
 

@@ -10,13 +10,13 @@ Every sampler has the same signature::
   ``x``'s dtype.
 * ``x``: the start, noise already scaled by ``sigmas[0]`` (batch first).
 * ``sigmas``: 1-D, strictly decreasing, ending with ``0`` (any schedule of
-  :mod:`sparsediff.diffusion.schedules`); ``len(sigmas) - 1`` steps.
+  [`sparsediff.diffusion.schedules`][sparsediff.diffusion.schedules]); ``len(sigmas) - 1`` steps.
 * ``guidance``: optional ``guidance(x0_hat, x, sigma) -> x0_hat``, applied to
   every denoised estimate before it is used (data consistency, classifier-free
-  guidance). The samplers run under :func:`torch.no_grad`; a guidance that
-  needs gradients opens :func:`torch.enable_grad` itself.
+  guidance). The samplers run under `torch.no_grad`; a guidance that
+  needs gradients opens `torch.enable_grad` itself.
 * ``generator``: the only source of randomness of the stochastic samplers:
-  one :class:`torch.Generator` for the whole batch, or a sequence of them,
+  one `torch.Generator` for the whole batch, or a sequence of them,
   one per batch row (each row's noise then depends on its own generator
   only, not on which rows share the batch). Per-row generators draw on the
   CPU and the noise is moved to ``x``'s device, so a row gets the same noise
@@ -258,7 +258,7 @@ def sample_ddim(
     ``c = eta * sigma_next * sqrt(sigma**2 - sigma_next**2) / sigma`` (DDIM's
     ``sigma_t(eta)`` divided by ``alpha_next``). ``eta = 0`` is deterministic and
     coincides with Euler on the probability-flow ODE; ``eta = 1`` is the DDPM
-    ancestral step (= :func:`sample_euler_ancestral` with ``eta=1``).
+    ancestral step (= [`sample_euler_ancestral`][sample_euler_ancestral] with ``eta=1``).
 
     Returns
     -------
@@ -354,7 +354,7 @@ def model_calls(name: str, n_steps: int) -> int:
     Parameters
     ----------
     name : str
-        A key of :data:`SAMPLERS`.
+        A key of [`SAMPLERS`][SAMPLERS].
     n_steps : int
         Number of steps, ``>= 1``.
 

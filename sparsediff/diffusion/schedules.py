@@ -5,14 +5,15 @@ One convention everywhere (EDM / variance exploding): a noisy state is
     x = x0 + sigma * eps,        eps ~ N(0, I),
 
 so a schedule is just a list of ``sigma`` values. The sampling schedule,
-:func:`karras_sigmas`, returns a 1-D tensor of ``n + 1`` values: ``n``
+[`karras_sigmas`][karras_sigmas], returns a 1-D tensor of ``n + 1`` values: ``n``
 strictly decreasing positive noise levels followed by a trailing ``0`` (the
-clean end), ready for the samplers in :mod:`sparsediff.diffusion.samplers`
+clean end), ready for the samplers in
+[`sparsediff.diffusion.samplers`][sparsediff.diffusion.samplers]
 (``n`` sampler steps).
 
-Training draws noise levels per sample: :func:`sample_training_sigma_edm`
-(lognormal), :func:`sample_training_sigma` (uniform in the time of a named
-schedule) and :func:`sample_flow_t` (rectified-flow time). Each named schedule
+Training draws noise levels per sample: [`sample_training_sigma_edm`][sample_training_sigma_edm]
+(lognormal), [`sample_training_sigma`][sample_training_sigma] (uniform in the time of a named
+schedule) and [`sample_flow_t`][sample_flow_t] (rectified-flow time). Each named schedule
 (``karras``, ``vp_linear``, ``vp_cosine``, ``flow``) is a monotone map from a
 unit "ramp" ``u`` in ``[0, 1]`` (``u = 0``: the largest sigma, ``u = 1``: the
 smallest) to ``sigma``; the Karras sampling schedule evaluates its ramp on
@@ -239,12 +240,12 @@ def sample_training_sigma(
 ) -> Tensor:
     """Draw training noise levels from a named schedule.
 
-    ``"edm"`` (alias ``"lognormal"``) is :func:`sample_training_sigma_edm`
+    ``"edm"`` (alias ``"lognormal"``) is [`sample_training_sigma_edm`][sample_training_sigma_edm]
     (options ``P_mean``, ``P_std``). The schedule names draw their ramp
     uniformly:
 
     * ``"karras"`` (``sigma_min=0.002, sigma_max=80, rho=7``): uniform in
-      ``sigma ** (1 / rho)``, as :func:`karras_sigmas`;
+      ``sigma ** (1 / rho)``, as [`karras_sigmas`][karras_sigmas];
     * ``"vp_linear"`` (``beta_min=0.1, beta_max=20, eps_s=1e-3``): the
       linear-beta VP SDE, ``sigma(t) = sqrt(exp(beta_d * t**2 / 2 + beta_min
       * t) - 1)`` with ``beta_d = beta_max - beta_min``, ``t`` uniform in

@@ -3,16 +3,16 @@
 The protocol (the one every number in the docs comes from):
 
 1. hide a gap pattern (``"boxes:0.3"``, ``"mcar:0.5"``, ``"cloud:0.3"`` ...)
-   among the **observed** points (:func:`~sparsediff.evaluation.holdout.make_holdout`;
+   among the **observed** points ([`make_holdout`][sparsediff.evaluation.holdout.make_holdout];
    only inside ``region`` when one is given, e.g. the held-out period of a
    training run);
 2. fill the gappy data with each model (``members`` ensemble members) and each
-   classical baseline (:mod:`~sparsediff.evaluation.baselines`), all of them
-   :class:`~sparsediff.evaluation.fillers.Filler` objects run in one loop; the
+   classical baseline (`sparsediff.evaluation.baselines`), all of them
+   [`Filler`][sparsediff.evaluation.fillers.Filler] objects run in one loop; the
    baselines see the whole record as context (their time mean, their EOFs),
    the models fill the ``region``;
 3. score every fill on the held-out points only
-   (:func:`~sparsediff.evaluation.metrics.score_table`, spectra, and PSNR/SSIM
+   ([`score_table`][sparsediff.evaluation.metrics.score_table], spectra, and PSNR/SSIM
    for volumes).
 
 Invalid points (a user mask, and points missing at every step of
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import xarray as xr
 from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
-from sparsediff.errors import ConfigError, InputError
+from sparsediff.errors import ConfigError, InputError, SparsediffWarning
 from sparsediff.evaluation.baselines import Baseline, Setting, baseline_class, for_evaluation
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
@@ -48,6 +49,7 @@ from sparsediff.evaluation.metrics import (
     ssim,
     structure_table,
 )
+from sparsediff.progress import bar as progress_bar
 
 __all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
 
@@ -59,7 +61,7 @@ MODEL_NAME = "sparsediff"
 
 
 def _model_fillers(model: Any, models: Mapping[str, Any] | None, **options: Any) -> list[Filler]:
-    """The models as fillers (paths are loaded; ``options`` go to :class:`ModelFiller`)."""
+    """The models as fillers (paths are loaded; ``options`` go to [`ModelFiller`][ModelFiller])."""
     from sparsediff.model import Model, load
 
     named: dict[str, Any] = {}
@@ -153,7 +155,7 @@ def evaluate(
     sampler: str = "dpmpp_2m",
     batch_size: int = 16,
     device: str = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.
 
@@ -164,17 +166,18 @@ def evaluate(
         one-variable Dataset). dask-backed data are loaded: evaluation sizes
         must fit in memory.
     model
-        A trained :class:`~sparsediff.model.Model` (or the path of a saved
+        A trained [`Model`][sparsediff.model.Model] (or the path of a saved
         one); its row is named ``"sparsediff"``.
     holdout
         Gap pattern hidden among the observed points, ``"<pattern>:<fraction>"``
-        with a pattern of :data:`sparsediff.data.gaps.PATTERNS` (``mcar``,
+        with a pattern of [`sparsediff.data.gaps.PATTERNS`][sparsediff.data.gaps.PATTERNS]
+        (``mcar``,
         ``boxes``, ``stripes``, ``swath``, ``cloud``).
     baselines
         Classical baselines (registry names of
-        :data:`~sparsediff.evaluation.baselines.BASELINES`, a comma-separated
-        string, :class:`~sparsediff.evaluation.baselines.Baseline` objects, or
-        any :class:`~sparsediff.evaluation.fillers.Filler`, run as given);
+        [`BASELINES`][sparsediff.evaluation.baselines.BASELINES], a comma-separated
+        string, [`Baseline`][sparsediff.evaluation.baselines.Baseline] objects, or
+        any [`Filler`][sparsediff.evaluation.fillers.Filler], run as given);
         ``None`` or ``()`` for none. Each baseline declares what it needs
         (``time_mean`` and ``dineof`` a time dim outside ``dims``,
         ``guess_noise`` a model, ``condsim`` two spatial dims) and is skipped
@@ -207,7 +210,7 @@ def evaluate(
     models
         Further models to compare, ``{name: Model or path}`` (e.g. latent and
         pixel-space variants), or ``{name: Filler}`` for a variant with its
-        own fill options (a :class:`~sparsediff.evaluation.fillers.ModelFiller`
+        own fill options (a [`ModelFiller`][sparsediff.evaluation.fillers.ModelFiller]
         named ``name``).
     variables
         Variables to score (default: the first model's variables, or every
@@ -219,8 +222,10 @@ def evaluate(
         scores taken (e.g. the held-out period); the baselines see all of
         ``ds``, the models fill the region.
     sampler, batch_size, device, progress
-        Passed to :func:`sparsediff.fill` (with ``members``, ``steps`` and
-        ``seed``) for every model given as a Model or path.
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (with ``members``, ``steps`` and
+        ``seed``) for every model given as a Model or path. ``progress``
+        also shows a bar over the fills (models and baselines); ``None``
+        (default): when interactive (a terminal or a notebook).
 
     Returns
     -------
@@ -233,7 +238,7 @@ def evaluate(
         ``spectrum_score`` (mean ``|ln|`` power ratio over the upper half of
         the wavenumbers, of the members or the deterministic fill; 0 is
         perfect), ``energy_score`` and ``variogram_score`` (per gap region,
-        averaged; :func:`~sparsediff.evaluation.metrics.multivariate_scores`),
+        averaged; [`multivariate_scores`][sparsediff.evaluation.metrics.multivariate_scores]),
         ``n_regions``, ``gap_power_low``/``_mid``/``_high`` (members' power in
         the gaps over the truth's, per wavenumber band; 1 is perfect),
         ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
@@ -314,6 +319,7 @@ def evaluate(
         time_dim is not None and time_dim in data[names[0]].dims and time_dim not in pattern_dims
     )
     reg = region_slices(data, region)
+    _warn_trained_region(model_fillers, data, reg)
     along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
     fillers = list(model_fillers)
@@ -362,7 +368,7 @@ def evaluate(
     kinds: dict[str, str] = {}
     seconds: dict[str, float] = {}
     filled_by: dict[str, xr.Dataset] = {}
-    for f in fillers:
+    for f in progress_bar(fillers, progress=progress, desc="fills", leave=False):
         t0 = time.perf_counter()
         filled = f.fill(gappy, variables=names, dims=pattern_dims, invalid=inv, region=reg)
         seconds[f.name] = time.perf_counter() - t0
@@ -416,8 +422,13 @@ def evaluate(
         result.to_csv(out_dir / "scores.csv", index=False)
         if fillers:
             example = single_member(filled_by[fillers[0].name])
-            _plot_example(example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png")
-        plot_scores(result, out_dir / "rmse_by_method.png")
+            rival = _best_other(result, names[0], fillers[0].name)
+            compare = {rival: single_member(filled_by[rival])} if rival else None
+            _plot_example(
+                example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png", compare
+            )
+        units = {v: str(data[v].attrs.get("units", "")) for v in names}
+        plot_scores(result, out_dir / "rmse_by_method.png", units=units)
         plot_gap_spectra(gap_spectra[names[0]], out_dir / "gap_spectra.png", title=names[0])
         from sparsediff.data.io import write
 
@@ -430,6 +441,18 @@ def evaluate(
                     history=f"evaluate {holdout}",
                 )
     return result
+
+
+def _warn_trained_region(
+    fillers: list[Filler], data: xr.Dataset, reg: Mapping[Hashable, slice]
+) -> None:
+    """Warn when a model is scored on steps it was trained on (optimistic scores)."""
+    from sparsediff.training.region import overlap_warning
+
+    for f in fillers:
+        message = overlap_warning(getattr(f, "model", None), data, dict(reg))
+        if message:
+            warnings.warn(f"model {f.name!r}: {message}", SparsediffWarning, stacklevel=3)
 
 
 def _check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None:
@@ -453,6 +476,7 @@ def _plot_example(
     truth: xr.Dataset,
     held: xr.Dataset,
     path: Path,
+    compare: Mapping[str, xr.Dataset] | None = None,
 ) -> None:
     """Draw the example fill at the slice with the most held-out points."""
     from sparsediff.plotting import plot_fill
@@ -464,22 +488,45 @@ def _plot_example(
         counts = mask.sum([d for d in mask.dims if d not in lead])
         idx = np.unravel_index(int(np.argmax(np.asarray(counts.values))), counts.shape)
         isel = {str(d): int(i) for d, i in zip(counts.dims, idx)}
-    plot_fill(filled, variable, original=gappy, truth=truth, hidden=held, path=path, **isel)
+    plot_fill(
+        filled,
+        variable,
+        original=gappy,
+        truth=truth,
+        hidden=held,
+        compare=compare,
+        path=path,
+        **isel,
+    )
+
+
+def _best_other(table: pd.DataFrame, variable: str, shown: str) -> str | None:
+    """The baseline with the lowest RMSE on ``variable`` (shown beside ``shown``'s fill)."""
+    rows = table[(table["variable"] == variable) & (table["method"] != shown)]
+    rows = rows[rows["kind"] == "baseline"].dropna(subset=["rmse"])
+    return str(rows.sort_values("rmse")["method"].iloc[0]) if len(rows) else None
 
 
 def plot_scores(
-    table: pd.DataFrame, path: str | os.PathLike[str] | None = None, *, metric: str = "rmse"
+    table: pd.DataFrame,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    metric: str = "rmse",
+    units: str | Mapping[str, str] | None = None,
 ) -> Any:
     """Bar chart of one score per method (one panel per variable).
 
     Parameters
     ----------
     table
-        Output of :func:`evaluate`.
+        Output of [`evaluate`][evaluate].
     path
         Save the figure there (PNG, PDF, ...).
     metric
         Column to draw (default ``"rmse"``).
+    units
+        Units of the scores (of each variable, as a mapping), shown on the
+        axis; leave out for unitless metrics (``spread_skill``, ``ssim``).
 
     Returns
     -------
@@ -503,7 +550,8 @@ def plot_scores(
         rows = rows.sort_values(metric, ascending=False, na_position="first")
         colors = ["tab:blue" if k == "model" else "tab:gray" for k in rows.get("kind", [])]
         ax.barh(list(rows["method"]), rows[metric].to_numpy(dtype=float), color=colors or None)
-        ax.set_xlabel(metric)
+        unit = units.get(str(var), "") if isinstance(units, Mapping) else units
+        ax.set_xlabel(f"{metric} [{unit}]" if unit else metric)
         ax.set_title(f"{var}: {metric} on held-out points" if var else metric)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -1,8 +1,9 @@
-"""Fillers: what :func:`~sparsediff.evaluation.evaluate.evaluate` compares, behind one interface.
+"""Fillers: what `evaluate` compares, behind one interface.
 
 A *filler* is anything that fills held-out gaps: a trained model
-(:class:`ModelFiller`, over :func:`sparsediff.fill`) or a classical baseline
-(:class:`BaselineFiller`, over :class:`~sparsediff.evaluation.baselines.Baseline`).
+([`ModelFiller`][ModelFiller], over [`sparsediff.fill`][sparsediff.filling.fill.fill]) or a
+classical baseline
+([`BaselineFiller`][BaselineFiller], over [`Baseline`][sparsediff.evaluation.baselines.Baseline]).
 Every filler has a ``name`` (its row in the table), a ``kind`` (``"model"``
 or ``"baseline"``) and one method,
 
@@ -16,7 +17,7 @@ baseline or a model variant (other sampler, guidance, ...) is one class.
 
 A filler sees the whole gappy record and decides itself what it uses of it:
 a baseline takes its time mean and EOFs from all of it, a model fills the
-region, widened by its context reach (:func:`context_region`).
+region, widened by its context reach ([`context_region`][context_region]).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ Kind = Literal["model", "baseline"]
 class Filler(ABC):
     """Interface of everything an evaluation compares.
 
-    Subclasses set :attr:`name` and :attr:`kind` and implement :meth:`fill`;
+    Subclasses set [`name`][name] and [`kind`][kind] and implement [`fill`][fill];
     a filler that only works on some variables or dims (a trained model)
-    also sets :attr:`variables` and :attr:`dims` and refuses data it cannot
-    fill in :meth:`check`.
+    also sets [`variables`][variables] and [`dims`][dims] and refuses data it cannot
+    fill in [`check`][check].
     """
 
     name: str = ""
@@ -158,7 +159,7 @@ class BaselineFiller(Filler):
         invalid: Mapping[str, xr.DataArray],
         region: Mapping[Hashable, slice],
     ) -> xr.Dataset:
-        """Fill with the baseline (see :meth:`Filler.fill`)."""
+        """Fill with the baseline (see [`Filler.fill`][Filler.fill])."""
         done = {
             v: self.baseline.fill(gappy[v], dims=dims, invalid=invalid[v]).isel(region)
             for v in variables
@@ -180,11 +181,11 @@ def context_region(
     Parameters
     ----------
     model
-        A :class:`~sparsediff.model.Model`.
+        A [`Model`][sparsediff.model.Model].
     sizes
         Sizes of the data's dims.
     region
-        Normalised region (:func:`~sparsediff.evaluation.holdout.region_slices`).
+        Normalised region ([`region_slices`][sparsediff.evaluation.holdout.region_slices]).
 
     Returns
     -------
@@ -210,22 +211,23 @@ def context_region(
 
 
 class ModelFiller(Filler):
-    """A trained model as a filler, through :func:`sparsediff.fill`.
+    """A trained model as a filler, through [`sparsediff.fill`][sparsediff.filling.fill.fill].
 
     The model fills the region widened by its context reach
-    (:func:`context_region`: the neighbouring steps are inputs only), with one
+    ([`context_region`][context_region]: the neighbouring steps are inputs only), with one
     invalid mask for all variables (points invalid in every one of them).
-    The result is the output of :func:`sparsediff.fill` on the region (with
+    The result is the output of [`sparsediff.fill`][sparsediff.filling.fill.fill] on the region
+    (with
     the fill flags and provenance), its variables given a ``member`` dim.
 
     Parameters
     ----------
     model
-        A trained :class:`~sparsediff.model.Model`.
+        A trained [`Model`][sparsediff.model.Model].
     name
         Row name.
     members, steps, sampler, seed, batch_size, device, progress
-        Passed to :func:`sparsediff.fill`.
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill].
     """
 
     kind: ClassVar[Kind] = "model"
@@ -241,7 +243,7 @@ class ModelFiller(Filler):
         seed: int = 0,
         batch_size: int = 16,
         device: str = "auto",
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -261,12 +263,12 @@ class ModelFiller(Filler):
         Parameters
         ----------
         data
-            As for :meth:`Filler.check`.
+            As for [`Filler.check`][Filler.check].
 
         Raises
         ------
         CompatibilityError
-            As :func:`~sparsediff.filling.fill.check_compatible`.
+            As [`check_compatible`][sparsediff.filling.fill.check_compatible].
         """
         from sparsediff.filling.fill import check_compatible
 
@@ -281,7 +283,7 @@ class ModelFiller(Filler):
         invalid: Mapping[str, xr.DataArray],
         region: Mapping[Hashable, slice],
     ) -> xr.Dataset:
-        """Fill with the model (see :meth:`Filler.fill`)."""
+        """Fill with the model (see [`Filler.fill`][Filler.fill])."""
         from sparsediff.filling.fill import fill
 
         order = gappy[variables[0]].dims

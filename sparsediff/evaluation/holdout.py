@@ -1,8 +1,8 @@
 """Held-out gaps: hide a gap pattern among the observed points of a dataset.
 
-To score a fill you need truth where the method saw nothing. :func:`make_holdout`
+To score a fill you need truth where the method saw nothing. [`make_holdout`][make_holdout]
 draws a gap pattern (``"boxes:0.3"``, ``"mcar:0.5"``, ``"cloud:0.3"`` ...; see
-:mod:`sparsediff.data.gaps`) over the spatial ``dims`` of every slice of the
+[`sparsediff.data.gaps`][sparsediff.data.gaps]) over the spatial ``dims`` of every slice of the
 other dims (time, level ...), hides the pattern's points that are **observed**,
 and returns the gappy data together with the mask of the hidden points — the
 points to score.
@@ -12,10 +12,10 @@ Properties the evaluation relies on:
 * only observed points are hidden: gaps stay gaps, invalid points stay invalid,
   so ``held`` implies "finite in the input";
 * the pattern of a slice is keyed by ``seed`` and the slice's index in the
-  *whole* dataset (:func:`sparsediff.rng.seed_for`), so the same seed gives the
+  *whole* dataset ([`sparsediff.rng.seed_for`][sparsediff.rng.seed_for]), so the same seed gives the
   same gaps whatever the ``region``, the chunking or the other variables;
 * the hidden share is the pattern's share of the slice's grid (exactly
-  ``round(missing * size)`` grid points, see :func:`~sparsediff.data.gaps.gap_mask`);
+  ``round(missing * size)`` grid points, see [`gap_mask`][sparsediff.data.gaps.gap_mask]);
   among the observed points it is the same in expectation;
 * with ``protect_along`` (default: the time dim), a point is never hidden at
   *every* step of that dim where it is observed — its first observed step is
@@ -56,7 +56,7 @@ def region_slices(
     region
         ``None`` (the whole data) or ``{dim: slice(start, stop)}``; a
         ``(start, stop)`` pair or list is accepted for a slice. Indices are
-        positions (as :meth:`xarray.Dataset.isel`), negatives count from the end.
+        positions (as `xarray.Dataset.isel`), negatives count from the end.
 
     Returns
     -------
@@ -182,7 +182,7 @@ def make_holdout(
         results are DataArrays again).
     spec
         Gap pattern: ``"<pattern>:<missing fraction>"`` such as ``"boxes:0.3"``
-        (:func:`~sparsediff.data.gaps.parse_pattern`), or a ``(pattern,
+        ([`parse_pattern`][sparsediff.data.gaps.parse_pattern]), or a ``(pattern,
         fraction)`` pair.
     dims
         The 2 or 3 dims the pattern is drawn over; one pattern per slice of
@@ -194,7 +194,8 @@ def make_holdout(
         least two dims); they must share their dims. Other variables are
         returned unchanged.
     invalid, invalid_along
-        Invalid points as for :func:`sparsediff.data.masks.states`; they are
+        Invalid points as for [`sparsediff.data.masks.states`][sparsediff.data.masks.states]; they
+        are
         never hidden (nor are gaps).
     region
         Index ranges ``{dim: slice(start, stop)}``: hide points only there
@@ -219,7 +220,7 @@ def make_holdout(
     ------
     InputError
         A bad pattern spec, unknown dims, not 2 or 3 pattern dims, variables
-        with different dims, or as :func:`~sparsediff.data.masks.states`.
+        with different dims, or as [`states`][sparsediff.data.masks.states].
     """
     if isinstance(spec, str):
         pattern, missing = parse_pattern(spec)

@@ -7,15 +7,21 @@ The result holds, per filled variable ``v``:
 - ``v_fill_flag``: uint8, CF flags ``0 observed, 1 filled, 2 invalid``, linked
   from ``v`` by ``ancillary_variables``.
 
-A dask-backed input gives a lazy result: blocks are the input's chunks along the
-batch dims (time, level, ...), each with the whole spatial domain, so the
-numbers never depend on the chunking (noise is keyed by global position).
+A dask-backed input gives a dask-backed result: blocks are the input's chunks
+along the batch dims (time, level, ...), each with the whole spatial domain, so
+the numbers never depend on the chunking (noise is keyed by global position).
+A result of at most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES] is computed once, by ``fill``
+itself (``persist``), so plotting it and writing it reuse those values instead
+of running the model again; a larger one stays lazy (each ``compute`` of it
+runs the model on the blocks it needs: write it once, or use
+``sparsediff.filling.store.fill_to_zarr``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -34,11 +40,16 @@ from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
 from sparsediff.filling.invalid import resolve_invalid
 from sparsediff.filling.sampling import FillOptions
+from sparsediff.filling.summary import flag_counts, summary_line
 from sparsediff.filling.tiled import fill_block
 from sparsediff.model import Model, as_model
 from sparsediff.rng import check_seed
 
 __all__ = ["check_compatible", "ensemble_mean", "ensemble_std", "fill", "is_global_longitude"]
+
+PERSIST_MAX_BYTES = 1 << 30
+"""Largest dask-backed fill (filled variables and flags, in bytes) that ``fill``
+computes at once with ``persist=None``; a larger one is returned lazy."""
 
 MEMBER_ATTRS = {"long_name": "ensemble member", "standard_name": "realization", "units": "1"}
 
@@ -115,7 +126,7 @@ def _block_fn(
     periodic: tuple[bool, ...],
     overlap: Any,
     device: str,
-    progress: bool,
+    progress: bool | None,
     n_batch_dims: int,
 ) -> Any:
     def run(
@@ -251,7 +262,8 @@ def fill(
     check_values: bool = True,
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
+    persist: bool | None = None,
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
 
@@ -261,7 +273,7 @@ def fill(
         Data with gaps (NaN / ``_FillValue``), an xarray Dataset or DataArray
         with named dims. dask-backed input gives a lazy result.
     model
-        A trained :class:`~sparsediff.model.Model`, or the path of a model
+        A trained [`Model`][sparsediff.model.Model], or the path of a model
         (or run) directory, which is loaded.
     members
         Ensemble size K; ``K > 1`` adds a ``member`` dim to the filled variables.
@@ -280,11 +292,11 @@ def fill(
         Windows per model call (changes results by float rounding only).
     device
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``;
-        a device this machine lacks is a :class:`~sparsediff.errors.ConfigError`.
+        a device this machine lacks is a [`ConfigError`][sparsediff.errors.ConfigError].
     invalid
         Invalid mask (variable name, DataArray or file; True = invalid).
         Without it the model's training mask is used on the grid it was
-        trained on (see :mod:`sparsediff.filling.invalid`).
+        trained on (see [`sparsediff.filling.invalid`][sparsediff.filling.invalid]).
     invalid_below
         Points at or below this value are invalid (e.g. air around a head);
         ``"model"``: the training rule, when no ``invalid`` is given; ``None``: none.
@@ -294,14 +306,26 @@ def fill(
         mask for this grid.
     check_values
         Check the observed values against the training statistics (see
-        :mod:`sparsediff.data.plausibility`): refuse data clearly in another
+        [`sparsediff.data.plausibility`][sparsediff.data.plausibility]): refuse data clearly in
+        another
         unit or scale, warn about values far outside the training range.
         ``False`` skips both checks.
     overlap, periodic
         Tiling options per spatial dim; ``periodic`` defaults to True for a
         global longitude.
     progress
-        Show a progress bar over model calls.
+        Show a progress bar over model calls and end with one line on standard
+        error: how many points were filled, kept as observed and left invalid.
+        ``None`` (default): the bar only when interactive (a terminal or a
+        notebook), the line always; ``False``: neither. A lazy result that is
+        not persisted gets no line (nothing has been computed yet).
+    persist
+        For dask-backed input: ``True`` computes the fill now and keeps it in
+        memory (on a ``dask.distributed`` cluster, in the workers' memory), so
+        plotting and writing the result do not run the model again;
+        ``False`` returns it lazy; ``None`` (default) persists a result of at
+        most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES]. Ignored for in-memory input (always
+        computed).
 
     Returns
     -------
@@ -317,7 +341,7 @@ def fill(
     InputError
         Input that is not an xarray object, a bad seed, a bad invalid mask.
     CompatibilityError
-        Data the model cannot fill (:func:`check_compatible`), or observed
+        Data the model cannot fill ([`check_compatible`][check_compatible]), or observed
         values clearly in another unit or scale.
     ConfigError
         A bad option (members, steps, sampler, device, ...).
@@ -351,6 +375,8 @@ def fill(
     seed = check_seed(seed)
     if not isinstance(check_values, bool):
         raise ConfigError(f"check_values must be True or False, got {check_values!r}")
+    if persist is not None and not isinstance(persist, bool):
+        raise ConfigError(f"persist must be True, False or None, got {persist!r}")
     opts = FillOptions(
         members=members,
         steps=steps,
@@ -447,6 +473,7 @@ def fill(
         result[f"{v}_fill_flag"] = flag
     if members > 1:
         result = result.assign_coords(member=("member", np.arange(members), dict(MEMBER_ATTRS)))
+    computed = not lazy or _persist(result, variables, persist)
     for v in ds.data_vars:
         if v not in result and v not in variables:
             result[v] = ds[v]
@@ -464,7 +491,23 @@ def fill(
         },
         sort_keys=True,
     )
+    if computed and progress is not False:
+        print(summary_line(flag_counts(result)), file=sys.stderr, flush=True)
     return result
+
+
+def _persist(result: xr.Dataset, variables: Sequence[str], persist: bool | None) -> bool:
+    """Persist the filled variables and flags of a lazy ``result`` in place when asked to.
+
+    ``persist=None``: when they take at most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES].
+    Returns whether they were persisted.
+    """
+    names = [n for v in variables for n in (v, f"{v}_fill_flag")]
+    size = sum(int(result[n].nbytes) for n in names)
+    if persist is False or (persist is None and size > PERSIST_MAX_BYTES):
+        return False
+    result.update(result[names].persist())
+    return True
 
 
 def ensemble_mean(ds: xr.Dataset) -> xr.Dataset:

@@ -6,9 +6,9 @@ In order of precedence:
    with ``invalid_below`` when a threshold is given explicitly, and with
    ``invalid_along`` when given explicitly (or the model's rule, as in 3).
 2. Otherwise, when the model carries the invalid mask of its training grid
-   (:attr:`sparsediff.model.Model.invalid`) and the data lie on that grid
+   (`sparsediff.model.Model.invalid`) and the data lie on that grid
    (the same coordinates, or a permutation or subset of them, matched as in
-   :mod:`sparsediff.data.alignment`): a point is invalid when the mask says
+   [`sparsediff.data.alignment`][sparsediff.data.alignment]): a point is invalid when the mask says
    so **and** it is missing in the data. So one month alone fills no land,
    a sea point that happens to be a gap at every step is still filled, and
    a value observed where training never saw one is kept, not blanked. The
@@ -18,7 +18,7 @@ In order of precedence:
    its ``invalid_along`` dim are invalid, when the data have more than one
    step of it. When the model has such a rule but it cannot run (one step,
    or no such dim) and nothing else says which points are invalid, a
-   :class:`~sparsediff.errors.SparsediffWarning` says that every missing
+   [`SparsediffWarning`][sparsediff.errors.SparsediffWarning] says that every missing
    point will be filled.
 
 Without ``invalid=``, the model's ``invalid_below`` rule (e.g. air ``<= 0``
@@ -52,7 +52,8 @@ class InvalidRule:
     Attributes
     ----------
     invalid
-        What :func:`sparsediff.data.masks.states` gets as ``invalid``: ``None``,
+        What [`sparsediff.data.masks.states`][sparsediff.data.masks.states] gets as ``invalid``:
+        ``None``,
         the user's spec, or one mask per variable.
     along
         What it gets as ``invalid_along``.
@@ -116,7 +117,8 @@ def resolve_invalid(
     model
         The model.
     invalid, invalid_below, invalid_along
-        The options of :func:`sparsediff.fill` (``"model"``: the model's setting).
+        The options of [`sparsediff.fill`][sparsediff.filling.fill.fill] (``"model"``: the model's
+        setting).
 
     Returns
     -------

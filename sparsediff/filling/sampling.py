@@ -4,8 +4,9 @@ Each window carries a *key* (integers: batch position, tile origin, member);
 all of its randomness comes from a generator seeded by that key alone, so a
 window gets the same numbers whatever batch it is computed in, whatever the
 chunking, worker or resumption. The method object
-(:attr:`sparsediff.model.Model.method`) does the work; this module keeps the
-window-level entry point and re-exports :class:`FillOptions`.
+([`sparsediff.model.Model.method`][sparsediff.model.Model.method]) does the work; this module keeps
+the
+window-level entry point and re-exports [`FillOptions`][FillOptions].
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def fill_windows(
         A trained model.
     inputs
         ``(N, n_inputs, *window)`` network inputs cut from
-        :meth:`sparsediff.method.Method.inputs` of whole fields.
+        [`sparsediff.method.Method.inputs`][sparsediff.method.Method.inputs] of whole fields.
     keys
         One integer key per window (all its randomness comes from ``(seed, *keys[i])``).
     opts

@@ -10,7 +10,7 @@ job writes the same bytes as an uninterrupted one.
 The progress record also holds a **fingerprint** of the job: a digest of the
 model (weights, statistics, climatology, invalid mask, spec), the input's identity (sizes,
 dtypes, coordinate values and a chunk-wise SHA-256 of every data variable),
-every option of :func:`sparsediff.fill` (defaults included) and the region
+every option of [`sparsediff.fill`][sparsediff.filling.fill.fill] (defaults included) and the region
 layout. A resume whose fingerprint differs in any field is refused with one
 line naming that field, so a resumed store never mixes two inputs, two seeds or
 two models.
@@ -50,8 +50,8 @@ __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
 
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
-#: Options of :func:`sparsediff.fill` that do not change the numbers.
-_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values"})
+#: Options of [`sparsediff.fill`][sparsediff.fill] that do not change the numbers.
+_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values", "persist"})
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
 
@@ -159,7 +159,8 @@ def fingerprint(
     model
         The model.
     fill_kw
-        Options passed to :func:`sparsediff.fill` (defaults are filled in).
+        Options passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (defaults are filled
+        in).
     region_dim, region_size
         The region layout.
 
@@ -295,7 +296,7 @@ def fill_to_zarr(
     Parameters
     ----------
     ds
-        Input data (opened lazily, e.g. with :func:`sparsediff.open`).
+        Input data (opened lazily, e.g. with [`sparsediff.open`][sparsediff.data.io.open]).
     model
         Trained model, or the path of a model directory (loaded).
     output
@@ -317,7 +318,7 @@ def fill_to_zarr(
     on_region
         Called with each region index after it is written.
     **fill_kw
-        Passed to :func:`sparsediff.fill` (members, steps, seed, ...).
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (members, steps, seed, ...).
 
     Returns
     -------
@@ -357,7 +358,8 @@ def fill_to_zarr(
     if region_dim is not None:
         chunks[region_dim] = region_size
     ds = ds.chunk(chunks)
-    filled = fill(ds, model, **fill_kw)  # checks model, data and options; computes nothing
+    # checks model, data and options; computes nothing (regions are computed one by one)
+    filled = fill(ds, model, **{**fill_kw, "persist": False})
     for v in filled.variables:
         filled[v].encoding.pop("chunks", None)
         filled[v].encoding.pop("preferred_chunks", None)

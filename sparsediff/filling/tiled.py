@@ -25,6 +25,7 @@ from sparsediff.data.tiling import TilePlan, plan_tiles
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.method.inputs import Frames
 from sparsediff.model import Model
+from sparsediff.progress import disabled
 
 __all__ = ["fill_block", "tile_plan_for"]
 
@@ -61,7 +62,7 @@ def fill_block(
     periodic: Sequence[bool] | None = None,
     overlap: Sequence[int] | int | None = None,
     device: str | torch.device = "cpu",
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> np.ndarray:
     """Fill the gaps of a block.
 
@@ -87,7 +88,8 @@ def fill_block(
     device
         Torch device for the model calls.
     progress
-        Show a progress bar over model calls.
+        Show a progress bar over model calls (``None``: when interactive,
+        see [`sparsediff.progress`][sparsediff.progress]).
 
     Returns
     -------
@@ -117,7 +119,7 @@ def fill_block(
     }
     dev = torch.device(device)
     per_position = len(plan.tiles) * opts.members
-    bar = tqdm(total=n_batch * per_position, desc="tiles", disable=not progress, leave=False)
+    bar = tqdm(total=n_batch * per_position, desc="tiles", disable=disabled(progress), leave=False)
     wrap = tuple(plan.periodic)
     # Batches never mix batch positions: the windows of one position (time step,
     # level, ...) are always grouped the same way, so a block's numbers do not

@@ -1,18 +1,19 @@
-"""One owner of the method: the :class:`Method` interface and what its subclasses share.
+"""One owner of the method: the [`Method`][Method] interface and what its subclasses share.
 
-A method is a :class:`~sparsediff.method.spec.ModelSpec` plus its networks,
+A method is a [`ModelSpec`][sparsediff.method.spec.ModelSpec] plus its networks,
 and it alone knows how to
 
-* turn frames into network inputs (:meth:`Method.inputs`),
-* complete windows (:meth:`Method.complete`) — the one code path that
-  :func:`sparsediff.fill`, the in-training evaluation and the spread
+* turn frames into network inputs ([`Method.inputs`][Method.inputs]),
+* complete windows ([`Method.complete`][Method.complete]) — the one code path that
+  [`sparsediff.fill`][sparsediff.filling.fill.fill], the in-training evaluation and the spread
   calibration all call;
 * train: which stages it has, the fresh network of each stage
-  (:meth:`Method.new_net`), the per-sample objective (:meth:`Method.objective`)
-  and the keyed preparation of a batch for it (:meth:`Method.prepare`).
+  ([`Method.new_net`][Method.new_net]), the per-sample objective
+  ([`Method.objective`][Method.objective])
+  and the keyed preparation of a batch for it ([`Method.prepare`][Method.prepare]).
 
 The trainer is a generic loop over these; ``fill`` is xarray bookkeeping
-around :meth:`Method.complete`.
+around [`Method.complete`][Method.complete].
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class Method:
         Parameters
         ----------
         inputs
-            ``(N, n_inputs, *window)`` from :meth:`inputs`, cut to windows.
+            ``(N, n_inputs, *window)`` from [`inputs`][inputs], cut to windows.
         keys
             One integer key per row; all randomness of row ``i`` comes from
             ``(opts.seed, stream, *keys[i])``, so a row's result does not
@@ -221,7 +222,7 @@ class Method:
         ``centre + perturbation == complete(...)``. The perturbation is
         (approximately) zero-mean and independent between windows, so tiles
         blend it variance-preservingly (see
-        :class:`~sparsediff.data.tiling.Accumulator`); a method without such a
+        [`Accumulator`][sparsediff.data.tiling.Accumulator]); a method without such a
         split returns the whole completion as the centre and a zero perturbation.
 
         With ``repeats = R``, each input row serves R consecutive keys (the
@@ -235,7 +236,7 @@ class Method:
         return out, torch.zeros_like(out)
 
     def check_ready(self) -> None:
-        """Raise :class:`ConfigError` when a net a fill needs is missing."""
+        """Raise [`ConfigError`][ConfigError] when a net a fill needs is missing."""
         missing = [n for n in self.required if n not in self.nets]
         if missing:
             raise ConfigError(

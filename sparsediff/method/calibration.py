@@ -5,28 +5,28 @@ Members of the latent method are ``r + s * (y_k - r)``: the regression ``r``
 perturbation that latent sampling gives. On validation windows (a split no
 network was trained on, never the evaluation's test part) with hidden points
 (the trainer hides larger shares than training, ``calibration.hide``),
-:func:`fit_departure_scale` first chooses ``a`` in [0, 1] by least squares,
-then :func:`fit_spread_scale` chooses ``s`` so that the spread-skill relation
+[`fit_departure_scale`][fit_departure_scale] first chooses ``a`` in [0, 1] by least squares,
+then [`fit_spread_scale`][fit_spread_scale] chooses ``s`` so that the spread-skill relation
 of a calibrated K-member ensemble holds on the hidden points::
 
     mean((ensemble mean - truth)**2) = (K + 1) / K * mean(member variance)
 
-once over all hidden points and once per bin of a covariate (:data:`COVARIATE`,
-bins :data:`COVARIATE_BINS`): the *local distance*, the distance to the nearest
+once over all hidden points and once per bin of a covariate (`COVARIATE`,
+bins `COVARIATE_BINS`): the *local distance*, the distance to the nearest
 shown point averaged over the point's 3^d neighbourhood
-(:func:`~sparsediff.method.inputs.local_distance_of`). The plain distance
-(:data:`DISTANCE_BINS`, models calibrated before) puts a lone hidden point
+([`local_distance_of`][sparsediff.method.inputs.local_distance_of]). The plain distance
+(`DISTANCE_BINS`, models calibrated before) puts a lone hidden point
 among shown ones and the edge of a large box in one bin (both are one step
 from the data) although the second is filled far worse; which of them a bin
 holds then depends on the gap pattern, and a factor fitted on the
 validation mix was too wide on MCAR gaps (A1B ``mcar:0.5``: 1.24) and too
 narrow on boxes. The fitted factors are kept non-decreasing along the
 bins (neighbouring bins that would dip are pooled). Bins with fewer than
-:data:`MIN_POINTS` points take the factor of the nearest fitted bin below
+`MIN_POINTS` points take the factor of the nearest fitted bin below
 them, or of the first fitted bin above; beyond the last fitted bin — far
 inside large gaps, which validation windows rarely reach — the factor
 continues the growth of the last two pooled groups (per bin, clipped to [1,
-:data:`MAX_GROWTH`]): the error keeps growing with the distance to the data.
+`MAX_GROWTH`]): the error keeps growing with the distance to the data.
 Both sides are quadratic in ``s``, so ``s`` has a closed form.
 
 Why fitted factors: the perturbations come from a prior trained for minutes.
@@ -93,7 +93,8 @@ class Calibration:
     members
         Ensemble size used.
     covariate
-        What the bins are over (:data:`sparsediff.method.inputs.SPREAD_COVARIATES`).
+        What the bins are over
+        ([`sparsediff.method.inputs.SPREAD_COVARIATES`][sparsediff.method.inputs.SPREAD_COVARIATES]).
     """
 
     scale: float
@@ -140,7 +141,7 @@ def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) 
 def bin_scales(sums: list[list[float]], members: int, overall: float) -> list[float]:
     """Spread factor per covariate bin from the bins' sums ``(e0, c1, m2, v, n)``.
 
-    Bins with at least :data:`MIN_POINTS` points are fitted in closed form,
+    Bins with at least `MIN_POINTS` points are fitted in closed form,
     with the factors kept non-decreasing along the bins (pool adjacent
     violators: neighbouring fitted bins whose factors would decrease are
     pooled and fitted together — the error does not shrink further from the
@@ -148,7 +149,7 @@ def bin_scales(sums: list[list[float]], members: int, overall: float) -> list[fl
     factor of the nearest fitted bin below it (of the first fitted bin when
     none is below); beyond the last fitted bin the factor continues the
     growth per bin between the last two pooled groups (clipped to [1,
-    :data:`MAX_GROWTH`]), or is held flat when there is one group.
+    `MAX_GROWTH`]), or is held flat when there is one group.
     ``overall`` everywhere when no bin has enough points.
     """
 
@@ -264,7 +265,7 @@ def fit_spread_scale(
         Where to run.
     covariate
         What the factors are binned by: ``"local_distance"`` (bins
-        :data:`COVARIATE_BINS`) or ``"distance"`` (:data:`DISTANCE_BINS`).
+        `COVARIATE_BINS`) or ``"distance"`` (`DISTANCE_BINS`).
 
     Returns
     -------

@@ -6,7 +6,7 @@ nothing reproduces the guess exactly. Two guesses, both batched torch code that
 runs on the model's device, 2D or 3D, computed from the shown points alone
 (never from hidden truth):
 
-:func:`harmonic_fill`
+[`harmonic_fill`][harmonic_fill]
     Laplace relaxation: the harmonic interpolant of the shown values (the
     classical "Laplace relaxation of the anomaly around climatology" when the
     input is an anomaly), solved by a coarse-to-fine cascade (full multigrid
@@ -14,7 +14,7 @@ runs on the model's device, 2D or 3D, computed from the shown points alone
     level below and is smoothed with Jacobi sweeps. Known points are Dirichlet
     values; window edges and inactive (invalid) points are zero-flux; a
     periodic dim (global longitude) wraps.
-:func:`normalized_convolution`
+[`normalized_convolution`][normalized_convolution]
     Masked Gaussian blur divided by the blurred mask, over a few scales, the
     finest scale with enough support winning (Knutsson & Westin 1993).
 
@@ -307,7 +307,7 @@ def normalized_convolution(
     Parameters
     ----------
     values, known, active, periodic
-        As for :func:`harmonic_fill`.
+        As for [`harmonic_fill`][harmonic_fill].
     scales
         Gaussian standard deviations in grid points, increasing.
     support
@@ -316,7 +316,7 @@ def normalized_convolution(
     Returns
     -------
     torch.Tensor
-        As for :func:`harmonic_fill`.
+        As for [`harmonic_fill`][harmonic_fill].
     """
     nd = _check(values, known, active)
     wrap = _periodic(periodic, nd)

@@ -8,9 +8,9 @@ training) in normalized units becomes input channels, in this order::
     | for each context frame: its shown values (C) | its shown mask (C)
 
 with ``C`` the number of variables. The first guess is computed here, over
-the whole frame, from the shown points only (:mod:`.first_guess`), so a gap
+the whole frame, from the shown points only (`.first_guess`), so a gap
 at a window edge is estimated from data beyond the window. Windows are cut
-from the channels afterwards; :func:`guess_of` finds the guess in them.
+from the channels afterwards; [`guess_of`][guess_of] finds the guess in them.
 
 With context frames and ``use_context``, the first guess is a space-time
 one: each context frame that has shown points is filled on its own (same
@@ -127,13 +127,13 @@ def centre_inputs(inputs: Tensor, n_vars: int, n_context: int) -> tuple[Tensor, 
 
 
 def distance_of(inputs: Tensor, n_vars: int) -> Tensor:
-    """Distance (grid steps, capped at :data:`DISTANCE_CAP`) to the nearest shown point."""
+    """Distance (grid steps, capped at `DISTANCE_CAP`) to the nearest shown point."""
     scaled = inputs[:, 4 * n_vars : 5 * n_vars]
     return torch.expm1(scaled * math.log1p(DISTANCE_CAP)).round()  # whole steps, exactly
 
 
 def local_distance_of(inputs: Tensor, n_vars: int) -> Tensor:
-    """Mean of :func:`distance_of` over each point's 3×3 (3×3×3) neighbourhood.
+    """Mean of [`distance_of`][distance_of] over each point's 3×3 (3×3×3) neighbourhood.
 
     It tells a lone hidden point among shown ones (small: its neighbours are
     mostly shown, distance 0) from a point at the edge of a large gap (about 1
@@ -149,13 +149,14 @@ def local_distance_of(inputs: Tensor, n_vars: int) -> Tensor:
 
 
 SPREAD_COVARIATES: tuple[str, ...] = get_args(SpreadCovariate)
-"""What the spread factors of a latent model are binned by (see :func:`spread_covariate`)."""
+"""What the spread factors of a latent model are binned by (see `spread_covariate`)."""
 
 
 def spread_covariate(inputs: Tensor, n_vars: int, name: str) -> Tensor:
     """The quantity the spread factors are binned by, at every point of the windows.
 
-    ``"distance"``: :func:`distance_of`; ``"local_distance"``: :func:`local_distance_of`.
+    ``"distance"``: [`distance_of`][distance_of]; ``"local_distance"``:
+    [`local_distance_of`][local_distance_of].
     """
     if name == "distance":
         return distance_of(inputs, n_vars)

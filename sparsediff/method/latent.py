@@ -1,7 +1,7 @@
 """The v2 latent method: asymmetric autoencoder + latent diffusion prior + calibrated spread.
 
 Stage 1 (``"autoencoder"``) trains a
-:class:`~sparsediff.networks.completion.CompletionAutoencoder` by hide and
+[`CompletionAutoencoder`][sparsediff.networks.completion.CompletionAutoencoder] by hide and
 reconstruct: the decoder sees the shown points, their masks, the first guess
 and the context at full resolution; the encoder also sees the target. The loss
 is the error of ``guess + departure`` on the hidden observed points (never on
@@ -11,10 +11,10 @@ latent is a regression: the best single estimate from the inputs.
 
 Stage 2 (``"prior"``) trains an EDM denoiser on the encoder means (scaled to
 unit RMS), conditioned on the inputs folded to the latent grid
-(:func:`~sparsediff.networks.completion.space_to_depth`), with condition
+([`space_to_depth`][sparsediff.networks.completion.space_to_depth]), with condition
 dropout.
 
-A completion (:meth:`LatentMethod.complete`) is::
+A completion ([`LatentMethod.complete`][LatentMethod.complete]) is::
 
     guess + r + s * (D(inputs, z) - r),    r = a * D(inputs, 0)
 
@@ -22,8 +22,8 @@ with ``z`` sampled from the prior, ``a`` the fitted departure scale and ``s``
 the calibrated spread factor (per distance to the nearest shown point): the
 regression plus a calibrated perturbation, each drawn from its own key. The
 networks see the inputs centred on the window's mean first guess
-(:func:`~sparsediff.method.inputs.centre_inputs`). The members of one window, made
-together (:meth:`LatentMethod.complete_parts` with ``repeats``), have their
+([`centre_inputs`][sparsediff.method.inputs.centre_inputs]). The members of one window, made
+together ([`LatentMethod.complete_parts`][LatentMethod.complete_parts] with ``repeats``), have their
 perturbations centred, so that the ensemble mean is the regression.
 """
 
@@ -112,7 +112,7 @@ class LatentMethod(Method):
         return space_to_depth(centred, self.autoencoder.factor)
 
     def centred(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """The inputs as the networks see them, and the shift (see :func:`centre_inputs`)."""
+        """The inputs as the networks see them, and the shift (see `centre_inputs`)."""
         return centre_inputs(inputs, self.spec.n_vars, self.spec.n_context)
 
     # ------------------------------------------------------------------ completion
@@ -247,7 +247,7 @@ class LatentMethod(Method):
         return EDMPrecond(backbone, sigma_data=1.0, cond_channels=cond_channels, cond_dropout=0.0)
 
     def objective(self, stage: str, net: nn.Module, settings: TrainSettings) -> nn.Module:
-        """Stage 1: :class:`CompletionObjective`; stage 2: :class:`PriorObjective`."""
+        """Stage 1: [`CompletionObjective`][CompletionObjective]; stage 2: `PriorObjective`."""
         if stage == "autoencoder":
             assert isinstance(net, CompletionAutoencoder)
             return CompletionObjective(net, settings.kl_weight)

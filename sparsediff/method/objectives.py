@@ -5,7 +5,8 @@ a per-sample diagnostic; the trainer averages the losses. Averaging per-sample
 losses (instead of pooling all points of the batch) makes a 2-rank DDP step
 equal to a 1-process step over the same global batch. All randomness (hidden
 points, noise, noise levels, dropouts) is drawn by
-:meth:`sparsediff.method.base.Method.prepare` from keys and passed in.
+[`sparsediff.method.base.Method.prepare`][sparsediff.method.base.Method.prepare] from keys and
+passed in.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""How to sample a fill: :class:`FillOptions`, the one place fill options are defined.
+"""How to sample a fill: [`FillOptions`][FillOptions], the one place fill options are defined.
 
 Each field carries its type, its default and (``metadata["help"]``) a
 one-line help. From them come the ``sparsediff fill`` command-line options
 (``--members``, ``--cfg-scale``, ... ; and those of ``sparsediff evaluate``
-that :func:`sparsediff.evaluate` accepts) and the provenance attribute of a
-filled dataset (:meth:`FillOptions.record`). ``sparsediff.fill`` spells them
+that [`sparsediff.evaluate`][sparsediff.evaluation.evaluate.evaluate] accepts) and the provenance
+attribute of a
+filled dataset ([`FillOptions.record`][FillOptions.record]). ``sparsediff.fill`` spells them
 out as keyword arguments (so that they show in its signature); a test fails
 when any of these drift apart from the fields.
 """
@@ -72,7 +73,10 @@ class FillOptions:
     )
     batch_size: int = field(
         default=16,
-        metadata={"help": "Rows per model call (windows x members); float rounding only."},
+        metadata={
+            "help": "Windows x members per model call: larger is faster until memory runs "
+            "out; results differ only in the last digits."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -109,19 +113,19 @@ class FillOptions:
 
 
 def fill_option_fields() -> list[dataclasses.Field[Any]]:
-    """The fields of :class:`FillOptions`, in order (the CLI derives its options from them).
+    """The fields of [`FillOptions`][FillOptions], in order (the CLI derives its options from them).
 
     Returns
     -------
     list of dataclasses.Field
         One per option, with its ``name``, ``default`` and ``metadata["help"]``;
-        its type is :func:`option_type`.
+        its type is [`option_type`][option_type].
     """
     return list(dataclasses.fields(FillOptions))
 
 
 def option_type(f: dataclasses.Field[Any]) -> type:
-    """The type of a field of :class:`FillOptions`: ``int``, ``float`` or ``str``."""
+    """The type of a field of [`FillOptions`][FillOptions]: ``int``, ``float`` or ``str``."""
     return _TYPES[f.name]
 
 

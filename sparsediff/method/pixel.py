@@ -90,7 +90,7 @@ class PixelMethod(Method):
         return EDMPrecond(backbone, sigma_data=1.0, cond_channels=n_in, cond_dropout=0.0)
 
     def objective(self, stage: str, net: nn.Module, settings: TrainSettings) -> nn.Module:
-        """:class:`PriorObjective` around the denoiser."""
+        """[`PriorObjective`][PriorObjective] around the denoiser."""
         assert isinstance(net, EDMPrecond)
         return PriorObjective(net, settings.objective)
 

@@ -1,7 +1,8 @@
 """The typed description of a trained model: what it fills and how (saved in ``config.json``).
 
-:class:`ModelSpec` replaces the untyped ``config`` dict of format version 1.
-Everything :func:`sparsediff.fill` needs to use a model, and nothing about how
+[`ModelSpec`][ModelSpec] replaces the untyped ``config`` dict of format version 1.
+Everything [`sparsediff.fill`][sparsediff.filling.fill.fill] needs to use a model, and nothing about
+how
 it was trained (that is in ``provenance.json``): the variables and dims, the
 window, the method and its settings, the data facts that compatibility checks
 compare against, and the spread calibration. Unknown keys and wrong types are
@@ -20,14 +21,14 @@ __all__ = ["FIRST_GUESS_NAMES", "METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
 SpreadCovariate = Literal["distance", "local_distance"]
 """What the spread factors of a latent model are binned by.
 
-See :func:`sparsediff.method.inputs.spread_covariate`.
+See [`sparsediff.method.inputs.spread_covariate`][sparsediff.method.inputs.spread_covariate].
 """
 
 METHOD_KINDS = ("latent", "pixel")
 """The methods a model can be: latent diffusion (v2) or the pixel-space baseline."""
 
 FIRST_GUESS_NAMES = ("laplace", "normconv", "zero")
-"""First guesses (see :mod:`sparsediff.method.first_guess`)."""
+"""First guesses (see [`sparsediff.method.first_guess`][sparsediff.method.first_guess])."""
 
 
 class ModelSpec(BaseModel):
@@ -73,7 +74,7 @@ class ModelSpec(BaseModel):
         (grid steps; models calibrated before this option), or
         ``"local_distance"``, its mean over the point's 3^d neighbourhood,
         which also tells a lone hidden point from the edge of a large gap
-        (:func:`sparsediff.method.inputs.local_distance_of`).
+        ([`sparsediff.method.inputs.local_distance_of`][sparsediff.method.inputs.local_distance_of]).
     calibration
         How ``departure_scale`` and the spread factors were obtained, or why
         there are none (for the record).

@@ -4,7 +4,7 @@ Every block is dims-generic: ``spatial_dims`` is 2 (images, ``(B, C, H, W)``) or
 3 (volumes, ``(B, C, D, H, W)``) and the same code serves both. The blocks hold no
 knowledge of xarray or of the data; they map tensors to tensors.
 
-Activation checkpointing (:func:`checkpoint_call`) trades compute for memory: the
+Activation checkpointing ([`checkpoint_call`][checkpoint_call]) trades compute for memory: the
 activations inside a checkpointed block are recomputed during the backward pass
 instead of being stored. It gives the same outputs and the same gradients; it is
 what makes 3D training fit in memory.
@@ -76,7 +76,7 @@ def conv_nd(
     Parameters
     ----------
     spatial_dims : int
-        2 for :class:`torch.nn.Conv2d`, 3 for :class:`torch.nn.Conv3d`.
+        2 for `torch.nn.Conv2d`, 3 for `torch.nn.Conv3d`.
     in_channels, out_channels : int
         Channel counts.
     kernel_size : int, default 3
@@ -123,14 +123,14 @@ def group_count(channels: int, max_groups: int = 32) -> int:
 
 
 class GroupNorm(nn.GroupNorm):
-    """:class:`torch.nn.GroupNorm` whose group count adapts to the channel count.
+    """`torch.nn.GroupNorm` whose group count adapts to the channel count.
 
     Parameters
     ----------
     channels : int
         Number of channels.
     max_groups : int, default 32
-        At most this many groups; the actual count is :func:`group_count`.
+        At most this many groups; the actual count is [`group_count`][group_count].
     eps : float, default 1e-6
         Numerical stabiliser.
     """
@@ -165,7 +165,7 @@ def checkpoint_call(fn: Callable[..., Any], *args: Any, enabled: bool) -> Any:
 
 
 def check_divisible(spatial_shape: Sequence[int], factor: int, what: str) -> None:
-    """Raise an :class:`~sparsediff.errors.InputError` if a size is not a multiple of ``factor``.
+    """Raise an `InputError` if a size is not a multiple of ``factor``.
 
     Parameters
     ----------
@@ -303,7 +303,7 @@ class Upsample(nn.Module):
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over all spatial positions, with a residual connection.
 
-    Uses :func:`torch.nn.functional.scaled_dot_product_attention`, which picks a
+    Uses `torch.nn.functional.scaled_dot_product_attention`, which picks a
     memory-efficient kernel where one exists. Cost grows with the square of the
     number of positions, so use it only at coarse levels.
 

@@ -8,7 +8,8 @@ Two halves that see different things:
   already say about the target;
 * the **decoder** is a U-Net at full resolution over the conditioning inputs
   (shown values, their mask, the first guess, context channels — see
-  :mod:`sparsediff.method.inputs`) with the latent upsampled and concatenated:
+  [`sparsediff.method.inputs`][sparsediff.method.inputs]) with the latent upsampled and
+  concatenated:
   the observation pathway has skip branches at every scale, and the latent
   only has to carry what the shown data cannot. It returns the **departure**
   from the first guess (the caller adds the guess), from a zero-initialised
@@ -50,7 +51,7 @@ def space_to_depth(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Fold ``factor``-sized blocks of every spatial dim into channels (lossless).
 
     ``(B, C, *S)`` → ``(B, C * factor**nd, *S / factor)``; 2D and 3D. The
-    channel order is ``(C, offsets...)``, as :func:`torch.nn.functional.pixel_unshuffle`.
+    channel order is ``(C, offsets...)``, as `torch.nn.functional.pixel_unshuffle`.
     """
     if factor == 1:
         return x
@@ -184,7 +185,7 @@ class CompletionAutoencoder(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> CompletionAutoencoder:
-        """Build a fresh (untrained) network from :attr:`config`."""
+        """Build a fresh (untrained) network from `config`."""
         cfg = dict(cfg)
         return cls(cfg.pop("n_vars"), cfg.pop("n_inputs"), **cfg)
 

@@ -27,7 +27,7 @@ from sparsediff.networks.unet import UNet
 
 __all__ = ["BACKBONES", "EDMPrecond"]
 
-#: Backbone classes :meth:`EDMPrecond.from_config` can rebuild, by ``config["backbone_class"]``.
+#: Backbone classes `EDMPrecond.from_config` can rebuild, by ``config["backbone_class"]``.
 BACKBONES: dict[str, type[nn.Module]] = {"UNet": UNet}
 
 
@@ -37,7 +37,7 @@ class EDMPrecond(nn.Module):
     Parameters
     ----------
     backbone : torch.nn.Module
-        A :class:`~sparsediff.networks.unet.UNet`, or any module with
+        A [`UNet`][sparsediff.networks.unet.UNet], or any module with
         ``forward(x, noise_labels, cond)`` returning a tensor shaped like ``x``
         (and a ``config`` dict, to be saved).
     sigma_data : float, default 1.0
@@ -83,7 +83,7 @@ class EDMPrecond(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        """JSON-able description; :meth:`from_config` rebuilds an untrained copy."""
+        """JSON-able description; [`from_config`][from_config] rebuilds an untrained copy."""
         return {
             "sigma_data": self.sigma_data,
             "cond_channels": self.cond_channels,
@@ -94,12 +94,12 @@ class EDMPrecond(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> EDMPrecond:
-        """Rebuild from :attr:`config` (backbone class looked up in :data:`BACKBONES`).
+        """Rebuild from `config` (backbone class looked up in `BACKBONES`).
 
         Parameters
         ----------
         cfg : dict
-            A dict as stored in :attr:`config`.
+            A dict as stored in `config`.
 
         Returns
         -------

@@ -4,7 +4,7 @@ An ADM-style U-Net (Dhariwal & Nichol 2021): residual blocks with FiLM noise
 conditioning, skip connections at every block, self-attention at chosen levels.
 Conditioning fields (the latent of a masked view, the observed fraction) are
 concatenated to the input channels. The net maps ``(x, noise_labels, cond)`` to
-an output of ``out_channels``; :class:`~sparsediff.networks.precond.EDMPrecond`
+an output of ``out_channels``; [`EDMPrecond`][sparsediff.networks.precond.EDMPrecond]
 turns it into a denoiser.
 """
 
@@ -200,12 +200,12 @@ class UNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> UNet:
-        """Build a fresh (untrained) U-Net from :attr:`config`.
+        """Build a fresh (untrained) U-Net from `config`.
 
         Parameters
         ----------
         cfg : dict
-            A dict as stored in :attr:`config`.
+            A dict as stored in `config`.
 
         Returns
         -------
@@ -229,7 +229,7 @@ class UNet(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            ``(B, in_channels, *spatial)``, every spatial size a multiple of :attr:`factor`.
+            ``(B, in_channels, *spatial)``, every spatial size a multiple of `factor`.
         noise_labels : torch.Tensor
             ``(B,)`` (or a scalar, used for every sample): the noise conditioning,
             e.g. EDM's ``c_noise = log(sigma) / 4``.
@@ -245,7 +245,7 @@ class UNet(nn.Module):
         Raises
         ------
         InputError
-            On wrong shapes or spatial sizes not divisible by :attr:`factor`.
+            On wrong shapes or spatial sizes not divisible by `factor`.
         """
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise InputError(

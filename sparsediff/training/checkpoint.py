@@ -65,7 +65,7 @@ def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], d
 
 
 def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`flatten_optimizer`."""
+    """Inverse of [`flatten_optimizer`][flatten_optimizer]."""
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         pid, k = key.split("/", 1)
@@ -243,6 +243,6 @@ def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], wh
 
 
 def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """``module.load_state_dict(state)`` after :func:`check_state_fits` (one-line errors)."""
+    """``module.load_state_dict(state)`` after `check_state_fits` (one-line errors)."""
     check_state_fits(module, state, what)
     module.load_state_dict(state)

@@ -1,6 +1,7 @@
 """The climatology a model is trained with, estimated from incomplete training data.
 
-The per-point mean of the observed values (:func:`sparsediff.data.climatology.climatology_of`)
+The per-point mean of the observed values
+([`sparsediff.data.climatology.climatology_of`][sparsediff.data.climatology.climatology_of])
 is unbiased when points are missing at random, but at a point seen in few of the
 training steps it is noisy, and that noise does not cancel in the fill: where a gap
 is also a gap in the neighbouring steps, the filled anomaly is smooth and the fill
@@ -8,9 +9,10 @@ is that smooth anomaly plus the noisy mean. On OSTIA trained with 50 % of its
 points punched out (MCAR) this alone made the model's first guess 10 % worse on the
 same held-out gaps (``pipelines/missing_rate.py``, ``latent_first_guess`` rows).
 
-:func:`fit_climatology` therefore estimates the mean of *completed* fields: each
+[`fit_climatology`][fit_climatology] therefore estimates the mean of *completed* fields: each
 training step's gaps are filled with the Laplace relaxation of its anomalies from
-the plain mean (the first guess of :mod:`sparsediff.method.first_guess`, over the
+the plain mean (the first guess of [`sparsediff.method.first_guess`][sparsediff.method.first_guess],
+over the
 whole field, every spatial dim, periodic longitudes), and the climatology is the
 per-point mean over the steps of the observed values and those fills. A point seen
 in few steps then borrows from its neighbours in the others, as DINEOF's completed
@@ -51,7 +53,8 @@ def fit_climatology(
     ds
         Training data (values; those at non-observed points are ignored).
     states
-        Point states of ``ds`` (:mod:`sparsediff.data.masks`): observed, gap, invalid.
+        Point states of ``ds`` ([`sparsediff.data.masks`][sparsediff.data.masks]): observed, gap,
+        invalid.
     variables
         Variables to compute it for.
     dim
@@ -66,7 +69,7 @@ def fit_climatology(
     dict
         Per variable, a float64 DataArray over the non-``dim`` dims. Points
         invalid at every step keep the plain estimate of
-        :func:`~sparsediff.data.climatology.climatology_of` (the variable's
+        [`climatology_of`][sparsediff.data.climatology.climatology_of] (the variable's
         overall mean), so the climatology is finite everywhere.
     """
     plain = climatology_of(ds, states, list(variables), dim)

@@ -2,8 +2,8 @@
 
 Every key is documented here with its default; an unknown or misspelled key is
 an error that lists the valid keys of its section. Load with
-:func:`load_config` (YAML through ``yaml.safe_load`` only), or build
-:class:`TrainConfig` directly from a dict.
+[`load_config`][load_config] (YAML through ``yaml.safe_load`` only), or build
+[`TrainConfig`][TrainConfig] directly from a dict.
 """
 
 from __future__ import annotations
@@ -289,7 +289,11 @@ class RunConfig(_Section):
     log_every: int = Field(10, ge=1, description="Steps between metric lines.")
     eval_every: int = Field(200, ge=0, description="Steps between held-out masked RMSE (0: off).")
     checkpoint_every: int = Field(200, ge=1, description="Steps between checkpoints.")
-    progress: bool = Field(True, description="Show a progress bar (rank 0).")
+    progress: bool | None = Field(
+        None,
+        description="Progress bars of training and calibration on rank 0: true, false, or "
+        "null (default) for on in a terminal or notebook, off in batch jobs.",
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's).")
 
 
@@ -398,7 +402,7 @@ def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config") -> dic
 
 
 def load_config(config: str | os.PathLike[str] | dict[str, Any] | TrainConfig) -> TrainConfig:
-    """Validate a configuration given as a YAML path, a dict or a :class:`TrainConfig`.
+    """Validate a configuration given as a YAML path, a dict or a [`TrainConfig`][TrainConfig].
 
     Raises
     ------

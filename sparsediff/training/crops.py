@@ -1,7 +1,7 @@
 """Training crops: each eligible window with a halo around it, its context frames and a donor mask.
 
-:class:`CropDataset` keeps the window bookkeeping of
-:class:`~sparsediff.data.patches.PatchDataset` (eligibility, epoch order,
+[`CropDataset`][CropDataset] keeps the window bookkeeping of
+`PatchDataset` (eligibility, epoch order,
 exact sharding over ranks and workers, resumable skip) and reads, for each
 window,
 
@@ -45,7 +45,7 @@ class CropDataset(PatchDataset):
     Parameters
     ----------
     *args, **kwargs
-        As for :class:`~sparsediff.data.patches.PatchDataset`.
+        As for `PatchDataset`.
     halo
         Points added on each side of the window, per spatial dim.
     periodic

@@ -26,6 +26,7 @@ from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.climatology import fit_climatology
 from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
+from sparsediff.training.region import record_region
 
 __all__ = ["BatchStream", "PreparedData", "collate", "prepare_data", "splits"]
 
@@ -51,7 +52,11 @@ class PreparedData:
         Data facts recorded in the model spec.
     invalid
         Per variable, the points invalid at every training step (the grid's
-        land), carried by the model (:func:`sparsediff.data.masks.grid_invalid`).
+        land), carried by the model
+        ([`sparsediff.data.masks.grid_invalid`][sparsediff.data.masks.grid_invalid]).
+    region
+        The training and validation part of the data (the model records it:
+        ``sparsediff.training.region``), ``None`` without a split dim.
     """
 
     train: CropDataset
@@ -64,6 +69,7 @@ class PreparedData:
     facts: dict[str, Any]
     climatology: dict[str, xr.DataArray] | None = None
     invalid: dict[str, xr.DataArray] | None = None
+    region: dict[str, Any] | None = None
 
 
 def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
@@ -264,11 +270,12 @@ def prepare_data(
         facts,
         climatology,
         invalid_grid,
+        record_region(ds, dim, slice(tr.start, va.stop)) if dim is not None else None,
     )
 
 
 def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[int]) -> TrainBatch:
-    """Stack crops read by :class:`CropDataset` into a :class:`TrainBatch`."""
+    """Stack crops read by [`CropDataset`][CropDataset] into a [`TrainBatch`][TrainBatch]."""
 
     def stack(key: str) -> torch.Tensor | None:
         if key not in items[0]:
@@ -294,7 +301,7 @@ def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[
 
 
 class BatchStream:
-    """Endless batches over epochs from a rank's :class:`CropDataset` shard.
+    """Endless batches over epochs from a rank's [`CropDataset`][CropDataset] shard.
 
     Parameters
     ----------

@@ -1,8 +1,9 @@
-"""The torch side of training patches: :class:`PatchDataset`, an ``IterableDataset``.
+"""The torch side of training patches: `PatchDataset`, an ``IterableDataset``.
 
 Window planning, eligibility, epoch order, sharding and reading are
-:class:`sparsediff.data.patches.PatchWindows` (NumPy); this class adds what
-belongs to torch: the default rank from :mod:`torch.distributed`, the split
+[`sparsediff.data.patches.PatchWindows`][sparsediff.data.patches.PatchWindows] (NumPy); this class
+adds what
+belongs to torch: the default rank from `torch.distributed`, the split
 among DataLoader workers, and tensors.
 """
 
@@ -33,10 +34,10 @@ class PatchDataset(PatchWindows, IterableDataset):
     Parameters
     ----------
     ds, variables, dims, size, stride, min_observed, stats, states, seed, shuffle, batch_size
-        As for :class:`~sparsediff.data.patches.PatchWindows`.
+        As for [`PatchWindows`][sparsediff.data.patches.PatchWindows].
     rank, world_size
         This process's DDP rank and the number of ranks; default from
-        :mod:`torch.distributed` when initialized, else 0 and 1.
+        `torch.distributed` when initialized, else 0 and 1.
     dtype
         Dtype of the ``values`` tensors.
 
@@ -51,7 +52,7 @@ class PatchDataset(PatchWindows, IterableDataset):
     Raises
     ------
     InputError
-        As :class:`~sparsediff.data.patches.PatchWindows`.
+        As [`PatchWindows`][sparsediff.data.patches.PatchWindows].
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class PatchDataset(PatchWindows, IterableDataset):
         Parameters
         ----------
         window
-            A window of this dataset (an item of :attr:`windows`).
+            A window of this dataset (an item of `windows`).
 
         Returns
         -------

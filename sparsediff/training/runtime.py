@@ -1,6 +1,6 @@
 """Runtime of a training run: devices, torch.distributed, seeding, LR schedule, EMA.
 
-Randomness in training is *keyed* (see :mod:`sparsediff.rng`): every random
+Randomness in training is *keyed* (see [`sparsediff.rng`][sparsediff.rng]): every random
 draw is made from a generator seeded by ``(seed, stage, purpose, sample
 position)``. A resumed run therefore needs no RNG state to continue bit-for-bit,
 and each training sample gets the same noise whether it is processed by one
@@ -39,7 +39,7 @@ class Runtime:
     rank, world_size, local_rank
         Position in the ``torchrun`` job (0, 1, 0 when not distributed).
     distributed
-        Whether a process group was initialised by :func:`setup_runtime`.
+        Whether a process group was initialised by [`setup_runtime`][setup_runtime].
     """
 
     device: torch.device

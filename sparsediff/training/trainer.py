@@ -1,12 +1,12 @@
 """The training loop: a generic loop over the stages of the model's method.
 
-One function, :func:`train`, runs every stage the method has (latent:
+One function, [`train`][train], runs every stage the method has (latent:
 autoencoder then prior; pixel: prior), on one CPU, one GPU, or many ranks
 under ``torchrun`` (DDP), then fits the spread calibration on the validation
 part. What a stage trains, its network and its per-sample objective, and how
 a batch is prepared for it (hidden points, noise, dropouts, all keyed by the
 sample's global position) belong to the method
-(:mod:`sparsediff.method`); this module only runs them. Rank 0 logs,
+([`sparsediff.method`][sparsediff.method]); this module only runs them. Rank 0 logs,
 evaluates and writes checkpoints; every rank resumes from them.
 """
 
@@ -36,6 +36,8 @@ from sparsediff.method.calibration import fit_departure_scale, fit_spread_scale
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
+from sparsediff.progress import bar as progress_bar
+from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.checkpoint import (
     TrainState,
@@ -200,7 +202,7 @@ class _Trainer:
         """RMSE (physical units) on hidden points of the validation windows.
 
         After the autoencoder stage: the regression; after the prior: the mean
-        of a small ensemble from :meth:`Method.complete` (the fill's code path).
+        of a small ensemble from [`Method.complete`][Method.complete] (the fill's code path).
         """
         rows = self.validation()
         if not rows:
@@ -301,7 +303,7 @@ class _Trainer:
             total=total,
             initial=start_step,
             desc=stage,
-            disable=not (rt.is_main and cfg.run.progress),
+            disable=disabled(cfg.run.progress) if rt.is_main else True,
             dynamic_ncols=True,
         )
         last_ckpt = resume_from
@@ -400,14 +402,19 @@ class _Trainer:
             self.data.validation, max_windows=c.max_windows, batch_size=self.local_batch
         )
         hide = HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns))
+        shown = self.cfg.run.progress if self.rt.is_main else False
         fitted = fit_departure_scale(
-            self.method, batches, self.settings, hide=hide, device=self.rt.device
+            self.method,
+            progress_bar(batches, progress=shown, desc="calibration: departure scale", leave=False),
+            self.settings,
+            hide=hide,
+            device=self.rt.device,
         )
         if fitted is not None:
             self._update_spec(departure_scale=fitted[0])
         result = fit_spread_scale(
             self.method,
-            batches,
+            progress_bar(batches, progress=shown, desc="calibration: spread", leave=False),
             self.settings,
             members=c.members,
             steps=c.steps,
@@ -471,6 +478,8 @@ class _Trainer:
             "completed_stages": self.completed,
             "calibration": self.calibration,
         }
+        if self.data.region is not None:
+            provenance["trained_region"] = self.data.region
         from sparsediff import __version__
 
         provenance["sparsediff"] = __version__
@@ -492,7 +501,7 @@ def train(
     ds
         The training data; replaces the config's ``data.source`` when given.
     config
-        A YAML path, a dict or a :class:`~sparsediff.training.config.TrainConfig`.
+        A YAML path, a dict or a [`TrainConfig`][sparsediff.training.config.TrainConfig].
     out
         Run directory (overrides ``run.out``): checkpoints, metrics and the final
         model (``out/model``).

@@ -49,3 +49,15 @@ def test_demo_scores_against_the_strongest_classical_fills(tmp_path: Path) -> No
     # the verdict names the real winner
     assert f"best: {best}" in res.output
     assert "held-out scores" in res.output
+    # every file it writes is there and named by its help, its last line and the README
+    from sparsediff.demo import OUTPUTS
+
+    help_text = " ".join(CliRunner().invoke(main, ["demo", "--help"]).output.split())
+    wrote = next(ln for ln in reversed(res.stdout.splitlines()) if ln.startswith("wrote "))
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in OUTPUTS:
+        assert (out / name).exists(), name
+        assert name in help_text, name
+        assert f"`{name}`" in readme, name
+        assert str(out / name) in wrote, name
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)

@@ -1,16 +1,16 @@
-"""Storage backends, one module per format behind one interface (:class:`Backend`).
+"""Storage backends, one module per format behind one interface ([`Backend`][Backend]).
 
 =========  ===============================  ===============================
 backend    suffixes                         module
 =========  ===============================  ===============================
-netcdf     ``.nc``, ``.nc4``, ``.netcdf``   :mod:`~sparsediff.data.backends.netcdf`
-zarr       ``.zarr``                        :mod:`~sparsediff.data.backends.zarr`
-nifti      ``.nii``, ``.nii.gz``            :mod:`~sparsediff.data.backends.nifti`
+netcdf     ``.nc``, ``.nc4``, ``.netcdf``   [`netcdf`][sparsediff.data.backends.netcdf]
+zarr       ``.zarr``                        [`zarr`][sparsediff.data.backends.zarr]
+nifti      ``.nii``, ``.nii.gz``            [`nifti`][sparsediff.data.backends.nifti]
 =========  ===============================  ===============================
 
-:func:`backend_for` picks the backend of a path by its suffix. Adding a format
-is one module with a :class:`Backend` subclass and one line in
-:data:`BACKENDS`.
+[`backend_for`][backend_for] picks the backend of a path by its suffix. Adding a format
+is one module with a [`Backend`][Backend] subclass and one line in
+`BACKENDS`.
 """
 
 from __future__ import annotations

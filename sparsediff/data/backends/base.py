@@ -1,12 +1,12 @@
 """The interface every storage backend implements, and what backends share.
 
 A backend is one format (NetCDF, Zarr, NIfTI). It says which paths are its
-own (:meth:`Backend.detect`), opens them as a CF-decoded
-:class:`xarray.Dataset` (:meth:`Backend.open`), fits a Dataset to the format
-without touching the disk (:meth:`Backend.prepare`: encodings that fit,
-attributes the format can store, or one clear :class:`InputError`) and writes
-it to a path (:meth:`Backend.write`). Atomicity, history lines and the choice
-of backend live above, in :mod:`sparsediff.data.io`.
+own ([`Backend.detect`][Backend.detect]), opens them as a CF-decoded
+`xarray.Dataset` ([`Backend.open`][Backend.open]), fits a Dataset to the format
+without touching the disk ([`Backend.prepare`][Backend.prepare]: encodings that fit,
+attributes the format can store, or one clear [`InputError`][InputError]) and writes
+it to a path ([`Backend.write`][Backend.write]). Atomicity, history lines and the choice
+of backend live above, in [`sparsediff.data.io`][sparsediff.data.io].
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class WriteOptions:
         ``False``: write metadata and in-memory variables only, leaving
         dask-backed arrays to later region writes (formats with ``deferred``).
     run
-        Keyword arguments of :func:`dask.compute` (scheduler, pool).
+        Keyword arguments of `dask.compute` (scheduler, pool).
     """
 
     zarr_format: int = 3
@@ -85,7 +85,7 @@ class Backend(ABC):
     name: ClassVar[str]
     #: Lower-case path suffixes of this format.
     suffixes: ClassVar[tuple[str, ...]]
-    #: Whether :meth:`write` supports ``compute=False`` (region writes later).
+    #: Whether `write` supports ``compute=False`` (region writes later).
     deferred: ClassVar[bool] = False
 
     def detect(self, path: Path) -> bool:

@@ -44,7 +44,7 @@ def nifti_dataset(
     var_attrs: Mapping[str, Any] | None = None,
     encoding: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """Build the Dataset :func:`open` returns for a NIfTI volume.
+    """Build the Dataset [`open`][open] returns for a NIfTI volume.
 
     Parameters
     ----------

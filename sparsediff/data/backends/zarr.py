@@ -60,7 +60,7 @@ def consolidate(path: Path) -> None:
     """(Re)write the consolidated metadata of the store at ``path``.
 
     Call it after changing metadata (attributes, new arrays) of a store
-    written with :class:`ZarrBackend`; region writes of data do not need it.
+    written with [`ZarrBackend`][ZarrBackend]; region writes of data do not need it.
     """
     import zarr
 

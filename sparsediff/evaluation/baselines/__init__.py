@@ -16,35 +16,35 @@ Every baseline is a small class with a ``name`` and one method,
 
 Baselines
 ---------
-:class:`TimeMean`
+`TimeMean`
     per-point mean over the observed times (climatology).
-:class:`LinearInterp`
+`LinearInterp`
     separable linear interpolation over the spatial dims (per slice).
-:class:`Laplace`
+`Laplace`
     time-mean first guess plus a harmonic (Laplace) interpolation of the
     anomaly, the classical "Laplace relaxation around climatology".
-:class:`DINEOF`
+`DINEOF`
     iterated truncated SVD of the time × space anomaly matrix, rank chosen by
     cross-validation (Beckers & Rixen 2003; Alvera-Azcárate et al. 2005).
 
 Ensemble baselines (null ensembles)
 -----------------------------------
-These are :class:`~sparsediff.evaluation.fillers.Filler` objects (they return
+These are [`Filler`][sparsediff.evaluation.fillers.Filler] objects (they return
 several members), registered beside the classical ones:
 
-:class:`GuessNoise` (``guess_noise``)
+`GuessNoise` (``guess_noise``)
     the evaluated model's own first guess plus independent Gaussian noise of
     the model's per-point spread: right pointwise spread, no structure.
-:class:`CondSim` (``condsim``)
+`CondSim` (``condsim``)
     kriging-based conditional simulation (gstools ``CondSRF``) with a
     variogram fitted per slice on the shown points.
 
 Registry
 --------
-:data:`BASELINES` maps a name to its class. Each class declares what an
+`BASELINES` maps a name to its class. Each class declares what an
 evaluation must offer it (``needs``: a time dim, a model, two spatial dims;
-:mod:`~sparsediff.evaluation.baselines.setting`) and builds the instance an
-evaluation runs (``for_evaluation``); :func:`register_baseline` adds one, so a
+[`setting`][sparsediff.evaluation.baselines.setting]) and builds the instance an
+evaluation runs (``for_evaluation``); `register_baseline` adds one, so a
 new baseline is one new module.
 
 The baselines load the data into memory (numpy); they are meant for

@@ -1,4 +1,4 @@
-"""The interface of the classical baselines: :class:`Baseline` and what it does for all of them."""
+"""The interface of the classical baselines: [`Baseline`][Baseline] and what all share."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["Baseline"]
 
 
 def _states(da: xr.DataArray, invalid: xr.DataArray | None) -> xr.DataArray:
-    """Point states of one variable (:func:`sparsediff.data.masks.states`), dims of ``da``."""
+    """Point states of one variable (`sparsediff.data.masks.states`), dims of ``da``."""
     name = da.name if da.name is not None and da.name not in da.coords else "data"
     return masks.states(da.to_dataset(name=name), invalid=invalid)[name]
 
@@ -30,7 +30,7 @@ def _states(da: xr.DataArray, invalid: xr.DataArray | None) -> xr.DataArray:
 class Baseline:
     """Interface of the gap-filling baselines.
 
-    Subclasses set :attr:`name` and implement :meth:`_fill_block`; :meth:`fill`
+    Subclasses set `name` and implement `_fill_block`; `fill`
     does the bookkeeping (dims, masks, copy-back of observed points, NaN at
     invalid points) the same way for all of them.
     """
@@ -40,7 +40,7 @@ class Baseline:
 
     needs: ClassVar[frozenset[str]] = frozenset()
     """What an evaluation must offer for it to run (words of
-    :data:`~sparsediff.evaluation.baselines.setting.NEEDS`, e.g. ``"time"``)."""
+    [`NEEDS`][sparsediff.evaluation.baselines.setting.NEEDS], e.g. ``"time"``)."""
 
     time_dim: Hashable | None = None
 
@@ -51,7 +51,7 @@ class Baseline:
 
     @classmethod
     def for_evaluation(cls, setting: Setting, notes: list[str]) -> Baseline | None:
-        """The instance :func:`sparsediff.evaluate` runs in ``setting`` (``None``: skip it).
+        """The instance `sparsediff.evaluate` runs in ``setting`` (``None``: skip it).
 
         The default is the class with its default options, given the
         evaluation's ``time_dim`` when it needs one. A subclass with other

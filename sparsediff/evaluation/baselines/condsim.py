@@ -9,9 +9,9 @@ other dims) on its own:
    the cube of the conditioning points (the kriging system);
 2. an empirical variogram of these points (grid-index distances, ``n_bins``
    bins up to half the slice's diagonal) is fitted with an exponential model
-   with a nugget (:class:`gstools.Exponential`);
-3. ordinary kriging with that model (:class:`gstools.krige.Ordinary`) and a
-   conditioned random field (:class:`gstools.CondSRF`, randomization method)
+   with a nugget (`gstools.Exponential`);
+3. ordinary kriging with that model (`gstools.krige.Ordinary`) and a
+   conditioned random field (`gstools.CondSRF`, randomization method)
    draw ``members`` fields at the gap points, each with its own seed.
 
 Observed points are copied back, invalid points are NaN. A slice with fewer
@@ -123,7 +123,7 @@ class CondSim(Filler):
         Parameters
         ----------
         setting, notes
-            As for :meth:`~sparsediff.evaluation.baselines.base.Baseline.for_evaluation`.
+            As for [`for_evaluation`][sparsediff.evaluation.baselines.base.Baseline.for_evaluation].
 
         Returns
         -------
@@ -143,7 +143,7 @@ class CondSim(Filler):
         shown, gap
             Boolean masks of the conditioning points and of the points to draw.
         key
-            Index of the slice (with :attr:`seed`, keys its random draws).
+            Index of the slice (with `seed`, keys its random draws).
 
         Returns
         -------
@@ -180,7 +180,7 @@ class CondSim(Filler):
         invalid: Mapping[str, xr.DataArray],
         region: Mapping[Hashable, slice],
     ) -> xr.Dataset:
-        """Simulate every gap of the region (see :meth:`Filler.fill`)."""
+        """Simulate every gap of the region (see `Filler.fill`)."""
         import gstools as gs
 
         if len(dims) != 2:

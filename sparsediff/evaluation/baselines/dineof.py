@@ -53,9 +53,9 @@ class DINEOF(Baseline):
     observed entries.
 
     Points never observed at any time carry no information for an EOF
-    method: they stay NaN (mark them invalid, or use :class:`Laplace`).
-    After :meth:`fill`, :attr:`ranks_` holds the rank chosen for each block
-    of the other non-spatial dims and :attr:`cv_errors_` the CV curves.
+    method: they stay NaN (mark them invalid, or use `Laplace`).
+    After `fill`, `ranks_` holds the rank chosen for each block
+    of the other non-spatial dims and `cv_errors_` the CV curves.
 
     Parameters
     ----------
@@ -115,7 +115,7 @@ class DINEOF(Baseline):
         Parameters
         ----------
         setting, notes
-            As for :meth:`Baseline.for_evaluation`.
+            As for `Baseline.for_evaluation`.
 
         Returns
         -------
@@ -130,17 +130,17 @@ class DINEOF(Baseline):
         dims: Sequence[Hashable],
         invalid: xr.DataArray | str | None = None,
     ) -> xr.DataArray | xr.Dataset:
-        """Fill the gaps of ``data`` (see :meth:`Baseline.fill`); sets :attr:`ranks_`.
+        """Fill the gaps of ``data`` (see `Baseline.fill`); sets `ranks_`.
 
         Parameters
         ----------
         data, dims, invalid
-            As for :meth:`Baseline.fill`.
+            As for `Baseline.fill`.
 
         Returns
         -------
         xarray.DataArray or xarray.Dataset
-            As for :meth:`Baseline.fill`.
+            As for `Baseline.fill`.
         """
         self.ranks_ = []
         self.cv_errors_ = []

@@ -43,7 +43,7 @@ def guess_only(model: Model) -> Model:
     Parameters
     ----------
     model
-        A latent :class:`~sparsediff.model.Model`.
+        A latent [`Model`][sparsediff.model.Model].
 
     Returns
     -------
@@ -98,7 +98,7 @@ class GuessNoise(Filler):
         Parameters
         ----------
         setting, notes
-            As for :meth:`~sparsediff.evaluation.baselines.base.Baseline.for_evaluation`.
+            As for [`for_evaluation`][sparsediff.evaluation.baselines.base.Baseline.for_evaluation].
 
         Returns
         -------
@@ -122,7 +122,7 @@ class GuessNoise(Filler):
         invalid: Mapping[str, xr.DataArray],
         region: Mapping[Hashable, slice],
     ) -> xr.Dataset:
-        """First guess + noise (see :meth:`Filler.fill`); observed points copied from ``gappy``."""
+        """First guess + noise (see `Filler.fill`); observed points copied from ``gappy``."""
         kw = {"variables": variables, "dims": dims, "invalid": invalid, "region": region}
         members = self.model_filler.fill(gappy, **kw)
         guess = self.guess_filler.fill(gappy, **kw)

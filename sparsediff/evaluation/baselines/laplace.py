@@ -143,7 +143,7 @@ class Laplace(Baseline):
     direct_max
         Largest number of unknowns solved directly.
     wrap_longitude
-        Make a global longitude dim periodic (see :class:`LinearInterp`).
+        Make a global longitude dim periodic (see `LinearInterp`).
     """
 
     name: ClassVar[str] = "laplace"
@@ -182,7 +182,7 @@ class Laplace(Baseline):
         Parameters
         ----------
         setting, notes
-            As for :meth:`Baseline.for_evaluation`.
+            As for `Baseline.for_evaluation`.
 
         Returns
         -------

@@ -20,26 +20,26 @@ __all__ = ["BASELINES", "baseline_class", "for_evaluation", "get_baseline", "reg
 Registered = type[Baseline] | type[Filler]
 
 BASELINES: dict[str, Registered] = {}
-"""Registry: baseline name -> class (a :class:`Baseline`, or a
-:class:`~sparsediff.evaluation.fillers.Filler` for an ensemble baseline).
+"""Registry: baseline name -> class (a `Baseline`, or a
+[`Filler`][sparsediff.evaluation.fillers.Filler] for an ensemble baseline).
 
 Every class has a ``name``, the ``needs`` it declares
-(:mod:`~sparsediff.evaluation.baselines.setting`) and a classmethod
+([`setting`][sparsediff.evaluation.baselines.setting]) and a classmethod
 ``for_evaluation(setting, notes)`` that builds the instance an evaluation runs."""
 
 
 def register_baseline(cls: Registered, *, replace: bool = False) -> Registered:
-    """Add a baseline class to :data:`BASELINES` under its ``name``.
+    """Add a baseline class to [`BASELINES`][BASELINES] under its ``name``.
 
     Usable as a class decorator. Once registered, the name works everywhere a
     baseline name does (``evaluate(baselines=...)``, ``sparsediff evaluate
-    --baselines``, :func:`get_baseline`).
+    --baselines``, [`get_baseline`][get_baseline]).
 
     Parameters
     ----------
     cls
-        A :class:`Baseline` subclass, or a
-        :class:`~sparsediff.evaluation.fillers.Filler` subclass with a
+        A `Baseline` subclass, or a
+        [`Filler`][sparsediff.evaluation.fillers.Filler] subclass with a
         class-level ``name``, ``needs`` and ``for_evaluation``.
     replace
         Allow replacing a registered class of the same name.
@@ -80,7 +80,7 @@ def baseline_class(name: str) -> Registered:
     Parameters
     ----------
     name
-        A name of :data:`BASELINES`.
+        A name of [`BASELINES`][BASELINES].
 
     Returns
     -------
@@ -106,7 +106,7 @@ def get_baseline(name: str, **kwargs: Any) -> Baseline | Filler:
     Parameters
     ----------
     name
-        One of :data:`BASELINES` (``time_mean``, ``linear``, ``laplace``,
+        One of [`BASELINES`][BASELINES] (``time_mean``, ``linear``, ``laplace``,
         ``dineof``, ``guess_noise``, ``condsim``, and any registered since).
     **kwargs
         Passed to the class.

@@ -1,14 +1,14 @@
 """What an evaluation offers a baseline, and what each baseline declares it needs.
 
-A baseline class declares ``needs``, a set of :data:`Need` words:
+A baseline class declares ``needs``, a set of `Need` words:
 
 * ``"time"``: a record dim (``time_dim``) outside the spatial dims;
 * ``"model"``: a trained model to start from (the evaluation's first model);
 * ``"plane"``: exactly two spatial dims.
 
-:func:`sparsediff.evaluate` builds one :class:`Setting` from its arguments
+`sparsediff.evaluate` builds one [`Setting`][Setting] from its arguments
 and, for each baseline named, either skips it with a note saying which need
-is not met (:func:`unmet`) or asks the class for the instance to run
+is not met ([`unmet`][unmet]) or asks the class for the instance to run
 (``for_evaluation(setting, notes)``).
 """
 
@@ -64,7 +64,7 @@ def unmet(needs: frozenset[str], setting: Setting) -> str | None:
     Parameters
     ----------
     needs
-        The baseline's declared needs (words of :data:`NEEDS`).
+        The baseline's declared needs (words of [`NEEDS`][NEEDS]).
     setting
         What the evaluation offers.
 

@@ -13,14 +13,14 @@ Conventions
 * Area weighting: when the data have a latitude coordinate (a coord named
   ``lat``/``latitude``, or with ``units = "degrees_north"`` or
   ``standard_name = "latitude"``), the means are weighted by ``cos(latitude)``
-  (:func:`area_weights`); ``area_weighted=False`` turns it off. Curvilinear
+  (`area_weights`); ``area_weighted=False`` turns it off. Curvilinear
   (2-D) latitude coordinates work the same way.
-* CRPS comes from :mod:`scoringrules` (:func:`scoringrules.crps_ensemble`).
+* CRPS comes from `scoringrules` (`scoringrules.crps_ensemble`).
 * PSNR and SSIM are image metrics for 2-D/3-D volumes, unweighted, restricted
   to the mask (the BraTS inpainting convention: only the filled region counts).
 
-The inputs may be dask-backed; :func:`rmse`, :func:`mae`, :func:`bias`,
-:func:`crps` and :func:`spread_skill_ratio` stay lazy, the others compute.
+The inputs may be dask-backed; `rmse`, `mae`, `bias`,
+`crps` and `spread_skill_ratio` stay lazy, the others compute.
 """
 
 from __future__ import annotations

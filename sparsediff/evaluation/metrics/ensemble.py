@@ -59,7 +59,7 @@ def crps(
 ) -> xr.DataArray:
     """Continuous ranked probability score of an ensemble, averaged over the masked points.
 
-    The pointwise CRPS comes from :func:`scoringrules.crps_ensemble`:
+    The pointwise CRPS comes from `scoringrules.crps_ensemble`:
 
     * ``"standard"`` (default): the CRPS of the empirical distribution of the
       K members, ``mean_i |x_i - y| - 1/(2 K**2) sum_ij |x_i - x_j|``
@@ -75,7 +75,7 @@ def crps(
     ensemble
         Members along ``member_dim``; the other dims as ``truth``.
     truth, mask, dims, area_weighted
-        As for :func:`rmse`.
+        As for `rmse`.
     member_dim
         Name of the member dim.
     estimator
@@ -89,7 +89,7 @@ def crps(
     Raises
     ------
     InputError
-        As for :func:`rmse`; a missing member dim; ``"fair"`` with one member.
+        As for `rmse`; a missing member dim; ``"fair"`` with one member.
     """
     if estimator not in _CRPS_ESTIMATORS:
         raise InputError(f"unknown CRPS estimator {estimator!r}; expected 'standard' or 'fair'")
@@ -132,7 +132,7 @@ def spread_skill_ratio(
     Parameters
     ----------
     ensemble, truth, mask, member_dim, dims, area_weighted
-        As for :func:`crps`.
+        As for [`crps`][crps].
 
     Returns
     -------
@@ -142,7 +142,7 @@ def spread_skill_ratio(
     Raises
     ------
     InputError
-        As for :func:`crps`; fewer than 2 members.
+        As for [`crps`][crps]; fewer than 2 members.
     """
     ensemble = _check_members(ensemble, member_dim, 2)
     ensemble, truth, mask, rdims = _prepare(ensemble, truth, mask, dims)
@@ -188,7 +188,7 @@ def rank_histogram(
     Parameters
     ----------
     ensemble, truth, mask, member_dim
-        As for :func:`crps`.
+        As for [`crps`][crps].
     seed
         Seed of the tie-breaking generator.
 
@@ -201,7 +201,7 @@ def rank_histogram(
     Raises
     ------
     InputError
-        As for :func:`crps`; a masked point whose truth or a member is NaN.
+        As for [`crps`][crps]; a masked point whose truth or a member is NaN.
     """
     ensemble = _check_members(ensemble, member_dim, 1)
     ensemble, truth, mask, _ = _prepare(ensemble, truth, mask, None)

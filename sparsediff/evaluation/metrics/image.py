@@ -74,7 +74,7 @@ def psnr(
     Raises
     ------
     InputError
-        As for :func:`rmse`; a non-positive range or a constant truth.
+        As for `rmse`; a non-positive range or a constant truth.
     """
     p, t, m, _ = _image_inputs(pred, truth, mask, None, spatial_check=False)
     rng = _data_range(t, data_range)
@@ -111,7 +111,7 @@ def ssim(
     Parameters
     ----------
     pred, truth, mask, data_range
-        As for :func:`psnr`.
+        As for [`psnr`][psnr].
     dims
         The 2 or 3 spatial dims (default: all dims of ``truth``); other dims
         are treated as a batch of volumes.
@@ -126,7 +126,7 @@ def ssim(
     Raises
     ------
     InputError
-        As for :func:`psnr`; not 2 or 3 spatial dims.
+        As for [`psnr`][psnr]; not 2 or 3 spatial dims.
     """
     p, t, m, axes = _image_inputs(pred, truth, mask, dims)
     rng = _data_range(t, data_range)

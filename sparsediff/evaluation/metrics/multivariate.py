@@ -13,7 +13,7 @@ outcome: the truth at its points, and each member at its points. Regions
 larger than ``max_points`` are scored on a random subset of that many points
 (the same subset for every ensemble scored with the same ``seed``: it depends
 only on the mask), which bounds the cost (the variogram score needs all
-pairs of points). Both scores come from :mod:`scoringrules` and are
+pairs of points). Both scores come from `scoringrules` and are
 normalised per region so that regions of different sizes count alike:
 
 * energy score / ``sqrt(D)`` (``D`` points in the region): in the data's
@@ -147,7 +147,7 @@ def multivariate_scores(
     ensemble
         Members on a ``member_dim`` (one member: a deterministic fill).
     truth, mask
-        As for :func:`~sparsediff.evaluation.metrics.crps`.
+        As for [`crps`][sparsediff.evaluation.metrics.crps].
     dims
         The spatial dims regions are connected over.
     member_dim
@@ -155,7 +155,7 @@ def multivariate_scores(
     p
         Order of the variogram score (0.5 as Scheuerer & Hamill recommend).
     min_points, max_points, seed
-        As for :func:`gap_regions`.
+        As for [`gap_regions`][gap_regions].
 
     Returns
     -------
@@ -167,7 +167,7 @@ def multivariate_scores(
     Raises
     ------
     InputError
-        As for :func:`gap_regions` and :func:`~sparsediff.evaluation.metrics.crps`.
+        As for [`gap_regions`][gap_regions] and [`crps`][sparsediff.evaluation.metrics.crps].
     """
     members, values, mask = _outcomes(ensemble, truth, mask, member_dim)
     regions = gap_regions(mask, dims=dims, min_points=min_points, max_points=max_points, seed=seed)
@@ -200,12 +200,12 @@ def energy_score(
 ) -> float:
     """Energy score per gap region / ``sqrt(D)``, averaged over regions.
 
-    See :func:`multivariate_scores`.
+    See [`multivariate_scores`][multivariate_scores].
 
     Parameters
     ----------
     ensemble, truth, mask, dims, member_dim, max_points, seed
-        As for :func:`multivariate_scores`.
+        As for [`multivariate_scores`][multivariate_scores].
 
     Returns
     -------
@@ -229,12 +229,12 @@ def variogram_score(
 ) -> float:
     """Variogram score per gap region / ``D (D - 1)``, averaged over regions.
 
-    See :func:`multivariate_scores`.
+    See [`multivariate_scores`][multivariate_scores].
 
     Parameters
     ----------
     ensemble, truth, mask, dims, member_dim, p, max_points, seed
-        As for :func:`multivariate_scores`.
+        As for [`multivariate_scores`][multivariate_scores].
 
     Returns
     -------

@@ -67,7 +67,7 @@ def mae(
     Parameters
     ----------
     pred, truth, mask, dims, area_weighted
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
 
     Returns
     -------
@@ -77,7 +77,7 @@ def mae(
     Raises
     ------
     InputError
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
     """
     pred, truth, mask, rdims = _prepare(pred, truth, mask, dims)
     out = _masked_mean(abs(pred - truth), mask, rdims, _weights(truth, area_weighted))
@@ -97,7 +97,7 @@ def bias(
     Parameters
     ----------
     pred, truth, mask, dims, area_weighted
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
 
     Returns
     -------
@@ -107,7 +107,7 @@ def bias(
     Raises
     ------
     InputError
-        As for :func:`rmse`.
+        As for [`rmse`][rmse].
     """
     pred, truth, mask, rdims = _prepare(pred, truth, mask, dims)
     out = _masked_mean(pred - truth, mask, rdims, _weights(truth, area_weighted))

@@ -109,7 +109,10 @@ def power_spectrum(da: xr.DataArray, *, dims: Sequence[Hashable]) -> xr.DataArra
     Returns
     -------
     xarray.DataArray
-        Power on dim ``wavenumber``.
+        Power on dim ``wavenumber`` (cycles per grid point), in the squared
+        units of ``da`` (``units`` attribute ``"K^2"`` for a field in K): the
+        ring mean of ``|FFT|**2 / N``, whose sum over all N frequencies is the
+        sum of squares of the de-meaned field (Parseval).
 
     Raises
     ------
@@ -118,7 +121,12 @@ def power_spectrum(da: xr.DataArray, *, dims: Sequence[Hashable]) -> xr.DataArra
     """
     (vals,), missing = _spectrum_inputs([_check_da(da, "da")], dims)
     k, p = _radial_spectrum(vals, missing)
-    return _spectrum_da(k, p, "power_spectrum", "radially averaged power spectrum")
+    out = _spectrum_da(k, p, "power_spectrum", "radially averaged power spectrum")
+    units = str(da.attrs.get("units", "")).strip()
+    if units:
+        simple = units.replace("_", "").isalnum()
+        out.attrs["units"] = f"{units}^2" if simple else f"({units})^2"
+    return out
 
 
 def power_spectrum_ratio(
@@ -126,7 +134,7 @@ def power_spectrum_ratio(
 ) -> xr.DataArray:
     """Power spectrum of the prediction over that of the truth, per wavenumber.
 
-    Both spectra are computed as in :func:`power_spectrum` with the *same*
+    Both spectra are computed as in [`power_spectrum`][power_spectrum] with the *same*
     missing points (the union of the NaN points of ``pred`` and ``truth``
     is set to 0 in both after de-meaning), so a difference in where the data
     are missing does not show up as a difference in power. A ratio below 1
@@ -149,7 +157,7 @@ def power_spectrum_ratio(
     Raises
     ------
     InputError
-        As for :func:`power_spectrum`; mismatched coordinates.
+        As for [`power_spectrum`][power_spectrum]; mismatched coordinates.
     """
     pred, truth = _align(_check_da(pred, "pred"), _check_da(truth, "truth"))
     (p_vals, t_vals), missing = _spectrum_inputs([pred, truth], dims)
@@ -166,7 +174,7 @@ def spectrum_ratio_score(ratio: xr.DataArray, *, low: float = 0.5) -> float:
     Parameters
     ----------
     ratio
-        Output of :func:`power_spectrum_ratio`.
+        Output of [`power_spectrum_ratio`][power_spectrum_ratio].
     low
         Fraction of the highest wavenumber from which bins count (default
         0.5: the upper half of the wavenumbers).
@@ -205,7 +213,7 @@ def gap_spectrum_ratio(
 
     Both fields are restricted to the scored points (``mask``): each 2-D
     slice is de-meaned over its scored points and set to 0 elsewhere, then
-    its radial spectrum is taken as in :func:`power_spectrum` (the same
+    its radial spectrum is taken as in [`power_spectrum`][power_spectrum] (the same
     window for the members and the truth, so the window's own imprint
     cancels in the ratio). The members' spectra are averaged over members
     and slices, the truth's over slices. A ratio below 1 at high
@@ -233,7 +241,7 @@ def gap_spectrum_ratio(
     Raises
     ------
     InputError
-        As for :func:`power_spectrum_ratio`; no member dim.
+        As for [`power_spectrum_ratio`][power_spectrum_ratio]; no member dim.
     """
     ensemble = _check_da(ensemble, "ensemble")
     if member_dim not in ensemble.dims:
@@ -259,7 +267,8 @@ def band_ratios(ratio: xr.DataArray, *, bands: int = 3) -> list[float]:
     Parameters
     ----------
     ratio
-        Output of :func:`power_spectrum_ratio` or :func:`gap_spectrum_ratio`.
+        Output of [`power_spectrum_ratio`][power_spectrum_ratio] or
+        [`gap_spectrum_ratio`][gap_spectrum_ratio].
     bands
         Number of bands splitting ``(0, max wavenumber]``.
 
@@ -298,7 +307,7 @@ def plot_gap_spectra(
     Parameters
     ----------
     ratios
-        Method name -> :func:`gap_spectrum_ratio` (or any ratio on ``wavenumber``).
+        Method name -> [`gap_spectrum_ratio`][gap_spectrum_ratio] (or any ratio on ``wavenumber``).
     path
         Save the figure there.
     tolerance

@@ -33,7 +33,7 @@ def score_table(
     preds
         Method name -> deterministic prediction.
     truth, mask, area_weighted
-        As for :func:`rmse`.
+        As for `rmse`.
     ensembles
         Method name -> ensemble (with ``member_dim``). A method only in
         ``ensembles`` is scored deterministically on its ensemble mean.
@@ -88,8 +88,8 @@ def score_table(
 
 
 GAP_BANDS: tuple[str, ...] = ("gap_power_low", "gap_power_mid", "gap_power_high")
-"""Columns of :func:`structure_table`: the members' power in the gaps over the truth's, in
-three equal-width wavenumber bands (low to high)."""
+"""Columns of [`structure_table`][structure_table]: the members' power in the gaps over
+the truth's, in three equal-width wavenumber bands (low to high)."""
 
 
 def structure_table(
@@ -109,7 +109,7 @@ def structure_table(
     ensembles
         Method name -> ensemble (a deterministic fill is a one-member ensemble).
     truth, mask
-        As for :func:`score_table` (``mask``: the held-out points).
+        As for [`score_table`][score_table] (``mask``: the held-out points).
     dims
         The spatial dims gap regions are connected over.
     spectrum_dims
@@ -123,12 +123,12 @@ def structure_table(
     -------
     table, ratios
         Columns ``method``, ``energy_score`` and ``variogram_score``
-        (:func:`~sparsediff.evaluation.metrics.multivariate_scores`: means over
-        the gap regions), ``n_regions`` and the :data:`GAP_BANDS`
-        (:func:`~sparsediff.evaluation.metrics.band_ratios` of
-        :func:`~sparsediff.evaluation.metrics.gap_spectrum_ratio`); and the
+        ([`multivariate_scores`][sparsediff.evaluation.metrics.multivariate_scores]: means over
+        the gap regions), ``n_regions`` and the [`GAP_BANDS`][GAP_BANDS]
+        ([`band_ratios`][sparsediff.evaluation.metrics.band_ratios] of
+        [`gap_spectrum_ratio`][sparsediff.evaluation.metrics.gap_spectrum_ratio]); and the
         gap spectrum ratio of each method, for
-        :func:`~sparsediff.evaluation.metrics.plot_gap_spectra`.
+        [`plot_gap_spectra`][sparsediff.evaluation.metrics.plot_gap_spectra].
     """
     rows = []
     ratios: dict[str, xr.DataArray] = {}
