@@ -255,6 +255,13 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
     is_flag=True,
     help="Fill even data whose values look like another unit or scale than the model's.",
 )
+@click.option(
+    "--min-observed-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Refuse INPUT when a step (e.g. a time step) has a smaller share of observed "
+    "points (default: only warn about steps with none).",
+)
 @_errors
 def fill(
     model_path: Path,
@@ -270,6 +277,7 @@ def fill(
     invalid_below: float | None,
     invalid_along: str | None,
     no_value_check: bool,
+    min_observed_share: float | None,
     **sampling: Any,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
@@ -281,8 +289,11 @@ def fill(
     from sparsediff.atomic import check_writable
     from sparsediff.devices import resolve_device
     from sparsediff.errors import InputError
+    from sparsediff.lock import hold
 
-    # checks of the target first: nothing is loaded or written for a bad one
+    # one writer per target for the whole run, then checks of the target: nothing is
+    # loaded or written for a bad one
+    click.get_current_context().with_resource(hold(output))
     if (output.exists() or output.is_symlink()) and not overwrite:
         raise InputError(f"{output} already exists; pass --overwrite to replace it")
     if region_size < 1:
@@ -310,6 +321,7 @@ def fill(
             **sampling,
             device=device,
             check_values=not no_value_check,
+            min_observed_share=min_observed_share,
             **_invalid_options(invalid, invalid_below, invalid_along),
         )
         if output.suffix == ".zarr":

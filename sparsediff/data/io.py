@@ -37,6 +37,7 @@ from sparsediff.data.backends.base import Chunks
 from sparsediff.data.backends.nifti import nifti_dataset
 from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import InputError
+from sparsediff.lock import hold
 
 __all__ = [
     "append_history",
@@ -245,7 +246,10 @@ def write(
                 pool.shutdown(wait=True, cancel_futures=True)
 
     try:
-        atomic.write_atomic(target, put)
+        with hold(target):  # one writer per target (re-entrant: a CLI fill holds it already)
+            if mode == "w-" and (target.exists() or target.is_symlink()):  # written meanwhile
+                raise InputError(f"{str(target)!r} already exists; pass mode='w' to overwrite it")
+            atomic.write_atomic(target, put)
     except BaseException:
         if pool is None:  # a distributed cluster may still finish a chunk or two
             for _ in range(3):

@@ -25,10 +25,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from sparsediff.data import masks, plausibility
+from sparsediff.data import coverage, masks, plausibility
 from sparsediff.data.cf import cf_conventions
 from sparsediff.data.climatology import add_climatology, aligned_climatology, anomalies
 from sparsediff.data.grid import grid_spacing, is_global_longitude
+from sparsediff.data.order import sort_along
 from sparsediff.data.selection import as_dataset
 from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
@@ -249,6 +250,7 @@ def fill(
     invalid_below: float | str | None = "model",
     invalid_along: str | Sequence[str] | None = "model",
     check_values: bool = True,
+    min_observed_share: float | None = None,
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
     progress: bool = False,
@@ -297,6 +299,11 @@ def fill(
         :mod:`sparsediff.data.plausibility`): refuse data clearly in another
         unit or scale, warn about values far outside the training range.
         ``False`` skips both checks.
+    min_observed_share
+        Refuse the data when a step (a position of the non-spatial dims) has
+        fewer observed points than this share of its points that are not
+        invalid (see :mod:`sparsediff.data.coverage`); ``None`` (default):
+        only warn about steps without any observed point.
     overlap, periodic
         Tiling options per spatial dim; ``periodic`` defaults to True for a
         global longitude.
@@ -316,6 +323,9 @@ def fill(
     ------
     InputError
         Input that is not an xarray object, a bad seed, a bad invalid mask.
+        Repeated values in the coordinate of the model's context dim; an
+        invalid rule that marks (nearly) every observed value invalid; a step
+        below ``min_observed_share``.
     CompatibilityError
         Data the model cannot fill (:func:`check_compatible`), or observed
         values clearly in another unit or scale.
@@ -328,7 +338,8 @@ def fill(
     -----
     SparsediffWarning
         Grid spacing far from training; many observed values far outside the
-        training range; the model's invalid rule cannot run on these data.
+        training range; the model's invalid rule cannot run on these data;
+        steps without any observed point.
 
     Notes
     -----
@@ -343,6 +354,9 @@ def fill(
     climatology of each point; the network's tiling of such a grid differs,
     so its fill equals the canonical grid's up to the permutation only where
     the model's completion does not depend on the tiling.
+
+    Steps of the model's context dim out of coordinate order are filled in
+    order and returned in the input's order (:mod:`sparsediff.data.order`).
     """
     if not isinstance(ds, xr.Dataset | xr.DataArray):
         as_dataset(ds)  # one clear error for numpy arrays and other objects
@@ -365,6 +379,8 @@ def fill(
     device = resolve_device(device)
     model.method.check_ready()  # a model without its trained stages: refused before any compute
     check_compatible(ds, model)
+    min_observed_share = coverage.check_share(min_observed_share)
+    ds, restore = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
     ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
     variables = model.variables
@@ -389,6 +405,10 @@ def fill(
     if check_values:
         for message in plausibility.range_warnings(ranges, model.stats, climatology):
             warnings.warn(message, SparsediffWarning, stacklevel=2)
+    counts = coverage.coverage(ds, states, variables, spatial)
+    coverage.check_rule(counts, rule.source)
+    for message in coverage.sparse_steps(counts, ds, min_observed_share):
+        warnings.warn(message, SparsediffWarning, stacklevel=2)
     source = ds
     if climatology:
         ds = anomalies(ds, climatology)
@@ -464,7 +484,7 @@ def fill(
         },
         sort_keys=True,
     )
-    return result
+    return result if restore is None else result.isel({model.spec.context_dim: restore})
 
 
 def ensemble_mean(ds: xr.Dataset) -> xr.Dataset:

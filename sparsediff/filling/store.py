@@ -44,6 +44,7 @@ from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
 from sparsediff.filling.fill import fill
+from sparsediff.lock import hold
 from sparsediff.model import Model, as_model
 
 __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
@@ -51,7 +52,7 @@ __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
 #: Options of :func:`sparsediff.fill` that do not change the numbers.
-_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values"})
+_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values", "min_observed_share"})
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
 
@@ -327,14 +328,45 @@ def fill_to_zarr(
     Raises
     ------
     InputError
-        A target that is not ``.zarr``, exists (without ``overwrite``) or lies in
+        A target that is not ``.zarr``, exists (without ``overwrite``), is
+        being written by another run (:mod:`sparsediff.lock`) or lies in
         a directory that is not writable; a bad ``region_dim`` or
         ``region_size``; a resume that does not match. Nothing is written then.
     """
     output = Path(output)
-    model = as_model(model)
     if output.suffix != ".zarr":
         raise InputError(f"streamed fills write Zarr stores; {output} does not end in .zarr")
+    with hold(output):  # one writer per store for the whole run
+        return _stream(
+            ds,
+            model,
+            output,
+            region_dim,
+            region_size,
+            resume,
+            overwrite,
+            progress,
+            history,
+            on_region,
+            fill_kw,
+        )
+
+
+def _stream(
+    ds: xr.Dataset,
+    model: Model | str | os.PathLike[str],
+    output: Path,
+    region_dim: str | None,
+    region_size: int,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    history: str,
+    on_region: Callable[[int], None] | None,
+    fill_kw: dict[str, Any],
+) -> Path:
+    """:func:`fill_to_zarr` once the store's lock is held."""
+    model = as_model(model)
     if output.exists() and not overwrite:
         raise InputError(f"{output} already exists (pass overwrite=True to replace it)")
     if isinstance(region_size, bool) or not isinstance(region_size, int | np.integer):
