@@ -108,7 +108,8 @@ def test_steps_without_observations_warn_with_the_steps_and_count() -> None:
     texts = [str(w.message) for w in caught if "no observed point" in str(w.message)]
     assert len(texts) == 1, [str(w.message) for w in caught]
     assert "2 of 6 steps of 'v'" in texts[0]
-    assert "time=2001-02-15 (0%)" in texts[0] and "time=2001-05-16 (0%)" in texts[0]
+    assert "time=2001-02-15 (0%)" in texts[0]
+    assert "time=2001-05-16 (0%)" in texts[0]
     assert (out["v_fill_flag"].isel(time=[1, 4]) == 1).all()
     with warnings.catch_warnings():  # complete steps: no warning
         warnings.simplefilter("error", SparsediffWarning)
