@@ -290,7 +290,9 @@ def fill(
     from sparsediff.devices import resolve_device
     from sparsediff.errors import InputError
     from sparsediff.lock import hold
+    from sparsediff.paths import check_loops
 
+    check_loops(output)
     # one writer per target for the whole run, then checks of the target: nothing is
     # loaded or written for a bad one
     click.get_current_context().with_resource(hold(output))

@@ -15,8 +15,10 @@ shares. NIfTI volumes become a Dataset with one variable on dims
 from __future__ import annotations
 
 import dataclasses
+import errno
 import glob
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,6 +40,7 @@ from sparsediff.data.backends.nifti import nifti_dataset
 from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import InputError
 from sparsediff.lock import hold
+from sparsediff.paths import check_loops
 
 __all__ = [
     "append_history",
@@ -132,6 +135,8 @@ def open(
         formats, or a file that cannot be read in its format.
     """
     paths = _expand_paths(path_or_paths)
+    for p in paths:
+        check_loops(p)
     backends = {backend_for(p).name: backend_for(p) for p in paths}
     if len(backends) > 1:
         raise InputError(
@@ -198,8 +203,10 @@ def write(
     ------
     InputError
         Unknown suffix, existing target with ``mode="w-"``, a bad ``mode`` or
-        ``zarr_format``, an attribute the format cannot store, or a target
-        directory that is not writable. Nothing is written in these cases.
+        ``zarr_format``, an attribute the format cannot store, a target
+        directory that is not writable, a loop of symbolic links, a target
+        another run is writing (:mod:`sparsediff.lock`), or a full disk.
+        Nothing is written in these cases.
 
     Notes
     -----
@@ -213,6 +220,7 @@ def write(
     """
     data = as_dataset(ds)
     target = Path(os.fspath(path)).expanduser()
+    check_loops(target)
     backend = backend_for(target)
     if mode not in ("w", "w-"):
         raise InputError(f"mode must be 'w' or 'w-', got {mode!r}")
@@ -250,11 +258,39 @@ def write(
             if mode == "w-" and (target.exists() or target.is_symlink()):  # written meanwhile
                 raise InputError(f"{str(target)!r} already exists; pass mode='w' to overwrite it")
             atomic.write_atomic(target, put)
-    except BaseException:
+    except BaseException as err:
         if pool is None:  # a distributed cluster may still finish a chunk or two
             for _ in range(3):
                 time.sleep(0.2)
                 for tmp in temps:
                     atomic.remove(tmp)
+        full = _disk_full(err, target, out.nbytes)
+        if full is not None:
+            raise full from err
         raise
     return target
+
+
+def _disk_full(err: BaseException, target: Path, nbytes: int) -> InputError | None:
+    """A one-line "disk full" error for ``err``, or ``None`` if it is something else.
+
+    Zarr says ``ENOSPC`` (or ``EDQUOT``, a quota); netCDF-C only says "NetCDF: HDF
+    error", so that one counts as a full disk when the device has less room than
+    the data's size (the partial file is removed by then).
+    """
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = "no space left (or the quota is used up)"
+    elif isinstance(err, RuntimeError) and "HDF error" in str(err):
+        try:
+            free = shutil.disk_usage(target.parent).free
+        except OSError:
+            return None
+        if free >= nbytes:
+            return None
+        cause = f"the data need about {nbytes / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free"
+    else:
+        return None
+    return InputError(
+        f"cannot write {str(target)!r}: the disk is full ({cause}); nothing was written. "
+        "Free some space or write elsewhere"
+    )

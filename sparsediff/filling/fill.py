@@ -31,6 +31,7 @@ from sparsediff.data.climatology import add_climatology, aligned_climatology, an
 from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.order import sort_along
 from sparsediff.data.selection import as_dataset
+from sparsediff.data.units import same_units
 from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
 from sparsediff.filling.invalid import resolve_invalid
@@ -57,7 +58,8 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     ------
     CompatibilityError
         Missing variables, missing spatial dims, a different number of spatial
-        dims, units that differ from training, or (for a model with a
+        dims, a ``member`` dim (a fill adds its own), units that differ from
+        training (compared as units: ``"kelvin"`` is ``"K"``), or (for a model with a
         climatology) data on another grid than the climatology's: a grid whose
         coordinates are a permutation or a subset of the training grid's is
         fine (the climatology is reordered to it), any other is refused.
@@ -72,6 +74,12 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
         raise CompatibilityError(
             f"the model fills {model.variables} but the data lacks {missing} "
             f"(it has {sorted(map(str, ds.data_vars))})"
+        )
+    if "member" in ds.dims:
+        raise CompatibilityError(
+            f"the data already have a 'member' dim (size {ds.sizes['member']}); a fill adds "
+            "its own for the ensemble: fill one member at a time (ds.isel(member=0)) or "
+            "rename the dim (ds.rename(member='realization'))"
         )
     dims = model.dims
     for v in model.variables:
@@ -89,7 +97,7 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     for v in model.variables:
         trained = units.get(v, "")
         now = str(ds[v].attrs.get("units", ""))
-        if trained and now and trained != now:
+        if trained and now and not same_units(trained, now):
             raise CompatibilityError(
                 f"variable {v!r} is in {now!r} but the model was trained on {trained!r}; "
                 "convert the data first"

@@ -46,6 +46,7 @@ from sparsediff.errors import InputError
 from sparsediff.filling.fill import fill
 from sparsediff.lock import hold
 from sparsediff.model import Model, as_model
+from sparsediff.paths import check_loops
 
 __all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
 
@@ -336,6 +337,7 @@ def fill_to_zarr(
     output = Path(output)
     if output.suffix != ".zarr":
         raise InputError(f"streamed fills write Zarr stores; {output} does not end in .zarr")
+    check_loops(output)
     with hold(output):  # one writer per store for the whole run
         return _stream(
             ds,
