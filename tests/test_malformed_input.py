@@ -296,7 +296,7 @@ FILL_CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "min-observed-share-above-1": (
         lambda w: _fill(w, "--min-observed-share", "2"),
-        r"Invalid value for '--min-observed-share': 2\.0 is not in the range 0<=x<=1",
+        r"Invalid value for '--min-observed-share': 2\.0 is not in the range 0\.0<=x<=1\.0",
     ),
     "member-dim-in-input": (
         lambda w: (
