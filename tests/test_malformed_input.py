@@ -309,6 +309,17 @@ FILL_CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda w: _fill(w, model="model/config.json"),
         r"config\.json is a file; a model is the directory that holds .*pass '.*model'$",
     ),
+    "array-task-without-init": (
+        lambda w: [
+            *["fill", str(w / "model"), str(w / "in.nc"), str(w / "out" / "f.zarr")],
+            *["--region", "time=0:2"],
+        ],
+        r"f\.zarr is not an initialised array-job store \(no \.f\.zarr\.job\.json\); run the init",
+    ),
+    "array-init-into-nc": (
+        lambda w: _fill(w, "--init"),
+        r"array jobs \(--init, --region\) write Zarr stores; .*f\.nc is not one",
+    ),
     "missing-argument": (
         lambda w: ["fill", str(w / "model"), str(w / "in.nc")],
         r"Missing argument 'OUTPUT'",
