@@ -193,11 +193,26 @@ def fill_region(
     return output
 
 
-def missing_ranges(output: str | os.PathLike[str], region_size: int = 1) -> list[slice]:
-    """The regions of an array-job store that no finished task has written yet."""
+def missing_ranges(output: str | os.PathLike[str], region_size: int | None = None) -> list[slice]:
+    """The regions of an array-job store that no finished task has written yet.
+
+    Parameters
+    ----------
+    output
+        The store.
+    region_size
+        Length of the regions listed (default: the job's ``region_size``).
+
+    Returns
+    -------
+    list of slice
+        Positions along the region dim, in order.
+    """
     output = Path(output)
     record = _record(output)
     n = int(record["n"])
+    if region_size is None:
+        region_size = int(record["fingerprint"]["layout"]["region_size"])
     covered = [False] * n
     folder = _done_dir(output)
     for f in folder.iterdir() if folder.is_dir() else []:

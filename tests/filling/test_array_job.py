@@ -117,6 +117,8 @@ def test_tasks_refuse_what_does_not_fit_the_init(tmp_path: Path) -> None:
     assert missing_ranges(out, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     fill_region(ds, MODEL, out, slice(2, 4), **kw)
     assert missing_ranges(out, 2) == [slice(0, 2), slice(4, 5)]
+    assert missing_ranges(out) == missing_ranges(out, 2)  # the job's region size
+    assert missing_ranges(out, 1) == [slice(0, 1), slice(1, 2), slice(4, 5)]
     part = xr.open_zarr(out)["v"].values
     assert np.isfinite(part[2:4]).all()
     assert np.isnan(part[[0, 1, 4]]).all()  # not written yet
