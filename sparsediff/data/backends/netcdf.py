@@ -129,6 +129,6 @@ def _close(path: Path) -> None:
     cache = xr.backends.file_manager.FILE_CACHE
     for key, handle in list(cache.items()):
         with contextlib.suppress(Exception):
-            if handle.filepath() == str(path):
+            if getattr(handle, "filepath", lambda: None)() == str(path):
                 cache.pop(key, None)
                 handle.close()
