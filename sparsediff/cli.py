@@ -255,6 +255,28 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
     is_flag=True,
     help="Fill even data whose values look like another unit or scale than the model's.",
 )
+@click.option(
+    "--init",
+    "init_job",
+    is_flag=True,
+    help="Array jobs: create OUTPUT (.zarr) with its metadata and coordinates for tasks "
+    "run with --region, and stop.",
+)
+@click.option(
+    "--region",
+    "task_region",
+    default=None,
+    metavar="DIM=START:STOP",
+    help="Array jobs: fill these steps into the OUTPUT made by --init (same model, input "
+    "and options as the init; on --region-size boundaries).",
+)
+@click.option(
+    "--min-observed-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Refuse INPUT when a step (e.g. a time step) has a smaller share of observed "
+    "points (default: only warn about steps with none).",
+)
 @_errors
 def fill(
     model_path: Path,
@@ -270,6 +292,9 @@ def fill(
     invalid_below: float | None,
     invalid_along: str | None,
     no_value_check: bool,
+    min_observed_share: float | None,
+    init_job: bool,
+    task_region: str | None,
     **sampling: Any,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
@@ -282,10 +307,20 @@ def fill(
     from sparsediff.atomic import check_writable
     from sparsediff.devices import resolve_device
     from sparsediff.errors import InputError
+    from sparsediff.lock import hold
+    from sparsediff.paths import check_loops
 
-    # checks of the target first: nothing is loaded or written for a bad one
-    if (output.exists() or output.is_symlink()) and not overwrite:
-        raise InputError(f"{output} already exists; pass --overwrite to replace it")
+    check_loops(output)
+    if (init_job or task_region) and output.suffix != ".zarr":
+        raise InputError(f"array jobs (--init, --region) write Zarr stores; {output} is not one")
+    if init_job and task_region:
+        raise InputError("--init creates the store, --region fills part of it: pass one")
+    if not task_region:
+        # one writer per target for the whole run, then checks of the target: nothing is
+        # loaded or written for a bad one (array tasks lock their range instead)
+        click.get_current_context().with_resource(hold(output))
+        if (output.exists() or output.is_symlink()) and not overwrite:
+            raise InputError(f"{output} already exists; pass --overwrite to replace it")
     if region_size < 1:
         raise InputError(f"--region-size must be a positive integer, got {region_size}")
     check_writable(output.parent)
@@ -311,8 +346,13 @@ def fill(
             **sampling,
             device=device,
             check_values=not no_value_check,
+            min_observed_share=min_observed_share,
             **_invalid_options(invalid, invalid_below, invalid_along),
         )
+        if init_job or task_region:
+            history = f"fill {input_path.name} with {model_path}"
+            _array_job(ds, model, output, task_region, region_size, overwrite, kw, history)
+            return
         if output.suffix == ".zarr":
             fill_to_zarr(
                 ds,
@@ -339,6 +379,32 @@ def fill(
 
     click.echo(summary_line(flag_counts(sparsediff.open(output))), err=True)
     click.echo(f"filled data written to {output}")
+
+
+def _array_job(
+    ds: Any,
+    model: Any,
+    output: Path,
+    task_region: str | None,
+    region_size: int,
+    overwrite: bool,
+    kw: dict[str, Any],
+    history: str,
+) -> None:
+    """``fill --init`` or ``fill --region``: one step of an array job (see filling.array_job)."""
+    from sparsediff.filling.array_job import fill_region, init_store
+
+    if task_region is None:
+        init_store(
+            ds, model, output, region_size=region_size, overwrite=overwrite, history=history, **kw
+        )
+        click.echo(f"array-job store created at {output}; fill it with --region tasks")
+        return
+    ((dim, sl),) = _parse_region((task_region,)).items()
+    fill_region(
+        ds, model, output, sl, region_dim=dim, region_size=region_size, history=history, **kw
+    )
+    click.echo(f"filled {task_region} of {output}")
 
 
 @main.command()

@@ -50,6 +50,7 @@ from sparsediff.method import Method, build_method
 from sparsediff.method.spec import ModelSpec
 from sparsediff.networks.completion import CompletionAutoencoder
 from sparsediff.networks.precond import EDMPrecond
+from sparsediff.paths import check_loops
 
 __all__ = [
     "FORMAT_NAME",
@@ -337,10 +338,18 @@ def _model_dir(path: Path) -> Path:
     Raises
     ------
     CheckpointError
-        Neither; the message names a model directory found below ``path``, if any.
+        Neither; the message names a model directory found below ``path``, if
+        any, or the directory of ``path`` when ``path`` is a file in a model
+        directory (its ``config.json``).
     """
+    check_loops(path)
     if (path / "config.json").is_file():
         return path
+    if path.is_file() and (path.parent / "config.json").is_file():
+        raise CheckpointError(
+            f"{path} is a file; a model is the directory that holds config.json and the "
+            f"weights: pass {str(path.parent)!r}"
+        )
     if (path / "model" / "config.json").is_file():
         return path / "model"  # a run directory (train --out)
     hint = ""

@@ -17,6 +17,8 @@ PACKAGE = Path(sparsediff.__file__).parent
 LAYERS: dict[str, int] = {
     "sparsediff.errors": 0,
     "sparsediff.atomic": 0,
+    "sparsediff.lock": 0,
+    "sparsediff.paths": 0,
     "sparsediff.rng": 0,
     "sparsediff.devices": 0,
     "sparsediff.progress": 0,

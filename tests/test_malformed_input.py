@@ -286,6 +286,40 @@ FILL_CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda w: _fill(w, "--invalid-below", "low"),
         r"Invalid value for '--invalid-below': 'low' is not a valid float",
     ),
+    "invalid-below-inf": (
+        lambda w: _fill(w, "--invalid-below", "inf"),
+        r"the invalid rule \(.*values <= inf\) marks all of the 765 observed values of 'sst'",
+    ),
+    "steps-below-min-observed-share": (
+        lambda w: _fill(w, "--min-observed-share", "0.9"),
+        r"4 of 4 steps of 'sst' have an observed share below 0\.9: time=0 \(\d+%\)",
+    ),
+    "min-observed-share-above-1": (
+        lambda w: _fill(w, "--min-observed-share", "2"),
+        r"Invalid value for '--min-observed-share': 2\.0 is not in the range 0\.0<=x<=1\.0",
+    ),
+    "member-dim-in-input": (
+        lambda w: (
+            _write(w, "other.nc", xr.concat([_dataset(), _dataset(1)], dim="member"))
+            or _fill(w, data="other.nc")
+        ),
+        r"the data already have a 'member' dim \(size 2\); a fill adds its own",
+    ),
+    "model-given-as-its-config-json": (
+        lambda w: _fill(w, model="model/config.json"),
+        r"config\.json is a file; a model is the directory that holds .*pass '.*model'$",
+    ),
+    "array-task-without-init": (
+        lambda w: [
+            *["fill", str(w / "model"), str(w / "in.nc"), str(w / "out" / "f.zarr")],
+            *["--region", "time=0:2"],
+        ],
+        r"f\.zarr is not an initialised array-job store \(no \.f\.zarr\.job\.json\); run the init",
+    ),
+    "array-init-into-nc": (
+        lambda w: _fill(w, "--init"),
+        r"array jobs \(--init, --region\) write Zarr stores; .*f\.nc is not one",
+    ),
     "missing-argument": (
         lambda w: ["fill", str(w / "model"), str(w / "in.nc")],
         r"Missing argument 'OUTPUT'",

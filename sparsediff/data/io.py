@@ -15,8 +15,10 @@ shares. NIfTI volumes become a Dataset with one variable on dims
 from __future__ import annotations
 
 import dataclasses
+import errno
 import glob
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,6 +40,8 @@ from sparsediff.data.backends.nifti import nifti_dataset
 from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.data.urls import as_local, is_url, open_url, write_url
 from sparsediff.errors import InputError
+from sparsediff.lock import hold
+from sparsediff.paths import check_loops
 
 __all__ = [
     "append_history",
@@ -138,6 +142,8 @@ def open(
     if is_url(path_or_paths):  # s3://, gs://, memory://, ...: through fsspec
         return open_url(str(path_or_paths), chunks)
     paths = _expand_paths(path_or_paths)
+    for p in paths:
+        check_loops(p)
     backends = {backend_for(p).name: backend_for(p) for p in paths}
     if len(backends) > 1:
         raise InputError(
@@ -206,8 +212,10 @@ def write(
     ------
     InputError
         Unknown suffix, existing target with ``mode="w-"``, a bad ``mode`` or
-        ``zarr_format``, an attribute the format cannot store, or a target
-        directory that is not writable. Nothing is written in these cases.
+        ``zarr_format``, an attribute the format cannot store, a target
+        directory that is not writable, a loop of symbolic links, a target
+        another run is writing ([`sparsediff.lock`][sparsediff.lock]), or a full disk.
+        Nothing is written in these cases.
 
     Notes
     -----
@@ -224,6 +232,7 @@ def write(
     if is_url(path):
         return _write_url(data, str(path), mode, zarr_format, history)
     target = Path(os.fspath(path)).expanduser()
+    check_loops(target)
     backend = backend_for(target)
     if mode not in ("w", "w-"):
         raise InputError(f"mode must be 'w' or 'w-', got {mode!r}")
@@ -257,13 +266,19 @@ def write(
                 pool.shutdown(wait=True, cancel_futures=True)
 
     try:
-        atomic.write_atomic(target, put)
-    except BaseException:
+        with hold(target):  # one writer per target (re-entrant: a CLI fill holds it already)
+            if mode == "w-" and (target.exists() or target.is_symlink()):  # written meanwhile
+                raise InputError(f"{str(target)!r} already exists; pass mode='w' to overwrite it")
+            atomic.write_atomic(target, put)
+    except BaseException as err:
         if pool is None:  # a distributed cluster may still finish a chunk or two
             for _ in range(3):
                 time.sleep(0.2)
                 for tmp in temps:
                     atomic.remove(tmp)
+        full = _disk_full(err, target, out.nbytes)
+        if full is not None:
+            raise full from err
         raise
     return target
 
@@ -280,3 +295,28 @@ def _write_url(
     out.attrs = dict(data.attrs)
     out.attrs["history"] = append_history(data.attrs.get("history"), history)
     return write_url(out, url, mode=mode, zarr_format=zfmt)
+
+
+def _disk_full(err: BaseException, target: Path, nbytes: int) -> InputError | None:
+    """A one-line "disk full" error for ``err``, or ``None`` if it is something else.
+
+    Zarr says ``ENOSPC`` (or ``EDQUOT``, a quota); netCDF-C only says "NetCDF: HDF
+    error", so that one counts as a full disk when the device has less room than
+    the data's size (the partial file is removed by then).
+    """
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = "no space left (or the quota is used up)"
+    elif isinstance(err, RuntimeError) and "HDF error" in str(err):
+        try:
+            free = shutil.disk_usage(target.parent).free
+        except OSError:
+            return None
+        if free >= nbytes:
+            return None
+        cause = f"the data need about {nbytes / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free"
+    else:
+        return None
+    return InputError(
+        f"cannot write {str(target)!r}: the disk is full ({cause}); nothing was written. "
+        "Free some space or write elsewhere"
+    )

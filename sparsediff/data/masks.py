@@ -136,7 +136,7 @@ class MissingRule:
         """``True`` where ``x`` holds a usable (not missing) value."""
         x = np.asarray(x)
         if x.dtype.kind in "fc":
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):  # float16: 1e20 is inf
                 ok = np.isfinite(x)
                 if self.magnitude:
                     ok &= np.abs(x) < FILL_MAGNITUDE
@@ -144,7 +144,7 @@ class MissingRule:
             ok = np.ones(x.shape, dtype=bool)
         if self.fills:
             ok &= ~np.isin(x, np.asarray(self.fills, dtype=np.float64))
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             if self.valid_min is not None:
                 ok &= x >= self.valid_min
             if self.valid_max is not None:

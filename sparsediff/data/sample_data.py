@@ -61,12 +61,17 @@ def open_ostia(chunks: Mapping[str, int] | None = None) -> xr.Dataset:
     -------
     xarray.Dataset
         ``surface_temperature`` (float32, K) on (time, latitude, longitude);
-        land is NaN at every time step.
+        land is NaN at every time step. The file's bounds variables are not
+        kept, nor the ``bounds`` attributes that name them.
     """
     ds = open_data(ostia_path(), chunks=dict(chunks) if chunks is not None else None)
     sst = ds["surface_temperature"]
     out = sst.to_dataset()
     out["surface_temperature"].attrs.pop("grid_mapping", None)
+    for var in out.variables.values():  # no `bounds` naming a variable left behind
+        for meta in (var.attrs, var.encoding):
+            if "bounds" in meta and meta["bounds"] not in out.variables:
+                del meta["bounds"]
     out.attrs = dict(ds.attrs)
     if chunks is None:
         out = out.load()

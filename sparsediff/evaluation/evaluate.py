@@ -257,7 +257,6 @@ def evaluate(
         A model that cannot fill these data.
     """
     # ------------------------------------------------------------ checks (nothing computed)
-    data = as_dataset(ds)
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)
@@ -272,6 +271,9 @@ def evaluate(
         device=device,
         progress=progress,
     )
+    # an unnamed DataArray is the model's one variable, as for sparsediff.fill
+    single = [f.model.variables[0] for f in model_fillers if len(f.model.variables) == 1]
+    data = as_dataset(ds, name=single[0] if single else None)
     base_specs = _baseline_list(baselines)
     if not model_fillers and not base_specs:
         raise InputError("nothing to evaluate: give a model, models= or baselines")

@@ -31,11 +31,13 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from sparsediff.data import masks, plausibility
+from sparsediff.data import coverage, masks, plausibility
 from sparsediff.data.cf import cf_conventions
 from sparsediff.data.climatology import add_climatology, aligned_climatology, anomalies
 from sparsediff.data.grid import grid_spacing, is_global_longitude
+from sparsediff.data.order import sort_along
 from sparsediff.data.selection import as_dataset
+from sparsediff.data.units import same_units
 from sparsediff.devices import resolve_device
 from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
 from sparsediff.filling.invalid import resolve_invalid
@@ -67,7 +69,8 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     ------
     CompatibilityError
         Missing variables, missing spatial dims, a different number of spatial
-        dims, units that differ from training, or (for a model with a
+        dims, a ``member`` dim (a fill adds its own), units that differ from
+        training (compared as units: ``"kelvin"`` is ``"K"``), or (for a model with a
         climatology) data on another grid than the climatology's: a grid whose
         coordinates are a permutation or a subset of the training grid's is
         fine (the climatology is reordered to it), any other is refused.
@@ -82,6 +85,12 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
         raise CompatibilityError(
             f"the model fills {model.variables} but the data lacks {missing} "
             f"(it has {sorted(map(str, ds.data_vars))})"
+        )
+    if "member" in ds.dims:
+        raise CompatibilityError(
+            f"the data already have a 'member' dim (size {ds.sizes['member']}); a fill adds "
+            "its own for the ensemble: fill one member at a time (ds.isel(member=0)) or "
+            "rename the dim (ds.rename(member='realization'))"
         )
     dims = model.dims
     for v in model.variables:
@@ -99,7 +108,7 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
     for v in model.variables:
         trained = units.get(v, "")
         now = str(ds[v].attrs.get("units", ""))
-        if trained and now and trained != now:
+        if trained and now and not same_units(trained, now):
             raise CompatibilityError(
                 f"variable {v!r} is in {now!r} but the model was trained on {trained!r}; "
                 "convert the data first"
@@ -260,6 +269,7 @@ def fill(
     invalid_below: float | str | None = "model",
     invalid_along: str | Sequence[str] | None = "model",
     check_values: bool = True,
+    min_observed_share: float | None = None,
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
     progress: bool | None = None,
@@ -310,6 +320,11 @@ def fill(
         another
         unit or scale, warn about values far outside the training range.
         ``False`` skips both checks.
+    min_observed_share
+        Refuse the data when a step (a position of the non-spatial dims) has
+        fewer observed points than this share of its points that are not
+        invalid (see [`sparsediff.data.coverage`][sparsediff.data.coverage]); ``None`` (default):
+        only warn about steps without any observed point.
     overlap, periodic
         Tiling options per spatial dim; ``periodic`` defaults to True for a
         global longitude.
@@ -340,6 +355,9 @@ def fill(
     ------
     InputError
         Input that is not an xarray object, a bad seed, a bad invalid mask.
+        Repeated values in the coordinate of the model's context dim; an
+        invalid rule that marks (nearly) every observed value invalid; a step
+        below ``min_observed_share``.
     CompatibilityError
         Data the model cannot fill ([`check_compatible`][check_compatible]), or observed
         values clearly in another unit or scale.
@@ -352,7 +370,8 @@ def fill(
     -----
     SparsediffWarning
         Grid spacing far from training; many observed values far outside the
-        training range; the model's invalid rule cannot run on these data.
+        training range; the model's invalid rule cannot run on these data;
+        steps without any observed point.
 
     Notes
     -----
@@ -367,6 +386,9 @@ def fill(
     climatology of each point; the network's tiling of such a grid differs,
     so its fill equals the canonical grid's up to the permutation only where
     the model's completion does not depend on the tiling.
+
+    Steps of the model's context dim out of coordinate order are filled in
+    order and returned in the input's order ([`sparsediff.data.order`][sparsediff.data.order]).
     """
     if not isinstance(ds, xr.Dataset | xr.DataArray):
         as_dataset(ds)  # one clear error for numpy arrays and other objects
@@ -391,6 +413,8 @@ def fill(
     device = resolve_device(device)
     model.method.check_ready()  # a model without its trained stages: refused before any compute
     check_compatible(ds, model)
+    min_observed_share = coverage.check_share(min_observed_share)
+    ds, restore = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
     ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
     variables = model.variables
@@ -415,6 +439,10 @@ def fill(
     if check_values:
         for message in plausibility.range_warnings(ranges, model.stats, climatology):
             warnings.warn(message, SparsediffWarning, stacklevel=2)
+    counts = coverage.coverage(ds, states, variables, spatial)
+    coverage.check_rule(counts, rule.source)
+    for message in coverage.sparse_steps(counts, ds, min_observed_share):
+        warnings.warn(message, SparsediffWarning, stacklevel=2)
     source = ds
     if climatology:
         ds = anomalies(ds, climatology)
@@ -493,7 +521,7 @@ def fill(
     )
     if computed and progress is not False:
         print(summary_line(flag_counts(result)), file=sys.stderr, flush=True)
-    return result
+    return result if restore is None else result.isel({model.spec.context_dim: restore})
 
 
 def _persist(result: xr.Dataset, variables: Sequence[str], persist: bool | None) -> bool:

@@ -28,6 +28,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,18 @@ from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
 from sparsediff.filling.fill import fill
+from sparsediff.lock import hold
 from sparsediff.model import Model, as_model
+from sparsediff.paths import check_loops
 
-__all__ = ["fill_to_zarr", "fingerprint", "partial_path", "progress_path"]
+__all__ = ["Job", "fill_to_zarr", "fingerprint", "partial_path", "prepare_job", "progress_path"]
 
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
 #: Options of [`sparsediff.fill`][sparsediff.fill] that do not change the numbers.
-_NOT_FINGERPRINTED = frozenset({"ds", "model", "progress", "check_values", "persist"})
+_NOT_FINGERPRINTED = frozenset(
+    {"ds", "model", "progress", "check_values", "persist", "min_observed_share"}
+)
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
 
@@ -232,16 +237,24 @@ def _describe(path: tuple[str, ...], old: Any, new: Any) -> str:
     return ".".join(path)
 
 
-def _check_resumable(record: dict[str, Any], current: dict[str, Any], output: Path) -> None:
+def _check_resumable(
+    record: dict[str, Any], current: dict[str, Any], output: Path, *, task: bool = False
+) -> None:
+    """Refuse a resume (``task``: an array-job task) whose job differs from the record's."""
     old = record.get("fingerprint")
     if not isinstance(old, dict) or old.get("version") != RECORD_VERSION:
         raise InputError(
-            f"cannot resume {output}: its partial store was started by another sparsediff "
-            "version and cannot be checked; start again without resuming"
+            f"cannot {'fill a region of' if task else 'resume'} {output}: it was started by "
+            "another sparsediff version and cannot be checked; start again"
         )
     # the layout first: the input's digests are per chunk, and its chunks follow the layout
     order = ("version", "layout", "options", "model", "input")
     path = _first_difference({k: old.get(k) for k in order}, {k: current.get(k) for k in order})
+    if path is not None and task:
+        raise InputError(
+            f"cannot fill a region of {output}: {_describe(path, old, current)} differs from "
+            "the init step's; give every task the model, input and options of the init"
+        )
     if path is not None:
         raise InputError(
             f"cannot resume {output}: {_describe(path, old, current)} differs from the "
@@ -275,6 +288,106 @@ def _create(prepared: xr.Dataset, tmp: Path, static: list[Hashable], zarr_format
         part = part.assign_coords({n: prepared[n] for n in lazy if n in prepared.coords})
         drop = [c for c in part.coords if c not in lazy]
         part.drop_vars(drop).to_zarr(tmp, mode="r+", consolidated=False)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A streamed fill, ready to write: the lazy result and its region layout.
+
+    Attributes
+    ----------
+    ds, model
+        The input (chunked along the region dim) and the model.
+    prepared
+        The lazy filled dataset, prepared for Zarr (encodings, attributes).
+    region_dim, region_size, n
+        The region layout: ``n`` positions of ``region_dim`` in regions of
+        ``region_size`` (``region_dim`` ``None``: one region).
+    sliced, static
+        Variables with and without the region dim.
+    fingerprint
+        The job's identity (`fingerprint`).
+    """
+
+    ds: xr.Dataset
+    model: Model
+    prepared: xr.Dataset
+    region_dim: str | None
+    region_size: int
+    n: int
+    sliced: list[Hashable]
+    static: list[Hashable]
+    fingerprint: dict[str, Any]
+
+    def write(self, store: Path, sl: slice) -> None:
+        """Compute the region ``sl`` of the region dim and write it into ``store``."""
+        prepared = self.prepared
+        if self.region_dim is None:
+            prepared.to_zarr(store, mode="r+", consolidated=False)
+            return
+        to_write = [name for name in self.sliced if name not in prepared.indexes]
+        part = prepared[[v for v in to_write if v in prepared.data_vars]]
+        part = part.assign_coords({c: prepared[c] for c in to_write if c in prepared.coords})
+        part = part.isel({self.region_dim: sl})
+        part = part.drop_vars([c for c in part.coords if c not in to_write])
+        part.to_zarr(store, region={self.region_dim: sl}, mode="r+", consolidated=False)
+
+
+def prepare_job(
+    ds: xr.Dataset,
+    model: Model | str | os.PathLike[str],
+    output: Path,
+    region_dim: str | None,
+    region_size: int,
+    history: str,
+    fill_kw: Mapping[str, Any],
+) -> Job:
+    """Check the options, build the lazy fill and its region layout (computes nothing big).
+
+    Raises
+    ------
+    InputError
+        A bad ``region_size`` or ``region_dim``, an unwritable directory, and
+        whatever `sparsediff.fill` refuses.
+    """
+    model = as_model(model)
+    if isinstance(region_size, bool) or not isinstance(region_size, int | np.integer):
+        raise InputError(f"region_size must be a positive integer, got {region_size!r}")
+    if region_size < 1:
+        raise InputError(f"region_size must be a positive integer, got {region_size}")
+    region_size = int(region_size)
+    atomic.check_writable(output.parent)
+    spatial = list(model.dims)
+    var0 = ds.get(model.variables[0], None)
+    batch_dims = [d for d in (var0.dims if var0 is not None else ()) if d not in spatial]
+    if region_dim is None:
+        region_dim = batch_dims[0] if batch_dims else None
+    if region_dim is not None and region_dim not in batch_dims:
+        raise InputError(
+            f"region_dim {region_dim!r} must be one of the batch dims {batch_dims} "
+            "(spatial dims are filled whole)"
+        )
+    chunks: dict[Hashable, int] = {d: -1 for d in ds.dims}
+    if region_dim is not None:
+        chunks[region_dim] = region_size
+    ds = ds.chunk(chunks)
+    # checks model, data and options; computes nothing (regions are computed one by one)
+    filled = fill(ds, model, **{**fill_kw, "persist": False})
+    for v in filled.variables:
+        filled[v].encoding.pop("chunks", None)
+        filled[v].encoding.pop("preferred_chunks", None)
+    filled.attrs["history"] = append_history(filled.attrs.get("history"), history)
+    prepared = ZarrBackend().prepare(filled, WriteOptions(zarr_format=3))
+    prepared.attrs = dict(filled.attrs)
+    n = prepared.sizes[region_dim] if region_dim is not None else 1
+    sliced = [
+        name
+        for name in prepared.variables
+        if region_dim is not None and region_dim in prepared[name].dims
+    ]
+    static = [name for name in prepared.variables if name not in sliced]
+    current = fingerprint(ds, model, fill_kw, region_dim=region_dim, region_size=region_size)
+    return Job(ds, model, prepared, region_dim, region_size, n, sliced, static, current)
 
 
 def fill_to_zarr(
@@ -328,58 +441,54 @@ def fill_to_zarr(
     Raises
     ------
     InputError
-        A target that is not ``.zarr``, exists (without ``overwrite``) or lies in
+        A target that is not ``.zarr``, exists (without ``overwrite``), is
+        being written by another run ([`sparsediff.lock`][sparsediff.lock]) or lies in
         a directory that is not writable; a bad ``region_dim`` or
         ``region_size``; a resume that does not match. Nothing is written then.
     """
     output = Path(output)
-    model = as_model(model)
     if output.suffix != ".zarr":
         raise InputError(f"streamed fills write Zarr stores; {output} does not end in .zarr")
+    check_loops(output)
+    with hold(output):  # one writer per store for the whole run
+        return _stream(
+            ds,
+            model,
+            output,
+            region_dim,
+            region_size,
+            resume,
+            overwrite,
+            progress,
+            history,
+            on_region,
+            fill_kw,
+        )
+
+
+def _stream(
+    ds: xr.Dataset,
+    model: Model | str | os.PathLike[str],
+    output: Path,
+    region_dim: str | None,
+    region_size: int,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    history: str,
+    on_region: Callable[[int], None] | None,
+    fill_kw: dict[str, Any],
+) -> Path:
+    """[`fill_to_zarr`][fill_to_zarr] once the store's lock is held."""
     if output.exists() and not overwrite:
         raise InputError(f"{output} already exists (pass overwrite=True to replace it)")
-    if isinstance(region_size, bool) or not isinstance(region_size, int | np.integer):
-        raise InputError(f"region_size must be a positive integer, got {region_size!r}")
-    if region_size < 1:
-        raise InputError(f"region_size must be a positive integer, got {region_size}")
-    region_size = int(region_size)
-    atomic.check_writable(output.parent)
-    spatial = list(model.dims)
-    var0 = ds.get(model.variables[0], None)
-    batch_dims = [d for d in (var0.dims if var0 is not None else ()) if d not in spatial]
-    if region_dim is None:
-        region_dim = batch_dims[0] if batch_dims else None
-    if region_dim is not None and region_dim not in batch_dims:
-        raise InputError(
-            f"region_dim {region_dim!r} must be one of the batch dims {batch_dims} "
-            "(spatial dims are filled whole)"
-        )
-    chunks: dict[Hashable, int] = {d: -1 for d in ds.dims}
-    if region_dim is not None:
-        chunks[region_dim] = region_size
-    ds = ds.chunk(chunks)
-    # checks model, data and options; computes nothing (regions are computed one by one)
-    filled = fill(ds, model, **{**fill_kw, "persist": False})
-    for v in filled.variables:
-        filled[v].encoding.pop("chunks", None)
-        filled[v].encoding.pop("preferred_chunks", None)
-    filled.attrs["history"] = append_history(filled.attrs.get("history"), history)
-    zarr_format = 3
-    prepared = ZarrBackend().prepare(filled, WriteOptions(zarr_format=zarr_format))
-    prepared.attrs = dict(filled.attrs)
-
-    n = prepared.sizes[region_dim] if region_dim is not None else 1
+    job = prepare_job(ds, model, output, region_dim, region_size, history, fill_kw)
+    prepared, region_size, n, current = job.prepared, job.region_size, job.n, job.fingerprint
     regions = list(range(0, n, region_size))
-    sliced = [
-        name
-        for name in prepared.variables
-        if region_dim is not None and region_dim in prepared[name].dims
-    ]
-    static = [name for name in prepared.variables if name not in sliced]
+    zarr_format = 3
 
     tmp = partial_path(output)
     record = progress_path(output)
-    current = fingerprint(ds, model, fill_kw, region_dim=region_dim, region_size=region_size)
     done: set[int] = set()
     if resume and record.is_file() and tmp.exists():
         try:
@@ -389,23 +498,14 @@ def fill_to_zarr(
         _check_resumable(saved if isinstance(saved, dict) else {}, current, output)
         done = set(saved["done"])
     else:
-        _create(prepared, tmp, static, zarr_format)
+        _create(prepared, tmp, job.static, zarr_format)
         atomic.write_text(record, json.dumps({"done": [], "fingerprint": current}))
 
-    to_write = [name for name in sliced if name not in prepared.indexes]
     bar = tqdm(total=len(regions), initial=len(done), desc="regions", disable=not progress)
     for r, start in enumerate(regions):
         if r in done:
             continue
-        if region_dim is None:
-            prepared.to_zarr(tmp, mode="r+", consolidated=False)
-        else:
-            sl = slice(start, min(start + region_size, n))
-            part = prepared[[v for v in to_write if v in prepared.data_vars]]
-            part = part.assign_coords({c: prepared[c] for c in to_write if c in prepared.coords})
-            part = part.isel({region_dim: sl})
-            part = part.drop_vars([c for c in part.coords if c not in to_write])
-            part.to_zarr(tmp, region={region_dim: sl}, mode="r+", consolidated=False)
+        job.write(tmp, slice(start, min(start + region_size, n)))
         done.add(r)
         atomic.write_text(record, json.dumps({"done": sorted(done), "fingerprint": current}))
         bar.update(1)

@@ -194,6 +194,13 @@ def prepare_data(
             raise ConfigError(
                 f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
             )
+        if train_ds.sizes[d.climatology_dim] < 2:
+            raise ConfigError(
+                f"the training part has {train_ds.sizes[d.climatology_dim]} step along "
+                f"{d.climatology_dim!r}: its climatology (the per-point mean over "
+                f"{d.climatology_dim!r}) is the data itself, and the anomalies left to learn "
+                "are all 0; train on more steps, or drop data.climatology_dim"
+            )
         climatology = fit_climatology(
             train_ds, train_states, d.variables, d.climatology_dim, d.dims, periodic
         )

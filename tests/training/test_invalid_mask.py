@@ -68,3 +68,17 @@ def test_a_holdout_that_leaves_too_little_training_data_is_one_clear_error(
     with pytest.raises(ConfigError, match=r"the training part along 'time' is too small") as err:
         prepare_data(load_config(tiny_config))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("holdout", [0.0, 0.5])
+def test_one_training_step_with_a_climatology_names_the_climatology(
+    tiny_config: dict[str, Any], holdout: float
+) -> None:
+    """It used to be "variable ... is constant": the anomalies of one step are all 0."""
+    tiny_config["data"]["isel"]["time"] = [0, 1 if holdout == 0 else 2]
+    tiny_config["data"]["holdout_fraction"] = holdout
+    tiny_config["data"]["climatology_dim"] = "time"
+    with pytest.raises(ConfigError, match=r"the training part has 1 step along 'time': its clim"):
+        prepare_data(load_config(tiny_config))
+    tiny_config["data"]["isel"]["time"] = [0, 2 if holdout == 0 else 4]
+    assert prepare_data(load_config(tiny_config)).climatology is not None

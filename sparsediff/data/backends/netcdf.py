@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from numbers import Number
 from pathlib import Path
@@ -108,5 +110,25 @@ class NetCDFBackend(Backend):
 
     def write(self, ds: xr.Dataset, path: Path, options: WriteOptions) -> None:
         """Write a NETCDF4 file, computing dask arrays with ``options.run``."""
-        pending = ds.to_netcdf(path, engine="netcdf4", format="NETCDF4", compute=False)
-        dask.compute(pending, **options.run)
+        try:  # numpy-backed variables are written by to_netcdf itself, dask ones by compute
+            pending = ds.to_netcdf(path, engine="netcdf4", format="NETCDF4", compute=False)
+            dask.compute(pending, **options.run)
+        except BaseException:
+            _close(path)
+            raise
+
+
+def _close(path: Path) -> None:
+    """Close the file a failed write left open (xarray's file cache holds it).
+
+    Otherwise the removed file keeps its blocks (a full disk stays full) until
+    the cache drops it.
+    """
+    with contextlib.suppress(OSError):
+        os.truncate(path, 0)  # frees the blocks, so that the close below can flush
+    cache = xr.backends.file_manager.FILE_CACHE
+    for key, handle in list(cache.items()):
+        with contextlib.suppress(Exception):
+            if getattr(handle, "filepath", lambda: None)() == str(path):
+                cache.pop(key, None)
+                handle.close()
