@@ -111,7 +111,7 @@ def profile(fn: Any, top: int) -> str:
 
 
 def curve(model: Any, sub: Any, held: Any, truth: Any, land: Any, args: Any) -> None:
-    """RMSE and CRPS of an 8-member fill against the sampler steps (and the seed noise)."""
+    """RMSE and CRPS of a fill against the sampler steps (and the seed noise)."""
     import sparsediff
 
     var = model.variables[0]
@@ -121,11 +121,20 @@ def curve(model: Any, sub: Any, held: Any, truth: Any, land: Any, args: Any) -> 
     for steps, seed in runs:
         t0 = time.perf_counter()
         out = sparsediff.fill(
-            sub, model, members=8, steps=steps, seed=seed, invalid=land, device="cpu"
+            sub,
+            model,
+            members=args.curve_members,
+            steps=steps,
+            seed=seed,
+            invalid=land,
+            device="cpu",
         )
         got[(steps, seed)] = (*scores(out, var, held, truth), time.perf_counter() - t0)
     r0, c0, _ = got[(top, 0)]
-    print(f"8 members, dpmpp_2m; relative to {top} steps seed 0 (RMSE {r0:.4f}, CRPS {c0:.4f})")
+    print(
+        f"{args.curve_members} member(s), dpmpp_2m; relative to {top} steps seed 0 "
+        f"(RMSE {r0:.4f}, CRPS {c0:.4f})"
+    )
     print(f"{'steps':>5} {'seed':>4} {'rmse':>8} {'crps':>8} {'d rmse':>8} {'d crps':>8} {'s':>6}")
     for (steps, seed), (r, c, t) in got.items():
         print(
@@ -150,11 +159,12 @@ def main() -> None:
         type=int,
         nargs="+",
         default=None,
-        help="instead: RMSE/CRPS of an 8-member fill at each of these steps",
+        help="instead: RMSE/CRPS of a fill (--curve-members) at each of these steps",
     )
     parser.add_argument(
         "--curve-seeds", type=int, default=2, help="extra seeds at the most steps (noise)"
     )
+    parser.add_argument("--curve-members", type=int, default=8, help="members of the curve")
     args = parser.parse_args()
 
     import torch
