@@ -48,3 +48,13 @@ def test_bench_cost_runs() -> None:
     out = _run("bench_cost.py", "--months", "2", "--members", "2", "--steps", "1", "--repeats", "1")
     assert "fill x2" in out
     assert "dineof" in out
+
+
+def test_bench_scaling_runs_on_a_local_cluster() -> None:
+    pytest.importorskip("iris_sample_data")
+    pytest.importorskip("distributed")
+    out = _run(
+        "bench_scaling.py", "--mode", "workers", "--workers", "1", "--months", "1",
+        "--members", "1",
+    )  # fmt: skip
+    assert "workers 1: fill" in out
