@@ -241,8 +241,7 @@ def fill_block(
     numpy.ndarray
         ``(K, C, B, *spatial)`` with K = ``opts.members``, dtype of ``data``.
     """
-    _n_vars, n_batch = data.shape[:2]
-    spatial = data.shape[2:]
+    n_batch, spatial = data.shape[1], data.shape[2:]
     method = model.method
     method.check_ready()
     n_ctx = model.spec.n_context
@@ -293,13 +292,16 @@ def fill_block(
                     spread[(k, b)].add(t, p)
                 bar.update(len(chunk))
     bar.close()
-    result = np.empty((opts.members, *data.shape), dtype=data.dtype)
+    result = np.full((opts.members, *data.shape), np.nan, dtype=data.dtype)
     for (k, b), a in centre.items():
-        if not todo[b]:  # observed and invalid points only: the composite sets them all
-            result[k, :, b] = np.nan
-            continue
-        blended = a.result() + spread[(k, b)].result()  # (C, *spatial), normalized
-        for c, var in enumerate(model.variables):
-            phys = denormalize_array(blended[c].astype(np.float64), model.stats[var])
-            result[k, c, b] = phys.astype(data.dtype)
+        if todo[b]:  # else observed and invalid points only: the composite sets them all
+            result[k, :, b] = _physical(model, a.result() + spread[(k, b)].result(), data.dtype)
     return composite(result, data, state)
+
+
+def _physical(model: Model, blended: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``(C, *spatial)`` normalized values back in physical units, as ``dtype``."""
+    out = np.empty(blended.shape, dtype=dtype)
+    for c, var in enumerate(model.variables):
+        out[c] = denormalize_array(blended[c].astype(np.float64), model.stats[var]).astype(dtype)
+    return out
