@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.scripts import BENCHMARKS, run_script
@@ -37,3 +39,34 @@ def test_bench_readme_snippet_runs() -> None:
     pytest.importorskip("iris_sample_data")
     out = _run("bench_readme_snippet.py", "--months", "1", "--members", "1", "--steps", "1")
     assert "(plot + write) / one fill" in out
+
+
+def test_bench_gpu_runs_on_cpu_at_tiny_size() -> None:
+    pytest.importorskip("iris_sample_data")
+    out = _run(
+        "bench_gpu.py", "--device", "cpu", "--months", "1", "--members", "1", "--steps", "1",
+        "--repeats", "1",
+    )  # fmt: skip
+    (line,) = [x for x in out.splitlines() if x.startswith("json ")]
+    row = json.loads(line[5:])
+    assert row["points_per_s"] > 0
+    assert row["peak_mib"] > 0
+    assert 0 < row["mfu"] < 1
+    assert row["gflop_per_row"] > 0
+
+
+def test_bench_cost_runs() -> None:
+    pytest.importorskip("iris_sample_data")
+    out = _run("bench_cost.py", "--months", "2", "--members", "2", "--steps", "1", "--repeats", "1")
+    assert "fill x2" in out
+    assert "dineof" in out
+
+
+def test_bench_scaling_runs_on_a_local_cluster() -> None:
+    pytest.importorskip("iris_sample_data")
+    pytest.importorskip("distributed")
+    out = _run(
+        "bench_scaling.py", "--mode", "workers", "--workers", "1", "--months", "1",
+        "--members", "1",
+    )  # fmt: skip
+    assert "workers 1: fill" in out

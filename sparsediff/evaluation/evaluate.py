@@ -129,9 +129,9 @@ def _baseline_filler(
     return BaselineFiller(made)
 
 
-def _check_positive(**values: int) -> None:
+def _check_positive(**values: int | None) -> None:
     for key, v in values.items():
-        if int(v) < 1:
+        if v is not None and int(v) < 1:
             raise ConfigError(f"{key} must be >= 1, got {v}")
 
 
@@ -142,7 +142,7 @@ def evaluate(
     holdout: str | tuple[str, float] = "boxes:0.3",
     baselines: str | Iterable[str | Baseline | Filler] | None = DEFAULT_BASELINES,
     members: int = 8,
-    steps: int = 16,
+    steps: int = 6,
     seed: int = 0,
     dims: Sequence[Hashable] | None = None,
     time_dim: Hashable | None = "time",
@@ -153,7 +153,7 @@ def evaluate(
     invalid: masks.InvalidSpec = None,
     region: Mapping[Hashable, Any] | None = None,
     sampler: str = "dpmpp_2m",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str = "auto",
     progress: bool | None = None,
 ) -> pd.DataFrame:

@@ -238,10 +238,10 @@ class ModelFiller(Filler):
         name: str = "sparsediff",
         *,
         members: int = 1,
-        steps: int = 16,
+        steps: int = 6,
         sampler: str = "dpmpp_2m",
         seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         device: str = "auto",
         progress: bool | None = None,
     ) -> None:

@@ -256,14 +256,16 @@ def fill(
     model: Model | str | os.PathLike[str],
     *,
     members: int = 1,
-    steps: int = 16,
+    steps: int = 6,
     sampler: str = "dpmpp_2m",
     seed: int = 0,
     guidance: float = 0.0,
     cfg_scale: float = 1.0,
     sigma_min: float = 0.002,
     sigma_max: float = 80.0,
-    batch_size: int = 16,
+    batch_size: int | None = None,
+    precision: str = "float32",
+    compile: str = "off",
     device: str = "auto",
     invalid: Any = None,
     invalid_below: float | str | None = "model",
@@ -288,7 +290,7 @@ def fill(
     members
         Ensemble size K; ``K > 1`` adds a ``member`` dim to the filled variables.
     steps, sampler
-        Solver and steps (defaults: DPM-Solver++(2M), 16 steps).
+        Solver and steps (defaults: DPM-Solver++(2M), 6 steps).
     seed
         An integer >= 0 of any size. Same seed → same bytes, whatever the
         chunking or scheduler.
@@ -299,7 +301,12 @@ def fill(
     sigma_min, sigma_max
         Noise range of the sampling schedule (Karras).
     batch_size
-        Windows per model call (changes results by float rounding only).
+        Rows (windows x members) per model call; ``None``: from the free
+        memory (changes results by float rounding only).
+    precision, compile
+        ``"bfloat16"``: the networks run under autocast; ``compile``: a
+        `torch.compile` backend for them (``"off"``). Off by default;
+        see [`FillOptions`][sparsediff.method.options.FillOptions].
     device
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``;
         a device this machine lacks is a [`ConfigError`][sparsediff.errors.ConfigError].
@@ -409,6 +416,8 @@ def fill(
         sigma_min=sigma_min,
         sigma_max=sigma_max,
         batch_size=batch_size,
+        precision=precision,
+        compile=compile,
     )
     device = resolve_device(device)
     model.method.check_ready()  # a model without its trained stages: refused before any compute

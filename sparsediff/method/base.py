@@ -18,7 +18,8 @@ around [`Method.complete`][Method.complete].
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.rng import Stream, generator_for, numpy_rng_for
 
-__all__ = ["HideSpec", "Method", "TrainBatch", "TrainSettings", "Windows"]
+__all__ = ["HideSpec", "Method", "TrainBatch", "TrainSettings", "Windows", "compiled_calls"]
 
 
 @dataclass
@@ -126,6 +127,17 @@ class Windows:
     values: Tensor
     observed: Tensor
     scored: Tensor
+
+
+#: Compiled network calls per network: ``{(name, backend): compiled}``.
+_COMPILED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Tensor]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def compiled_calls(net: nn.Module) -> dict[tuple[str, str], Callable[..., Tensor]]:
+    """The compiled calls of ``net`` made by `Method.accelerated` so far."""
+    return dict(_COMPILED.get(net, {}))
 
 
 def _hide_keep(
@@ -243,6 +255,37 @@ class Method:
                 f"this {self.kind} model has no trained {', '.join(missing)}; "
                 "train all its stages before filling"
             )
+
+    def accelerated(
+        self, name: str, fn: Callable[..., Tensor], opts: FillOptions, device: torch.device
+    ) -> Callable[..., Tensor]:
+        """``fn`` (a network, or a bound method of one) as ``opts`` asks.
+
+        ``opts.compile != "off"``: `torch.compile` with that backend,
+        compiled once per network, ``name`` and backend (kept with the
+        network, so every fill of a model reuses it). ``"bfloat16"``: run
+        under `torch.autocast` on ``device`` and return ``float32``.
+        The defaults return ``fn`` itself (bit-identical fills).
+        """
+        if opts.compile != "off":
+            owner = getattr(fn, "__self__", fn)
+            cache = _COMPILED.setdefault(owner, {})
+            key = (name, opts.compile)
+            if key not in cache:
+                cache[key] = torch.compile(fn, backend=opts.compile)
+            fn = cache[key]
+        if opts.precision == "float32":
+            return fn
+        dtype = getattr(torch, opts.precision)
+        device_type = torch.device(device).type
+        inner = fn
+
+        def autocast(*args: Any, **kwargs: Any) -> Tensor:
+            with torch.autocast(device_type=device_type, dtype=dtype):
+                out = inner(*args, **kwargs)
+            return out.float()
+
+        return autocast
 
     def sigmas(self, opts: FillOptions, device: torch.device | str) -> Tensor:
         """The sampling noise levels of ``opts``."""

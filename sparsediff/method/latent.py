@@ -144,13 +144,17 @@ class LatentMethod(Method):
         """
         self.check_ready()
         ae = self.autoencoder
-        prior = self.nets["prior"]
         device = inputs.device
+        prior = self.accelerated("prior", self.nets["prior"], opts, device)
+        decode = self.accelerated("decode", ae.decode, opts, device)
         n_vars = self.spec.n_vars
         lat = ae.latent_shape(inputs.shape[2:])
         net_in, _ = self.centred(inputs)
-        regression = ae.decode(net_in, net_in.new_zeros((net_in.shape[0], *lat))).float()
+        regression = decode(net_in, net_in.new_zeros((net_in.shape[0], *lat))).float()
+        spread = self.spread(inputs)  # per window: computed once for its members
         if repeats > 1:
+            if isinstance(spread, Tensor):
+                spread = spread.repeat_interleave(repeats, dim=0)
             inputs = inputs.repeat_interleave(repeats, dim=0)
             net_in = net_in.repeat_interleave(repeats, dim=0)
             regression = regression.repeat_interleave(repeats, dim=0)
@@ -166,7 +170,7 @@ class LatentMethod(Method):
             values = inputs[:, :n_vars]
             shift = guess + (self.spec.departure_scale - 1.0) * regression
             guidance = consistency_guidance(
-                lambda z: shift + ae.decode(net_in, z / scale), values, shown, opts.guidance
+                lambda z: shift + decode(net_in, z / scale), values, shown, opts.guidance
             )
         z = sample(
             opts.sampler,
@@ -177,7 +181,7 @@ class LatentMethod(Method):
             guidance=guidance,
             generator=self.step_generators(keys, opts.seed),
         )
-        delta = ae.decode(net_in, z / scale).float() - regression
+        delta = decode(net_in, z / scale).float() - regression
         if repeats > 1:
             # the members of one window: centred on the regression, so the ensemble mean
             # is the regression itself (no sampling noise of a finite ensemble in it), and
@@ -187,7 +191,7 @@ class LatentMethod(Method):
             delta = d.reshape(delta.shape)
         # the centre uses the shrunk departure; the perturbation is the sample's
         # departure from the unshrunk regression (the latent's own contribution)
-        return guess + self.spec.departure_scale * regression, self.spread(inputs) * delta
+        return guess + self.spec.departure_scale * regression, spread * delta
 
     def spread(self, inputs: Tensor) -> Tensor | float:
         """The calibrated spread factor at every point (or one factor for all)."""

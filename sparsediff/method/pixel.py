@@ -63,7 +63,9 @@ class PixelMethod(Method):
             )
         d = sample(
             opts.sampler,
-            cfg_denoiser(self.nets["prior"], opts.cfg_scale),
+            cfg_denoiser(
+                self.accelerated("prior", self.nets["prior"], opts, inputs.device), opts.cfg_scale
+            ),
             x,
             sigmas,
             cond=centre_inputs(inputs, n_vars, self.spec.n_context)[0],

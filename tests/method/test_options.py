@@ -15,12 +15,14 @@ from typing import Any
 
 import click
 import numpy as np
+import pytest
 import xarray as xr
 from click.testing import CliRunner
 
 import sparsediff
 from sparsediff.cli import main
 from sparsediff.diffusion.samplers import SAMPLERS
+from sparsediff.errors import ConfigError
 from sparsediff.method.options import FillOptions, fill_option_fields, option_type
 from tests.filling.conftest import make_model
 
@@ -37,6 +39,8 @@ VALUES: dict[str, Any] = {
     "sigma_min": 0.01,
     "sigma_max": 40.0,
     "batch_size": 3,
+    "precision": "bfloat16",
+    "compile": "aot_eager",
 }
 
 
@@ -58,6 +62,16 @@ def test_the_test_values_cover_every_field_and_differ_from_the_defaults() -> Non
         assert VALUES[f.name] != f.default, f.name
         assert isinstance(VALUES[f.name], option_type(f)), f.name
     FillOptions(**VALUES)  # valid values
+
+
+def test_bad_precision_and_compile_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        FillOptions(precision="float16")
+    with pytest.raises(ConfigError, match="compile must be"):
+        FillOptions(compile="")
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        FillOptions(batch_size=0)
+    assert FillOptions().batch_size is None  # rows from the free memory
 
 
 def test_every_field_is_a_keyword_of_sparsediff_fill_with_the_same_default() -> None:
