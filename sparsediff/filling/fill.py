@@ -252,6 +252,8 @@ def fill(
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
     progress: bool = False,
+    adapt: Any = None,
+    calibrate: str = "validation",
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
 
@@ -302,6 +304,15 @@ def fill(
         global longitude.
     progress
         Show a progress bar over model calls.
+    adapt
+        Fine-tune the model on the observed points of ``ds`` before filling
+        (:mod:`sparsediff.training.adapt`): ``None`` (default) or 0: off; an
+        int: that many steps keyed by ``seed``; or
+        :class:`~sparsediff.training.adapt.AdaptOptions`.
+    calibrate
+        ``"validation"`` (default): the spread calibration the model was
+        trained with; ``"input"``: refit it on hidden observed points of
+        ``ds`` (:mod:`sparsediff.training.input_calibration`).
 
     Returns
     -------
@@ -365,6 +376,20 @@ def fill(
     device = resolve_device(device)
     model.method.check_ready()  # a model without its trained stages: refused before any compute
     check_compatible(ds, model)
+    if adapt is not None or calibrate != "validation":
+        from sparsediff.filling.fit_input import fit_to_input
+
+        model = fit_to_input(
+            ds,
+            model,
+            adapt=adapt,
+            calibrate=calibrate,
+            seed=seed,
+            device=device,
+            invalid=invalid,
+            invalid_below=invalid_below,
+            invalid_along=invalid_along,
+        )
     ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
     variables = model.variables
@@ -458,6 +483,7 @@ def fill(
             "model_trained_at": model.provenance.get("trained_at"),
             "model_kind": model.spec.kind,
             "model_calibration": model.spec.calibration,
+            **{k: model.provenance[k] for k in ("adaptation",) if k in model.provenance},
             "invalid": rule.source,
             "value_check": "sample and extremes" if check_values else "off",
             "filled_at": datetime.now(UTC).isoformat(timespec="seconds"),
