@@ -153,6 +153,15 @@ def _check_positive(**values: int) -> None:
             raise ConfigError(f"{key} must be >= 1, got {v}")
 
 
+def _check_fit_options(adapt: Any, calibrate: Any) -> None:
+    """One-line errors for bad ``adapt``/``calibrate`` before anything is computed."""
+    from sparsediff.filling.fit_input import check_calibrate
+    from sparsediff.training.adapt import as_adapt_options
+
+    check_calibrate(calibrate)
+    as_adapt_options(adapt)
+
+
 def evaluate(
     ds: xr.Dataset | xr.DataArray,
     model: Any = None,
@@ -174,6 +183,8 @@ def evaluate(
     batch_size: int = 16,
     device: str = "auto",
     progress: bool = False,
+    adapt: Any = None,
+    calibrate: str = "validation",
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.
 
@@ -238,6 +249,12 @@ def evaluate(
     sampler, batch_size, device, progress
         Passed to :func:`sparsediff.fill` (with ``members``, ``steps`` and
         ``seed``) for every model given as a Model or path.
+    adapt, calibrate
+        Passed to :func:`sparsediff.fill` too: adapt each model to, and/or
+        calibrate it on, the gappy input it fills (the held-out points are
+        removed from it first, so they never reach the weights or the
+        calibration). With :class:`~sparsediff.training.adapt.AdaptOptions`
+        ``out``, give one model only (its run directory is shared).
 
     Returns
     -------
@@ -269,6 +286,7 @@ def evaluate(
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)
+    _check_fit_options(adapt, calibrate)
     model_fillers = _model_fillers(
         model,
         models,
@@ -279,6 +297,8 @@ def evaluate(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        adapt=adapt,
+        calibrate=calibrate,
     )
     base_specs = _baseline_list(baselines)
     if not model_fillers and not base_specs:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import xarray as xr
 
@@ -225,8 +225,9 @@ class ModelFiller(Filler):
         A trained :class:`~sparsediff.model.Model`.
     name
         Row name.
-    members, steps, sampler, seed, batch_size, device, progress
-        Passed to :func:`sparsediff.fill`.
+    members, steps, sampler, seed, batch_size, device, progress, adapt, calibrate
+        Passed to :func:`sparsediff.fill` (``adapt`` and ``calibrate`` fit the
+        model to the gappy input, whose held-out points are gaps).
     """
 
     kind: ClassVar[Kind] = "model"
@@ -243,8 +244,12 @@ class ModelFiller(Filler):
         batch_size: int = 16,
         device: str = "auto",
         progress: bool = False,
+        adapt: Any = None,
+        calibrate: str = "validation",
     ) -> None:
         self.model = model
+        self.adapt = adapt
+        self.calibrate = calibrate
         self.name = name
         self.members = members
         self.steps = steps
@@ -304,5 +309,7 @@ class ModelFiller(Filler):
             invalid=invalid_all.isel(wide),
             invalid_along=None,
             progress=self.progress,
+            adapt=self.adapt,
+            calibrate=self.calibrate,
         ).isel(back)
         return _with_member(filled, variables)
