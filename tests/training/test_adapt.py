@@ -63,11 +63,14 @@ def test_adaptation_is_deterministic_and_trains_the_decoder_only(
     assert _same(_weights(demo), before)  # the input model is left as it was
     enc = [k for k in wa if not k.startswith("decoder.")]
     dec = [k for k in wa if k.startswith("decoder.") and wa[k].dtype.is_floating_point]
-    assert enc and all(torch.equal(wa[k], before[k]) for k in enc)
+    assert enc
+    assert all(torch.equal(wa[k], before[k]) for k in enc)
     assert any(not torch.equal(wa[k], before[k]) for k in dec)
     assert a.nets["prior"] is demo.nets["prior"]
     rec = a.provenance["adaptation"]
-    assert rec["steps"] == 4 and rec["trained"] == "decoder" and rec["windows"] > 0
+    assert rec["steps"] == 4
+    assert rec["trained"] == "decoder"
+    assert rec["windows"] > 0
     other = adapt(demo, small, _states(small), AdaptOptions(steps=4, batch_size=4, seed=6))
     assert not _same(_weights(other), wa)  # the seed keys the draws
 
@@ -110,7 +113,8 @@ def test_interrupted_adaptation_resumes_to_the_same_weights(
     assert resumed.provenance["adaptation"]["resumed_at"] == 4
     assert _same(_weights(full), _weights(resumed))
     rows = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 6 and '"loss"' in rows[0]
+    assert len(rows) == 6
+    assert '"loss"' in rows[0]
 
 
 def test_adaptation_sees_only_observed_points(demo: sparsediff.Model, small: xr.Dataset) -> None:
