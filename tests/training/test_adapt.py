@@ -219,3 +219,27 @@ def test_bad_fit_options_are_one_line_errors(
 def test_off_returns_the_model_itself(demo: sparsediff.Model, small: xr.Dataset) -> None:
     assert as_adapt_options(0) is None
     assert fit_to_input(small, demo, adapt=0) is demo
+
+
+def test_cli_fill_adapts_and_calibrates_on_the_input(small: xr.Dataset, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sparsediff.cli import main
+
+    src = tmp_path / "in.nc"
+    small.isel(time=slice(4, 8), longitude=slice(0, 64)).to_netcdf(src)
+    out, run = tmp_path / "out.nc", tmp_path / "adapt"
+    args = ["fill", str(DEMO_MODEL), str(src), str(out), "--members", "2", "--steps", "2"]
+    bad = CliRunner().invoke(main, [*args, "--calibrate", "inputs"])
+    assert bad.exit_code == 2
+    assert "error:" in bad.output
+    assert not out.exists()
+    res = CliRunner().invoke(
+        main, [*args, "--adapt-steps", "2", "--adapt-out", str(run), "--calibrate", "input"]
+    )
+    assert res.exit_code == 0, res.output
+    assert latest_checkpoint(run).name == "adapt-00000002"  # type: ignore[union-attr]
+    with xr.open_dataset(out) as filled:
+        record = filled.attrs["sparsediff_fill"]
+    assert '"adaptation"' in record
+    assert "hidden input points" in record
