@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import time
 from typing import Any
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--longitudes", type=int, default=None, help="first N longitudes only")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("sparsediff.adapt").setLevel(logging.INFO)
 
     import sparsediff
     from sparsediff.data.sample_data import open_ostia

@@ -234,6 +234,11 @@ def test_cli_fill_adapts_and_calibrates_on_the_input(small: xr.Dataset, tmp_path
     assert bad.exit_code == 2
     assert "error:" in bad.output
     assert not out.exists()
+    bad_eval = CliRunner().invoke(
+        main, ["evaluate", str(DEMO_MODEL), str(src), "--adapt-steps", "-1"]
+    )
+    assert bad_eval.exit_code == 2
+    assert "error:" in bad_eval.output
     res = CliRunner().invoke(
         main, [*args, "--adapt-steps", "2", "--adapt-out", str(run), "--calibrate", "input"]
     )
