@@ -44,6 +44,7 @@ def calibrate_on_input(
     *,
     seed: int = 0,
     max_windows: int = INPUT_WINDOWS,
+    hide: HideSpec | None = None,
     device: torch.device | str = "cpu",
 ) -> Model:
     """Refit the departure scale and spread factors of a latent model on ``ds``.
@@ -60,6 +61,8 @@ def calibrate_on_input(
         Key of the window sample and the hidden points (the fill's seed).
     max_windows
         How many windows of the input to use.
+    hide
+        What to hide in them (default: the training's ``calibration.hide``).
     device
         Where to run.
 
@@ -92,7 +95,7 @@ def calibrate_on_input(
         method,
         batches,
         settings,
-        hide=HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns)),
+        hide=hide or HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns)),
         members=c.members,
         steps=c.steps,
         device=device,
