@@ -25,3 +25,13 @@ def test_bench_first_guess_runs() -> None:
     pytest.importorskip("iris_sample_data")
     out = _run("bench_first_guess.py", "--fields", "1", "--only", "2d", "--gaps", "boxes:0.3")
     assert "laplace+cg" in out
+
+
+def test_bench_adapt_runs() -> None:
+    pytest.importorskip("iris_sample_data")
+    out = _run(
+        "bench_adapt.py", "--adapt-steps", "1", "--members", "2", "--months", "1",
+        "--longitudes", "64",
+    )  # fmt: skip
+    assert "| adapt1_input |" in out
+    assert "best classical" in out
