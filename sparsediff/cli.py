@@ -49,6 +49,26 @@ def _invalid_options(
     }
 
 
+def _fit_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--adapt-steps`` and ``--calibrate``: fit the model to the input before filling."""
+    f = click.option(
+        "--calibrate",
+        type=click.Choice(["validation", "input"]),
+        default="validation",
+        show_default=True,
+        help="Spread calibration: the model's (fitted on its validation part) or refitted "
+        "on hidden observed points of INPUT.",
+    )(f)
+    return click.option(
+        "--adapt-steps",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Fine-tune the model's decoder this many steps on the observed points of INPUT "
+        "before filling (0: off).",
+    )(f)
+
+
 def _show_warning(
     message: Warning | str,
     category: type[Warning],
@@ -277,6 +297,14 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
     help="Refuse INPUT when a step (e.g. a time step) has a smaller share of observed "
     "points (default: only warn about steps with none).",
 )
+@_fit_options
+@click.option(
+    "--adapt-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory of the adaptation (checkpoints, metrics.jsonl); with --resume an "
+    "interrupted adaptation continues from its newest checkpoint.",
+)
 @_errors
 def fill(
     model_path: Path,
@@ -295,6 +323,9 @@ def fill(
     min_observed_share: float | None,
     init_job: bool,
     task_region: str | None,
+    adapt_steps: int,
+    calibrate: str,
+    adapt_out: Path | None,
     **sampling: Any,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
@@ -315,6 +346,11 @@ def fill(
         raise InputError(f"array jobs (--init, --region) write Zarr stores; {output} is not one")
     if init_job and task_region:
         raise InputError("--init creates the store, --region fills part of it: pass one")
+    if (init_job or task_region) and (adapt_steps or calibrate != "validation"):
+        raise InputError(
+            "array jobs (--init, --region) fill with the model as given: run --adapt-steps / "
+            "--calibrate in a single fill, or pass a model that is already adapted"
+        )
     if not task_region:
         # one writer per target for the whole run, then checks of the target: nothing is
         # loaded or written for a bad one (array tasks lock their range instead)
@@ -332,6 +368,25 @@ def fill(
     model = sparsediff.load(model_path)
     ds = sparsediff.open(input_path)
     check_compatible(ds, model)
+    if adapt_steps or calibrate != "validation":
+        from sparsediff.filling.fit_input import fit_to_input
+        from sparsediff.training.adapt import AdaptOptions
+
+        adapt = AdaptOptions(
+            steps=adapt_steps,
+            seed=sampling["seed"],
+            out=None if adapt_out is None else str(adapt_out),
+            resume=resume,
+        )
+        model = fit_to_input(
+            ds,
+            model,
+            adapt=adapt,
+            calibrate=calibrate,
+            seed=sampling["seed"],
+            device=device,
+            **_invalid_options(invalid, invalid_below, invalid_along),
+        )
     client = None
     if scheduler:
         from dask.distributed import Client, LocalCluster
@@ -540,6 +595,7 @@ def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
 @click.option(
     "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."
 )
+@_fit_options
 @_errors
 def evaluate(
     model_path: Path,
@@ -551,6 +607,8 @@ def evaluate(
     device: str,
     out: Path | None,
     threads: int | None,
+    adapt_steps: int,
+    calibrate: str,
     **sampling: Any,
 ) -> None:
     """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores.
@@ -584,6 +642,8 @@ def evaluate(
         invalid=invalid,
         device=device,
         out=out,
+        adapt=adapt_steps or None,
+        calibrate=calibrate,
         **sampling,
     )
     for note in table.attrs.get("notes", []):

@@ -72,6 +72,10 @@ class Stream(IntEnum):
     CALIBRATION = 40
     #: training data: the other step whose gaps a "real" hide mask copies
     DONOR = 50
+    #: adaptation to the data being filled: the points hidden in a sample
+    ADAPT_HIDE = 60
+    #: calibration on the data being filled: which of its windows are used
+    INPUT_WINDOWS = 61
     #: evaluation: held-out gaps
     HOLDOUT = 0x401D
 

@@ -70,3 +70,13 @@ def test_bench_scaling_runs_on_a_local_cluster() -> None:
         "--members", "1",
     )  # fmt: skip
     assert "workers 1: fill" in out
+
+
+def test_bench_adapt_runs() -> None:
+    pytest.importorskip("iris_sample_data")
+    out = _run(
+        "bench_adapt.py", "--adapt-steps", "1", "--members", "2", "--months", "1",
+        "--longitudes", "64",
+    )  # fmt: skip
+    assert "| adapt1_input |" in out
+    assert "best classical" in out

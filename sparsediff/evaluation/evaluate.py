@@ -135,6 +135,15 @@ def _check_positive(**values: int | None) -> None:
             raise ConfigError(f"{key} must be >= 1, got {v}")
 
 
+def _check_fit_options(adapt: Any, calibrate: Any) -> None:
+    """One-line errors for bad ``adapt``/``calibrate`` before anything is computed."""
+    from sparsediff.filling.fit_input import check_calibrate
+    from sparsediff.training.adapt import as_adapt_options
+
+    check_calibrate(calibrate)
+    as_adapt_options(adapt)
+
+
 def evaluate(
     ds: xr.Dataset | xr.DataArray,
     model: Any = None,
@@ -156,6 +165,8 @@ def evaluate(
     batch_size: int | None = None,
     device: str = "auto",
     progress: bool | None = None,
+    adapt: Any = None,
+    calibrate: str = "validation",
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.
 
@@ -226,6 +237,12 @@ def evaluate(
         ``seed``) for every model given as a Model or path. ``progress``
         also shows a bar over the fills (models and baselines); ``None``
         (default): when interactive (a terminal or a notebook).
+    adapt, calibrate
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] too: adapt each model to, and/or
+        calibrate it on, the gappy input it fills (the held-out points are
+        removed from it first, so they never reach the weights or the
+        calibration). With [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions]
+        ``out``, give one model only (its run directory is shared).
 
     Returns
     -------
@@ -260,6 +277,7 @@ def evaluate(
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)
+    _check_fit_options(adapt, calibrate)
     model_fillers = _model_fillers(
         model,
         models,
@@ -270,6 +288,8 @@ def evaluate(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        adapt=adapt,
+        calibrate=calibrate,
     )
     # an unnamed DataArray is the model's one variable, as for sparsediff.fill
     single = [f.model.variables[0] for f in model_fillers if len(f.model.variables) == 1]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import xarray as xr
 
@@ -226,8 +226,9 @@ class ModelFiller(Filler):
         A trained [`Model`][sparsediff.model.Model].
     name
         Row name.
-    members, steps, sampler, seed, batch_size, device, progress
-        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill].
+    members, steps, sampler, seed, batch_size, device, progress, adapt, calibrate
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (``adapt`` and
+        ``calibrate`` fit the model to the gappy input, whose held-out points are gaps).
     """
 
     kind: ClassVar[Kind] = "model"
@@ -244,8 +245,12 @@ class ModelFiller(Filler):
         batch_size: int | None = None,
         device: str = "auto",
         progress: bool | None = None,
+        adapt: Any = None,
+        calibrate: str = "validation",
     ) -> None:
         self.model = model
+        self.adapt = adapt
+        self.calibrate = calibrate
         self.name = name
         self.members = members
         self.steps = steps
@@ -305,5 +310,7 @@ class ModelFiller(Filler):
             invalid=invalid_all.isel(wide),
             invalid_along=None,
             progress=self.progress,
+            adapt=self.adapt,
+            calibrate=self.calibrate,
         ).isel(back)
         return _with_member(filled, variables)

@@ -276,6 +276,8 @@ def fill(
     periodic: Sequence[bool] | None = None,
     progress: bool | None = None,
     persist: bool | None = None,
+    adapt: Any = None,
+    calibrate: str = "validation",
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
 
@@ -348,6 +350,15 @@ def fill(
         ``False`` returns it lazy; ``None`` (default) persists a result of at
         most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES]. Ignored for in-memory input (always
         computed).
+    adapt
+        Fine-tune the model on the observed points of ``ds`` before filling
+        ([`sparsediff.training.adapt`][sparsediff.training.adapt]): ``None`` (default) or 0: off; an
+        int: that many steps keyed by ``seed``; or
+        [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions].
+    calibrate
+        ``"validation"`` (default): the spread calibration the model was
+        trained with; ``"input"``: refit it on hidden observed points of
+        ``ds`` ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]).
 
     Returns
     -------
@@ -424,6 +435,20 @@ def fill(
     check_compatible(ds, model)
     min_observed_share = coverage.check_share(min_observed_share)
     ds, restore = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
+    if adapt is not None or calibrate != "validation":
+        from sparsediff.filling.fit_input import fit_to_input
+
+        model = fit_to_input(
+            ds,
+            model,
+            adapt=adapt,
+            calibrate=calibrate,
+            seed=seed,
+            device=device,
+            invalid=invalid,
+            invalid_below=invalid_below,
+            invalid_along=invalid_along,
+        )
     ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
     variables = model.variables
@@ -522,6 +547,7 @@ def fill(
             "model_trained_at": model.provenance.get("trained_at"),
             "model_kind": model.spec.kind,
             "model_calibration": model.spec.calibration,
+            **{k: model.provenance[k] for k in ("adaptation",) if k in model.provenance},
             "invalid": rule.source,
             "value_check": "sample and extremes" if check_values else "off",
             "filled_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -39,6 +39,7 @@ held-out data, they fix the size without touching the ensemble's mean.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ import torch
 
 from sparsediff.method.base import HideSpec, Method, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
+from sparsediff.progress import bar as progress_bar
 from sparsediff.rng import Stream
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "DISTANCE_BINS",
     "Calibration",
     "bin_scales",
+    "fit_calibration",
     "fit_departure_scale",
     "fit_spread_scale",
     "solve_spread_scale",
@@ -95,6 +98,9 @@ class Calibration:
     covariate
         What the bins are over
         ([`sparsediff.method.inputs.SPREAD_COVARIATES`][sparsediff.method.inputs.SPREAD_COVARIATES]).
+    where
+        What the hidden points were taken from (``"validation"``: the
+        training's validation part; ``"input"``: the data being filled).
     """
 
     scale: float
@@ -105,6 +111,7 @@ class Calibration:
     points: int
     members: int
     covariate: str = COVARIATE
+    where: str = "validation"
 
     def describe(self) -> str:
         """One line for the model record."""
@@ -115,7 +122,7 @@ class Calibration:
         what = "local distance" if self.covariate == "local_distance" else "distance"
         return (
             f"spread scale {self.scale:.4g} overall, by {what} to data [{per_bin}], fitted on "
-            f"{self.points} hidden validation points ({self.members} members; raw spread/skill "
+            f"{self.points} hidden {self.where} points ({self.members} members; raw spread/skill "
             f"{self.spread_skill_before:.3g})"
         )
 
@@ -321,3 +328,76 @@ def fit_spread_scale(
         members=k,
         covariate=covariate,
     )
+
+
+def fit_calibration(
+    method: Method,
+    batches: list[TrainBatch],
+    settings: TrainSettings,
+    *,
+    hide: HideSpec,
+    members: int,
+    steps: int,
+    device: torch.device | str = "cpu",
+    where: str = "validation",
+    progress: bool | None = False,
+) -> tuple[dict[str, object], str]:
+    """Fit the departure scale, then the spread factors, on ``batches`` with ``hide`` hidden.
+
+    The one calibration the trainer runs on its validation part and
+    ``calibrate="input"`` runs on the data being filled: first
+    [`fit_departure_scale`][fit_departure_scale], then
+    [`fit_spread_scale`][fit_spread_scale] of the method with that departure scale.
+
+    Parameters
+    ----------
+    method
+        A trained latent method.
+    batches
+        The crops to hide points in (keyed by their positions).
+    settings
+        Training settings (seed, context dropping).
+    hide
+        What to hide.
+    members, steps
+        Ensemble size and sampler steps of the spread fit.
+    device
+        Where to run.
+    where
+        Named in the description (``"validation"`` or ``"input"``).
+    progress
+        Show a bar over the batches of each fit (``None``: when interactive).
+
+    Returns
+    -------
+    (updates, description)
+        The [`ModelSpec`][sparsediff.method.spec.ModelSpec] fields to change (none
+        when the batches hold no observed point to hide) and one line for
+        the model record.
+    """
+    from sparsediff.method import build_method
+
+    updates: dict[str, object] = {}
+
+    def shown(desc: str) -> Iterable[TrainBatch]:
+        return progress_bar(batches, progress=progress, desc=f"calibration: {desc}", leave=False)
+
+    fitted = fit_departure_scale(
+        method, shown("departure scale"), settings, hide=hide, device=device
+    )
+    if fitted is not None:
+        updates["departure_scale"] = fitted[0]
+        method = build_method(method.spec.model_copy(update=updates), method.nets)
+    result = fit_spread_scale(
+        method, shown("spread"), settings, members=members, steps=steps, hide=hide, device=device
+    )
+    if result is None:
+        return updates, f"none: the {where} windows hold no observed point to hide"
+    result = dataclasses.replace(result, where=where)
+    updates.update(
+        spread_scale=result.scale,
+        spread_bins=list(result.bins),
+        spread_scales=list(result.scales),
+        spread_covariate=result.covariate,
+    )
+    return updates, f"departure scale {method.spec.departure_scale:.3g}; " + result.describe()

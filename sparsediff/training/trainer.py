@@ -32,11 +32,10 @@ from sparsediff.data.stats import Stats, denormalize_array
 from sparsediff.errors import TrainingError
 from sparsediff.method import Method, build_method
 from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
-from sparsediff.method.calibration import fit_departure_scale, fit_spread_scale
+from sparsediff.method.calibration import fit_calibration
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
-from sparsediff.progress import bar as progress_bar
 from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.checkpoint import (
@@ -403,34 +402,18 @@ class _Trainer:
         )
         hide = HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns))
         shown = self.cfg.run.progress if self.rt.is_main else False
-        fitted = fit_departure_scale(
+        updates, self.calibration = fit_calibration(
             self.method,
-            progress_bar(batches, progress=shown, desc="calibration: departure scale", leave=False),
+            batches,
             self.settings,
             hide=hide,
-            device=self.rt.device,
-        )
-        if fitted is not None:
-            self._update_spec(departure_scale=fitted[0])
-        result = fit_spread_scale(
-            self.method,
-            progress_bar(batches, progress=shown, desc="calibration: spread", leave=False),
-            self.settings,
             members=c.members,
             steps=c.steps,
-            hide=hide,
             device=self.rt.device,
+            progress=shown,
         )
-        if result is None:
-            self.calibration = "none: the validation windows hold no observed point to hide"
-            return
-        self._update_spec(
-            spread_scale=result.scale,
-            spread_bins=list(result.bins),
-            spread_scales=list(result.scales),
-            spread_covariate=result.covariate,
-        )
-        self.calibration = f"departure scale {self.spec.departure_scale:.3g}; " + result.describe()
+        if updates:
+            self._update_spec(**updates)
 
     def _checkpoint(
         self,

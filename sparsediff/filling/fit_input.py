@@ -1,0 +1,115 @@
+"""Fit a model to the data it is about to fill: adaptation and input calibration.
+
+[`fit_to_input`][fit_to_input] is what ``sparsediff.fill(..., adapt=..., calibrate=...)``
+and ``sparsediff fill --adapt-steps N --calibrate input`` run before the fill:
+it classifies the points of the input as the fill will (the same invalid
+rule, [`resolve_invalid`][sparsediff.filling.invalid.resolve_invalid]), then
+
+1. adapts the model ([`adapt`][sparsediff.training.adapt.adapt]) when asked,
+2. refits its calibration on the input
+   ([`calibrate_on_input`][sparsediff.training.input_calibration.calibrate_on_input])
+   with ``calibrate="input"``.
+
+Only observed points of the input are used; a point that is a gap in the
+input (an evaluation's held-out points among them) is never seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import xarray as xr
+
+from sparsediff.data import masks
+from sparsediff.data.order import sort_along
+from sparsediff.data.selection import as_dataset
+from sparsediff.devices import resolve_device
+from sparsediff.errors import ConfigError
+from sparsediff.filling.invalid import resolve_invalid
+from sparsediff.model import Model, as_model
+
+__all__ = ["CALIBRATIONS", "check_calibrate", "fit_to_input"]
+
+#: Where the spread calibration comes from: the model's own (fitted on its
+#: validation part when it was trained) or a refit on the data being filled.
+CALIBRATIONS = ("validation", "input")
+
+
+def check_calibrate(calibrate: Any) -> str:
+    """``calibrate`` if it is one of `CALIBRATIONS`, else a one-line ConfigError."""
+    if calibrate not in CALIBRATIONS:
+        raise ConfigError(f"calibrate must be one of {', '.join(CALIBRATIONS)}, got {calibrate!r}")
+    return str(calibrate)
+
+
+def fit_to_input(
+    ds: xr.Dataset | xr.DataArray,
+    model: Model | str,
+    *,
+    adapt: Any = None,
+    calibrate: str = "validation",
+    seed: int = 0,
+    device: str = "auto",
+    invalid: masks.InvalidSpec = None,
+    invalid_below: float | str | None = "model",
+    invalid_along: Hashable | Sequence[Hashable] | None = "model",
+) -> Model:
+    """The model adapted to and/or calibrated on ``ds`` (``model`` itself when neither is asked).
+
+    Parameters
+    ----------
+    ds
+        The data to be filled.
+    model
+        A trained latent model or its path.
+    adapt
+        ``None``/``0``: no adaptation; an int: that many steps; or
+        [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions] (or a dict of its fields).
+    calibrate
+        ``"validation"``: keep the model's calibration; ``"input"``: refit it on ``ds``.
+    seed
+        Key of the adaptation (when ``adapt`` is an int) and of the calibration.
+    device
+        Where to train and sample.
+    invalid, invalid_below, invalid_along
+        As for [`sparsediff.fill`][sparsediff.filling.fill.fill]: which points are invalid.
+
+    Returns
+    -------
+    Model
+        The fitted model (the input model unchanged when nothing is asked).
+
+    Raises
+    ------
+    ConfigError
+        A bad ``adapt`` or ``calibrate``, a model that cannot be adapted or
+        calibrated (not latent, no training config), an input without an
+        eligible window.
+    """
+    from sparsediff.training.adapt import adapt as run_adapt
+    from sparsediff.training.adapt import as_adapt_options
+
+    calibrate = check_calibrate(calibrate)
+    options = as_adapt_options(adapt, seed)
+    model = as_model(model)
+    if options is None and calibrate == "validation":
+        return model
+    ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
+    # the context frames are taken by position: fit on the steps in coordinate order
+    ds, _ = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
+    dev = resolve_device(device)
+    rule = resolve_invalid(
+        ds, model, invalid=invalid, invalid_below=invalid_below, invalid_along=invalid_along
+    )
+    variables = model.variables
+    states = masks.states(ds, variables, invalid=rule.invalid, invalid_along=rule.along)
+    states = states[variables].compute()
+    data = ds[variables]
+    if options is not None:
+        model = run_adapt(model, data, states, options, device=dev)
+    if calibrate == "input":
+        from sparsediff.training.input_calibration import calibrate_on_input
+
+        model = calibrate_on_input(model, data, states, seed=seed, device=dev)
+    return model
