@@ -43,9 +43,15 @@ class SparsediffAccessor:
         return gap_summary(self._ds(), variables, **kw)
 
     def fill(self, model: Any, **kw: Any) -> xr.Dataset:
-        """Fill the gaps with a trained model; see :func:`sparsediff.fill`."""
+        """Fill the gaps with a trained model; see :func:`sparsediff.fill`.
+
+        On a Dataset of point observations, ``obs.sparsediff.fill(model, like=grid)``
+        (or ``bounds=``/``resolution=``) fills that grid from them
+        (:func:`sparsediff.filling.points.fill_points`)."""
         from sparsediff.filling.fill import fill
 
+        if kw.get("like") is not None or kw.get("bounds") is not None:
+            return fill(model, points=self._obj, **kw)
         return fill(self._obj, model, **kw)  # fill names an unnamed DataArray after the model
 
     def ensemble_mean(self) -> xr.Dataset:

@@ -215,8 +215,13 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
 
 @main.command(cls=_SamplingCommand, target="sparsediff.filling.fill.fill")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=False, path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", type=click.Path(path_type=Path), required=False)
+@click.argument("output", type=click.Path(path_type=Path), required=False)
+@click.option("--points", type=click.Path(path_type=Path), help="Fill a grid from these point "
+              "observations (CSV, NetCDF, CF DSG) instead of INPUT; needs --like.")  # fmt: skip
+@click.option("--like", type=click.Path(path_type=Path), help="Template of the grid for --points.")
+@click.option("--value", default=None, help="The observed column/variable of --points.")
+@click.option("--strict", is_flag=True, help="Refuse --points outside the grid (default: drop).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option(
     "--region-size",
@@ -270,13 +275,29 @@ def fill(
     invalid_below: float | None,
     invalid_along: str | None,
     no_value_check: bool,
+    points: Path | None = None,
+    like: Path | None = None,
+    value: str | None = None,
+    strict: bool = False,
     **sampling: Any,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
 
+    With --points OBS --like GRID (and no INPUT): fill GRID from point observations.
     The sampling options (--members to --batch-size) are the fields of
     sparsediff.method.options.FillOptions, with their defaults.
     """
+    if points is not None or like is not None:  # sparsediff.filling.points
+        from sparsediff.filling.points import fill_points_command
+
+        _check_threads(threads)
+        args = (model_path, input_path, output, points, like, value, strict, overwrite)
+        kw = dict(sampling, device=device, check_values=not no_value_check)
+        kw |= _invalid_options(invalid, invalid_below, invalid_along)
+        click.echo(f"filled data written to {fill_points_command(*args, **kw)}")
+        return
+    if input_path is None or output is None:
+        raise click.UsageError("give INPUT and OUTPUT (or --points and --like with OUTPUT)")
     import sparsediff
     from sparsediff.atomic import check_writable
     from sparsediff.devices import resolve_device

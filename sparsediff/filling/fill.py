@@ -232,8 +232,8 @@ def _float_copy(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
 
 
 def fill(
-    ds: xr.Dataset | xr.DataArray,
-    model: Model | str | os.PathLike[str],
+    ds: xr.Dataset | xr.DataArray | Model | str | os.PathLike[str] | None = None,
+    model: Model | str | os.PathLike[str] | None = None,
     *,
     members: int = 1,
     steps: int = 16,
@@ -252,8 +252,16 @@ def fill(
     overlap: Sequence[int] | int | None = None,
     periodic: Sequence[bool] | None = None,
     progress: bool = False,
+    points: Any = None,
+    like: Any = None,
+    bounds: Any = None,
+    resolution: Any = None,
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
+
+    ``fill(model, points=obs, like=grid)`` fills a grid from point observations
+    instead (see :func:`sparsediff.filling.points.fill_points`; the model is
+    then the first argument, and the other options apply as here).
 
     Parameters
     ----------
@@ -302,6 +310,9 @@ def fill(
         global longitude.
     progress
         Show a progress bar over model calls.
+    points, like, bounds, resolution
+        Observations to fill from, and the target grid (a template, or bounds
+        plus a resolution); see :mod:`sparsediff.filling.points`.
 
     Returns
     -------
@@ -344,8 +355,19 @@ def fill(
     so its fill equals the canonical grid's up to the permutation only where
     the model's completion does not depend on the tiling.
     """
+    if points is not None:  # a grid from point observations (sparsediff.filling.points)
+        from sparsediff.filling.points import fill_points
+
+        kw = dict(locals())  # the options, as given
+        for name in ("ds", "model", "points", "like", "fill_points"):
+            kw.pop(name, None)
+        return fill_points(model if ds is None else ds, points, like, **kw)
     if not isinstance(ds, xr.Dataset | xr.DataArray):
         as_dataset(ds)  # one clear error for numpy arrays and other objects
+    if model is None:
+        raise ConfigError(
+            "fill needs a model: fill(ds, model) or fill(model, points=obs, like=...)"
+        )
     model = as_model(model)
     ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
     seed = check_seed(seed)
