@@ -50,7 +50,14 @@ from sparsediff.data.target_grid import TargetGrid
 from sparsediff.errors import InputError, SparsediffWarning
 from sparsediff.model import Model, as_model
 
-__all__ = ["OBSERVED_CELL_RULE", "as_observations", "fill_points", "points_grid"]
+__all__ = [
+    "OBSERVED_CELL_RULE",
+    "as_observations",
+    "fill_points",
+    "fill_points_command",
+    "in_model_units",
+    "points_grid",
+]
 
 #: How cells with observations are treated (written to the provenance).
 OBSERVED_CELL_RULE = (
@@ -171,7 +178,9 @@ def points_grid(
     return grid
 
 
-def _in_model_units(obs: Observations, model: Model, var: str) -> Observations:
+def in_model_units(obs: Observations, model: Model, var: str) -> Observations:
+    """``obs`` named ``var`` and in the model's units of it (converted, or assumed with a
+    warning when the observations carry none)."""
     units = model.spec.units.get(var) or None
     if obs.name != var:
         obs = Observations(
@@ -249,7 +258,7 @@ def fill_points(
             f"filling from points needs a one-variable model; this one fills {model.variables}"
         )
     var = model.variables[0]
-    obs = _in_model_units(as_observations(points, value, default=var), model, var)
+    obs = in_model_units(as_observations(points, value, default=var), model, var)
     grid = points_grid(model, like, dims=dims, bounds=bounds, resolution=resolution)
     binned = bin_to_grid(obs, grid, strict=strict)
     count = binned[f"{var}_count"]
