@@ -297,7 +297,8 @@ def fill(
         click.echo(f"filled data written to {fill_points_command(*args, **kw)}")
         return
     if input_path is None or output is None:
-        raise click.UsageError("give INPUT and OUTPUT (or --points and --like with OUTPUT)")
+        missing = "INPUT" if input_path is None else "OUTPUT"
+        raise click.UsageError(f"Missing argument '{missing}' (or fill from --points and --like)")
     import sparsediff
     from sparsediff.atomic import check_writable
     from sparsediff.devices import resolve_device

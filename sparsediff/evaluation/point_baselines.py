@@ -153,10 +153,9 @@ class Kriging(PointBaseline):
         import gstools as gs
 
         scale = gs.KM_SCALE if latlon else 1.0
-        extent = self._extent(pos, latlon, scale)
-        edges = np.linspace(0.0, extent / 2.0, self.bins + 1)
+        # gstools' standard bins: up to a third of the points' bounding-box diameter
         centre, gamma = gs.vario_estimate(
-            tuple(pos), values, edges, latlon=latlon, geo_scale=scale,
+            tuple(pos), values, latlon=latlon, geo_scale=scale, bin_no=self.bins,
             sampling_size=min(values.size, 2000), sampling_seed=self.seed,
         )  # fmt: skip
         dim = 2 if latlon else len(pos)
@@ -164,12 +163,6 @@ class Kriging(PointBaseline):
         ok = np.isfinite(gamma)
         model.fit_variogram(centre[ok], gamma[ok], nugget=True)
         return model
-
-    @staticmethod
-    def _extent(pos: list[np.ndarray], latlon: bool, scale: float) -> float:
-        if latlon:
-            return float(np.pi * scale)  # half the Earth's circumference, in km
-        return float(np.sqrt(sum((p.max() - p.min()) ** 2 for p in pos))) or 1.0
 
     def predict(
         self,
