@@ -280,6 +280,7 @@ class BinnedLaplace(PointBaseline):
             guess = "mean" if self.first_guess == "time_mean" else self.first_guess
             laplace = Laplace(time_dim=None, first_guess=guess)
         filled = laplace.fill(binned, dims=spatial, invalid=invalid)
+        assert isinstance(filled, xr.DataArray)  # a DataArray in, a DataArray out
         at = targets.at(filled, time=self.time) if time_dims else targets.at(filled)
         return PointForecast(np.asarray(at.values, dtype=np.float64))
 

@@ -361,9 +361,10 @@ def fill(
         kw = dict(locals())  # the options, as given
         for name in ("ds", "model", "points", "like", "fill_points"):
             kw.pop(name, None)
-        return fill_points(model if ds is None else ds, points, like, **kw)
+        return fill_points(model if ds is None else ds, points, like, **kw)  # type: ignore[arg-type]
     if not isinstance(ds, xr.Dataset | xr.DataArray):
-        as_dataset(ds)  # one clear error for numpy arrays and other objects
+        as_dataset(ds)  # type: ignore[arg-type]  # one clear error for other objects
+        raise AssertionError  # as_dataset raised
     if model is None:
         raise ConfigError(
             "fill needs a model: fill(ds, model) or fill(model, points=obs, like=...)"
