@@ -225,15 +225,96 @@ def run(cfg: dict[str, Any], out: Path) -> pd.DataFrame:
     return result
 
 
+def plot_map(cfg: dict[str, Any], sampling: str, month: int, path: Path) -> Path:
+    """Points, ensemble mean, spread and truth of one month of one sampling (a PNG).
+
+    The fill is the one the evaluation scores (same sampling, holdout, seed and options).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sparsediff.data.sample_data import open_ostia
+    from sparsediff.filling.points import fill_points
+
+    model = sparsediff.load(Path(str(sparsediff.__file__)).parent / "assets" / "demo_model")
+    ds = open_ostia().load()
+    n = ds.sizes["time"]
+    test = ds.isel(time=slice(n - int(cfg.get("test_months", 6)), n))
+    truth = test[model.variables[0]]
+    i, s = next((i, s) for i, s in enumerate(cfg["samplings"]) if s["name"] == sampling)
+    seed = int(cfg.get("seed", 0))
+    rng = np.random.default_rng([seed, i])
+    noise = float(cfg.get("noise", 0.1))
+    if s["kind"] == "random":
+        obs = random_points(truth, float(s["fraction"]), noise, rng)
+    else:
+        obs = track_points(
+            truth, int(s.get("tracks_per_month", 20)), float(s.get("spacing", 0.25)),
+            float(s.get("slope", 0.2)), noise, rng,
+        )  # fmt: skip
+    shown, held = obs.holdout(s["holdout"], seed=seed)
+    filled = fill_points(
+        model, shown, test, members=int(cfg.get("members", 8)),
+        steps=int(cfg.get("steps", 16)), seed=seed,
+    )[truth.name]  # fmt: skip
+    t = truth["time"].values[month]
+    panels = [
+        ("truth", truth.isel(time=month)),
+        ("ensemble mean", filled.isel(time=month).mean("member")),
+        ("ensemble spread (std)", filled.isel(time=month).std("member")),
+    ]
+    lo, hi = np.nanpercentile(truth.isel(time=month), [1, 99])
+    fig, axes = plt.subplots(4, 1, figsize=(14, 7.5), sharex=True, constrained_layout=True)
+    for o, marker, label in ((shown, "o", "shown"), (held, "x", "held out")):
+        m = o.coords["time"] == t
+        axes[0].scatter(
+            o.coords["lon"][m],
+            o.coords["lat"][m],
+            c=o.values[m],
+            s=12,
+            marker=marker,
+            vmin=lo,
+            vmax=hi,
+            cmap="RdYlBu_r",
+            label=label,
+        )
+    axes[0].set_title(f"{sampling}: observations of {str(t)[:7]} (o shown, x held out)")
+    axes[0].set_ylim(float(truth.latitude.min()) - 0.3, float(truth.latitude.max()) + 0.3)
+    for ax, (title, da) in zip(axes[1:], panels, strict=True):
+        spread = title.startswith("ensemble spread")
+        im = da.plot(ax=ax, cmap="viridis" if spread else "RdYlBu_r", vmin=0 if spread else lo,
+                     vmax=None if spread else hi, add_colorbar=True)  # fmt: skip
+        ax.set_title(title)
+        del im
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``osse_points.py CONFIG --out DIR [--threads N]``."""
+    """Command line: ``osse_points.py CONFIG --out DIR [--threads N] [--map SAMPLING MONTH]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--out", type=Path, default=Path("runs/osse_points"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--map",
+        nargs=2,
+        metavar=("SAMPLING", "MONTH"),
+        default=None,
+        help="only draw OUT/map_SAMPLING.png of that month (0 = first test month)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
+        if args.map:
+            name, month = args.map[0], int(args.map[1])
+            cfg = load_config(args.config)
+            print(plot_map(cfg, name, month, args.out / f"map_{name}.png"))
+            return 0
         table = run(load_config(args.config), args.out)
     except SparsediffError as exc:
         print(f"error: {exc}", file=sys.stderr)
