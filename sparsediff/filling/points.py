@@ -76,7 +76,9 @@ def as_observations(
     points
         :class:`Observations`; a DataFrame; a Dataset along one observation dim
         (a CF discrete-sampling-geometry one when it has a ``featureType``);
-        or the path of a CSV, NetCDF or Zarr file holding one of these.
+        or the path of a CSV, NetCDF or Zarr file holding one of these. A
+        table's ``error`` and ``platform`` columns, when present, are the errors
+        and platform ids (as :meth:`Observations.to_dataframe` writes them).
     value
         The value column or variable; default: ``default`` when ``points`` has
         it, else the only one (see the readers). A Dataset's error and platform
@@ -100,20 +102,27 @@ def as_observations(
     if isinstance(points, str | os.PathLike):
         path = Path(points)
         if path.suffix.lower() == ".csv":
-            value = value or default
-            if value is None:
-                raise InputError(f"name the value column of {path} (CLI: --value)")
-            return Observations.from_csv(path, value)
-        if not path.exists():
+            try:
+                points = pd.read_csv(path)
+            except (OSError, ValueError, pd.errors.ParserError) as exc:
+                raise InputError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from None
+        elif not path.exists():
             raise InputError(f"no such observation file: {path}")
-        from sparsediff.data.io import open as open_data
+        else:
+            from sparsediff.data.io import open as open_data
 
-        points = open_data(path, chunks=None).load()
+            points = open_data(path, chunks=None).load()
     if isinstance(points, pd.DataFrame):
         value = value or (default if default in points.columns else None)
         if value is None:
             raise InputError("name the value column of the observation table (value=)")
-        return Observations.from_dataframe(points, value)
+        cols = set(points.columns)
+        return Observations.from_dataframe(
+            points,
+            value,
+            error="error" if "error" in cols else None,
+            platform="platform" if "platform" in cols else None,
+        )
     if isinstance(points, xr.DataArray):
         points = points.to_dataset(name=points.name or "value")
     if not isinstance(points, xr.Dataset):

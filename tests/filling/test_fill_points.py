@@ -214,3 +214,26 @@ def test_cli_fills_a_grid_from_points(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "MODEL and OUTPUT only" in res.output
     assert not again.exists()
+
+
+def test_points_are_read_from_tables_files_and_datasets(tmp_path: Path) -> None:
+    from sparsediff.filling.points import as_observations
+
+    obs = _obs()
+    csv = tmp_path / "obs.csv"
+    obs.to_dataframe().to_csv(csv, index=False)
+    from_csv = as_observations(csv, default="sst")
+    np.testing.assert_array_equal(from_csv.values, obs.values)
+    np.testing.assert_array_equal(from_csv.error, obs.error)  # type: ignore[arg-type]
+    from_ds = as_observations(obs.to_dataset(), default="sst")  # errors via ancillary_variables
+    np.testing.assert_array_equal(from_ds.error, obs.error)  # type: ignore[arg-type]
+    nc = tmp_path / "obs.nc"
+    obs.to_dataset().to_netcdf(nc)
+    np.testing.assert_array_equal(as_observations(nc, default="sst").values, obs.values)
+    assert as_observations(obs) is obs
+    with pytest.raises(InputError, match="name the value column"):
+        as_observations(obs.to_dataframe())
+    with pytest.raises(InputError, match="no such observation file"):
+        as_observations(tmp_path / "missing.nc")
+    with pytest.raises(InputError, match="points must be"):
+        as_observations(np.zeros(3))
