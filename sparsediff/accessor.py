@@ -132,33 +132,49 @@ class SparsediffAccessor:
 
     def fill(
         self,
-        model: Model | str | os.PathLike[str],
+        model: Model | str | os.PathLike[str] | None = None,
         *,
         members: int = 1,
-        steps: int = 16,
+        steps: int = 6,
         sampler: str = "dpmpp_2m",
         seed: int = 0,
         guidance: float = 0.0,
         cfg_scale: float = 1.0,
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
-        batch_size: int = 16,
+        batch_size: int | None = None,
+        precision: str = "float32",
+        compile: str = "off",
         device: str = "auto",
         invalid: Any = None,
         invalid_below: float | str | None = "model",
         invalid_along: str | Sequence[str] | None = "model",
         check_values: bool = True,
+        min_observed_share: float | None = None,
         overlap: Sequence[int] | int | None = None,
         periodic: Sequence[bool] | None = None,
         progress: bool | None = None,
         persist: bool | None = None,
+        adapt: Any = None,
+        calibrate: str = "validation",
+        points: Any = None,
+        like: Any = None,
+        bounds: Any = None,
+        resolution: Any = None,
     ) -> xr.Dataset:
-        """Fill the gaps with a trained model; see [`fill`][sparsediff.filling.fill.fill]."""
+        """Fill the gaps with a trained model; see [`fill`][sparsediff.filling.fill.fill].
+
+        On a Dataset of point observations, ``obs.sparsediff.fill(model, like=grid)``
+        (or ``bounds=`` and ``resolution=``) fills that grid from them
+        ([`fill_points`][sparsediff.filling.points.fill_points]).
+        """
         from sparsediff.filling.fill import fill
 
+        from_points = points is None and (like is not None or bounds is not None)
         return fill(  # fill names an unnamed DataArray after the model
-            self._obj,
-            model,
+            model if from_points else self._obj,
+            None if from_points else model,
+            points=self._obj if from_points else points,
             members=members,
             steps=steps,
             sampler=sampler,
@@ -168,15 +184,23 @@ class SparsediffAccessor:
             sigma_min=sigma_min,
             sigma_max=sigma_max,
             batch_size=batch_size,
+            precision=precision,
+            compile=compile,
             device=device,
             invalid=invalid,
             invalid_below=invalid_below,
             invalid_along=invalid_along,
             check_values=check_values,
+            min_observed_share=min_observed_share,
             overlap=overlap,
             periodic=periodic,
             progress=progress,
             persist=persist,
+            adapt=adapt,
+            calibrate=calibrate,
+            like=like,
+            bounds=bounds,
+            resolution=resolution,
         )
 
     def ensemble_mean(self) -> xr.Dataset:

@@ -235,8 +235,13 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
 
 @main.command(cls=_SamplingCommand, target="sparsediff.filling.fill.fill")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=False, path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", type=click.Path(path_type=Path), required=False)
+@click.argument("output", type=click.Path(path_type=Path), required=False)
+@click.option("--points", type=click.Path(path_type=Path), help="Fill a grid from these point "
+              "observations (CSV, NetCDF, CF DSG) instead of INPUT; needs --like.")  # fmt: skip
+@click.option("--like", type=click.Path(path_type=Path), help="Template of the grid for --points.")
+@click.option("--value", default=None, help="The observed column/variable of --points.")
+@click.option("--strict", is_flag=True, help="Refuse --points outside the grid (default: drop).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option(
     "--region-size",
@@ -326,14 +331,46 @@ def fill(
     adapt_steps: int,
     calibrate: str,
     adapt_out: Path | None,
+    points: Path | None = None,
+    like: Path | None = None,
+    value: str | None = None,
+    strict: bool = False,
     **sampling: Any,
 ) -> None:
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
 
+    With --points OBS --like GRID (and no INPUT): fill GRID from point observations.
     The sampling options (--members to --batch-size) are the keyword arguments
     of sparsediff.fill in Python, with the same defaults. Ends with one line:
     points filled, kept as observed and left invalid.
     """
+    if points is not None or like is not None:  # sparsediff.filling.points
+        from sparsediff.filling.points import fill_points_command
+
+        unsupported = {
+            "--init": init_job,
+            "--region": task_region,
+            "--adapt-steps": adapt_steps,
+            "--calibrate": calibrate != "validation",
+            "--min-observed-share": min_observed_share is not None,
+        }
+        given = [name for name, on in unsupported.items() if on]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot be used with --points")
+        _check_threads(threads)
+        args = (model_path, input_path, output, points, like, value, strict, overwrite)
+        kw = dict(sampling, device=device, check_values=not no_value_check)
+        kw |= _invalid_options(invalid, invalid_below, invalid_along)
+        written = fill_points_command(*args, **kw)
+        click.echo(f"filled data written to {written}")
+        from sparsediff.data.io import open as open_data
+        from sparsediff.filling.summary import flag_counts, summary_line
+
+        click.echo(summary_line(flag_counts(open_data(written))), err=True)
+        return
+    if input_path is None or output is None:
+        missing = "INPUT" if input_path is None else "OUTPUT"
+        raise click.UsageError(f"Missing argument '{missing}' (or fill from --points and --like)")
     import sparsediff
     from sparsediff.atomic import check_writable
     from sparsediff.devices import resolve_device

@@ -252,8 +252,8 @@ def _float_copy(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
 
 
 def fill(
-    ds: xr.Dataset | xr.DataArray,
-    model: Model | str | os.PathLike[str],
+    ds: xr.Dataset | xr.DataArray | Model | str | os.PathLike[str] | None = None,
+    model: Model | str | os.PathLike[str] | None = None,
     *,
     members: int = 1,
     steps: int = 6,
@@ -278,8 +278,16 @@ def fill(
     persist: bool | None = None,
     adapt: Any = None,
     calibrate: str = "validation",
+    points: Any = None,
+    like: Any = None,
+    bounds: Any = None,
+    resolution: Any = None,
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
+
+    ``fill(model, points=obs, like=grid)`` fills a grid from point observations
+    instead (see [`fill_points`][sparsediff.filling.points.fill_points]; the model is
+    then the first argument, and the other options apply as here).
 
     Parameters
     ----------
@@ -359,6 +367,9 @@ def fill(
         ``"validation"`` (default): the spread calibration the model was
         trained with; ``"input"``: refit it on hidden observed points of
         ``ds`` ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]).
+    points, like, bounds, resolution
+        Observations to fill from, and the target grid (a template, or bounds
+        plus a resolution); see [`sparsediff.filling.points`][sparsediff.filling.points].
 
     Returns
     -------
@@ -408,8 +419,20 @@ def fill(
     Steps of the model's context dim out of coordinate order are filled in
     order and returned in the input's order ([`sparsediff.data.order`][sparsediff.data.order]).
     """
+    if points is not None:  # a grid from point observations (sparsediff.filling.points)
+        from sparsediff.filling.points import fill_points
+
+        kw = dict(locals())  # the options, as given
+        for name in ("ds", "model", "points", "like", "fill_points"):
+            kw.pop(name, None)
+        return fill_points(model if ds is None else ds, points, like, **kw)  # type: ignore[arg-type]
     if not isinstance(ds, xr.Dataset | xr.DataArray):
-        as_dataset(ds)  # one clear error for numpy arrays and other objects
+        as_dataset(ds)  # type: ignore[arg-type]  # one clear error for other objects
+        raise AssertionError  # as_dataset raised
+    if model is None:
+        raise ConfigError(
+            "fill needs a model: fill(ds, model) or fill(model, points=obs, like=...)"
+        )
     model = as_model(model)
     ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
     seed = check_seed(seed)

@@ -53,7 +53,7 @@ __all__ = ["Job", "fill_to_zarr", "fingerprint", "partial_path", "prepare_job", 
 
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
-#: Options of [`sparsediff.fill`][sparsediff.fill] that do not change the numbers.
+#: Options of [`sparsediff.fill`][sparsediff.filling.fill.fill] that do not change the numbers.
 _NOT_FINGERPRINTED = frozenset(
     {"ds", "model", "progress", "check_values", "persist", "min_observed_share"}
 )
