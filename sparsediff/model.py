@@ -303,9 +303,9 @@ class Model:
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as e:
-                first = str(e).splitlines()[0]
+                line = str(e).splitlines()[0]
                 raise CheckpointError(
-                    f"weights in {fpath} do not fit the saved config: {first}"
+                    f"weights in {fpath} do not fit the saved config: {line}"
                 ) from None
             nets[name] = net.to(map_location).eval()
         fields = {

@@ -175,7 +175,7 @@ def _swath(shape: tuple[int, ...], k: int, rng: np.random.Generator) -> np.ndarr
     )
     short, long = float(min(ny, nx)), float(max(ny, nx))
     period = rng.uniform(max(4.0, short / 3.0), max(5.0, math.sqrt(short * long)))
-    phase = rng.uniform(0.0, period)
+    phase: float | np.ndarray = rng.uniform(0.0, period)
     if len(shape) == 3:  # successive slices (days, levels): the swaths drift
         phase = phase + grids[0] * rng.uniform(0.0, 0.25 * period)
     score = np.mod(across + phase, period)

@@ -305,7 +305,7 @@ class PatchWindows:
             ok = np.isfinite(var)
             if self._states is not None:
                 ok = ok & (self._states[name] == OBSERVED)
-            part = dsa.asarray(ok.transpose(*order).data).astype(np.float64)
+            part = dsa.asarray(ok.transpose(*order).data).astype(np.float64)  # type: ignore[call-overload]
             total = part if total is None else total + part
         # sum over each window = contraction of each spatial axis with a 0/1 membership
         # matrix (windows x points); chunk-wise, so memory stays bounded by a few chunks
@@ -399,7 +399,7 @@ class PatchWindows:
             ``observed`` (C, *size) bool; ``invalid`` (C, *size) bool; ``index``
             int (the window's global id).
         """
-        indexers: dict[str, Any] = dict(zip(self.batch_dims, window.batch))
+        indexers: dict[Any, Any] = dict(zip(self.batch_dims, window.batch))
         indexers.update({d: slice(s, s + n) for d, s, n in zip(self.dims, window.start, self.size)})
         values, observed, invalid = read_frame(
             self._ds, self._states, self.variables, self.dims, self.stats, indexers

@@ -144,8 +144,8 @@ def _spans(n: int, w: int, o: int, periodic: bool, pad_mode: str) -> list[_Span]
     if n < w:
         before = (w - n) // 2
         indices = _reflect(positions - before, n, pad_mode)
-        segs = ((slice(before, before + n), slice(0, n)),)
-        return [_Span(0, indices, segs, (before, w - n - before), False)]
+        one: _Segments = ((slice(before, before + n), slice(0, n)),)
+        return [_Span(0, indices, one, (before, w - n - before), False)]
     return [
         _Span(s, s + positions, ((slice(0, w), slice(s, s + w)),), (0, 0), True)
         for s in window_starts(n, w, w - o)
@@ -402,9 +402,10 @@ class Accumulator:
                 f"{total.shape[: total.ndim - self.plan.ndim]}"
             )
         for combo in itertools.product(*tile.segments):
-            wsl = tuple(w for w, _ in combo)
-            gsl = tuple(g for _, g in combo)
-            full_w, full_g = (Ellipsis, *wsl), (Ellipsis, *gsl)
+            wsl: tuple[slice, ...] = tuple(w for w, _ in combo)
+            gsl: tuple[slice, ...] = tuple(g for _, g in combo)
+            full_w: tuple[Any, ...] = (Ellipsis, *wsl)
+            full_g: tuple[Any, ...] = (Ellipsis, *gsl)
             values = out[full_w]
             weight_part = wts[wsl]
             first = first_all[full_g]

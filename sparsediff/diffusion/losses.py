@@ -232,7 +232,8 @@ class _ScheduleLoss(DiffusionLoss):
     """Loss whose noise level is drawn from a named schedule (uniform in its time)."""
 
     def __init__(self, schedule: str = "vp_cosine", **schedule_kw: float) -> None:
-        sample_training_sigma(schedule, 1, **schedule_kw)  # validate name and options now
+        options: dict[str, Any] = dict(schedule_kw)
+        sample_training_sigma(schedule, 1, **options)  # validate name and options now
         self.schedule = schedule
         self.schedule_kw = dict(schedule_kw)
 

@@ -132,7 +132,11 @@ def _check_kwargs(name: str, fn: Callable[..., Tensor], kw: dict[str, float]) ->
 
 
 def _discrete(
-    name: str, n: int, kw: dict[str, float], device: torch.device | str | None, dtype: torch.dtype
+    name: str,
+    n: int,
+    kw: dict[str, float],
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
 ) -> Tensor:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"schedule {name!r}: the number of steps n must be an int >= 1, got {n}")

@@ -256,7 +256,7 @@ def make_holdout(
     reg = region_slices(ds, region)
     along = [invalid_along] if isinstance(invalid_along, str) else invalid_along
     if along is not None:
-        along = [d for d in along if d in ds.dims]
+        along = [d for d in along if d in ds.dims]  # type: ignore[union-attr]
     st = masks.states(ds, names, invalid=invalid, invalid_along=along or None)
 
     batch = tuple(d for d in ref if d not in dims)

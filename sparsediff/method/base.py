@@ -387,7 +387,7 @@ class Method:
         c = batch.values.shape[1]
         keeps = []
         for i, p in enumerate(batch.positions):
-            donor = None if batch.donor is None else batch.donor[i].cpu().numpy().all(0)
+            donor = None if batch.donor is None else np.asarray(batch.donor[i].cpu().numpy().all(0))
             keeps.append(_hide_keep(crop, hide, donor, seed, stream, stage_key, p))
         keep = torch.from_numpy(np.stack(keeps))[:, None].expand(n, c, *crop)
         keep = keep.to(batch.observed.device)

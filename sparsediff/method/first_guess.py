@@ -25,7 +25,7 @@ leave inactive points at 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -337,7 +337,10 @@ def normalized_convolution(
     return torch.where(act, out, torch.zeros_like(out))
 
 
-FIRST_GUESSES = {"laplace": harmonic_fill, "normconv": normalized_convolution}
+FIRST_GUESSES: dict[str, Callable[..., torch.Tensor]] = {
+    "laplace": harmonic_fill,
+    "normconv": normalized_convolution,
+}
 """Registry: first-guess name -> function ``(values, known, active, *, periodic)``."""
 
 

@@ -394,6 +394,8 @@ class NoiseEmbedding(nn.Module):
 
     def forward(self, noise_labels: torch.Tensor) -> torch.Tensor:
         """``(B,)`` noise labels → ``(B, emb_dim)`` embedding."""
-        x = noise_labels.reshape(-1, 1).to(self.freqs.dtype) * self.freqs.reshape(1, -1)
+        freqs: torch.Tensor = self.freqs  # type: ignore[assignment]  # a buffer
+        first: nn.Linear = self.mlp[0]  # type: ignore[assignment]
+        x = noise_labels.reshape(-1, 1).to(freqs.dtype) * freqs.reshape(1, -1)
         feats = torch.cat([torch.cos(x), torch.sin(x)], dim=1)
-        return self.mlp(feats.to(self.mlp[0].weight.dtype))
+        return self.mlp(feats.to(first.weight.dtype))

@@ -181,7 +181,8 @@ class CompletionAutoencoder(nn.Module):
             checkpointing=checkpointing,
         )
         with torch.no_grad():  # an untrained decoder departs from the guess by exactly 0
-            self.decoder.conv_out.weight.zero_()
+            out_conv: Any = self.decoder.conv_out  # an nn.Conv2d or nn.Conv3d
+            out_conv.weight.zero_()
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> CompletionAutoencoder:

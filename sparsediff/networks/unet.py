@@ -147,7 +147,7 @@ class UNet(nn.Module):
         self.checkpointing = bool(checkpointing)
         self.factor = 2 ** (len(widths) - 1)
         sd = spatial_dims
-        kw = {"spatial_dims": sd, "emb_dim": emb, "dropout": float(dropout)}
+        kw: dict[str, Any] = {"spatial_dims": sd, "emb_dim": emb, "dropout": float(dropout)}
 
         self.noise_embed = NoiseEmbedding(emb)
         self.conv_in = conv_nd(sd, in_channels + cond_channels, widths[0], 3)
@@ -194,9 +194,10 @@ class UNet(nn.Module):
         self.norm_out = GroupNorm(ch)
         self.conv_out = conv_nd(sd, ch, out_channels, 3)
         with torch.no_grad():  # start close to a zero output (EDM's init_zero)
-            self.conv_out.weight.mul_(1e-5)
-            if self.conv_out.bias is not None:
-                self.conv_out.bias.zero_()
+            out_conv: Any = self.conv_out  # an nn.Conv2d or nn.Conv3d
+            out_conv.weight.mul_(1e-5)
+            if out_conv.bias is not None:
+                out_conv.bias.zero_()
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> UNet:

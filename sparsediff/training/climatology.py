@@ -116,9 +116,9 @@ def _completed_mean(
             torch.from_numpy(active).reshape(flat),
             periodic=periodic,
         )
-        filled = filled.reshape(anomaly.shape).double().numpy()
+        filled_np = filled.reshape(anomaly.shape).double().numpy()
         # observed points keep their exact values; gaps get the mean plus the filled anomaly
-        value = np.where(observed, x, c + filled)
+        value = np.where(observed, x, c + filled_np)
         total += np.where(active, value, 0.0).sum(0)
         count += active.sum(0)
     mean = np.where(count > 0, total / np.maximum(count, 1), c)

@@ -141,7 +141,7 @@ class CropDataset(PatchDataset):
         """Normalized values (0 where not observed), observed and invalid of one crop."""
         if self._arrays is not None:
             return self._frame_in_memory(batch, idx)
-        indexers: dict[str, Any] = dict(zip(self.batch_dims, batch, strict=True))
+        indexers: dict[Any, Any] = dict(zip(self.batch_dims, batch, strict=True))
         indexers.update({d: a for d, a in zip(self.dims, idx, strict=True)})
         return read_frame(self._ds, self._states, self.variables, self.dims, self.stats, indexers)
 
@@ -149,12 +149,9 @@ class CropDataset(PatchDataset):
         self, batch: tuple[int, ...], idx: list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert self._arrays is not None
-        where = (*batch, *np.ix_(*idx))
+        where: Any = (*batch, *np.ix_(*idx))
         raws = [self._arrays[n][0][where] for n in self.variables]
-        sts = [
-            None if self._arrays[n][1] is None else self._arrays[n][1][where]
-            for n in self.variables
-        ]  # type: ignore[index]
+        sts = [None if (st := self._arrays[n][1]) is None else st[where] for n in self.variables]
         return normalized_frame(raws, sts, self.variables, self.stats)
 
     def read(self, window: Window) -> dict[str, Any]:

@@ -79,11 +79,11 @@ def _open_nifti(path: Path, variable_name: str) -> xr.Dataset:
     import nibabel as nib
 
     try:
-        img = nib.load(path)
+        img: Any = nib.load(path)  # a Nifti1Image (nibabel's stubs say FileBasedImage)
         data = np.asanyarray(img.dataobj)
     except Exception as err:  # nibabel raises many types for a bad file
         raise InputError(f"cannot read {str(path)!r} as NIfTI: {err}") from err
-    hdr = img.header
+    hdr: Any = img.header
     raw_dtype = np.dtype(hdr.get_data_dtype())
     slope = float(getattr(img.dataobj, "slope", 1.0))
     inter = float(getattr(img.dataobj, "inter", 0.0))
@@ -205,7 +205,7 @@ def _write_nifti(ds: xr.Dataset, target: Path, run: Mapping[str, Any]) -> None:
         else np.eye(4)
     )
     img = nib.Nifti1Image(arr, affine)
-    hdr = img.header
+    hdr: Any = img.header
     hdr.set_data_dtype(arr.dtype)
     sform_code = int(ds.attrs.get("nifti_sform_code", 2))
     qform_code = int(ds.attrs.get("nifti_qform_code", 0))
