@@ -524,6 +524,10 @@ def info(path: Path, model_path: Path | None) -> None:
         click.echo(f"  units:      {json.dumps(spec.units)}")
         if spec.n_context:
             click.echo(f"  context:    {spec.context_dim} {spec.context_offsets}")
+            if spec.guess_context:
+                fitted = model.provenance.get("context_weight")
+                how = fitted or f"context weight {spec.context_weight:g}, as configured"
+                click.echo(f"  guess:      space-time; {how}")
         click.echo(f"  spread:     {spec.calibration}")
         for name, net in model.nets.items():
             n = sum(p.numel() for p in net.parameters())

@@ -70,6 +70,8 @@ class Stream(IntEnum):
     STEP_NOISE = 31
     #: calibration: the hide masks of the validation windows
     CALIBRATION = 40
+    #: training: the points hidden to fit the context weight of the first guess
+    CONTEXT_WEIGHT = 41
     #: training data: the other step whose gaps a "real" hide mask copies
     DONOR = 50
     #: adaptation to the data being filled: the points hidden in a sample

@@ -194,6 +194,7 @@ class Method:
             n_context=self.spec.n_context,
             periodic=periodic,
             use_context=self.spec.guess_context,
+            context_weight=self.spec.context_weight,
         )
 
     # ------------------------------------------------------------------ completion
@@ -373,6 +374,7 @@ class Method:
         *,
         stream: int,
         stage_key: int,
+        hide_context: bool = True,
     ) -> Windows:
         """Hide points of a batch of crops and build the network inputs of their windows.
 
@@ -380,6 +382,8 @@ class Method:
         batch.positions[i], ...)``: the hidden share and shape, the hidden
         points of each context frame, and whether a context frame is dropped
         whole (``settings.context_drop``). The first guess sees the whole crop.
+        ``hide_context=False`` takes the context frames as they are (no point
+        hidden, none dropped), as a fill sees them.
         """
         seed = settings.seed
         n = batch.values.shape[0]
@@ -394,7 +398,9 @@ class Method:
         shown = batch.observed & keep
         ctx = ctx_shown = None
         k_ctx = self.spec.n_context
-        if k_ctx:
+        if k_ctx and not hide_context:
+            ctx, ctx_shown = batch.context, batch.context_observed
+        elif k_ctx:
             assert batch.context is not None
             assert batch.context_observed is not None
             masks = []

@@ -224,6 +224,7 @@ def build_inputs(
     n_context: int,
     periodic: Sequence[bool] | None = None,
     use_context: bool = True,
+    context_weight: float = 1.0,
 ) -> Tensor:
     """Input channels of a batch of frames.
 
@@ -241,6 +242,10 @@ def build_inputs(
     use_context
         Make the first guess a space-time one from the context frames (see
         the module docstring).
+    context_weight
+        Weight ``w`` of the neighbouring steps in that guess: ``w * base +
+        guess(shown - w * base)``; 1 follows them fully, 0 is the spatial
+        guess (see [`sparsediff.method.context_weight`][sparsediff.method.context_weight]).
 
     Returns
     -------
@@ -272,6 +277,8 @@ def build_inputs(
         assert ctx_ok is not None
         frames = Frames(values, shown, active, ctx_values, ctx_ok)
         base = _context_base(frames, guess, periodic, ctx_ok)
+        if context_weight != 1.0:  # 1: exactly the guess of models before the weight
+            base = base * context_weight
         g = base + first_guess(guess, shown_values - base, shown, active, periodic=periodic)
         g = torch.where(shown, shown_values, torch.where(active, g, zero))
     else:

@@ -50,6 +50,12 @@ class ModelSpec(BaseModel):
     guess_context
         With context frames: a space-time first guess that follows the
         neighbouring steps deep inside large gaps.
+    context_weight
+        How much the space-time guess leans on the neighbouring steps: 1 (the
+        default, and every model before this field) follows them fully, 0
+        is the spatial guess of the step alone; fitted on the training data
+        with ``guess_context_weight: auto``
+        ([`sparsediff.method.context_weight`][sparsediff.method.context_weight]).
     context_dim, context_offsets
         Neighbouring steps along this (non-spatial) dim given as input
         channels (e.g. ``time`` at ``[-1, 1]``).
@@ -102,6 +108,7 @@ class ModelSpec(BaseModel):
     window: list[StrictInt] = Field(min_length=2, max_length=3)
     first_guess: Literal["laplace", "normconv", "zero"] = "laplace"
     guess_context: bool = True
+    context_weight: StrictFloat = Field(1.0, ge=0.0, le=1.0)
     context_dim: str | None = None
     context_offsets: list[StrictInt] = Field(default_factory=list)
     latent_scale: StrictFloat = 1.0

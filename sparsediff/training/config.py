@@ -317,6 +317,14 @@ class TrainConfig(_Section):
             "own guesses plus the guess of the departure from it)."
         ),
     )
+    guess_context_weight: float | Literal["auto"] = Field(
+        1.0,
+        description=(
+            "Weight in [0, 1] of the neighbouring steps in the space-time first guess: 1 follows "
+            "them fully, 0 is the spatial guess of the step alone; 'auto' fits it on hidden "
+            "points of the training data before the first stage."
+        ),
+    )
     stages: list[Literal["autoencoder", "prior"]] = Field(
         ["autoencoder", "prior"], description="Stages to run (latent mode)."
     )

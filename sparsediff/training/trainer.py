@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +34,11 @@ from sparsediff.errors import TrainingError
 from sparsediff.method import Method, build_method
 from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
 from sparsediff.method.calibration import fit_calibration
+from sparsediff.method.context_weight import fit_context_weight
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
+from sparsediff.progress import bar as progress_bar
 from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.checkpoint import (
@@ -55,6 +58,8 @@ _STAGE_NUMBER = {"autoencoder": 1, "prior": 2}
 #: Validation windows of the in-training evaluation, and their hidden share.
 EVAL_WINDOWS = 32
 EVAL_MEMBERS = 2
+#: Training windows the context weight of the first guess is fitted on (at most).
+CONTEXT_WEIGHT_WINDOWS = 256
 
 
 def architecture(cfg: TrainConfig) -> dict[str, Any]:
@@ -85,6 +90,7 @@ def initial_spec(cfg: TrainConfig, facts: dict[str, Any]) -> ModelSpec:
         kind=cfg.mode,
         first_guess=cfg.first_guess,
         guess_context=cfg.guess_context,
+        context_weight=1.0 if cfg.guess_context_weight == "auto" else cfg.guess_context_weight,
         cond_dropout=cfg.prior.cond_dropout,
         pixel_loss=cfg.prior.pixel_loss,
         **facts,
@@ -142,6 +148,7 @@ class _Trainer:
         self.arch = architecture(cfg)
         self.method: Method = build_method(initial_spec(cfg, data.facts))
         self.calibration = "none: calibration disabled"
+        self.context_weight_note: str | None = None
         self.completed: list[str] = []
         self.global_batch = cfg.optim.batch_size
         if self.global_batch % rt.world_size:
@@ -382,6 +389,30 @@ class _Trainer:
             self._checkpoint(f"{stage}_done", total, net, ema, None)
         rt.barrier()
 
+    def fit_context_weight(self) -> None:
+        """Fit the weight of the neighbouring steps in the first guess on training crops.
+
+        Deterministic (keyed by the crops' positions), so a resumed run fits
+        the same weight; see [`fit_context_weight`][sparsediff.method.context_weight].
+        """
+        batches = fixed_batches(
+            self.data.train, max_windows=CONTEXT_WEIGHT_WINDOWS, batch_size=self.local_batch
+        )
+        shown = self.cfg.run.progress if self.rt.is_main else False
+        fit = fit_context_weight(
+            self.method,
+            progress_bar(batches, progress=shown, desc="first guess: context weight", leave=False),
+            self.settings,
+            device=self.rt.device,
+            reduce=self.rt.distributed,
+        )
+        if fit is None:
+            return
+        self._update_spec(context_weight=fit.weight)
+        self.context_weight_note = fit.describe()
+        if self.rt.is_main:
+            print(self.context_weight_note, file=sys.stderr, flush=True)
+
     def calibrate(self) -> None:
         """Fit the departure scale, then the spread scales, on the validation part.
 
@@ -461,6 +492,8 @@ class _Trainer:
             "completed_stages": self.completed,
             "calibration": self.calibration,
         }
+        if self.context_weight_note is not None:
+            provenance["context_weight"] = self.context_weight_note
         if self.data.region is not None:
             provenance["trained_region"] = self.data.region
         from sparsediff import __version__
@@ -521,6 +554,8 @@ def train(
             )
         rt.barrier()
         trainer = _Trainer(cfg, data, rt, out_dir)
+        if cfg.guess_context_weight == "auto":  # before any network sees the guess
+            trainer.fit_context_weight()
         partial: Path | None = None
         if resume:
             ck = latest_checkpoint(out_dir)
