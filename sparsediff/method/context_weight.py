@@ -14,7 +14,13 @@ in the shown values for a fixed mask, so the guess is linear in ``w``:
 ``g(w) = g(0) + w * (g(1) - g(0))``. The ``w`` in [0, 1] that fits hidden
 points best is then one least-squares step, ``w = sum(d * r) / sum(d * d)``
 with ``d = g(1) - g(0)`` and ``r = truth - g(0)``, over points hidden from
-training windows with the training's own hide patterns. The neighbouring steps
+the windows of the validation part (the part nearest the data a model will
+fill; the training part when there is none) with the training's own hide
+patterns. On A1B, whose held-out decades are warmer than any training year,
+the training years asked for ``w = 0.51`` and the validation years for
+``0.81``; on the held-out years ``w = 1`` fits best (guess RMSE 0.276 K at 1,
+0.280 at 0.8, 0.315 at 0.5): the neighbours share a shift that the years
+before it never showed. The neighbouring steps
 are taken as they are (their own gaps, none hidden on top), as a fill sees
 them. Nothing here is learned by a network: the fit is cheap and runs before
 the first stage, so every network trains on the guess it will be filled with.

@@ -390,13 +390,17 @@ class _Trainer:
         rt.barrier()
 
     def fit_context_weight(self) -> None:
-        """Fit the weight of the neighbouring steps in the first guess on training crops.
+        """Fit the weight of the neighbouring steps in the first guess.
 
-        Deterministic (keyed by the crops' positions), so a resumed run fits
-        the same weight; see [`fit_context_weight`][sparsediff.method.context_weight].
+        On the validation part when there is one (the part nearest the data a
+        model will fill, where the spread is calibrated too), else on the
+        training part. Deterministic (keyed by the crops' positions), so a
+        resumed run fits the same weight; see
+        [`fit_context_weight`][sparsediff.method.context_weight].
         """
+        part = self.data.validation if self.data.validation is not None else self.data.train
         batches = fixed_batches(
-            self.data.train, max_windows=CONTEXT_WEIGHT_WINDOWS, batch_size=self.local_batch
+            part, max_windows=CONTEXT_WEIGHT_WINDOWS, batch_size=self.local_batch
         )
         shown = self.cfg.run.progress if self.rt.is_main else False
         fit = fit_context_weight(
@@ -404,12 +408,13 @@ class _Trainer:
             progress_bar(batches, progress=shown, desc="first guess: context weight", leave=False),
             self.settings,
             device=self.rt.device,
-            reduce=self.rt.distributed,
+            reduce=False,  # every rank holds the whole part: the same fit on each
         )
         if fit is None:
             return
         self._update_spec(context_weight=fit.weight)
-        self.context_weight_note = fit.describe()
+        where = "validation" if self.data.validation is not None else "training"
+        self.context_weight_note = fit.describe().replace("training", where)
         if self.rt.is_main:
             print(self.context_weight_note, file=sys.stderr, flush=True)
 
