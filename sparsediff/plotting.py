@@ -42,7 +42,10 @@ def _overlay(ax: Any, mask: xr.DataArray, colour: str) -> None:
     from matplotlib.colors import ListedColormap
 
     if bool(mask.any()):
-        mask.where(mask).plot(ax=ax, cmap=ListedColormap([colour]), add_colorbar=False)
+        # xarray's plot accessor is mistyped for mypy (pydata/xarray#9155); it runs fine
+        mask.where(mask).plot(  # type: ignore[call-arg]
+            ax=ax, cmap=ListedColormap([colour]), add_colorbar=False
+        )
 
 
 def _slice_label(field: xr.DataArray, dims: Sequence[Hashable]) -> str:

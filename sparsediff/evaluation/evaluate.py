@@ -160,7 +160,7 @@ def evaluate(
     models: Mapping[str, Any] | None = None,
     variables: str | Iterable[str] | None = None,
     invalid: masks.InvalidSpec = None,
-    region: Mapping[Hashable, Any] | None = None,
+    region: Mapping[Any, Any] | None = None,  # Any keys: Mapping keys are invariant
     sampler: str = "dpmpp_2m",
     batch_size: int | None = None,
     device: str = "auto",
@@ -292,7 +292,7 @@ def evaluate(
         calibrate=calibrate,
     )
     # an unnamed DataArray is the model's one variable, as for sparsediff.fill
-    single = [f.model.variables[0] for f in model_fillers if len(f.model.variables) == 1]
+    single = [f.variables[0] for f in model_fillers if f.variables and len(f.variables) == 1]
     data = as_dataset(ds, name=single[0] if single else None)
     base_specs = _baseline_list(baselines)
     if not model_fillers and not base_specs:

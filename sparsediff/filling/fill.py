@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,7 +180,7 @@ def _block_fn(
     return run
 
 
-def _context_axis(model: Model, order: Sequence[str], ds: xr.Dataset) -> int | None:
+def _context_axis(model: Model, order: Sequence[Hashable], ds: xr.Dataset) -> int | None:
     """Axis (in the ``(variable, *order)`` array) of the model's context dim, if any."""
     dim = model.spec.context_dim
     if not model.spec.n_context:
@@ -559,9 +559,9 @@ def fill(
     if members > 1:
         result = result.assign_coords(member=("member", np.arange(members), dict(MEMBER_ATTRS)))
     computed = not lazy or _persist(result, variables, persist)
-    for v in ds.data_vars:
-        if v not in result and v not in variables:
-            result[v] = ds[v]
+    for other in ds.data_vars:
+        if other not in result and other not in variables:
+            result[other] = ds[other]
     # uint8 flags and an int64 member coordinate need CF >= 1.9
     result.attrs["Conventions"] = cf_conventions(ds.attrs.get("Conventions"))
     result.attrs["sparsediff_fill"] = json.dumps(

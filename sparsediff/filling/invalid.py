@@ -31,7 +31,7 @@ What was assumed is recorded in the ``sparsediff_fill`` attribute
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,7 @@ class InvalidRule:
     """
 
     invalid: Any
-    along: Hashable | Sequence[Hashable] | None
+    along: Hashable | Iterable[Hashable] | None
     below: float | None
     source: str
     warning: str | None = None
@@ -106,7 +106,7 @@ def resolve_invalid(
     *,
     invalid: masks.InvalidSpec,
     invalid_below: float | str | None,
-    invalid_along: Hashable | Sequence[Hashable] | None,
+    invalid_along: Hashable | Iterable[Hashable] | None,
 ) -> InvalidRule:
     """Decide how the points of ``ds`` are classified for a fill with ``model``.
 

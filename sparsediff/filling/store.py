@@ -360,8 +360,8 @@ def prepare_job(
     spatial = list(model.dims)
     var0 = ds.get(model.variables[0], None)
     batch_dims = [d for d in (var0.dims if var0 is not None else ()) if d not in spatial]
-    if region_dim is None:
-        region_dim = batch_dims[0] if batch_dims else None
+    if region_dim is None and batch_dims:
+        region_dim = str(batch_dims[0])  # Zarr dim names are strings (others cannot be written)
     if region_dim is not None and region_dim not in batch_dims:
         raise InputError(
             f"region_dim {region_dim!r} must be one of the batch dims {batch_dims} "

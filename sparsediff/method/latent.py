@@ -54,12 +54,13 @@ _STAGE_KEY = {"autoencoder": 1, "prior": 2}
 
 
 def cfg_denoiser(
-    prior: nn.Module, cfg_scale: float
+    prior: Callable[..., Tensor], cfg_scale: float
 ) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """The prior as a denoiser, with classifier-free guidance when ``cfg_scale != 1``.
 
     ``D = D_u + cfg_scale * (D_c - D_u)``, where ``D_u`` sees a zero condition
-    (what condition dropout trained it on).
+    (what condition dropout trained it on). ``prior`` is the network or its
+    compiled form (``Method.accelerated``).
     """
     if cfg_scale == 1.0:
         return lambda x, sigma, cond: prior(x, sigma, cond)

@@ -154,12 +154,17 @@ class WindowConfig(_Section):
         return v
 
 
+def _default_hide_patterns() -> list[Literal["mcar", "boxes", "stripes", "swath", "cloud", "real"]]:
+    # a typed function, not a lambda: a lambda's list literal is inferred as list[str]
+    return ["mcar", "boxes", "stripes", "cloud", "real"]
+
+
 class HideConfig(_Section):
     """Hide-and-reconstruct: extra points hidden from the encoder but still scored."""
 
     rate: tuple[float, float] = Field((0.1, 0.6), description="Range of the hidden share.")
     patterns: list[Literal["mcar", "boxes", "stripes", "swath", "cloud", "real"]] = Field(
-        default_factory=lambda: ["mcar", "boxes", "stripes", "cloud", "real"],
+        default_factory=_default_hide_patterns,
         description=(
             "Gap shapes to mix; 'real' copies the gaps of the same place at another step "
             "(skipped when the data have none there)."

@@ -178,11 +178,13 @@ def prepare_data(
     states = masks.states(ds, d.variables, invalid=invalid, invalid_along=d.invalid_along)
     if d.extra_missing > 0:
         states = _punch_mcar(states.compute(), d.variables, d.extra_missing, cfg.run.seed)
-    dim, tr, va, ho = splits(cfg, {str(k): int(v) for k, v in ds.sizes.items()})
+    split_dim, tr, va, ho = splits(cfg, {str(k): int(v) for k, v in ds.sizes.items()})
     parts: dict[str, tuple[xr.Dataset, xr.Dataset] | None] = {"train": (ds, states)}
-    if dim is not None:
+    if split_dim is not None:
         parts = {
-            name: (ds.isel({dim: sl}), states.isel({dim: sl})) if sl.stop != sl.start else None
+            name: (ds.isel({split_dim: sl}), states.isel({split_dim: sl}))
+            if sl.stop != sl.start
+            else None
             for name, sl in (("train", tr), ("validation", va), ("holdout", ho))
         }
     train_ds, train_states = parts["train"]  # type: ignore[misc]
@@ -277,7 +279,7 @@ def prepare_data(
         facts,
         climatology,
         invalid_grid,
-        record_region(ds, dim, slice(tr.start, va.stop)) if dim is not None else None,
+        record_region(ds, split_dim, slice(tr.start, va.stop)) if split_dim is not None else None,
     )
 
 

@@ -89,8 +89,8 @@ def seen_steps(region: dict[str, Any], ds: xr.Dataset, scored: slice) -> tuple[i
             lo, hi = np.datetime64(region["first"]), np.datetime64(region["last"])
             return int(((values >= lo) & (values <= hi)).sum()), len(positions)
         if np.issubdtype(values.dtype, np.number):
-            lo, hi = float(region["first"]), float(region["last"])
-            return int(((values >= lo) & (values <= hi)).sum()), len(positions)
+            low, high = float(region["first"]), float(region["last"])
+            return int(((values >= low) & (values <= high)).sum()), len(positions)
     if ds.sizes[dim] == region.get("size"):
         inside = (positions >= region["start"]) & (positions < region["stop"])
         return int(inside.sum()), len(positions)

@@ -48,11 +48,11 @@ from sparsediff.training.checkpoint import (
     load_state,
     save_checkpoint,
 )
-from sparsediff.training.config import TrainConfig, load_config
+from sparsediff.training.config import HideConfig, TrainConfig, load_config
 from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
 from sparsediff.training.runtime import EMA, Runtime, cosine_lr, setup_runtime
 
-__all__ = ["architecture", "initial_spec", "settings_of", "train"]
+__all__ = ["architecture", "hide_spec", "initial_spec", "settings_of", "train"]
 
 _STAGE_NUMBER = {"autoencoder": 1, "prior": 2}
 #: Validation windows of the in-training evaluation, and their hidden share.
@@ -70,12 +70,29 @@ def architecture(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def hide_spec(hide: HideConfig) -> HideSpec:
+    """The [`HideSpec`][sparsediff.method.base.HideSpec] of a config's ``hide`` section.
+
+    Parameters
+    ----------
+    hide
+        A ``hide`` or ``cond_hide`` section of the config.
+
+    Returns
+    -------
+    HideSpec
+        Its range of the hidden share and its gap shapes, as tuples.
+    """
+    low, high = hide.rate
+    return HideSpec((low, high), tuple(hide.patterns))
+
+
 def settings_of(cfg: TrainConfig) -> TrainSettings:
     """The training settings of a config (hide specs, loss weights, dropouts)."""
     return TrainSettings(
         seed=cfg.run.seed,
-        hide=HideSpec(tuple(cfg.autoencoder.hide.rate), tuple(cfg.autoencoder.hide.patterns)),
-        prior_hide=HideSpec(tuple(cfg.prior.cond_hide.rate), tuple(cfg.prior.cond_hide.patterns)),
+        hide=hide_spec(cfg.autoencoder.hide),
+        prior_hide=hide_spec(cfg.prior.cond_hide),
         kl_weight=cfg.autoencoder.kl_weight,
         latent_dropout=cfg.autoencoder.latent_dropout,
         cond_dropout=cfg.prior.cond_dropout,
@@ -436,7 +453,7 @@ class _Trainer:
         batches = fixed_batches(
             self.data.validation, max_windows=c.max_windows, batch_size=self.local_batch
         )
-        hide = HideSpec(tuple(c.hide.rate), tuple(c.hide.patterns))
+        hide = hide_spec(c.hide)
         shown = self.cfg.run.progress if self.rt.is_main else False
         updates, self.calibration = fit_calibration(
             self.method,

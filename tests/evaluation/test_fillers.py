@@ -147,6 +147,31 @@ def test_evaluate_runs_any_filler_in_its_one_loop(
     assert np.isfinite(rows.loc["variant", "spread_skill"])
 
 
+class _Tied(_Repeat):
+    """A filler tied to one variable and to spatial dims, as a trained model is."""
+
+    name = "tied"
+    variables = ("sst",)
+    dims = ("y", "x")
+
+
+def test_evaluate_takes_any_filler_in_models_and_names_an_unnamed_input_by_it() -> None:
+    # models= takes any Filler (not only a ModelFiller); an unnamed DataArray is the
+    # variable of a filler tied to one, as it is a one-variable model's
+    rng = np.random.default_rng(0)
+    values = rng.normal(20.0, 5.0, (6, 12, 16))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    unnamed = xr.DataArray(values, dims=("time", "y", "x"))
+    table = evaluate(unnamed, models={"tied": _Tied()}, baselines=["time_mean"], holdout="mcar:0.3")
+    assert list(table["method"]) == ["tied", "time_mean"]
+    assert set(table["variable"]) == {"sst"}
+    rows = table.set_index("method")
+    # its members are the time mean's fill: the same scores
+    for col in ("rmse", "mae", "bias"):
+        assert rows.loc["tied", col] == pytest.approx(rows.loc["time_mean", col], rel=1e-12)
+    assert np.isfinite(rows.loc["tied", "rmse"])
+
+
 def test_evaluate_refuses_a_filler_without_members_or_a_misnamed_one(
     ostia_eval: xr.Dataset, trained: dict[str, Any]
 ) -> None:

@@ -183,7 +183,7 @@ class DINEOF(Baseline):
         rng = np.random.default_rng(self.seed)
         obs_idx = np.flatnonzero(obs)
         n_cv = max(1, round(self.cv_fraction * obs_idx.size))
-        cv = np.zeros(obs.size, dtype=bool)
+        cv: np.ndarray = np.zeros(obs.size, dtype=bool)
         cv[rng.choice(obs_idx, size=n_cv, replace=False)] = True
         cv = cv.reshape(obs.shape)
         truth_cv = x[cv].copy()

@@ -123,9 +123,12 @@ class GuessNoise(Filler):
         region: Mapping[Hashable, slice],
     ) -> xr.Dataset:
         """First guess + noise (see `Filler.fill`); observed points copied from ``gappy``."""
-        kw = {"variables": variables, "dims": dims, "invalid": invalid, "region": region}
-        members = self.model_filler.fill(gappy, **kw)
-        guess = self.guess_filler.fill(gappy, **kw)
+        members = self.model_filler.fill(
+            gappy, variables=variables, dims=dims, invalid=invalid, region=region
+        )
+        guess = self.guess_filler.fill(
+            gappy, variables=variables, dims=dims, invalid=invalid, region=region
+        )
         out = {}
         for i, v in enumerate(variables):
             ens = members[v]

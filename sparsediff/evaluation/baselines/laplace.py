@@ -214,7 +214,7 @@ class Laplace(Baseline):
         wrap = periodic if self.wrap_longitude else (False,) * len(periodic)
         if self.first_guess == "time_mean":
             mean, seen = _time_mean(values, observed)
-            fg = self._solve(mean, seen, active.any(axis=0), wrap)
+            fg = self._solve(mean, seen, np.asarray(active.any(axis=0)), wrap)
             guess = np.broadcast_to(fg, values.shape)
         elif self.first_guess == "mean":
             guess = np.empty_like(values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -20,7 +21,8 @@ def _check_da(obj: object, what: str) -> xr.DataArray:
 
 def _check_mask(mask: object, truth: xr.DataArray) -> xr.DataArray:
     if mask is None:
-        return np.isfinite(truth)
+        # a DataArray: numpy's stubs do not see xarray's __array_ufunc__
+        return cast(xr.DataArray, np.isfinite(truth))
     mask = _check_da(mask, "mask")
     if mask.dtype != np.bool_:
         raise InputError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import scoringrules as sr
@@ -150,11 +150,12 @@ def spread_skill_ratio(
         rdims.remove(member_dim)
     k = ensemble.sizes[member_dim]
     w = _weights(truth, area_weighted)
-    var = ensemble.var(member_dim, ddof=1, skipna=False)
+    var = ensemble.var([member_dim], ddof=1, skipna=False)
     spread = np.sqrt(_masked_mean(var, mask, rdims, w) * (k + 1) / k)
-    mean = ensemble.mean(member_dim, skipna=False)
+    mean = ensemble.mean([member_dim], skipna=False)
     skill = np.sqrt(_masked_mean((mean - truth) ** 2, mask, rdims, w))
-    return _named(spread / skill, "spread_skill_ratio")
+    # a DataArray: numpy's stubs do not see xarray's __array_ufunc__
+    return _named(cast(xr.DataArray, spread / skill), "spread_skill_ratio")
 
 
 def _scored_points(
@@ -163,10 +164,10 @@ def _scored_points(
     """Members ``(N, K)`` and truth ``(N,)`` at the masked points."""
     ens, tru, msk = xr.broadcast(ensemble, truth, mask, exclude=[member_dim])
     point_dims = [d for d in ens.dims if d != member_dim]
-    ens = np.asarray(ens.transpose(*point_dims, member_dim).values)
-    tru = np.asarray(tru.transpose(*point_dims).values)
-    msk = np.asarray(msk.transpose(*point_dims).values)
-    return ens[msk], tru[msk]
+    members = np.asarray(ens.transpose(*point_dims, member_dim).values)
+    values = np.asarray(tru.transpose(*point_dims).values)
+    scored = np.asarray(msk.transpose(*point_dims).values)
+    return members[scored], values[scored]
 
 
 def rank_histogram(

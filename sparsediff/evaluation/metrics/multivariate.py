@@ -92,9 +92,9 @@ def gap_regions(
     structure[centre] = True
     for ax in spatial:
         for step in (0, 2):
-            idx = list(centre)
-            idx[ax] = step
-            structure[tuple(idx)] = True
+            neighbour = list(centre)
+            neighbour[ax] = step
+            structure[tuple(neighbour)] = True
     labels, n = ndi.label(np.asarray(mask.values), structure=structure)
     flat = labels.reshape(-1)
     order = np.argsort(flat, kind="stable")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import xarray as xr
 
@@ -51,7 +53,8 @@ def rmse(
     """
     pred, truth, mask, rdims = _prepare(pred, truth, mask, dims)
     mse = _masked_mean((pred - truth) ** 2, mask, rdims, _weights(truth, area_weighted))
-    return _named(np.sqrt(mse), "rmse")
+    # a DataArray: numpy's stubs do not see xarray's __array_ufunc__
+    return _named(cast(xr.DataArray, np.sqrt(mse)), "rmse")
 
 
 def mae(

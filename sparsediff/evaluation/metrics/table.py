@@ -63,23 +63,26 @@ def score_table(
         if name in preds:
             pred = preds[name]
         else:
-            pred = _check_members(ensembles[name], member_dim, 1).mean(member_dim, skipna=False)
-        kw = {"area_weighted": area_weighted}
+            pred = _check_members(ensembles[name], member_dim, 1).mean([member_dim], skipna=False)
         row: dict[str, object] = {
             "method": name,
-            "rmse": float(rmse(pred, truth, mask, **kw)),
-            "mae": float(mae(pred, truth, mask, **kw)),
-            "bias": float(bias(pred, truth, mask, **kw)),
+            "rmse": float(rmse(pred, truth, mask, area_weighted=area_weighted)),
+            "mae": float(mae(pred, truth, mask, area_weighted=area_weighted)),
+            "bias": float(bias(pred, truth, mask, area_weighted=area_weighted)),
         }
         if ensembles:
             ens = ensembles.get(name)
             row["crps"] = (
-                float(crps(ens, truth, mask, member_dim=member_dim, **kw))
+                float(crps(ens, truth, mask, member_dim=member_dim, area_weighted=area_weighted))
                 if ens is not None
                 else np.nan
             )
             row["spread_skill"] = (
-                float(spread_skill_ratio(ens, truth, mask, member_dim=member_dim, **kw))
+                float(
+                    spread_skill_ratio(
+                        ens, truth, mask, member_dim=member_dim, area_weighted=area_weighted
+                    )
+                )
                 if ens is not None and ens.sizes.get(member_dim, 0) >= 2
                 else np.nan
             )
