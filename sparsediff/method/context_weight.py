@@ -114,9 +114,10 @@ def fit_context_weight(
     stats = torch.zeros(5, dtype=torch.float64)  # sums of d*r, d*d, r*r, (y-g1)^2; points
     for batch in batches:
         b = batch.to(device)
-        kw = {"stream": Stream.CONTEXT_WEIGHT, "stage_key": 0, "hide_context": False}
-        w0 = spatial.windows(b, hide or settings.hide, settings, **kw)
-        w1 = space_time.windows(b, hide or settings.hide, settings, **kw)
+        shown = hide or settings.hide
+        stream = Stream.CONTEXT_WEIGHT
+        w0 = spatial.windows(b, shown, settings, stream=stream, stage_key=0, hide_context=False)
+        w1 = space_time.windows(b, shown, settings, stream=stream, stage_key=0, hide_context=False)
         m = w0.scored
         if not bool(m.any()):
             continue
