@@ -254,9 +254,15 @@ class _Trainer:
             torch.distributed.all_reduce(acc)
         return float(1.0 / max(math.sqrt(float(acc[0] / acc[1])), 1e-6))
 
-    def run_stage(self, stage: str, resume_from: Path | None) -> None:
+    def _start_stage(
+        self, stage: str, resume_from: Path | None
+    ) -> tuple[torch.nn.Module, EMA, torch.optim.Optimizer, torch.nn.Module, int]:
+        """A stage's network, EMA, optimizer and (DDP-wrapped) objective, resumed if asked.
+
+        Returns the network, its EMA, the optimizer, the module to call for a
+        loss, and the step to start from.
+        """
         cfg, rt = self.cfg, self.rt
-        total = self._steps(stage)
         net = self._make_net(stage).to(rt.device)
         start_step = 0
         opt_state = None
@@ -288,13 +294,98 @@ class _Trainer:
         )
         if opt_state is not None and start_step > 0:
             opt.load_state_dict(opt_state)
+        return net, ema, opt, model, start_step
+
+    def _step(
+        self,
+        stage: str,
+        step: int,
+        total: int,
+        parts: tuple[torch.nn.Module, torch.optim.Optimizer, torch.nn.Module],
+        batches: Any,
+        last_ckpt: Path | None,
+    ) -> tuple[float, torch.Tensor, int]:
+        """One optimizer step over ``grad_accum`` micro-batches.
+
+        ``parts`` are the network, the optimizer and the module to call for a
+        loss. Returns the learning rate, the (rank-averaged) loss and MSE, and
+        the number of samples seen over all ranks.
+
+        Raises
+        ------
+        TrainingError
+            The loss became non-finite.
+        """
+        cfg, rt = self.cfg, self.rt
+        net, opt, model = parts
         accum = cfg.optim.grad_accum
+        lr = cfg.optim.lr * cosine_lr(
+            step, total=total, warmup=cfg.optim.warmup, min_ratio=cfg.optim.min_lr_ratio
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros(2, device=rt.device)
+        seen = 0
+        for micro in range(accum):
+            b = next(batches).to(rt.device)
+            kwargs = self.method.prepare(stage, b, self.settings)
+            sync = micro == accum - 1 or not rt.distributed
+            ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
+            with ctx, rt.autocast():
+                per, mse = model(**kwargs)
+                loss = per.mean() / accum
+            loss.backward()
+            loss_sum += torch.stack([per.detach().mean(), mse.detach().mean()]).float() / accum
+            seen += b.values.shape[0] * rt.world_size
+        if rt.distributed:
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= rt.world_size
+        if not torch.isfinite(loss_sum).all():
+            raise TrainingError(
+                f"{stage} loss became {float(loss_sum[0])} at step {step}; stopped. "
+                f"Last good checkpoint: {last_ckpt or 'none written yet'} "
+                "(lower optim.lr or check the data for extreme values)"
+            )
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        return lr, loss_sum, seen
+
+    def _log_step(
+        self, row: dict[str, Any], net: torch.nn.Module, ema: EMA, bar: Any, eval_now: bool
+    ) -> None:
+        """Show and log a metrics row, with the EMA weights' validation RMSE when due."""
+        bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.1f}")
+        if eval_now:
+            with ema.swapped_into(net):
+                net.eval()
+                row["val_rmse"] = self.evaluate(row["stage"])
+                net.train()
+        self.logger.log(row)
+
+    def _finish_stage(self, stage: str, total: int, net: torch.nn.Module, ema: EMA) -> None:
+        """Freeze the stage's EMA weights into the method and write its final checkpoint."""
+        net.load_state_dict(ema.state_dict())
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.method.nets[stage] = net
+        self.completed.append(stage)
+        if self.rt.is_main:
+            self._checkpoint(f"{stage}_done", total, net, ema, None)
+        self.rt.barrier()
+
+    def run_stage(self, stage: str, resume_from: Path | None) -> None:
+        """Train one stage (from scratch, or on from a checkpoint of it), then freeze it."""
+        cfg, rt = self.cfg, self.rt
+        total = self._steps(stage)
+        net, ema, opt, model, start_step = self._start_stage(stage, resume_from)
         stream = BatchStream(
             self.data.train,
             self.local_batch,
             world_size=rt.world_size,
             rank=rt.rank,
-            start=start_step * accum * self.local_batch,
+            start=start_step * cfg.optim.grad_accum * self.local_batch,
             num_workers=cfg.run.num_workers,
         )
         batches = iter(stream)
@@ -309,35 +400,8 @@ class _Trainer:
         t0, seen = time.perf_counter(), 0
         net.train()
         for step in range(start_step, total):
-            lr = cfg.optim.lr * cosine_lr(
-                step, total=total, warmup=cfg.optim.warmup, min_ratio=cfg.optim.min_lr_ratio
-            )
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss_sum = torch.zeros(2, device=rt.device)
-            for micro in range(accum):
-                b = next(batches).to(rt.device)
-                kwargs = self.method.prepare(stage, b, self.settings)
-                sync = micro == accum - 1 or not rt.distributed
-                ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
-                with ctx, rt.autocast():
-                    per, mse = model(**kwargs)
-                    loss = per.mean() / accum
-                loss.backward()
-                loss_sum += torch.stack([per.detach().mean(), mse.detach().mean()]).float() / accum
-                seen += b.values.shape[0] * rt.world_size
-            if rt.distributed:
-                torch.distributed.all_reduce(loss_sum)
-                loss_sum /= rt.world_size
-            if not torch.isfinite(loss_sum).all():
-                raise TrainingError(
-                    f"{stage} loss became {float(loss_sum[0])} at step {step}; stopped. "
-                    f"Last good checkpoint: {last_ckpt or 'none written yet'} "
-                    "(lower optim.lr or check the data for extreme values)"
-                )
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-            opt.step()
+            lr, loss_sum, n = self._step(stage, step, total, (net, opt, model), batches, last_ckpt)
+            seen += n
             ema.update(net)
             done = step + 1
             bar.update(1)
@@ -354,13 +418,7 @@ class _Trainer:
                     "lr": lr,
                     "samples_per_s": seen / dt if dt > 0 else float("nan"),
                 }
-                bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.1f}")
-                if eval_now:
-                    with ema.swapped_into(net):
-                        net.eval()
-                        row["val_rmse"] = self.evaluate(stage)
-                        net.train()
-                self.logger.log(row)
+                self._log_step(row, net, ema, bar, eval_now)
                 t0, seen = time.perf_counter(), 0
             if done % cfg.run.checkpoint_every == 0 or done == total:
                 if not all(torch.isfinite(p).all() for p in net.parameters()):
@@ -372,15 +430,7 @@ class _Trainer:
                     last_ckpt = self._checkpoint(stage, done, net, ema, opt)
                 rt.barrier()
         bar.close()
-        net.load_state_dict(ema.state_dict())
-        net.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        self.method.nets[stage] = net
-        self.completed.append(stage)
-        if rt.is_main:
-            self._checkpoint(f"{stage}_done", total, net, ema, None)
-        rt.barrier()
+        self._finish_stage(stage, total, net, ema)
 
     def calibrate(self) -> None:
         """Fit the departure scale, then the spread scales, on the validation part.
