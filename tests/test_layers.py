@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.diffusion": 2,
     "sparsediff.method": 3,
     "sparsediff.model": 3,
+    "sparsediff.model_files": 3,
     "sparsediff.training": 4,
     "sparsediff.filling": 4,
     "sparsediff.evaluation": 4,
