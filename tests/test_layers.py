@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.demo": 5,
     "sparsediff.accessor": 5,
     "sparsediff.cli": 5,
+    "sparsediff.cli_support": 5,
     "sparsediff.__main__": 5,
     "sparsediff": 5,
 }
