@@ -13,8 +13,6 @@ evaluates and writes checkpoints; every rank resumes from them.
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import math
 import os
 import platform
@@ -47,6 +45,7 @@ from sparsediff.training.checkpoint import (
 )
 from sparsediff.training.config import TrainConfig, load_config
 from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
+from sparsediff.training.metrics_log import MetricsLog
 from sparsediff.training.runtime import EMA, Runtime, cosine_lr, setup_runtime
 
 __all__ = ["architecture", "initial_spec", "settings_of", "train"]
@@ -91,53 +90,13 @@ def initial_spec(cfg: TrainConfig, facts: dict[str, Any]) -> ModelSpec:
     )
 
 
-class _Logger:
-    """Rank-0 metrics to JSONL + CSV (+ TensorBoard when installed)."""
-
-    def __init__(self, out: Path, enabled: bool) -> None:
-        self.enabled = enabled
-        self.out = out
-        self.tb: Any = None
-        if enabled:
-            out.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                self.tb = None
-
-    def log(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        row = {"time": datetime.now(UTC).isoformat(timespec="seconds"), **row}
-        with (self.out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        csv_path = self.out / "metrics.csv"
-        fields = ["time", "stage", "step", "loss", "mse", "lr", "samples_per_s", "val_rmse"]
-        new = not csv_path.exists()
-        with csv_path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "step":
-                    self.tb.add_scalar(f"{row['stage']}/{k}", v, row["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 class _Trainer:
     def __init__(self, cfg: TrainConfig, data: PreparedData, rt: Runtime, out: Path) -> None:
         self.cfg = cfg
         self.data = data
         self.rt = rt
         self.out = out
-        self.logger = _Logger(out, rt.is_main)
+        self.logger = MetricsLog(out, rt.is_main)
         self.settings = settings_of(cfg)
         self.arch = architecture(cfg)
         self.method: Method = build_method(initial_spec(cfg, data.facts))
