@@ -1,208 +1,29 @@
 """The ``sparsediff`` command line: demo, train, fill, evaluate, info.
 
 Errors are one clear line on stderr and a non-zero exit; ``--debug`` shows the
-traceback. Under ``torchrun`` the same commands run on every rank.
+traceback (the machinery is in `sparsediff.cli_support`). Under ``torchrun`` the
+same commands run on every rank.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
 import json
-import sys
-import warnings
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sparsediff.errors import SparsediffError, SparsediffWarning
+from sparsediff.cli_support import (
+    _check_threads,
+    _errors,
+    _fit_options,
+    _invalid_options,
+    _OneLineGroup,
+    _parse_region,
+    _SamplingCommand,
+)
 
 __all__ = ["main"]
-
-
-def _check_threads(threads: int | None, *, apply: bool = True) -> None:
-    """``--threads`` must be a positive integer (torch's own error is not one line)."""
-    from sparsediff.errors import ConfigError
-
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be a positive integer, got {threads}")
-    if threads is not None and apply:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _invalid_options(
-    invalid: str | None, invalid_below: float | None, invalid_along: str | None
-) -> dict[str, Any]:
-    """The invalid-mask keyword arguments of ``sparsediff.fill`` from the CLI options."""
-    along: Any = "model"
-    if invalid_along is not None:
-        along = None if invalid_along.strip().lower() == "none" else invalid_along
-    return {
-        "invalid": invalid,
-        "invalid_below": "model" if invalid_below is None else invalid_below,
-        "invalid_along": along,
-    }
-
-
-def _fit_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--adapt-steps`` and ``--calibrate``: fit the model to the input before filling."""
-    f = click.option(
-        "--calibrate",
-        type=click.Choice(["validation", "input"]),
-        default="validation",
-        show_default=True,
-        help="Spread calibration: the model's (fitted on its validation part) or refitted "
-        "on hidden observed points of INPUT.",
-    )(f)
-    return click.option(
-        "--adapt-steps",
-        type=click.IntRange(min=0),
-        default=0,
-        show_default=True,
-        help="Fine-tune the model's decoder this many steps on the observed points of INPUT "
-        "before filling (0: off).",
-    )(f)
-
-
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    """Our own warnings as one ``warning: ...`` line on stderr; others as Python shows them."""
-    if issubclass(category, SparsediffWarning):
-        click.echo(f"warning: {message}", err=True)
-    else:
-        click.echo(warnings.formatwarning(message, category, filename, lineno, line), err=True)
-
-
-def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn exceptions into one line + exit code unless --debug."""
-
-    @click.option("--debug", is_flag=True, help="Show full tracebacks.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
-        try:
-            with warnings.catch_warnings():
-                if not debug:
-                    warnings.showwarning = _show_warning
-                return fn(*args, **kwargs)
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
-            raise
-        except SparsediffError as e:
-            if debug:
-                raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except Exception as e:  # an unexpected failure: still one line
-            if debug:
-                raise
-            click.echo(f"error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-class _OneLineGroup(click.Group):
-    """The command group, with click's usage errors as one ``error: ...`` line too."""
-
-    def main(  # type: ignore[override]
-        self,
-        args: Any = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        """Run the CLI; a usage error (bad option value, missing argument) is one line."""
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, False, **extra)
-        try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
-        except click.exceptions.Abort:
-            click.echo("aborted", err=True)
-            sys.exit(1)
-        except click.ClickException as e:
-            ctx = getattr(e, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            click.echo(f"error: {e.format_message()}{hint}", err=True)
-            sys.exit(e.exit_code)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def _sampling_options(
-    target: Callable[..., Any], help_overrides: Mapping[str, str] | None = None
-) -> list[click.Option]:
-    """One click option per field of [`FillOptions`][sparsediff.method.options.FillOptions].
-
-    Only the fields that ``target`` (the Python function the command calls)
-    takes as keyword arguments, each with the field's type and help and
-    ``target``'s default: ``--members``, ``--steps``, ..., ``--batch-size``.
-    """
-    from sparsediff.method.options import fill_option_fields, option_type
-
-    params = inspect.signature(target).parameters
-    click_types = {int: click.INT, float: click.FLOAT, str: click.STRING}
-    options = []
-    for f in fill_option_fields():
-        if f.name not in params:
-            continue
-        default = params[f.name].default
-        options.append(
-            click.Option(
-                [f"--{f.name.replace('_', '-')}", f.name],
-                type=click_types[option_type(f)],
-                default=f.default if default is inspect.Parameter.empty else default,
-                show_default=True,
-                help=(help_overrides or {}).get(f.name, f.metadata["help"]),
-            )
-        )
-    return options
-
-
-class _SamplingCommand(click.Command):
-    """A command with sampling options derived from ``FillOptions`` (`_sampling_options`).
-
-    They are added when the command is first used (its arguments parsed or
-    its help shown), not when this module is imported: ``FillOptions`` lives
-    on the torch side, and ``sparsediff --help`` or ``sparsediff info`` should
-    not load torch.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        target: str,
-        help_overrides: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._target = target
-        self._help_overrides = help_overrides
-        self._derived = False
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        """The command's parameters, the derived options after its arguments."""
-        if not self._derived:
-            module, _, name = self._target.rpartition(".")
-            target = getattr(importlib.import_module(module), name)
-            at = sum(isinstance(p, click.Argument) for p in self.params)
-            self.params[at:at] = _sampling_options(target, self._help_overrides)
-            self._derived = True
-        return super().get_params(ctx)
 
 
 @click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -345,8 +166,6 @@ def fill(
     points filled, kept as observed and left invalid.
     """
     if points is not None or like is not None:  # sparsediff.filling.points
-        from sparsediff.filling.points import fill_points_command
-
         unsupported = {
             "--init": init_job,
             "--region": task_region,
@@ -354,36 +173,105 @@ def fill(
             "--calibrate": calibrate != "validation",
             "--min-observed-share": min_observed_share is not None,
         }
-        given = [name for name, on in unsupported.items() if on]
-        if given:
-            raise click.UsageError(f"{', '.join(given)} cannot be used with --points")
-        _check_threads(threads)
         args = (model_path, input_path, output, points, like, value, strict, overwrite)
         kw = dict(sampling, device=device, check_values=not no_value_check)
         kw |= _invalid_options(invalid, invalid_below, invalid_along)
-        written = fill_points_command(*args, **kw)
-        click.echo(f"filled data written to {written}")
-        from sparsediff.data.io import open as open_data
-        from sparsediff.filling.summary import flag_counts, summary_line
-
-        click.echo(summary_line(flag_counts(open_data(written))), err=True)
+        _fill_points(args, kw, unsupported, threads)
         return
     if input_path is None or output is None:
         missing = "INPUT" if input_path is None else "OUTPUT"
         raise click.UsageError(f"Missing argument '{missing}' (or fill from --points and --like)")
-    import sparsediff
-    from sparsediff.atomic import check_writable
+    array_job = init_job or bool(task_region)
+    fits = bool(adapt_steps) or calibrate != "validation"
+    _check_fill_target(output, (init_job, task_region), fits, overwrite, region_size)
+    _check_threads(threads)
     from sparsediff.devices import resolve_device
+
+    resolve_device(device)
+    import sparsediff
+    from sparsediff.filling.fill import check_compatible
+
+    model = sparsediff.load(model_path)
+    ds = sparsediff.open(input_path)
+    check_compatible(ds, model)
+    invalid_kw = _invalid_options(invalid, invalid_below, invalid_along)
+    if fits:
+        from sparsediff.filling.fit_input import fit_to_input
+        from sparsediff.training.adapt import AdaptOptions
+
+        out_dir = None if adapt_out is None else str(adapt_out)
+        adapt = AdaptOptions(steps=adapt_steps, seed=sampling["seed"], out=out_dir, resume=resume)
+        seed = sampling["seed"]
+        model = fit_to_input(
+            ds, model, adapt=adapt, calibrate=calibrate, seed=seed, device=device, **invalid_kw
+        )
+    kw = dict(
+        **sampling,
+        device=device,
+        check_values=not no_value_check,
+        min_observed_share=min_observed_share,
+        **invalid_kw,
+    )
+    history = f"fill {input_path.name} with {model_path}"
+    client = _dask_client(scheduler)
+    try:
+        if array_job:
+            _array_job(ds, model, output, task_region, region_size, overwrite, kw, history)
+            return
+        _write_fill(ds, model, output, (region_size, resume, overwrite), kw, history)
+    finally:
+        if client is not None:
+            client.close()
+    from sparsediff.filling.summary import flag_counts, summary_line
+
+    click.echo(summary_line(flag_counts(sparsediff.open(output))), err=True)
+    click.echo(f"filled data written to {output}")
+
+
+def _fill_points(
+    args: tuple[Any, ...], kw: dict[str, Any], unsupported: dict[str, Any], threads: int | None
+) -> None:
+    """``fill --points``: fill a grid from point observations, then say what was written.
+
+    ``unsupported``: the options that cannot go with ``--points``, and whether each was given.
+    """
+    from sparsediff.data.io import open as open_data
+    from sparsediff.filling.points import fill_points_command
+    from sparsediff.filling.summary import flag_counts, summary_line
+
+    given = [name for name, on in unsupported.items() if on]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be used with --points")
+    _check_threads(threads)
+    written = fill_points_command(*args, **kw)
+    click.echo(f"filled data written to {written}")
+    click.echo(summary_line(flag_counts(open_data(written))), err=True)
+
+
+def _check_fill_target(
+    output: Path,
+    array_job: tuple[bool, str | None],
+    fits: bool,
+    overwrite: bool,
+    region_size: int,
+) -> None:
+    """Check ``fill``'s OUTPUT and options before anything is loaded; lock OUTPUT.
+
+    ``array_job`` is ``(--init, --region)``; ``fits``: ``--adapt-steps`` or
+    ``--calibrate`` was asked for.
+    """
+    from sparsediff.atomic import check_writable
     from sparsediff.errors import InputError
     from sparsediff.lock import hold
     from sparsediff.paths import check_loops
 
+    init_job, task_region = array_job
     check_loops(output)
     if (init_job or task_region) and output.suffix != ".zarr":
         raise InputError(f"array jobs (--init, --region) write Zarr stores; {output} is not one")
     if init_job and task_region:
         raise InputError("--init creates the store, --region fills part of it: pass one")
-    if (init_job or task_region) and (adapt_steps or calibrate != "validation"):
+    if (init_job or task_region) and fits:
         raise InputError(
             "array jobs (--init, --region) fill with the model as given: run --adapt-steps / "
             "--calibrate in a single fill, or pass a model that is already adapted"
@@ -397,80 +285,50 @@ def fill(
     if region_size < 1:
         raise InputError(f"--region-size must be a positive integer, got {region_size}")
     check_writable(output.parent)
-    _check_threads(threads)
-    resolve_device(device)
-    from sparsediff.filling.fill import check_compatible
+
+
+def _dask_client(scheduler: str | None) -> Any:
+    """A dask.distributed client for ``--scheduler`` (``None`` without one)."""
+    if not scheduler:
+        return None
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler.startswith("local:"):
+        n = int(scheduler.split(":", 1)[1])
+        return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
+    return Client(scheduler)
+
+
+def _write_fill(
+    ds: Any,
+    model: Any,
+    output: Path,
+    store: tuple[int, bool, bool],
+    kw: dict[str, Any],
+    history: str,
+) -> None:
+    """Fill and write OUTPUT: a Zarr store region by region, other formats in one go.
+
+    ``store`` is ``(region_size, resume, overwrite)``.
+    """
+    import sparsediff
     from sparsediff.filling.store import fill_to_zarr
 
-    model = sparsediff.load(model_path)
-    ds = sparsediff.open(input_path)
-    check_compatible(ds, model)
-    if adapt_steps or calibrate != "validation":
-        from sparsediff.filling.fit_input import fit_to_input
-        from sparsediff.training.adapt import AdaptOptions
-
-        adapt = AdaptOptions(
-            steps=adapt_steps,
-            seed=sampling["seed"],
-            out=None if adapt_out is None else str(adapt_out),
-            resume=resume,
-        )
-        model = fit_to_input(
+    region_size, resume, overwrite = store
+    if output.suffix == ".zarr":
+        fill_to_zarr(
             ds,
             model,
-            adapt=adapt,
-            calibrate=calibrate,
-            seed=sampling["seed"],
-            device=device,
-            **_invalid_options(invalid, invalid_below, invalid_along),
+            output,
+            region_size=region_size,
+            resume=resume,
+            overwrite=overwrite,
+            history=history,
+            **kw,
         )
-    client = None
-    if scheduler:
-        from dask.distributed import Client, LocalCluster
-
-        if scheduler.startswith("local:"):
-            n = int(scheduler.split(":", 1)[1])
-            client = Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True))
-        else:
-            client = Client(scheduler)
-    try:
-        kw = dict(
-            **sampling,
-            device=device,
-            check_values=not no_value_check,
-            min_observed_share=min_observed_share,
-            **_invalid_options(invalid, invalid_below, invalid_along),
-        )
-        if init_job or task_region:
-            history = f"fill {input_path.name} with {model_path}"
-            _array_job(ds, model, output, task_region, region_size, overwrite, kw, history)
-            return
-        if output.suffix == ".zarr":
-            fill_to_zarr(
-                ds,
-                model,
-                output,
-                region_size=region_size,
-                resume=resume,
-                overwrite=overwrite,
-                history=f"fill {input_path.name} with {model_path}",
-                **kw,
-            )
-        else:  # lazy: the write computes it once
-            filled = sparsediff.fill(ds, model, progress=True, persist=False, **kw)
-            sparsediff.write(
-                filled,
-                output,
-                mode="w" if overwrite else "w-",
-                history=f"fill {input_path.name} with {model_path}",
-            )
-    finally:
-        if client is not None:
-            client.close()
-    from sparsediff.filling.summary import flag_counts, summary_line
-
-    click.echo(summary_line(flag_counts(sparsediff.open(output))), err=True)
-    click.echo(f"filled data written to {output}")
+    else:  # lazy: the write computes it once
+        filled = sparsediff.fill(ds, model, progress=True, persist=False, **kw)
+        sparsediff.write(filled, output, mode="w" if overwrite else "w-", history=history)
 
 
 def _array_job(
@@ -576,27 +434,6 @@ def demo(out: Path, train_now: bool, threads: int) -> None:
     _check_threads(threads, apply=False)
 
     run_demo(out, train=train_now, threads=threads, echo=click.echo)
-
-
-def _parse_region(items: tuple[str, ...]) -> dict[str, slice]:
-    """``("time=48:54", ...)`` -> ``{"time": slice(48, 54)}`` (one line error otherwise)."""
-    from sparsediff.errors import InputError
-
-    out: dict[str, slice] = {}
-    for item in items:
-        dim, sep, rng = item.partition("=")
-        start, colon, stop = rng.partition(":")
-        try:
-            if not (sep and colon and dim.strip()):
-                raise ValueError
-            out[dim.strip()] = slice(
-                int(start) if start.strip() else None, int(stop) if stop.strip() else None
-            )
-        except ValueError:
-            raise InputError(
-                f"bad --region {item!r}; expected DIM=START:STOP such as time=48:54"
-            ) from None
-    return out
 
 
 @main.command(

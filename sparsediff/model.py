@@ -12,16 +12,9 @@ A saved model is a directory (DESIGN §6)::
       invalid.safetensors    points invalid at every training step (land), with coordinates
 
 Weights are only ever read with `safetensors.torch.load_file`; nothing is
-pickled. The SHA-256 of every other file of the directory (weights,
-climatology, invalid mask, ``stats.json``, ``provenance.json``) is recorded in
-``config.json`` and checked on load, so a truncated or tampered file is a clear
-[`CheckpointError`][CheckpointError] rather than silently wrong numbers. A model file that
-``config.json`` does not record is refused too, rather than silently ignored.
-
-The network configurations are checked before any network is built
-([`check_net_config`][check_net_config]): widths and channel counts of at most
-`MAX_WIDTH`, a sane depth and a rough parameter count, so a damaged or
-hostile ``config.json`` cannot ask for a 150 GB allocation.
+pickled. Every file of the directory is checksummed in ``config.json``, and the
+network configurations are bounded; both are checked on load before anything is
+built (`sparsediff.model_files`, whose public names are re-exported here).
 
 [`load`][load] also accepts a run directory (``train --out``) that holds the
 model in ``model/``.
@@ -29,7 +22,6 @@ model in ``model/``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -39,18 +31,29 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from pydantic import ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from sparsediff import atomic
 from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError, InputError, SparsediffError
 from sparsediff.method import Method, build_method
 from sparsediff.method.spec import ModelSpec
+from sparsediff.model_files import (
+    _FIELD_FILES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_PARAMETERS,
+    MAX_WIDTH,
+    _model_dir,
+    _read_description,
+    _read_weights,
+    _sha256,
+    _verified_files,
+    check_net_config,
+)
 from sparsediff.networks.completion import CompletionAutoencoder
 from sparsediff.networks.precond import EDMPrecond
-from sparsediff.paths import check_loops
 
 __all__ = [
     "FORMAT_NAME",
@@ -64,36 +67,12 @@ __all__ = [
     "load",
 ]
 
-FORMAT_NAME = "sparsediff-model"
-#: Bumped whenever the on-disk layout or a net's meaning changes incompatibly.
-#: Version 2: the v2 method (asymmetric autoencoder, first guess, typed spec).
-FORMAT_VERSION = 2
-
 #: Network classes a model directory may name (nothing else is ever built).
 NET_CLASSES: dict[str, Any] = {
     "CompletionAutoencoder": CompletionAutoencoder,
     "EDMPrecond": EDMPrecond,
 }
 _NET_NAMES = ("autoencoder", "prior")
-#: Model files read on load; each must be recorded (with its checksum) in config.json.
-_FIELD_FILES = ("climatology.safetensors", "invalid.safetensors")
-
-#: Largest width or channel count a saved network may declare.
-MAX_WIDTH = 4096
-#: Largest number of levels (widths per list) a saved network may declare.
-MAX_LEVELS = 8
-#: Largest ``blocks_per_level`` a saved network may declare.
-MAX_BLOCKS = 16
-#: Largest rough parameter count a saved network may declare (4 GB of float32).
-MAX_PARAMETERS = 1_000_000_000
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -238,76 +217,9 @@ class Model:
             version's, or a weights file is truncated or does not match its checksum.
         """
         path = _model_dir(Path(path))
-        cfg_path = path / "config.json"
-        try:
-            doc = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
-        if not isinstance(doc, dict):
-            raise CheckpointError(
-                f"{cfg_path} holds a JSON {type(doc).__name__}, not a sparsediff model description"
-            )
-        if doc.get("format") != FORMAT_NAME:
-            raise CheckpointError(
-                f"{cfg_path} is not a sparsediff model (format={doc.get('format')!r})"
-            )
-        version = doc.get("format_version")
-        if version != FORMAT_VERSION:
-            raise CheckpointError(
-                f"{path} has model format version {version}; this sparsediff reads version "
-                f"{FORMAT_VERSION} (re-train, or use the sparsediff release that wrote it)"
-            )
-        try:
-            spec = ModelSpec.model_validate(doc.get("model"))
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "model"
-            raise CheckpointError(
-                f"{cfg_path} holds an invalid model spec ({where}: {first['msg']})"
-            ) from None
+        doc, spec = _read_description(path)
         files = _verified_files(path, doc)
-        for name in _NET_NAMES:
-            entry = doc.get(name)
-            if entry is not None:
-                check_net_config(entry, f"{cfg_path}: network {name!r}")
-        nets: dict[str, torch.nn.Module] = {}
-        for name in _NET_NAMES:
-            entry = doc.get(name)
-            if entry is None:
-                continue
-            fname = f"{name}.safetensors"
-            fpath = path / fname
-            if not fpath.is_file():
-                raise CheckpointError(f"{fpath} is missing")
-            if fname not in files:
-                raise CheckpointError(
-                    f"{fpath} does not match the checksum in config.json "
-                    "(truncated, corrupted or modified after saving)"
-                )
-            try:
-                state = load_file(str(fpath), device=map_location)
-            except (SafetensorError, OSError, ValueError) as e:
-                raise CheckpointError(f"cannot read weights {fpath}: {e}") from None
-            cls_name = entry.get("class") if isinstance(entry, dict) else None
-            if cls_name not in NET_CLASSES:
-                raise CheckpointError(
-                    f"{cfg_path}: network {name!r} has unknown class {cls_name!r} "
-                    f"(known: {sorted(NET_CLASSES)})"
-                )
-            try:
-                net: torch.nn.Module = NET_CLASSES[cls_name].from_config(entry["config"])
-            except (SparsediffError, TypeError, ValueError, KeyError, AttributeError) as e:
-                raise CheckpointError(
-                    f"{cfg_path}: network {name!r} cannot be built from its config: {e}"
-                ) from None
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as e:
-                line = str(e).splitlines()[0]
-                raise CheckpointError(
-                    f"weights in {fpath} do not fit the saved config: {line}"
-                ) from None
-            nets[name] = net.to(map_location).eval()
+        nets = _read_nets(path, doc, files, map_location)
         fields = {
             fname: _fields_from(path / fname) if fname in files else None  # verified
             for fname in _FIELD_FILES
@@ -332,71 +244,55 @@ class Model:
         )
 
 
-def _model_dir(path: Path) -> Path:
-    """``path`` if it is a model directory, its ``model/`` if it is a run directory.
+def _build_net(
+    name: str, entry: Any, state: dict[str, torch.Tensor], cfg_path: Path, fpath: Path
+) -> torch.nn.Module:
+    """Build network ``name`` from its ``config.json`` entry and load its weights.
 
     Raises
     ------
     CheckpointError
-        Neither; the message names a model directory found below ``path``, if
-        any, or the directory of ``path`` when ``path`` is a file in a model
-        directory (its ``config.json``).
+        An unknown class, a config it cannot be built from, or weights that do not fit.
     """
-    check_loops(path)
-    if (path / "config.json").is_file():
-        return path
-    if path.is_file() and (path.parent / "config.json").is_file():
+    cls_name = entry.get("class") if isinstance(entry, dict) else None
+    if cls_name not in NET_CLASSES:
         raise CheckpointError(
-            f"{path} is a file; a model is the directory that holds config.json and the "
-            f"weights: pass {str(path.parent)!r}"
+            f"{cfg_path}: network {name!r} has unknown class {cls_name!r} "
+            f"(known: {sorted(NET_CLASSES)})"
         )
-    if (path / "model" / "config.json").is_file():
-        return path / "model"  # a run directory (train --out)
-    hint = ""
-    if path.is_dir():
-        candidates = sorted(path.glob("*/config.json")) + sorted(path.glob("*/*/config.json"))
-        found = [c.parent for c in candidates if _is_model_config(c)]
-        if found:
-            hint = f"; did you mean {str(found[0])!r}?"
-    raise CheckpointError(f"{path} is not a sparsediff model directory (no config.json){hint}")
-
-
-def _is_model_config(path: Path) -> bool:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
-
-
-def _verified_files(path: Path, doc: dict[str, Any]) -> dict[str, str]:
-    """The ``files`` record of ``config.json``, each file present and matching its SHA-256."""
-    files = doc.get("files", {})
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-    ):
-        raise CheckpointError(f"{path / 'config.json'} has a malformed 'files' record")
-    for fname, digest in files.items():
-        if fname in ("", ".", "..", "config.json") or Path(fname).name != fname:
-            raise CheckpointError(
-                f"{path / 'config.json'} lists {fname!r}, not a file of the model directory"
-            )
-        fpath = path / fname
-        if not fpath.is_file():
-            raise CheckpointError(f"{fpath} is missing")
-        if _sha256(fpath) != digest:
-            raise CheckpointError(
-                f"{fpath} does not match the checksum in config.json "
-                "(truncated, corrupted or modified after saving)"
-            )
-    unchecked = [f for f in ("stats.json", "provenance.json") if f not in files]
-    unchecked += [f for f in _FIELD_FILES if f not in files and (path / f).exists()]
-    if unchecked:
+        net: torch.nn.Module = NET_CLASSES[cls_name].from_config(entry["config"])
+    except (SparsediffError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise CheckpointError(
-            f"{path / 'config.json'} records no checksum of {', '.join(unchecked)} "
-            "(every file of a model directory is checksummed; was it edited by hand?)"
-        )
-    return files
+            f"{cfg_path}: network {name!r} cannot be built from its config: {e}"
+        ) from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        line = str(e).splitlines()[0]
+        raise CheckpointError(f"weights in {fpath} do not fit the saved config: {line}") from None
+    return net
+
+
+def _read_nets(
+    path: Path, doc: dict[str, Any], files: dict[str, str], map_location: str
+) -> dict[str, torch.nn.Module]:
+    """Every network ``config.json`` names: configs checked first, then read and built."""
+    cfg_path = path / "config.json"
+    for name in _NET_NAMES:
+        entry = doc.get(name)
+        if entry is not None:
+            check_net_config(entry, f"{cfg_path}: network {name!r}")
+    nets: dict[str, torch.nn.Module] = {}
+    for name in _NET_NAMES:
+        entry = doc.get(name)
+        if entry is None:
+            continue
+        fpath = path / f"{name}.safetensors"
+        state = _read_weights(fpath, files, map_location)
+        net = _build_net(name, entry, state, cfg_path, fpath)
+        nets[name] = net.to(map_location).eval()
+    return nets
 
 
 def _field_tensors(
@@ -469,75 +365,6 @@ def _fields_from(path: Path) -> dict[str, xr.DataArray]:
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"cannot read {path}: {e}") from None
     return out
-
-
-def check_net_config(entry: Any, what: str) -> None:
-    """Refuse a saved network description that no sane model has, before building it.
-
-    Parameters
-    ----------
-    entry
-        The ``{"class": ..., "config": {...}}`` record of one network in ``config.json``.
-    what
-        The network in words, for messages.
-
-    Raises
-    ------
-    CheckpointError
-        A record that is not an object; a width, channel count or embedding
-        size that is not an integer in ``[0, MAX_WIDTH]``; more than
-        ``MAX_LEVELS`` levels or ``MAX_BLOCKS`` blocks per level; or a rough
-        parameter count above ``MAX_PARAMETERS``.
-    """
-    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-        raise CheckpointError(f"{what} is not described by an object with a 'config' object")
-    estimate = 0.0
-
-    def count(value: Any, key: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CheckpointError(f"{what}: {key} must be an integer, got {value!r}")
-        if not 0 <= value <= MAX_WIDTH:
-            raise CheckpointError(
-                f"{what}: {key} = {value} is outside [0, {MAX_WIDTH}] (a damaged config.json?)"
-            )
-        return value
-
-    def walk(cfg: dict[str, Any], where: str) -> None:
-        nonlocal estimate
-        dims = cfg.get("spatial_dims", 2)
-        kernel = 3 ** (dims if dims in (1, 2, 3) else 3)
-        blocks = cfg.get("blocks_per_level", 1)
-        if isinstance(blocks, int) and not isinstance(blocks, bool):
-            if not 0 <= blocks <= MAX_BLOCKS:
-                raise CheckpointError(
-                    f"{what}: {where}blocks_per_level = {blocks} is outside [0, {MAX_BLOCKS}]"
-                )
-        else:
-            blocks = 1
-        for key, value in cfg.items():
-            name = f"{where}{key}"
-            if isinstance(value, dict):
-                walk(value, f"{name}.")
-            elif key.endswith("widths"):
-                if not isinstance(value, list) or not 1 <= len(value) <= MAX_LEVELS:
-                    raise CheckpointError(
-                        f"{what}: {name} must be a list of 1 to {MAX_LEVELS} widths, got {value!r}"
-                    )
-                widths = [count(w, name) for w in value]
-                if min(widths) < 1:
-                    raise CheckpointError(f"{what}: {name} holds a width of 0")
-                estimate += sum(w * w for w in widths) * kernel * 2 * (blocks + 1)
-            elif value is not None and (
-                key.endswith("channels") or key in ("n_vars", "n_inputs", "emb_dim")
-            ):
-                count(value, name)
-
-    walk(entry["config"], "")
-    if estimate > MAX_PARAMETERS:
-        raise CheckpointError(
-            f"{what} declares about {estimate:.2g} parameters, more than {MAX_PARAMETERS:.0e} "
-            "(a damaged config.json?)"
-        )
 
 
 def load(path: str | os.PathLike[str], *, map_location: str = "cpu") -> Model:

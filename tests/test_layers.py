@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.diffusion": 2,
     "sparsediff.method": 3,
     "sparsediff.model": 3,
+    "sparsediff.model_files": 3,
     "sparsediff.training": 4,
     "sparsediff.filling": 4,
     "sparsediff.evaluation": 4,
@@ -34,6 +35,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.demo": 5,
     "sparsediff.accessor": 5,
     "sparsediff.cli": 5,
+    "sparsediff.cli_support": 5,
     "sparsediff.__main__": 5,
     "sparsediff": 5,
 }

@@ -234,6 +234,21 @@ def write(
     target = Path(os.fspath(path)).expanduser()
     check_loops(target)
     backend = backend_for(target)
+    _check_write_args(target, backend, mode, zarr_format, compute)
+    zfmt = int(zarr_format or data.encoding.get("zarr_format", 3))
+    options = WriteOptions(zarr_format=zfmt, compute=compute)
+    out = backend.prepare(data, options)
+    out.attrs = dict(data.attrs)
+    out.attrs["history"] = append_history(data.attrs.get("history"), history)
+    atomic.check_writable(target.parent)
+    _write_local(out, target, backend, options, mode)
+    return target
+
+
+def _check_write_args(
+    target: Path, backend: Backend, mode: str, zarr_format: int | None, compute: bool
+) -> None:
+    """Refuse a bad ``mode`` or ``zarr_format``, an existing target, a deferred non-Zarr write."""
     if mode not in ("w", "w-"):
         raise InputError(f"mode must be 'w' or 'w-', got {mode!r}")
     if zarr_format not in (None, 2, 3):
@@ -242,13 +257,16 @@ def write(
         raise InputError(f"{str(target)!r} already exists; pass mode='w' to overwrite it")
     if not compute and not backend.deferred:
         raise InputError("compute=False is only supported when writing Zarr")
-    zfmt = int(zarr_format or data.encoding.get("zarr_format", 3))
-    options = WriteOptions(zarr_format=zfmt, compute=compute)
-    out = backend.prepare(data, options)
-    out.attrs = dict(data.attrs)
-    out.attrs["history"] = append_history(data.attrs.get("history"), history)
-    atomic.check_writable(target.parent)
 
+
+def _write_local(
+    out: xr.Dataset, target: Path, backend: Backend, options: WriteOptions, mode: str
+) -> None:
+    """Write the prepared ``out`` to a temporary sibling of ``target``, then rename it.
+
+    On any error the temporary is removed (after the chunks in flight are done)
+    and a full disk becomes an [`InputError`][sparsediff.errors.InputError].
+    """
     # With the local threaded scheduler the write runs on a pool of our own, so that
     # after a failure we can wait for chunks still in flight before removing the temp.
     local = dask.base.get_scheduler() in (None, dask.threaded.get)
@@ -280,7 +298,6 @@ def write(
         if full is not None:
             raise full from err
         raise
-    return target
 
 
 def _write_url(

@@ -2,7 +2,8 @@
 
 Every point of every variable is exactly one of
 
-* ``OBSERVED`` (0): a usable value (see below) that is not masked as invalid;
+* ``OBSERVED`` (0): a usable value (see
+  [`MissingRule`][sparsediff.data.missing_rule.MissingRule]) that is not masked as invalid;
 * ``GAP`` (1): missing and to be filled;
 * ``INVALID`` (2): never filled (land in an ocean field, air around a head),
   given by a user mask and/or found as points missing at every step of a dim.
@@ -12,29 +13,14 @@ Every point of every variable is exactly one of
 `invalid` turn it into boolean masks (``True`` where that state holds,
 so ``observed(...)`` is the mask that is ``True`` for observed points).
 
-**Which values are missing** ([`MissingRule`][MissingRule], one rule for training,
-fill and the statistics). A value is missing when it is
-
-1. NaN or ±inf;
-2. of magnitude ``>= 1e20`` (`FILL_MAGNITUDE`) in a floating-point
-   variable: no physical field in sparsediff's scope reaches it, and it is
-   what fill values look like in practice (netCDF's default 9.97e36, the
-   1e20 of CMIP and NCL, 1e30 of older models) when a file does not declare
-   them. Rescale a variable whose real values reach 1e20;
-3. equal to the ``_FillValue`` or ``missing_value`` attribute (data opened
-   without CF decoding; decoded data already hold NaN there);
-4. outside ``valid_min``/``valid_max``/``valid_range`` (CF), when the
-   variable declares them. For decoded packed data the bounds are unpacked
-   with the ``scale_factor``/``add_offset`` of the encoding, as CF states
-   them in packed units.
+Which values are missing is decided in `sparsediff.data.missing_rule`; how a user's
+invalid mask is read and checked, in `sparsediff.data.invalid_rules`. Their public
+names are re-exported here.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -42,6 +28,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from sparsediff.data.invalid_rules import (
+    InvalidSpec,
+    _along_dims,
+    _fit_mask,
+    _user_masks,
+    at_or_below,
+    invalid_mask,
+)
+from sparsediff.data.missing_rule import FILL_MAGNITUDE, MissingRule, finite_mask
 from sparsediff.data.selection import as_dataset, numeric_variables, validate_dims
 from sparsediff.errors import InputError
 
@@ -70,233 +65,6 @@ GAP = 1
 INVALID = 2
 FLAG_MEANINGS = "observed gap invalid"
 
-InvalidSpec = str | os.PathLike[str] | xr.DataArray | None
-
-
-#: Values of at least this magnitude are fill values, not observations (rule 2 above).
-FILL_MAGNITUDE = 1e20
-
-
-def _bound(value: Any) -> float | None:
-    try:
-        return float(np.asarray(value).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-@dataclass(frozen=True)
-class MissingRule:
-    """Which values of one variable are missing (see the module docstring).
-
-    Attributes
-    ----------
-    fills
-        Values that mark a missing point (``_FillValue``, ``missing_value``).
-    valid_min, valid_max
-        CF valid bounds, in the units of the values as read (``None``: none).
-    magnitude
-        Whether values of magnitude ``>= FILL_MAGNITUDE`` are missing (floats).
-    """
-
-    fills: tuple[float, ...] = ()
-    valid_min: float | None = None
-    valid_max: float | None = None
-    magnitude: bool = True
-
-    @classmethod
-    def of(cls, da: xr.DataArray) -> MissingRule:
-        """The rule of a variable, from its dtype, attributes and encoding."""
-        attrs, enc = da.attrs, da.encoding
-        fills = tuple(
-            float(f)
-            for key in ("_FillValue", "missing_value")
-            if attrs.get(key) is not None
-            for f in np.atleast_1d(attrs[key])
-            if np.issubdtype(np.asarray(f).dtype, np.number)
-        )
-        lo, hi = _bound(attrs.get("valid_min")), _bound(attrs.get("valid_max"))
-        if "valid_range" in attrs:
-            rng = np.atleast_1d(attrs["valid_range"])
-            if rng.size == 2:
-                lo, hi = _bound(rng[0]), _bound(rng[1])
-        packed = "scale_factor" in enc or "add_offset" in enc
-        if packed and "scale_factor" not in attrs and "add_offset" not in attrs:
-            # decoded packed data: CF gives the valid bounds in packed units
-            scale, offset = float(enc.get("scale_factor", 1.0)), float(enc.get("add_offset", 0.0))
-            bounds = sorted(b * scale + offset for b in (lo, hi) if b is not None)
-            if lo is not None and hi is not None:
-                lo, hi = bounds
-            elif lo is not None:
-                lo = lo * scale + offset
-            elif hi is not None:
-                hi = hi * scale + offset
-        return cls(fills, lo, hi, da.dtype.kind in "fc")
-
-    def usable(self, x: np.ndarray) -> np.ndarray:
-        """``True`` where ``x`` holds a usable (not missing) value."""
-        x = np.asarray(x)
-        if x.dtype.kind in "fc":
-            with np.errstate(invalid="ignore", over="ignore"):  # float16: 1e20 is inf
-                ok = np.isfinite(x)
-                if self.magnitude:
-                    ok &= np.abs(x) < FILL_MAGNITUDE
-        else:
-            ok = np.ones(x.shape, dtype=bool)
-        if self.fills:
-            ok &= ~np.isin(x, np.asarray(self.fills, dtype=np.float64))
-        with np.errstate(invalid="ignore", over="ignore"):
-            if self.valid_min is not None:
-                ok &= x >= self.valid_min
-            if self.valid_max is not None:
-                ok &= x <= self.valid_max
-        return ok
-
-
-def finite_mask(da: xr.DataArray) -> xr.DataArray:
-    """``True`` where ``da`` holds a usable value (see [`MissingRule`][MissingRule]).
-
-    Parameters
-    ----------
-    da
-        A numeric variable. CF-decoded data carry NaN at fill values; for
-        undecoded data the ``_FillValue``/``missing_value`` attributes count
-        too; magnitudes ``>= 1e20`` and values outside the CF valid range are
-        missing.
-
-    Returns
-    -------
-    xarray.DataArray
-        Boolean, same dims as ``da`` (lazy if ``da`` is).
-    """
-    rule = MissingRule.of(da)
-    return xr.apply_ufunc(rule.usable, da, dask="parallelized", output_dtypes=[bool])
-
-
-def _along_dims(ds: xr.Dataset, along: Hashable | Iterable[Hashable] | None) -> tuple:
-    if along is None:
-        return ()
-    return validate_dims(ds, along)
-
-
-def _mask_from_file(path: Path) -> xr.DataArray:
-    from sparsediff.data.io import open as open_data
-
-    mask_ds = open_data(path)
-    names = [str(n) for n in mask_ds.data_vars]
-    if len(names) != 1:
-        raise InputError(
-            f"invalid-mask file {str(path)!r} must hold exactly one data variable, "
-            f"it holds {', '.join(names) or 'none'}"
-        )
-    return mask_ds[names[0]]
-
-
-def invalid_mask(ds: xr.Dataset, spec: InvalidSpec) -> xr.DataArray | None:
-    """Resolve an ``invalid`` argument into a boolean DataArray (``True`` = invalid).
-
-    Parameters
-    ----------
-    ds
-        The dataset the mask belongs to.
-    spec
-        ``None``; the name of a variable of ``ds``; a DataArray (bool, or
-        numeric where non-zero — NaN included — means invalid); or the path of
-        a NetCDF/Zarr file holding exactly one such variable.
-
-    Returns
-    -------
-    xarray.DataArray or None
-        The boolean mask, with the dims of the mask (it broadcasts later).
-
-    Raises
-    ------
-    InputError
-        An unknown name, a missing file, or a mask that is not bool or numeric.
-    """
-    if spec is None:
-        return None
-    if isinstance(spec, xr.DataArray):
-        mask, what = spec, f"invalid mask {spec.name!r}" if spec.name else "invalid mask"
-    elif isinstance(spec, str) and spec in ds.variables:
-        mask, what = ds[spec], f"invalid mask variable {spec!r}"
-    elif isinstance(spec, str | os.PathLike):
-        path = Path(os.fspath(spec)).expanduser()
-        if not path.exists():
-            raise InputError(
-                f"invalid mask {os.fspath(spec)!r} is neither a variable of the dataset "
-                f"(variables: {', '.join(map(str, ds.variables))}) nor an existing file"
-            )
-        mask, what = _mask_from_file(path), f"invalid mask from {str(path)!r}"
-    else:
-        raise InputError(
-            "invalid must be a variable name, a DataArray or a file path, "
-            f"got {type(spec).__name__}"
-        )
-    if mask.dtype == np.bool_:
-        out = mask
-    elif np.issubdtype(mask.dtype, np.number):
-        out = mask != 0
-    else:
-        raise InputError(f"{what} has dtype {mask.dtype}; it must be bool or 0/1 numbers")
-    out.attrs = {}
-    out.name = "invalid"
-    return out
-
-
-def at_or_below(
-    ds: xr.Dataset, variables: Iterable[str], threshold: float, *, invalid: InvalidSpec = None
-) -> xr.DataArray:
-    """Invalid mask of points where any variable is ``<= threshold`` (e.g. air = 0).
-
-    Parameters
-    ----------
-    ds
-        The data.
-    variables
-        Variables the rule looks at.
-    threshold
-        Points at or below it are invalid.
-    invalid
-        An extra ``invalid`` spec (as for [`states`][states]) OR-ed in.
-
-    Returns
-    -------
-    xarray.DataArray
-        Boolean, ``True`` = invalid; lazy if the data are.
-    """
-    masks_ = [ds[v] <= threshold for v in variables]
-    out = masks_[0]
-    for m in masks_[1:]:
-        out = out | m
-    extra = invalid_mask(ds, invalid)
-    return out if extra is None else (out | extra)
-
-
-def _fit_mask(mask: xr.DataArray, var: xr.DataArray, name: str) -> xr.DataArray:
-    """Check ``mask`` broadcasts against ``var``; return it with ``var``'s coords."""
-
-    def shape_text(obj: xr.DataArray) -> str:
-        return "(" + ", ".join(f"{d}: {n}" for d, n in obj.sizes.items()) + ")"
-
-    bad = [d for d in mask.dims if d not in var.sizes or var.sizes[d] != mask.sizes[d]]
-    if bad:
-        raise InputError(
-            f"invalid mask of shape {shape_text(mask)} does not match variable {name!r} "
-            f"of shape {shape_text(var)} (dim {bad[0]!r})"
-        )
-    for d in mask.dims:
-        if d in mask.indexes and d in var.indexes:
-            a, b = mask.indexes[d], var.indexes[d]
-            same = a.equals(b)
-            if not same and a.dtype.kind in "iuf" and b.dtype.kind in "iuf":
-                same = bool(np.allclose(np.asarray(a), np.asarray(b)))
-            if not same:
-                raise InputError(
-                    f"coordinates of dim {d!r} differ between the invalid mask "
-                    f"and variable {name!r}"
-                )
-    return mask.drop_vars(list(mask.coords))
-
 
 def _to_state(
     ok: xr.DataArray, inv: xr.DataArray | None, var: xr.DataArray, name: str
@@ -313,19 +81,6 @@ def _to_state(
     }
     st.name = name
     return st
-
-
-def _user_masks(
-    data: xr.Dataset, names: list[str], invalid: InvalidSpec | Mapping[str, InvalidSpec]
-) -> dict[str, xr.DataArray | None]:
-    """The resolved user mask of each variable (one spec for all, or one per variable)."""
-    if isinstance(invalid, Mapping):
-        unknown = [k for k in invalid if k not in names]
-        if unknown:
-            raise InputError(f"invalid masks given for {unknown}, which are not among {names}")
-        return {n: invalid_mask(data, invalid.get(n)) for n in names}
-    shared = invalid_mask(data, invalid)
-    return dict.fromkeys(names, shared)
 
 
 def _classify(

@@ -316,61 +316,83 @@ def compute_stats(
     if invalid_along is not None:
         validate_dims(data, invalid_along)
     user = invalid_mask(data, invalid) if states is None else None
-    graphs: dict[str, da.Array] = {}
-    for name in names:
-        var = data[name]
-        validate_dims(var, var.dims)
-        x = var.data
-        if not isinstance(x, da.Array):
-            x = da.from_array(np.asarray(x), chunks=-1)
-        if states is not None:
-            if name not in states.data_vars or dict(states[name].sizes) != dict(var.sizes):
-                raise InputError(f"states do not hold variable {name!r} with dims {var.sizes}")
-            mask: da.Array | None = _aligned(states[name], var, x)
-            mode = "states"
-        else:
-            mask = _aligned(_fit_mask(user, var, name), var, x) if user is not None else None
-            mode = "finite"
-        args = [x] if mask is None else [x, mask]
-        graphs[name] = da.map_blocks(
-            _block_moments,
-            *args,
-            mode=mode,
-            rule=MissingRule.of(var),
-            offset=offsets.get(name),
-            dtype=np.float64,
-            chunks=(*tuple((1,) * len(c) for c in x.chunks), (4,)),
-            new_axis=x.ndim,
-            meta=np.empty((0,) * (x.ndim + 1), dtype=np.float64),
-        )
+    graphs = {
+        name: _moments_graph(data[name], name, states, user, offsets.get(name)) for name in names
+    }
     (moments,) = dask.compute(graphs)
-    out: dict[str, VariableStats] = {}
-    for name in names:
-        parts = np.asarray(moments[name], dtype=np.float64).reshape(-1, 4)
-        n, means, m2s, bad = parts[:, 0], parts[:, 1], parts[:, 2], parts[:, 3]
-        total = float(n.sum())
-        if name in offsets and bad.sum() > 0:
-            raise InputError(
-                f"variable {name!r} has {int(bad.sum())} observed values <= 0 after adding "
-                f"offset {offsets[name]}; a log transform needs positive values"
-            )
-        if total == 0:
-            raise InputError(
-                f"variable {name!r} has no observed value (all NaN, fill value or invalid)"
-            )
-        mean = float((n * means).sum() / total)
-        m2 = float(m2s.sum() + (n * np.square(means - mean)).sum())
-        std = math.sqrt(max(m2, 0.0) / total)
-        if not std > 0:
-            raise InputError(f"variable {name!r} is constant over its observed points (std 0)")
-        out[name] = VariableStats(
-            mean=mean,
-            std=std,
-            log=name in offsets,
-            offset=offsets.get(name, 0.0),
-            count=int(total),
+    return Stats({name: _variable_stats(name, moments[name], offsets) for name in names})
+
+
+def _moments_graph(
+    var: xr.DataArray,
+    name: str,
+    states: xr.Dataset | None,
+    user: xr.DataArray | None,
+    offset: float | None,
+) -> da.Array:
+    """The lazy per-block moments of one variable over its observed points.
+
+    Observed is ``OBSERVED`` in ``states`` when given, else a usable value
+    outside the user's invalid mask ``user``.
+    """
+    validate_dims(var, var.dims)
+    x = var.data
+    if not isinstance(x, da.Array):
+        x = da.from_array(np.asarray(x), chunks=-1)
+    if states is not None:
+        if name not in states.data_vars or dict(states[name].sizes) != dict(var.sizes):
+            raise InputError(f"states do not hold variable {name!r} with dims {var.sizes}")
+        mask: da.Array | None = _aligned(states[name], var, x)
+        mode = "states"
+    else:
+        mask = _aligned(_fit_mask(user, var, name), var, x) if user is not None else None
+        mode = "finite"
+    args = [x] if mask is None else [x, mask]
+    return da.map_blocks(
+        _block_moments,
+        *args,
+        mode=mode,
+        rule=MissingRule.of(var),
+        offset=offset,
+        dtype=np.float64,
+        chunks=(*tuple((1,) * len(c) for c in x.chunks), (4,)),
+        new_axis=x.ndim,
+        meta=np.empty((0,) * (x.ndim + 1), dtype=np.float64),
+    )
+
+
+def _variable_stats(name: str, moments: np.ndarray, offsets: dict[str, float]) -> VariableStats:
+    """Merge the per-block moments of one variable into its stats, after the checks.
+
+    Raises
+    ------
+    InputError
+        Non-positive values of a log variable, no observed value, or std 0.
+    """
+    parts = np.asarray(moments, dtype=np.float64).reshape(-1, 4)
+    n, means, m2s, bad = parts[:, 0], parts[:, 1], parts[:, 2], parts[:, 3]
+    total = float(n.sum())
+    if name in offsets and bad.sum() > 0:
+        raise InputError(
+            f"variable {name!r} has {int(bad.sum())} observed values <= 0 after adding "
+            f"offset {offsets[name]}; a log transform needs positive values"
         )
-    return Stats(out)
+    if total == 0:
+        raise InputError(
+            f"variable {name!r} has no observed value (all NaN, fill value or invalid)"
+        )
+    mean = float((n * means).sum() / total)
+    m2 = float(m2s.sum() + (n * np.square(means - mean)).sum())
+    std = math.sqrt(max(m2, 0.0) / total)
+    if not std > 0:
+        raise InputError(f"variable {name!r} is constant over its observed points (std 0)")
+    return VariableStats(
+        mean=mean,
+        std=std,
+        log=name in offsets,
+        offset=offsets.get(name, 0.0),
+        count=int(total),
+    )
 
 
 # --------------------------------------------------------------------------- apply

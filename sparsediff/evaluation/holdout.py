@@ -222,21 +222,56 @@ def make_holdout(
         A bad pattern spec, unknown dims, not 2 or 3 pattern dims, variables
         with different dims, or as [`states`][sparsediff.data.masks.states].
     """
-    if isinstance(spec, str):
-        pattern, missing = parse_pattern(spec)
-        text = spec
-    else:
-        try:
-            pattern, missing = parse_pattern(f"{spec[0]}:{spec[1]}")
-        except (TypeError, IndexError, KeyError):
-            raise InputError(
-                f"bad holdout spec {spec!r}; expected '<pattern>:<fraction>' or a pair"
-            ) from None
-        text = f"{pattern}:{missing:g}"
+    pattern, missing, text = _parse_spec(spec)
     is_da = isinstance(data, xr.DataArray)
     ds = as_dataset(data)
     names = numeric_variables(ds, variables)
     dims = tuple(dims)
+    ref = _check_dims(ds, names, dims)
+    reg = region_slices(ds, region)
+    along = [invalid_along] if isinstance(invalid_along, str) else invalid_along
+    if along is not None:
+        along = [d for d in along if d in ds.dims]  # type: ignore[union-attr]
+    st = masks.states(ds, names, invalid=invalid, invalid_along=along or None)
+    order, pattern_full = _pattern(ds, ref, dims, reg, (pattern, missing), seed)
+    gappy = ds.copy()
+    held_vars: dict[Hashable, xr.DataArray] = {}
+    for name in names:
+        obs = np.asarray((st[name] == masks.OBSERVED).transpose(*order).values)
+        hidden = pattern_full & obs
+        if protect_along is not None and protect_along in order:
+            hidden = _protect(hidden, obs, order.index(protect_along))
+        var = ds[name]
+        mask = _held_mask(var, name, hidden, order, text, seed)
+        held_vars[name] = mask
+        values = var.where(~mask)
+        values.attrs = dict(var.attrs)
+        values.encoding = dict(var.encoding)
+        gappy[name] = values
+    held = xr.Dataset(held_vars, attrs={"holdout": text, "holdout_seed": int(seed)})
+    if is_da:
+        g, h = gappy[names[0]], held[names[0]]
+        g.name = h.name = data.name
+        return g, h
+    return gappy, held
+
+
+def _parse_spec(spec: str | tuple[str, float]) -> tuple[str, float, str]:
+    """The pattern, missing fraction and canonical text of a holdout spec."""
+    if isinstance(spec, str):
+        pattern, missing = parse_pattern(spec)
+        return pattern, missing, spec
+    try:
+        pattern, missing = parse_pattern(f"{spec[0]}:{spec[1]}")
+    except (TypeError, IndexError, KeyError):
+        raise InputError(
+            f"bad holdout spec {spec!r}; expected '<pattern>:<fraction>' or a pair"
+        ) from None
+    return pattern, missing, f"{pattern}:{missing:g}"
+
+
+def _check_dims(ds: xr.Dataset, names: list[str], dims: tuple[Hashable, ...]) -> tuple:
+    """The dims the variables share, after checking the pattern dims are among them."""
     if len(dims) not in (2, 3) or len(set(dims)) != len(dims):
         raise InputError(f"holdout dims must be 2 or 3 distinct dims, got {dims}")
     ref = ds[names[0]].dims
@@ -253,12 +288,22 @@ def make_holdout(
                 f"variables {names} must share their dims for one holdout pattern; "
                 f"{name!r} has {var.dims}, {names[0]!r} has {ref}"
             )
-    reg = region_slices(ds, region)
-    along = [invalid_along] if isinstance(invalid_along, str) else invalid_along
-    if along is not None:
-        along = [d for d in along if d in ds.dims]  # type: ignore[union-attr]
-    st = masks.states(ds, names, invalid=invalid, invalid_along=along or None)
+    return ref
 
+
+def _pattern(
+    ds: xr.Dataset,
+    ref: tuple,
+    dims: tuple[Hashable, ...],
+    reg: Mapping[Hashable, slice],
+    drawn_as: tuple[str, float],
+    seed: int,
+) -> tuple[tuple, np.ndarray]:
+    """The dims order (batch dims, then ``dims``) and the drawn pattern over the whole data.
+
+    ``drawn_as`` is the pattern name and its missing fraction; the pattern is
+    drawn over the region ``reg`` and is ``False`` outside it.
+    """
     batch = tuple(d for d in ref if d not in dims)
     order = (*batch, *dims)
     full_batch = tuple(ds.sizes[d] for d in batch)
@@ -266,38 +311,25 @@ def make_holdout(
     offset = tuple(sub[d].start for d in batch)
     sub_batch = tuple(sub[d].stop - sub[d].start for d in batch)
     sub_shape = tuple(sub[d].stop - sub[d].start for d in dims)
-    drawn = _draw(sub_shape, sub_batch, offset, full_batch, pattern, missing, seed)
+    drawn = _draw(sub_shape, sub_batch, offset, full_batch, *drawn_as, seed)
     pattern_full = np.zeros(tuple(ds.sizes[d] for d in order), dtype=bool)
     pattern_full[tuple(sub[d] for d in order)] = drawn
+    return order, pattern_full
 
-    gappy = ds.copy()
-    held_vars: dict[Hashable, xr.DataArray] = {}
-    for name in names:
-        var = ds[name]
-        obs = np.asarray((st[name] == masks.OBSERVED).transpose(*order).values)
-        hidden = pattern_full & obs
-        if protect_along is not None and protect_along in order:
-            hidden = _protect(hidden, obs, order.index(protect_along))
-        mask = xr.DataArray(hidden, dims=order).transpose(*var.dims)
-        mask = xr.DataArray(
-            np.asarray(mask.values),
-            dims=var.dims,
-            coords={k: c for k, c in var.coords.items() if set(c.dims) <= set(var.dims)},
-            name=name,
-            attrs={
-                "long_name": f"held-out points of {name} (hidden before the fill, scored after)",
-                "holdout": text,
-                "holdout_seed": int(seed),
-            },
-        )
-        held_vars[name] = mask
-        values = var.where(~mask)
-        values.attrs = dict(var.attrs)
-        values.encoding = dict(var.encoding)
-        gappy[name] = values
-    held = xr.Dataset(held_vars, attrs={"holdout": text, "holdout_seed": int(seed)})
-    if is_da:
-        g, h = gappy[names[0]], held[names[0]]
-        g.name = h.name = data.name
-        return g, h
-    return gappy, held
+
+def _held_mask(
+    var: xr.DataArray, name: str, hidden: np.ndarray, order: tuple, text: str, seed: int
+) -> xr.DataArray:
+    """The held-out mask of one variable, in its dims and coords (``hidden`` is in ``order``)."""
+    mask = xr.DataArray(hidden, dims=order).transpose(*var.dims)
+    return xr.DataArray(
+        np.asarray(mask.values),
+        dims=var.dims,
+        coords={k: c for k, c in var.coords.items() if set(c.dims) <= set(var.dims)},
+        name=name,
+        attrs={
+            "long_name": f"held-out points of {name} (hidden before the fill, scored after)",
+            "holdout": text,
+            "holdout_seed": int(seed),
+        },
+    )

@@ -277,37 +277,61 @@ def fill_points(
     along = None if isinstance(invalid_along, str) and invalid_along == "model" else invalid_along
     out = fill(gappy, model, invalid_along=along, **fill_options)
     flag = out[f"{var}_fill_flag"]
+    lost = _warn_unused(out, count, flag, user_invalid=fill_options.get("invalid") is not None)
+    flag.attrs["comment"] = "0: a cell with observations (their mean), 1: filled, 2: invalid"
+    out[f"{var}_count"] = count.where(flag != 2, 0)
+    out[var].attrs["ancillary_variables"] = f"{var}_fill_flag {var}_count"
+    out.attrs.pop("sparsediff_points", None)
+    out.attrs["sparsediff_points"] = _points_record(out, var, obs, grid, binned.attrs, lost)
+    return out
+
+
+def _warn_unused(
+    out: xr.Dataset, count: xr.DataArray, flag: xr.DataArray, *, user_invalid: bool
+) -> int:
+    """Warn of observations in invalid cells, and of a fill that no invalid mask applied to.
+
+    Returns the number of observations in invalid cells.
+    """
     lost = int(count.where(flag == 2, 0).sum())
     if lost:
         warnings.warn(
-            f"{lost} observations fall in invalid cells: not used", SparsediffWarning, stacklevel=2
+            f"{lost} observations fall in invalid cells: not used", SparsediffWarning, stacklevel=3
         )
     invalid_rule = json.loads(out.attrs["sparsediff_fill"]).get("invalid", "")
-    if invalid_rule.startswith("none") and fill_options.get("invalid") is None:
+    if invalid_rule.startswith("none") and not user_invalid:
         warnings.warn(
             "no invalid mask applies to this grid (the model's training mask does not fit it): "
             "every cell without observations is filled; pass invalid= to leave land unfilled",
             SparsediffWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    flag.attrs["comment"] = "0: a cell with observations (their mean), 1: filled, 2: invalid"
-    out[f"{var}_count"] = count.where(flag != 2, 0)
-    out[var].attrs["ancillary_variables"] = f"{var}_fill_flag {var}_count"
+    return lost
+
+
+def _points_record(
+    out: xr.Dataset,
+    var: str,
+    obs: Observations,
+    grid: TargetGrid,
+    binned_attrs: Mapping[Hashable, Any],
+    lost: int,
+) -> str:
+    """The ``sparsediff_points`` attribute (JSON): observations read, used and dropped."""
     # bin_to_grid counts every drop so far (reading and lining up) in dropped_<reason>
     dropped = {
-        k[len("dropped_") :].replace("_", " "): int(v)
-        for k, v in binned.attrs.items()
-        if k.startswith("dropped_")
+        str(k)[len("dropped_") :].replace("_", " "): int(v)
+        for k, v in binned_attrs.items()
+        if str(k).startswith("dropped_")
     }
     if lost:
         dropped["in invalid cells"] = lost
-    out.attrs.pop("sparsediff_points", None)
-    out.attrs["sparsediff_points"] = json.dumps(
+    return json.dumps(
         {
             "observations": len(obs) + sum(obs.dropped.values()),  # read, before drops
             "used": int(out[f"{var}_count"].sum()),
             "dropped": dropped,
-            "observed_cells": int((flag == 0).sum()),
+            "observed_cells": int((out[f"{var}_fill_flag"] == 0).sum()),
             "grid": {d: int(n) for d, n in zip(grid.dims, grid.shape)},
             "errors_given": obs.error is not None,
             "binning": "each observation to the cell that holds it (nearest time step)",
@@ -315,7 +339,6 @@ def fill_points(
         },
         sort_keys=True,
     )
-    return out
 
 
 def fill_points_command(

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from sparsediff.data.composite import composite
 from sparsediff.data.masks import GAP, INVALID, OBSERVED
 from sparsediff.data.stats import denormalize_array, normalize_array
-from sparsediff.data.tiling import Tile, TilePlan, plan_tiles
+from sparsediff.data.tiling import Accumulator, Tile, TilePlan, plan_tiles
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.method.base import Method
 from sparsediff.method.inputs import Frames
@@ -281,26 +281,46 @@ def fill_block(
             if not todo[b]:
                 continue  # nothing to fill at this position
             inputs = _position_inputs(method, norm, observed, active, ctx, b, wrap, dev)
+            acc = [(centre[(k, b)], spread[(k, b)]) for k in range(opts.members)]
             for tiles in todo[b]:
-                windows = np.stack([plan.extract(inputs, t) for t in tiles])
-                chunk = [(k, t) for t in tiles for k in range(opts.members)]
-                keys = [(int(batch_ids[b]), *t.origin, k) for k, t in chunk]
-                mid, pert = method.complete_parts(
-                    torch.from_numpy(np.ascontiguousarray(windows)).to(dev),
-                    keys,
-                    opts,
-                    repeats=opts.members,
-                )
-                for (k, t), c, p in zip(chunk, mid.cpu().numpy(), pert.cpu().numpy(), strict=True):
-                    centre[(k, b)].add(t, c)
-                    spread[(k, b)].add(t, p)
-                bar.update(len(chunk))
+                _complete_call(method, plan, inputs, tiles, int(batch_ids[b]), opts, dev, acc)
+                bar.update(len(tiles) * opts.members)
     bar.close()
     result = np.full((opts.members, *data.shape), np.nan, dtype=data.dtype)
     for (k, b), a in centre.items():
         if todo[b]:  # else observed and invalid points only: the composite sets them all
             result[k, :, b] = _physical(model, a.result() + spread[(k, b)].result(), data.dtype)
     return composite(result, data, state)
+
+
+def _complete_call(
+    method: Method,
+    plan: TilePlan,
+    inputs: np.ndarray,
+    tiles: list[Tile],
+    batch_id: int,
+    opts: FillOptions,
+    dev: torch.device,
+    acc: list[tuple[Accumulator, Accumulator]],
+) -> None:
+    """One model call: complete ``tiles`` of one position for every member.
+
+    The windows are cut out of the position's network ``inputs``; ``acc``
+    holds, per member, the (centre, spread) accumulators the results are
+    added to.
+    """
+    windows = np.stack([plan.extract(inputs, t) for t in tiles])
+    chunk = [(k, t) for t in tiles for k in range(opts.members)]
+    keys = [(batch_id, *t.origin, k) for k, t in chunk]
+    mid, pert = method.complete_parts(
+        torch.from_numpy(np.ascontiguousarray(windows)).to(dev),
+        keys,
+        opts,
+        repeats=opts.members,
+    )
+    for (k, t), c, p in zip(chunk, mid.cpu().numpy(), pert.cpu().numpy(), strict=True):
+        acc[k][0].add(t, c)
+        acc[k][1].add(t, p)
 
 
 def _physical(model: Model, blended: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -58,6 +58,79 @@ class _Level(nn.Module):
         return self.attn(h) if self.attn is not None else h
 
 
+def _check_args(
+    widths: list[int],
+    attention_levels: list[int],
+    channels: tuple[int, int, int, int],
+    dropout: float,
+) -> None:
+    """Refuse U-Net arguments no net can have.
+
+    ``channels`` is ``(in_channels, out_channels, cond_channels, blocks_per_level)``.
+    """
+    in_channels, out_channels, cond_channels, blocks_per_level = channels
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"UNet widths must be positive integers, got {widths}")
+    if in_channels < 1 or out_channels < 1 or cond_channels < 0 or blocks_per_level < 1:
+        raise ConfigError(
+            "UNet needs in_channels ≥ 1, out_channels ≥ 1, cond_channels ≥ 0, "
+            f"blocks_per_level ≥ 1; got {in_channels}, {out_channels}, {cond_channels}, "
+            f"{blocks_per_level}"
+        )
+    bad = [a for a in attention_levels if not 0 <= a < len(widths)]
+    if bad:
+        raise ConfigError(
+            f"UNet attention_levels {bad} out of range for {len(widths)} levels "
+            f"(valid: 0..{len(widths) - 1})"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"UNet dropout must be in [0, 1), got {dropout}")
+
+
+def _down_path(
+    widths: list[int], blocks: int, attention_levels: list[int], kw: dict[str, Any]
+) -> tuple[nn.ModuleList, list[int]]:
+    """The down path (every module's output is a skip) and the skips' channel counts."""
+    down: list[nn.Module] = []
+    skip_ch = [widths[0]]
+    ch = widths[0]
+    for level, w in enumerate(widths):
+        for _ in range(blocks):
+            down.append(_Level(ch, w, attention=level in attention_levels, **kw))
+            ch = w
+            skip_ch.append(ch)
+        if level < len(widths) - 1:
+            down.append(Downsample(ch, spatial_dims=kw["spatial_dims"]))
+            skip_ch.append(ch)
+    return nn.ModuleList(down), skip_ch
+
+
+def _up_path(
+    widths: list[int],
+    blocks: int,
+    attention_levels: list[int],
+    kw: dict[str, Any],
+    skip_ch: list[int],
+) -> nn.ModuleList:
+    """The up path: ``blocks + 1`` blocks per level, each eats one skip (``skip_ch`` is used up)."""
+    up: list[nn.Module] = []
+    ch = widths[-1]
+    for level in reversed(range(len(widths))):
+        for _ in range(blocks + 1):
+            up.append(
+                _Level(
+                    ch + skip_ch.pop(),
+                    widths[level],
+                    attention=level in attention_levels,
+                    **kw,
+                )
+            )
+            ch = widths[level]
+        if level > 0:
+            up.append(Upsample(ch, spatial_dims=kw["spatial_dims"]))
+    return nn.ModuleList(up)
+
+
 class UNet(nn.Module):
     """Noise-conditioned 2D/3D U-Net.
 
@@ -111,22 +184,8 @@ class UNet(nn.Module):
         check_spatial_dims(spatial_dims)
         widths = [int(w) for w in widths]
         attention_levels = sorted({int(a) for a in attention_levels})
-        if not widths or min(widths) < 1:
-            raise ConfigError(f"UNet widths must be positive integers, got {widths}")
-        if in_channels < 1 or out_channels < 1 or cond_channels < 0 or blocks_per_level < 1:
-            raise ConfigError(
-                "UNet needs in_channels ≥ 1, out_channels ≥ 1, cond_channels ≥ 0, "
-                f"blocks_per_level ≥ 1; got {in_channels}, {out_channels}, {cond_channels}, "
-                f"{blocks_per_level}"
-            )
-        bad = [a for a in attention_levels if not 0 <= a < len(widths)]
-        if bad:
-            raise ConfigError(
-                f"UNet attention_levels {bad} out of range for {len(widths)} levels "
-                f"(valid: 0..{len(widths) - 1})"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"UNet dropout must be in [0, 1), got {dropout}")
+        channels = (in_channels, out_channels, cond_channels, blocks_per_level)
+        _check_args(widths, attention_levels, channels, dropout)
         emb = int(emb_dim) if emb_dim is not None else 4 * widths[0]
         self.config: dict[str, Any] = {
             "spatial_dims": int(spatial_dims),
@@ -152,20 +211,8 @@ class UNet(nn.Module):
         self.noise_embed = NoiseEmbedding(emb)
         self.conv_in = conv_nd(sd, in_channels + cond_channels, widths[0], 3)
 
-        # down path: every module's output is a skip
-        down: list[nn.Module] = []
-        skip_ch = [widths[0]]
-        ch = widths[0]
-        for level, w in enumerate(widths):
-            for _ in range(blocks_per_level):
-                down.append(_Level(ch, w, attention=level in attention_levels, **kw))
-                ch = w
-                skip_ch.append(ch)
-            if level < len(widths) - 1:
-                down.append(Downsample(ch, spatial_dims=sd))
-                skip_ch.append(ch)
-        self.down = nn.ModuleList(down)
-
+        self.down, skip_ch = _down_path(widths, blocks_per_level, attention_levels, kw)
+        ch = widths[-1]
         last = len(widths) - 1
         self.mid = nn.ModuleList(
             [
@@ -173,23 +220,8 @@ class UNet(nn.Module):
                 _Level(ch, ch, attention=False, **kw),
             ]
         )
-
-        # up path: blocks_per_level + 1 blocks per level, each eats one skip
-        up: list[nn.Module] = []
-        for level in reversed(range(len(widths))):
-            for _ in range(blocks_per_level + 1):
-                up.append(
-                    _Level(
-                        ch + skip_ch.pop(),
-                        widths[level],
-                        attention=level in attention_levels,
-                        **kw,
-                    )
-                )
-                ch = widths[level]
-            if level > 0:
-                up.append(Upsample(ch, spatial_dims=sd))
-        self.up = nn.ModuleList(up)
+        self.up = _up_path(widths, blocks_per_level, attention_levels, kw, skip_ch)
+        ch = widths[0]
 
         self.norm_out = GroupNorm(ch)
         self.conv_out = conv_nd(sd, ch, out_channels, 3)

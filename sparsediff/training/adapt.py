@@ -306,7 +306,7 @@ def adapt(
     if model.spec.kind != "latent" or "autoencoder" not in model.nets:
         raise ConfigError("adaptation needs a latent model with a trained autoencoder")
     cfg = training_config(model)
-    from sparsediff.training.trainer import settings_of
+    from sparsediff.training.from_config import settings_of
 
     settings = settings_of(cfg)
     settings = dataclasses.replace(settings, seed=options.seed)
@@ -322,18 +322,13 @@ def adapt(
         start, tens, opt_state, ema_updates = restored
         load_state(net, tens["net"], "adapted autoencoder weights")
         ema_state = tens["ema"]
-    trainable = [p for n, p in net.named_parameters() if n.startswith("decoder.")]
-    for n, p in net.named_parameters():
-        p.requires_grad_(n.startswith("decoder."))
+    trainable = _decoder_only(net)
     nets = {**model.nets, "autoencoder": net}
     method = build_method(model.spec, nets)
     objective = method.objective("autoencoder", net, settings)
     opt = torch.optim.AdamW(trainable, lr=lr_peak, weight_decay=cfg.optim.weight_decay)
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
     ema = EMA(net, cfg.optim.ema_decay)
-    if ema_state is not None:
-        ema.load_state_dict(ema_state, ema_updates)
+    _resume_optimizer(opt, ema, opt_state, ema_state, ema_updates)
     batches = iter(BatchStream(crops, batch, start=start * batch))
     warmup = min(10, max(total // 10, 1))
     t0 = time.perf_counter()
@@ -341,19 +336,9 @@ def adapt(
     net.train()
     for step in range(start, total):
         lr = lr_peak * cosine_lr(step, total=total, warmup=warmup, min_ratio=0.1)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
         b = next(batches).to(device)
         kwargs = method.prepare("autoencoder", b, settings, purpose=Stream.ADAPT_HIDE)
-        per, _ = objective(**kwargs)
-        loss = per.mean()
-        loss.backward()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingError(f"adaptation loss became {value} at step {step}; stopped")
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-        opt.step()
+        value = _step(objective, kwargs, opt, trainable, (lr, cfg.optim.grad_clip), step)
         ema.update(net)
         first = value if math.isnan(first) else first
         last = value
@@ -362,13 +347,7 @@ def adapt(
             run.log({"stage": STAGE, "step": done, "loss": value, "lr": lr})
         if done % options.checkpoint_every == 0 or done == total:
             run.checkpoint(done, net, ema, opt)
-    original = model.nets["autoencoder"].state_dict()
-    averaged = {  # the frozen encoder exactly as trained (an average may round it)
-        k: v if k.startswith("decoder.") else original[k].to(v.device)
-        for k, v in ema.state_dict().items()
-    }
-    net.load_state_dict(averaged)
-    net.eval().requires_grad_(False)
+    _freeze_averaged(net, ema, model.nets["autoencoder"])
     record = {
         **options.record(),
         "lr_used": lr_peak,
@@ -382,3 +361,68 @@ def adapt(
     }
     provenance = {**model.provenance, "adaptation": record}
     return Model(model.spec, nets, model.stats, provenance, model.climatology, model.invalid)
+
+
+def _decoder_only(net: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Make only the decoder of ``net`` trainable; return its parameters."""
+    trainable = [p for n, p in net.named_parameters() if n.startswith("decoder.")]
+    for n, p in net.named_parameters():
+        p.requires_grad_(n.startswith("decoder."))
+    return trainable
+
+
+def _resume_optimizer(
+    opt: torch.optim.Optimizer,
+    ema: EMA,
+    opt_state: Any,
+    ema_state: dict[str, torch.Tensor] | None,
+    ema_updates: int,
+) -> None:
+    """Restore the optimizer and EMA states of a checkpoint (``None``: a fresh start)."""
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    if ema_state is not None:
+        ema.load_state_dict(ema_state, ema_updates)
+
+
+def _step(
+    objective: Any,
+    kwargs: dict[str, Any],
+    opt: torch.optim.Optimizer,
+    trainable: list[torch.nn.Parameter],
+    lr_clip: tuple[float, float],
+    step: int,
+) -> float:
+    """One optimizer step on one batch at learning rate and gradient clip ``lr_clip``.
+
+    Returns the loss.
+
+    Raises
+    ------
+    TrainingError
+        The loss is not finite (no step is taken).
+    """
+    lr, grad_clip = lr_clip
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    per, _ = objective(**kwargs)
+    loss = per.mean()
+    loss.backward()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise TrainingError(f"adaptation loss became {value} at step {step}; stopped")
+    torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+    opt.step()
+    return value
+
+
+def _freeze_averaged(net: torch.nn.Module, ema: EMA, trained: torch.nn.Module) -> None:
+    """Load the EMA decoder weights into ``net`` beside the encoder exactly as trained."""
+    original = trained.state_dict()
+    averaged = {  # the frozen encoder exactly as trained (an average may round it)
+        k: v if k.startswith("decoder.") else original[k].to(v.device)
+        for k, v in ema.state_dict().items()
+    }
+    net.load_state_dict(averaged)
+    net.eval().requires_grad_(False)

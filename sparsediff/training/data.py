@@ -129,25 +129,8 @@ def _punch_mcar(states: xr.Dataset, variables: list[str], share: float, seed: in
     return out
 
 
-def prepare_data(
-    cfg: TrainConfig, ds: xr.Dataset | None = None, *, rank: int = 0, world_size: int = 1
-) -> PreparedData:
-    """Open, check, split and window the training data.
-
-    Parameters
-    ----------
-    cfg
-        The validated training config.
-    ds
-        A Dataset that replaces ``cfg.data.source``.
-    rank, world_size
-        This process's DDP rank and the number of ranks (windows are sharded).
-
-    Raises
-    ------
-    ConfigError, InputError
-        Missing variables or dims, a window larger than the domain, no eligible window.
-    """
+def _open_and_check(cfg: TrainConfig, ds: xr.Dataset | None) -> xr.Dataset:
+    """The configured variables and ``isel`` range of the data, checked against the config."""
     d = cfg.data
     if ds is None:
         ds = resolve_source(d.source)
@@ -172,84 +155,111 @@ def prepare_data(
             f"data.context_dim {d.context_dim!r} must be a non-spatial dim of the data "
             f"(dims: {list(ds.dims)})"
         )
+    return ds
+
+
+def _states(cfg: TrainConfig, ds: xr.Dataset) -> xr.Dataset:
+    """The states of the data under the config's invalid rules (and extra MCAR gaps)."""
+    d = cfg.data
     invalid: Any = d.invalid
     if d.invalid_below is not None:
         invalid = masks.at_or_below(ds, d.variables, d.invalid_below, invalid=d.invalid)
     states = masks.states(ds, d.variables, invalid=invalid, invalid_along=d.invalid_along)
     if d.extra_missing > 0:
         states = _punch_mcar(states.compute(), d.variables, d.extra_missing, cfg.run.seed)
-    split_dim, tr, va, ho = splits(cfg, {str(k): int(v) for k, v in ds.sizes.items()})
-    parts: dict[str, tuple[xr.Dataset, xr.Dataset] | None] = {"train": (ds, states)}
-    if split_dim is not None:
+    return states
+
+
+_Parts = dict[str, tuple[xr.Dataset, xr.Dataset] | None]
+
+
+def _split(
+    cfg: TrainConfig, ds: xr.Dataset, states: xr.Dataset
+) -> tuple[str | None, slice, slice, _Parts]:
+    """The split dim, the train and validation ranges, and the (data, states) of each part."""
+    dim, tr, va, ho = splits(cfg, {str(k): int(v) for k, v in ds.sizes.items()})
+    parts: _Parts = {"train": (ds, states)}
+    if dim is not None:
         parts = {
-            name: (ds.isel({split_dim: sl}), states.isel({split_dim: sl}))
-            if sl.stop != sl.start
-            else None
+            name: (ds.isel({dim: sl}), states.isel({dim: sl})) if sl.stop != sl.start else None
             for name, sl in (("train", tr), ("validation", va), ("holdout", ho))
         }
-    train_ds, train_states = parts["train"]  # type: ignore[misc]
-    invalid_grid = masks.grid_invalid(train_states, d.dims, d.invalid_along)
-    periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
-    climatology = None
-    if d.climatology_dim is not None:
-        if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
-            raise ConfigError(
-                f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
-            )
-        if train_ds.sizes[d.climatology_dim] < 2:
-            raise ConfigError(
-                f"the training part has {train_ds.sizes[d.climatology_dim]} step along "
-                f"{d.climatology_dim!r}: its climatology (the per-point mean over "
-                f"{d.climatology_dim!r}) is the data itself, and the anomalies left to learn "
-                "are all 0; train on more steps, or drop data.climatology_dim"
-            )
-        climatology = fit_climatology(
-            train_ds, train_states, d.variables, d.climatology_dim, d.dims, periodic
-        )
-        parts = {
-            k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
-        }
-    train_ds, train_states = parts["train"]  # type: ignore[misc]
-    stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
-    win = cfg.window
-    halo = tuple(win.halo) if win.halo is not None else tuple(win.size)
+    return dim, tr, va, parts
 
-    def crops(part: str, shuffle: bool, sharded: bool) -> CropDataset | None:
-        p = parts.get(part)
-        if p is None:
-            return None
-        return CropDataset(
-            p[0],
-            d.variables,
-            tuple(d.dims),
-            tuple(win.size),
-            stride=tuple(win.stride) if win.stride else None,
-            min_observed=win.min_observed,
-            stats=stats,
-            states=p[1],
-            seed=cfg.run.seed,
-            shuffle=shuffle,
-            rank=rank if sharded else 0,
-            world_size=world_size if sharded else 1,
-            halo=halo,
-            periodic=periodic,
-            context_dim=d.context_dim,
-            context_offsets=tuple(d.context_offsets),
-            donor="real" in cfg.autoencoder.hide.patterns or "real" in cfg.prior.cond_hide.patterns,
-        )
 
-    train = crops("train", True, True)
-    assert train is not None
-    if len(train.windows) == 0:
+def _remove_climatology(
+    cfg: TrainConfig, ds: xr.Dataset, parts: _Parts, periodic: tuple[bool, ...]
+) -> tuple[dict[str, xr.DataArray] | None, _Parts]:
+    """Fit the climatology on the training part and turn every part into anomalies."""
+    d = cfg.data
+    if d.climatology_dim is None:
+        return None, parts
+    train_ds, train_states = parts["train"]  # type: ignore[misc]
+    if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
         raise ConfigError(
-            f"no training window of size {win.size} has an observed share >= "
-            f"{win.min_observed} (lower window.min_observed or the window size)"
+            f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
         )
-    validation = crops("validation", False, False)
-    if validation is not None and len(validation.windows) == 0:
-        validation = None
-    holdout = crops("holdout", False, False)
-    facts = {
+    if train_ds.sizes[d.climatology_dim] < 2:
+        raise ConfigError(
+            f"the training part has {train_ds.sizes[d.climatology_dim]} step along "
+            f"{d.climatology_dim!r}: its climatology (the per-point mean over "
+            f"{d.climatology_dim!r}) is the data itself, and the anomalies left to learn "
+            "are all 0; train on more steps, or drop data.climatology_dim"
+        )
+    climatology = fit_climatology(
+        train_ds, train_states, d.variables, d.climatology_dim, d.dims, periodic
+    )
+    parts = {
+        k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
+    }
+    return climatology, parts
+
+
+def _crops(
+    cfg: TrainConfig,
+    part: tuple[xr.Dataset, xr.Dataset] | None,
+    stats: Stats,
+    periodic: tuple[bool, ...],
+    *,
+    shuffle: bool,
+    rank: int = 0,
+    world_size: int = 1,
+) -> CropDataset | None:
+    """The windows of one part (``None`` for a part that is not there)."""
+    if part is None:
+        return None
+    d, win = cfg.data, cfg.window
+    return CropDataset(
+        part[0],
+        d.variables,
+        tuple(d.dims),
+        tuple(win.size),
+        stride=tuple(win.stride) if win.stride else None,
+        min_observed=win.min_observed,
+        stats=stats,
+        states=part[1],
+        seed=cfg.run.seed,
+        shuffle=shuffle,
+        rank=rank,
+        world_size=world_size,
+        halo=tuple(win.halo) if win.halo is not None else tuple(win.size),
+        periodic=periodic,
+        context_dim=d.context_dim,
+        context_offsets=tuple(d.context_offsets),
+        donor="real" in cfg.autoencoder.hide.patterns or "real" in cfg.prior.cond_hide.patterns,
+    )
+
+
+def _facts(
+    cfg: TrainConfig,
+    ds: xr.Dataset,
+    train: CropDataset,
+    validation: CropDataset | None,
+    holdout: CropDataset | None,
+) -> dict[str, Any]:
+    """The data facts the model spec records."""
+    d, win = cfg.data, cfg.window
+    return {
         "variables": list(d.variables),
         "dims": list(d.dims),
         "window": list(win.size),
@@ -268,6 +278,49 @@ def prepare_data(
         "context_dim": d.context_dim,
         "context_offsets": list(d.context_offsets) if d.context_dim else [],
     }
+
+
+def prepare_data(
+    cfg: TrainConfig, ds: xr.Dataset | None = None, *, rank: int = 0, world_size: int = 1
+) -> PreparedData:
+    """Open, check, split and window the training data.
+
+    Parameters
+    ----------
+    cfg
+        The validated training config.
+    ds
+        A Dataset that replaces ``cfg.data.source``.
+    rank, world_size
+        This process's DDP rank and the number of ranks (windows are sharded).
+
+    Raises
+    ------
+    ConfigError, InputError
+        Missing variables or dims, a window larger than the domain, no eligible window.
+    """
+    d, win = cfg.data, cfg.window
+    ds = _open_and_check(cfg, ds)
+    dim, tr, va, parts = _split(cfg, ds, _states(cfg, ds))
+    train_states = parts["train"][1]  # type: ignore[index]
+    invalid_grid = masks.grid_invalid(train_states, d.dims, d.invalid_along)
+    periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
+    climatology, parts = _remove_climatology(cfg, ds, parts, periodic)
+    train_ds, train_states = parts["train"]  # type: ignore[misc]
+    stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
+    train = _crops(
+        cfg, parts["train"], stats, periodic, shuffle=True, rank=rank, world_size=world_size
+    )
+    assert train is not None
+    if len(train.windows) == 0:
+        raise ConfigError(
+            f"no training window of size {win.size} has an observed share >= "
+            f"{win.min_observed} (lower window.min_observed or the window size)"
+        )
+    validation = _crops(cfg, parts.get("validation"), stats, periodic, shuffle=False)
+    if validation is not None and len(validation.windows) == 0:
+        validation = None
+    holdout = _crops(cfg, parts.get("holdout"), stats, periodic, shuffle=False)
     return PreparedData(
         train,
         validation,
@@ -276,10 +329,10 @@ def prepare_data(
         list(d.variables),
         list(d.dims),
         periodic,
-        facts,
+        _facts(cfg, ds, train, validation, holdout),
         climatology,
         invalid_grid,
-        record_region(ds, split_dim, slice(tr.start, va.stop)) if split_dim is not None else None,
+        record_region(ds, dim, slice(tr.start, va.stop)) if dim is not None else None,
     )
 
 

@@ -80,7 +80,7 @@ def calibrate_on_input(
         without an eligible window.
     """
     from sparsediff.errors import ConfigError
-    from sparsediff.training.trainer import hide_spec, settings_of
+    from sparsediff.training.from_config import hide_spec, settings_of
 
     if model.spec.kind != "latent" or "prior" not in model.nets:
         raise ConfigError('calibrate="input" needs a latent model with a trained prior')

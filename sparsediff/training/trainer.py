@@ -13,8 +13,6 @@ evaluates and writes checkpoints; every rank resumes from them.
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import math
 import os
 import platform
@@ -32,7 +30,7 @@ from tqdm.auto import tqdm
 from sparsediff.data.stats import Stats, denormalize_array
 from sparsediff.errors import TrainingError
 from sparsediff.method import Method, build_method
-from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
+from sparsediff.method.base import TrainBatch
 from sparsediff.method.calibration import fit_calibration
 from sparsediff.method.context_weight import fit_context_weight
 from sparsediff.method.options import FillOptions
@@ -48,8 +46,10 @@ from sparsediff.training.checkpoint import (
     load_state,
     save_checkpoint,
 )
-from sparsediff.training.config import HideConfig, TrainConfig, load_config
+from sparsediff.training.config import TrainConfig, load_config
 from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
+from sparsediff.training.from_config import architecture, hide_spec, initial_spec, settings_of
+from sparsediff.training.metrics_log import MetricsLog
 from sparsediff.training.runtime import EMA, Runtime, cosine_lr, setup_runtime
 
 __all__ = ["architecture", "hide_spec", "initial_spec", "settings_of", "train"]
@@ -62,105 +62,13 @@ EVAL_MEMBERS = 2
 CONTEXT_WEIGHT_WINDOWS = 256
 
 
-def architecture(cfg: TrainConfig) -> dict[str, Any]:
-    """The network settings of a config, as the methods' ``new_net`` takes them."""
-    return {
-        "autoencoder": cfg.autoencoder.model_dump(),
-        "prior": cfg.prior.model_dump(),
-    }
-
-
-def hide_spec(hide: HideConfig) -> HideSpec:
-    """The [`HideSpec`][sparsediff.method.base.HideSpec] of a config's ``hide`` section.
-
-    Parameters
-    ----------
-    hide
-        A ``hide`` or ``cond_hide`` section of the config.
-
-    Returns
-    -------
-    HideSpec
-        Its range of the hidden share and its gap shapes, as tuples.
-    """
-    low, high = hide.rate
-    return HideSpec((low, high), tuple(hide.patterns))
-
-
-def settings_of(cfg: TrainConfig) -> TrainSettings:
-    """The training settings of a config (hide specs, loss weights, dropouts)."""
-    return TrainSettings(
-        seed=cfg.run.seed,
-        hide=hide_spec(cfg.autoencoder.hide),
-        prior_hide=hide_spec(cfg.prior.cond_hide),
-        kl_weight=cfg.autoencoder.kl_weight,
-        latent_dropout=cfg.autoencoder.latent_dropout,
-        cond_dropout=cfg.prior.cond_dropout,
-        objective=cfg.prior.objective,
-        pixel_loss=cfg.prior.pixel_loss,
-    )
-
-
-def initial_spec(cfg: TrainConfig, facts: dict[str, Any]) -> ModelSpec:
-    """The model spec before training (latent scale and spread calibration at 1)."""
-    return ModelSpec(
-        kind=cfg.mode,
-        first_guess=cfg.first_guess,
-        guess_context=cfg.guess_context,
-        context_weight=1.0 if cfg.guess_context_weight == "auto" else cfg.guess_context_weight,
-        cond_dropout=cfg.prior.cond_dropout,
-        pixel_loss=cfg.prior.pixel_loss,
-        **facts,
-    )
-
-
-class _Logger:
-    """Rank-0 metrics to JSONL + CSV (+ TensorBoard when installed)."""
-
-    def __init__(self, out: Path, enabled: bool) -> None:
-        self.enabled = enabled
-        self.out = out
-        self.tb: Any = None
-        if enabled:
-            out.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                self.tb = None
-
-    def log(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        row = {"time": datetime.now(UTC).isoformat(timespec="seconds"), **row}
-        with (self.out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        csv_path = self.out / "metrics.csv"
-        fields = ["time", "stage", "step", "loss", "mse", "lr", "samples_per_s", "val_rmse"]
-        new = not csv_path.exists()
-        with csv_path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "step":
-                    self.tb.add_scalar(f"{row['stage']}/{k}", v, row["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 class _Trainer:
     def __init__(self, cfg: TrainConfig, data: PreparedData, rt: Runtime, out: Path) -> None:
         self.cfg = cfg
         self.data = data
         self.rt = rt
         self.out = out
-        self.logger = _Logger(out, rt.is_main)
+        self.logger = MetricsLog(out, rt.is_main)
         self.settings = settings_of(cfg)
         self.arch = architecture(cfg)
         self.method: Method = build_method(initial_spec(cfg, data.facts))
@@ -278,9 +186,15 @@ class _Trainer:
             torch.distributed.all_reduce(acc)
         return float(1.0 / max(math.sqrt(float(acc[0] / acc[1])), 1e-6))
 
-    def run_stage(self, stage: str, resume_from: Path | None) -> None:
+    def _start_stage(
+        self, stage: str, resume_from: Path | None
+    ) -> tuple[torch.nn.Module, EMA, torch.optim.Optimizer, torch.nn.Module, int]:
+        """A stage's network, EMA, optimizer and (DDP-wrapped) objective, resumed if asked.
+
+        Returns the network, its EMA, the optimizer, the module to call for a
+        loss, and the step to start from.
+        """
         cfg, rt = self.cfg, self.rt
-        total = self._steps(stage)
         net = self._make_net(stage).to(rt.device)
         start_step = 0
         opt_state = None
@@ -312,13 +226,98 @@ class _Trainer:
         )
         if opt_state is not None and start_step > 0:
             opt.load_state_dict(opt_state)
+        return net, ema, opt, model, start_step
+
+    def _step(
+        self,
+        stage: str,
+        step: int,
+        total: int,
+        parts: tuple[torch.nn.Module, torch.optim.Optimizer, torch.nn.Module],
+        batches: Any,
+        last_ckpt: Path | None,
+    ) -> tuple[float, torch.Tensor, int]:
+        """One optimizer step over ``grad_accum`` micro-batches.
+
+        ``parts`` are the network, the optimizer and the module to call for a
+        loss. Returns the learning rate, the (rank-averaged) loss and MSE, and
+        the number of samples seen over all ranks.
+
+        Raises
+        ------
+        TrainingError
+            The loss became non-finite.
+        """
+        cfg, rt = self.cfg, self.rt
+        net, opt, model = parts
         accum = cfg.optim.grad_accum
+        lr = cfg.optim.lr * cosine_lr(
+            step, total=total, warmup=cfg.optim.warmup, min_ratio=cfg.optim.min_lr_ratio
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros(2, device=rt.device)
+        seen = 0
+        for micro in range(accum):
+            b = next(batches).to(rt.device)
+            kwargs = self.method.prepare(stage, b, self.settings)
+            sync = micro == accum - 1 or not rt.distributed
+            ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
+            with ctx, rt.autocast():
+                per, mse = model(**kwargs)
+                loss = per.mean() / accum
+            loss.backward()
+            loss_sum += torch.stack([per.detach().mean(), mse.detach().mean()]).float() / accum
+            seen += b.values.shape[0] * rt.world_size
+        if rt.distributed:
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= rt.world_size
+        if not torch.isfinite(loss_sum).all():
+            raise TrainingError(
+                f"{stage} loss became {float(loss_sum[0])} at step {step}; stopped. "
+                f"Last good checkpoint: {last_ckpt or 'none written yet'} "
+                "(lower optim.lr or check the data for extreme values)"
+            )
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        return lr, loss_sum, seen
+
+    def _log_step(
+        self, row: dict[str, Any], net: torch.nn.Module, ema: EMA, bar: Any, eval_now: bool
+    ) -> None:
+        """Show and log a metrics row, with the EMA weights' validation RMSE when due."""
+        bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.1f}")
+        if eval_now:
+            with ema.swapped_into(net):
+                net.eval()
+                row["val_rmse"] = self.evaluate(row["stage"])
+                net.train()
+        self.logger.log(row)
+
+    def _finish_stage(self, stage: str, total: int, net: torch.nn.Module, ema: EMA) -> None:
+        """Freeze the stage's EMA weights into the method and write its final checkpoint."""
+        net.load_state_dict(ema.state_dict())
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.method.nets[stage] = net
+        self.completed.append(stage)
+        if self.rt.is_main:
+            self._checkpoint(f"{stage}_done", total, net, ema, None)
+        self.rt.barrier()
+
+    def run_stage(self, stage: str, resume_from: Path | None) -> None:
+        """Train one stage (from scratch, or on from a checkpoint of it), then freeze it."""
+        cfg, rt = self.cfg, self.rt
+        total = self._steps(stage)
+        net, ema, opt, model, start_step = self._start_stage(stage, resume_from)
         stream = BatchStream(
             self.data.train,
             self.local_batch,
             world_size=rt.world_size,
             rank=rt.rank,
-            start=start_step * accum * self.local_batch,
+            start=start_step * cfg.optim.grad_accum * self.local_batch,
             num_workers=cfg.run.num_workers,
         )
         batches = iter(stream)
@@ -333,35 +332,8 @@ class _Trainer:
         t0, seen = time.perf_counter(), 0
         net.train()
         for step in range(start_step, total):
-            lr = cfg.optim.lr * cosine_lr(
-                step, total=total, warmup=cfg.optim.warmup, min_ratio=cfg.optim.min_lr_ratio
-            )
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss_sum = torch.zeros(2, device=rt.device)
-            for micro in range(accum):
-                b = next(batches).to(rt.device)
-                kwargs = self.method.prepare(stage, b, self.settings)
-                sync = micro == accum - 1 or not rt.distributed
-                ctx = model.no_sync() if (rt.distributed and not sync) else contextlib.nullcontext()  # type: ignore[operator]
-                with ctx, rt.autocast():
-                    per, mse = model(**kwargs)
-                    loss = per.mean() / accum
-                loss.backward()
-                loss_sum += torch.stack([per.detach().mean(), mse.detach().mean()]).float() / accum
-                seen += b.values.shape[0] * rt.world_size
-            if rt.distributed:
-                torch.distributed.all_reduce(loss_sum)
-                loss_sum /= rt.world_size
-            if not torch.isfinite(loss_sum).all():
-                raise TrainingError(
-                    f"{stage} loss became {float(loss_sum[0])} at step {step}; stopped. "
-                    f"Last good checkpoint: {last_ckpt or 'none written yet'} "
-                    "(lower optim.lr or check the data for extreme values)"
-                )
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-            opt.step()
+            lr, loss_sum, n = self._step(stage, step, total, (net, opt, model), batches, last_ckpt)
+            seen += n
             ema.update(net)
             done = step + 1
             bar.update(1)
@@ -378,13 +350,7 @@ class _Trainer:
                     "lr": lr,
                     "samples_per_s": seen / dt if dt > 0 else float("nan"),
                 }
-                bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.1f}")
-                if eval_now:
-                    with ema.swapped_into(net):
-                        net.eval()
-                        row["val_rmse"] = self.evaluate(stage)
-                        net.train()
-                self.logger.log(row)
+                self._log_step(row, net, ema, bar, eval_now)
                 t0, seen = time.perf_counter(), 0
             if done % cfg.run.checkpoint_every == 0 or done == total:
                 if not all(torch.isfinite(p).all() for p in net.parameters()):
@@ -396,15 +362,7 @@ class _Trainer:
                     last_ckpt = self._checkpoint(stage, done, net, ema, opt)
                 rt.barrier()
         bar.close()
-        net.load_state_dict(ema.state_dict())
-        net.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        self.method.nets[stage] = net
-        self.completed.append(stage)
-        if rt.is_main:
-            self._checkpoint(f"{stage}_done", total, net, ema, None)
-        rt.barrier()
+        self._finish_stage(stage, total, net, ema)
 
     def fit_context_weight(self) -> None:
         """Fit the weight of the neighbouring steps in the first guess.
