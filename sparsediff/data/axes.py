@@ -30,6 +30,8 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from sparsediff.errors import InputError
+
 __all__ = [
     "LATITUDE_NAMES",
     "LATITUDE_UNITS",
@@ -271,11 +273,11 @@ def find_coord(obj: xr.Dataset | xr.DataArray, role: Role) -> Hashable | None:
 
     Raises
     ------
-    ValueError
+    InputError
         An unknown role.
     """
     if role not in _TESTS:
-        raise ValueError(f"unknown coordinate role {role!r} (one of {sorted(_TESTS)})")
+        raise InputError(f"unknown coordinate role {role!r} (one of {sorted(_TESTS)})")
     test = _TESTS[role]
     coords: Mapping[Hashable, xr.DataArray] = obj.coords
     for name, coord in coords.items():

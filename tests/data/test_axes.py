@@ -26,6 +26,7 @@ from sparsediff.data.binning import bin_to_grid
 from sparsediff.data.grid import is_global_longitude
 from sparsediff.data.observations import Observations
 from sparsediff.data.target_grid import TargetGrid
+from sparsediff.errors import InputError
 from sparsediff.evaluation import metrics as M
 from sparsediff.evaluation.baselines import LinearInterp
 
@@ -156,7 +157,7 @@ def test_name_only_coordinates_keep_their_roles() -> None:
     assert M.area_weights(plain) is None
     assert not is_global_longitude(plain.x_c)
     assert time_dim(plain.to_dataset()) is None
-    with pytest.raises(ValueError, match="unknown coordinate role 'depth'"):
+    with pytest.raises(InputError, match="unknown coordinate role 'depth'"):
         find_coord(da, "depth")  # type: ignore[arg-type]
 
 
