@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
+from sparsediff.data.axes import time_dim
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -31,21 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["SparsediffAccessor", "time_dim"]
 
 Along = Hashable | Iterable[Hashable] | None
-
-
-def time_dim(ds: xr.Dataset) -> Hashable | None:
-    """The time dim of ``ds``: one named ``time``, or whose coordinate says so in CF terms.
-
-    CF terms: ``axis: T`` or ``standard_name: time``. ``None`` when there is none.
-    """
-    if "time" in ds.dims:
-        return "time"
-    for d in ds.dims:
-        if d in ds.coords:
-            attrs = ds[d].attrs
-            if str(attrs.get("axis", "")).upper() == "T" or attrs.get("standard_name") == "time":
-                return d
-    return None
 
 
 @xr.register_dataset_accessor("sparsediff")

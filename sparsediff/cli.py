@@ -401,7 +401,7 @@ def info(path: Path, model_path: Path | None) -> None:
     if model_path is not None:
         rule = f"invalid as in a fill with {model_path}"
     else:
-        from sparsediff.accessor import time_dim
+        from sparsediff.data.axes import time_dim
 
         along = time_dim(ds)
         rule = f"invalid: missing at every {along!r} step" if along else "no time dim: no invalid"

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "sparsediff.devices": 0,
     "sparsediff.progress": 0,
     "sparsediff.data": 1,
+    "sparsediff.data.axes": 1,  # coordinate roles (cf_xarray, imported lazily)
     "sparsediff.networks": 2,
     "sparsediff.diffusion": 2,
     "sparsediff.method": 3,

@@ -2,13 +2,17 @@
 
 One owner for each rule, so that the model's tiling and the classical
 baselines agree on whether a grid is periodic, and training and fill measure
-grid spacing the same way.
+grid spacing the same way. Which coordinate is a longitude is
+[`sparsediff.data.axes`][sparsediff.data.axes]'s rule (`is_longitude`,
+`LONGITUDE_NAMES` and `LONGITUDE_UNITS` are re-exported from there).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
+from sparsediff.data.axes import LONGITUDE_NAMES, LONGITUDE_UNITS, is_longitude
 
 __all__ = [
     "LONGITUDE_NAMES",
@@ -17,33 +21,6 @@ __all__ = [
     "is_global_longitude",
     "is_longitude",
 ]
-
-#: Coordinate names taken for longitude (lower case).
-LONGITUDE_NAMES = frozenset({"lon", "longitude", "nav_lon"})
-#: CF units of longitude (lower case): degrees_east and its allowed spellings.
-LONGITUDE_UNITS = frozenset(
-    {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee"}
-)
-
-
-def is_longitude(coord: xr.DataArray) -> bool:
-    """Whether ``coord`` is a longitude: by name, CF units or ``standard_name``.
-
-    Parameters
-    ----------
-    coord
-        A coordinate.
-
-    Returns
-    -------
-    bool
-    """
-    units = str(coord.attrs.get("units", "")).strip().lower()
-    return (
-        str(coord.name).lower() in LONGITUDE_NAMES
-        or units in LONGITUDE_UNITS
-        or coord.attrs.get("standard_name") == "longitude"
-    )
 
 
 def grid_spacing(coord: xr.DataArray) -> float | None:
@@ -68,9 +45,11 @@ def grid_spacing(coord: xr.DataArray) -> float | None:
 def is_global_longitude(coord: xr.DataArray) -> bool:
     """Whether ``coord`` is a longitude that closes the circle (a periodic dim).
 
-    A longitude is recognised by its name (``lon``, ``longitude``,
-    ``nav_lon``), its CF units (``degrees_east`` and spellings) or
-    ``standard_name = "longitude"``. It wraps when it is 1-D, numeric, with at
+    A longitude is recognised by
+    [`is_longitude`][sparsediff.data.axes.is_longitude]: its CF attributes
+    through cf_xarray (``standard_name``, ``long_name``,
+    ``_CoordinateAxisType``), its CF units (``degrees_east`` and spellings)
+    or its name (``lon``, ``longitude``, ``nav_lon``). It wraps when it is 1-D, numeric, with at
     least 3 points that advance the same way round the circle (strictly
     monotonic modulo 360, so a grid rolled to start at 180° still wraps), its
     span plus one step is 360 degrees within half a step, and no step is more

@@ -4,7 +4,10 @@ A [`TargetGrid`][TargetGrid] is a tuple of 1-D dimension coordinates (cell centr
 with, for each dim, its cell edges, its role (latitude, longitude, time,
 vertical or none) and whether it wraps (a global longitude). It comes from a
 template dataset (`TargetGrid.from_dataset`) or from bounds plus a
-resolution (`TargetGrid.from_bounds`).
+resolution (`TargetGrid.from_bounds`). A dim's role is
+[`role_of`][sparsediff.data.axes.role_of] of its coordinate (CF attributes
+through cf_xarray, then its name; `ROLE_NAMES`, `role_of` and `role_of_name`
+are re-exported from [`sparsediff.data.axes`][sparsediff.data.axes]).
 
 Numbers along each dim are float64 positions: degrees, metres, index units,
 and for a time dim seconds since the grid's first time step (``datetime64``
@@ -22,46 +25,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sparsediff.data.grid import LONGITUDE_NAMES, is_global_longitude, is_longitude
+from sparsediff.data.axes import ROLE_NAMES, role_of, role_of_name
+from sparsediff.data.grid import is_global_longitude
 from sparsediff.errors import InputError
 
 __all__ = ["ROLE_NAMES", "TargetGrid", "role_of", "role_of_name", "wrap_longitude"]
 
-#: Names taken for each coordinate role (lower case); longitude's from `.grid`.
-ROLE_NAMES: dict[str, frozenset[str]] = {
-    "latitude": frozenset({"lat", "latitude", "nav_lat"}),
-    "longitude": LONGITUDE_NAMES,
-    "time": frozenset({"time", "t", "date", "datetime"}),
-    "vertical": frozenset({"z", "depth", "level", "lev", "height", "altitude", "plev"}),
-}
-_LATITUDE_UNITS = frozenset({"degrees_north", "degree_north", "degrees_n", "degree_n"})
 _NS_PER_S = 1_000_000_000
-
-
-def role_of_name(name: Hashable) -> str | None:
-    """The role a coordinate name implies (``"latitude"``, ``"longitude"``, ``"time"``,
-    ``"vertical"``), or ``None``."""
-    low = str(name).lower()
-    for role, names in ROLE_NAMES.items():
-        if low in names:
-            return role
-    return None
-
-
-def role_of(coord: xr.DataArray) -> str | None:
-    """The role of a coordinate: by dtype (datetime64 is a time), CF attributes, then its
-    name (a name alone never makes a time: numeric "time" values are a plain dim)."""
-    if np.issubdtype(coord.dtype, np.datetime64):
-        return "time"
-    if is_longitude(coord):
-        return "longitude"
-    units = str(coord.attrs.get("units", "")).strip().lower()
-    if coord.attrs.get("standard_name") == "latitude" or units in _LATITUDE_UNITS:
-        return "latitude"
-    if str(coord.attrs.get("axis", "")).upper() == "Z" or "positive" in coord.attrs:
-        return "vertical"
-    role = role_of_name(coord.name)
-    return None if role == "time" else role  # a time is datetime64 (above); else a plain dim
 
 
 def wrap_longitude(x: np.ndarray, low: float) -> np.ndarray:

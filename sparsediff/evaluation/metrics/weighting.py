@@ -7,19 +7,10 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
+from sparsediff.data.axes import find_coord
 from sparsediff.errors import InputError
 
 __all__ = ["area_weights"]
-
-_LAT_NAMES = frozenset({"lat", "latitude"})
-_LAT_UNITS = frozenset({"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen"})
-
-
-def _is_latitude(name: Hashable, coord: xr.DataArray) -> bool:
-    if str(name).lower() in _LAT_NAMES:
-        return True
-    units = str(coord.attrs.get("units", "")).strip().lower()
-    return units in _LAT_UNITS or coord.attrs.get("standard_name") == "latitude"
 
 
 def area_weights(da: xr.DataArray) -> xr.DataArray | None:
@@ -28,10 +19,12 @@ def area_weights(da: xr.DataArray) -> xr.DataArray | None:
     Parameters
     ----------
     da
-        Any DataArray. Its latitude coordinate is the first coordinate named
-        ``lat`` or ``latitude`` (any case), or carrying ``units =
-        "degrees_north"`` or ``standard_name = "latitude"``; it may be 1-D
-        (a dim coordinate) or 2-D (a curvilinear grid).
+        Any DataArray. Its latitude coordinate is the first coordinate that
+        [`is_latitude`][sparsediff.data.axes.is_latitude]: CF attributes read
+        by cf_xarray (``standard_name``/``long_name: latitude``,
+        ``_CoordinateAxisType: Lat``), ``units = "degrees_north"`` (or a
+        spelling of it), or named ``lat``, ``latitude`` or ``nav_lat`` (any
+        case); it may be 1-D (a dim coordinate) or 2-D (a curvilinear grid).
 
     Returns
     -------
@@ -45,16 +38,17 @@ def area_weights(da: xr.DataArray) -> xr.DataArray | None:
     InputError
         The latitude coordinate is not numeric.
     """
-    for name, coord in da.coords.items():
-        if _is_latitude(name, coord):
-            if not np.issubdtype(coord.dtype, np.number):
-                raise InputError(f"latitude coordinate {name!r} is not numeric ({coord.dtype})")
-            w = np.cos(np.deg2rad(coord.astype(np.float64))).clip(min=0.0)
-            w = w.reset_coords(drop=True)
-            w.name = "area_weight"
-            w.attrs = {"long_name": "area weight cos(latitude)"}
-            return w
-    return None
+    name = find_coord(da, "latitude")
+    if name is None:
+        return None
+    coord = da.coords[name]
+    if not np.issubdtype(coord.dtype, np.number):
+        raise InputError(f"latitude coordinate {name!r} is not numeric ({coord.dtype})")
+    w = np.cos(np.deg2rad(coord.astype(np.float64))).clip(min=0.0)
+    w = w.reset_coords(drop=True)
+    w.name = "area_weight"
+    w.attrs = {"long_name": "area weight cos(latitude)"}
+    return w
 
 
 def _weights(truth: xr.DataArray, area_weighted: bool) -> xr.DataArray | None:
