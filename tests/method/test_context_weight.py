@@ -123,3 +123,33 @@ def test_weight_one_is_bit_identical_to_the_guess_without_a_weight() -> None:
     spatial = build_inputs(frames, guess="laplace", n_context=2, use_context=False)
     zero = build_inputs(frames, guess="laplace", n_context=2, context_weight=0.0)
     torch.testing.assert_close(guess_of(zero, 1), guess_of(spatial, 1), atol=1e-5, rtol=0)
+
+
+def test_a_neighbour_with_nothing_shown_is_left_out_of_the_space_time_guess() -> None:
+    """Planted bug (issue 19 round 2): the base averaged over every context frame.
+
+    A frame with no shown point (the step before the first, a dropped frame)
+    must not count: the guess from one shown neighbour and an empty one is the
+    guess from that neighbour alone (here: the same neighbour twice), not half
+    of it.
+    """
+    frames = _frames(3)
+    assert frames.context is not None
+    assert frames.context_shown is not None
+    ctx, ctx_shown = frames.context, frames.context_shown
+    one_empty = ctx_shown.clone()
+    one_empty[:, 1] = False
+    lone = Frames(frames.values, frames.shown, frames.active, ctx, one_empty)
+    twice = Frames(
+        frames.values,
+        frames.shown,
+        frames.active,
+        torch.stack([ctx[:, 0], ctx[:, 0]], 1),
+        torch.stack([ctx_shown[:, 0], ctx_shown[:, 0]], 1),
+    )
+    for guess in ("laplace", "normconv"):
+        g_lone = guess_of(build_inputs(lone, guess=guess, n_context=2), 1)
+        g_twice = guess_of(build_inputs(twice, guess=guess, n_context=2), 1)
+        torch.testing.assert_close(g_lone, g_twice, atol=1e-5, rtol=0)
+        spatial = guess_of(build_inputs(lone, guess=guess, n_context=2, use_context=False), 1)
+        assert float((g_lone - spatial).abs().max()) > 0.1  # the neighbour does count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -364,3 +365,70 @@ def test_local_distance_tells_a_lone_gap_from_the_edge_of_a_box() -> None:
     torch.testing.assert_close(spread_covariate(inputs, 1, "local_distance"), local)
     with pytest.raises(InputError, match="spread covariate"):
         spread_covariate(inputs, 1, "exit_time")
+
+
+def test_distance_of_gives_whole_grid_steps_exactly_up_to_the_cap() -> None:
+    """Planted bug (issue 19 round 2): the distance read back from the inputs unrounded.
+
+    The inputs hold ``log1p(d) / log1p(cap)`` in float32; read back without
+    rounding, distance 12 comes out as 11.999999 and falls into the spread bin
+    below the edge at 12 (``bucketize(..., right=True)``).
+    """
+    from sparsediff.method.calibration import COVARIATE_BINS
+    from sparsediff.method.inputs import DISTANCE_CAP, distance_of, distance_to_shown
+
+    shape = (1, 1, 8, DISTANCE_CAP + 8)
+    shown = torch.zeros(shape, dtype=torch.bool)
+    shown[..., 0] = True  # distances 0, 1, ..., up to the cap along x
+    frames = Frames(torch.zeros(shape), shown, torch.ones(shape, dtype=torch.bool))
+    inputs = build_inputs(frames, guess="zero", n_context=0)
+    got = distance_of(inputs, 1)
+    expected = distance_to_shown(shown)
+    assert set(expected.unique().tolist()) == set(range(DISTANCE_CAP + 1))
+    assert torch.equal(got, expected)
+    edges = torch.tensor(COVARIATE_BINS[1:], dtype=got.dtype)
+    at_edges = torch.isin(expected, edges)
+    assert torch.equal(
+        torch.bucketize(got[at_edges], edges, right=True),
+        torch.bucketize(expected[at_edges], edges, right=True),
+    )
+
+
+def test_calibration_bins_are_half_open_as_the_fill_reads_them(model: sparsediff.Model) -> None:
+    """Planted bug (issue 19 round 2): ``bucketize(right=False)`` in the spread fit.
+
+    The fill applies factor ``i`` where the covariate lies in ``[bins[i],
+    bins[i + 1])``; the fit must count the hidden points the same way, the
+    ones exactly at an edge included (distances are whole steps, so many are).
+    """
+    from sparsediff.method.calibration import DISTANCE_BINS, fit_spread_scale
+    from sparsediff.method.inputs import distance_of
+    from sparsediff.rng import Stream
+
+    values, observed, active = _field(shape=(24, 24), seed=4)
+    observed = torch.ones_like(observed)
+    batch = TrainBatch(
+        values.expand(2, -1, -1, -1),
+        observed.expand(2, -1, -1, -1),
+        active.expand(2, -1, -1, -1),
+        halo=(0, 0),
+        positions=[3, 4],
+    )
+    settings = TrainSettings(seed=1, hide=HideSpec(rate=(0.6, 0.6), patterns=("boxes",)))
+    cal = fit_spread_scale(
+        model.method, [batch], settings, members=2, steps=2, covariate="distance"
+    )
+    assert cal is not None
+    assert cal.bins == DISTANCE_BINS
+    raw_spec = model.spec.model_copy(
+        update={"spread_scale": 1.0, "spread_bins": [], "spread_scales": []}
+    )
+    raw = build_method(raw_spec, model.method.nets)
+    w = raw.windows(batch, settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
+    dist = distance_of(w.inputs, 1)[w.scored]
+    assert bool(torch.isin(dist, torch.tensor(DISTANCE_BINS[1:])).any())  # points at edges
+    edges = [*DISTANCE_BINS, math.inf]
+    expected = tuple(
+        int(((dist >= lo) & (dist < hi)).sum()) for lo, hi in itertools.pairwise(edges)
+    )
+    assert cal.counts == expected
