@@ -17,10 +17,12 @@ PACKAGE = Path(sparsediff.__file__).parent
 MAX_FUNCTION_LINES = 100
 MAX_MODULE_LINES = 600
 
-#: issue 18: being split (the lead splits these two orchestrators and their module).
+#: The two public entry points, over 100 lines only by their typed signatures (30 and
+#: 24 keyword parameters the accessor mirrors, issue 20) and their docstrings: their
+#: bodies are 25 and 37 lines of stage calls (plan, compute, assemble; plan, hold out,
+#: run, score, report). A new long function anywhere else fails.
 ALLOWED_FUNCTIONS = {"filling/fill.py::fill", "evaluation/evaluate.py::evaluate"}
-#: issue 18: being split (``fill`` above is most of it).
-ALLOWED_MODULES = {"filling/fill.py"}
+ALLOWED_MODULES: set[str] = set()
 
 
 def _functions(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, int, int]]:
@@ -79,3 +81,16 @@ def test_the_allow_lists_hold_only_what_is_still_too_long() -> None:
     sizes = {rel: len(source.splitlines()) for rel, source in _modules()}
     stale += [k for k in ALLOWED_MODULES if sizes.get(k, 0) <= MAX_MODULE_LINES]
     assert not stale, f"remove from the allow-lists: {stale}"
+
+
+def test_the_allowed_entry_points_keep_short_bodies() -> None:
+    """``fill`` and ``evaluate`` are allowed their signatures and docstrings, not long bodies."""
+    for key in sorted(ALLOWED_FUNCTIONS):
+        path, name = key.split("::")
+        tree = ast.parse((PACKAGE / path).read_text())
+        (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name]
+        doc = node.body[0]
+        assert isinstance(doc, ast.Expr), key
+        assert isinstance(doc.value, ast.Constant), key
+        body = (node.end_lineno or 0) - (doc.end_lineno or 0)
+        assert body <= 50, f"{key}: body of {body} lines"

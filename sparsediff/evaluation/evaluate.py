@@ -26,10 +26,10 @@ import os
 import time
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -38,6 +38,7 @@ from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
 from sparsediff.errors import ConfigError, InputError, SparsediffWarning
 from sparsediff.evaluation.baselines import Baseline, Setting, baseline_class, for_evaluation
+from sparsediff.evaluation.figures import best_other, plot_example, plot_scores
 from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
@@ -174,26 +175,23 @@ def evaluate(
     ----------
     ds
         Data with truth at its observed points (a DataArray counts as a
-        one-variable Dataset). dask-backed data are loaded: evaluation sizes
-        must fit in memory.
+        one-variable Dataset); dask-backed data are loaded, so they must fit in memory.
     model
-        A trained [`Model`][sparsediff.model.Model] (or the path of a saved
-        one); its row is named ``"sparsediff"``.
+        A trained [`Model`][sparsediff.model.Model] or the path of a saved one;
+        its row is named ``"sparsediff"``.
     holdout
         Gap pattern hidden among the observed points, ``"<pattern>:<fraction>"``
-        with a pattern of [`sparsediff.data.gaps.PATTERNS`][sparsediff.data.gaps.PATTERNS]
-        (``mcar``,
+        with a pattern of [`PATTERNS`][sparsediff.data.gaps.PATTERNS] (``mcar``,
         ``boxes``, ``stripes``, ``swath``, ``cloud``).
     baselines
-        Classical baselines (registry names of
-        [`BASELINES`][sparsediff.evaluation.baselines.BASELINES], a comma-separated
-        string, [`Baseline`][sparsediff.evaluation.baselines.Baseline] objects, or
-        any [`Filler`][sparsediff.evaluation.fillers.Filler], run as given);
-        ``None`` or ``()`` for none. Each baseline declares what it needs
-        (``time_mean`` and ``dineof`` a time dim outside ``dims``,
-        ``guess_noise`` a model, ``condsim`` two spatial dims) and is skipped
-        (noted in ``table.attrs["notes"]``) when that is missing; without a
-        time dim ``laplace`` uses the slice mean as its first guess. The null
+        Registry names of [`BASELINES`][sparsediff.evaluation.baselines.BASELINES]
+        (or one comma-separated string),
+        [`Baseline`][sparsediff.evaluation.baselines.Baseline] objects or any
+        [`Filler`][sparsediff.evaluation.fillers.Filler] (run as given); ``None``
+        or ``()``: none. A baseline that lacks what it needs (``time_mean`` and
+        ``dineof`` a time dim outside ``dims``, ``guess_noise`` a model,
+        ``condsim`` two spatial dims) is skipped, noted in ``table.attrs["notes"]``;
+        without a time dim ``laplace`` starts from the slice mean. The null
         ensembles ``guess_noise`` and ``condsim`` get ``members`` members.
     members
         Ensemble members per model (the table scores their mean, and CRPS and
@@ -201,67 +199,59 @@ def evaluate(
     steps
         Sampler steps per member.
     seed
-        Seed of the held-out gaps, of the sampling noise and of DINEOF's
-        cross-validation.
+        Seed of the held-out gaps, the sampling noise and DINEOF's cross-validation.
     dims
         Spatial dims of the holdout pattern, the baselines and the spectra
-        (default: the model's dims). ``time_dim`` is taken out of them if
-        present (the pattern is drawn per time step).
+        (default: the model's), less ``time_dim`` (the pattern is drawn per step).
     time_dim
         The record dim of the time-based baselines and of the holdout keying.
     invalid_along
         Dim(s) along which points missing at every step of the **original**
         data are invalid (land in an ocean field); ignored if absent.
     out
-        Directory to write ``scores.csv``, ``example_fill.png`` (the first
-        model's fill, or the first baseline's), ``rmse_by_method.png``,
-        ``gap_spectra.png`` (gap power ratio per wavenumber and method) and,
-        per model, its fill of the region (``fill_<name>.zarr``: members,
-        fill flags, provenance).
+        Directory for ``scores.csv``, ``example_fill.png`` (the first model's
+        fill, or the first baseline's), ``rmse_by_method.png``,
+        ``gap_spectra.png`` (gap power ratio per wavenumber and method) and each
+        model's fill of the region (``fill_<name>.zarr``: members, flags, provenance).
     models
         Further models to compare, ``{name: Model or path}`` (e.g. latent and
-        pixel-space variants), or ``{name: Filler}`` for a variant with its
-        own fill options (a [`ModelFiller`][sparsediff.evaluation.fillers.ModelFiller]
-        named ``name``).
+        pixel-space variants), or ``{name: Filler}`` for a variant with its own
+        fill options (a [`ModelFiller`][sparsediff.evaluation.fillers.ModelFiller]).
     variables
-        Variables to score (default: the first model's variables, or every
-        numeric variable holding ``dims``).
+        Variables to score (default: the first model's, or every numeric
+        variable holding ``dims``).
     invalid
         User invalid mask (variable name, DataArray or file; ``True`` = invalid).
     region
         Index ranges ``{dim: slice(start, stop)}`` where gaps are hidden and
-        scores taken (e.g. the held-out period); the baselines see all of
-        ``ds``, the models fill the region.
+        scored (e.g. the held-out period); the baselines see all of ``ds``,
+        the models fill the region.
     sampler, batch_size, device, progress
-        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (with ``members``, ``steps`` and
-        ``seed``) for every model given as a Model or path. ``progress``
-        also shows a bar over the fills (models and baselines); ``None``
-        (default): when interactive (a terminal or a notebook).
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (with ``members``,
+        ``steps`` and ``seed``) for each model given as a Model or path.
+        ``progress`` also shows a bar over all the fills (``None``: when interactive).
     adapt, calibrate
-        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] too: adapt each model to, and/or
-        calibrate it on, the gappy input it fills (the held-out points are
-        removed from it first, so they never reach the weights or the
-        calibration). With [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions]
-        ``out``, give one model only (its run directory is shared).
+        Passed to ``sparsediff.fill`` too; they see the gappy input without the
+        held-out points. With an ``out`` in
+        [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions], give one model
+        only (its run directory is shared).
 
     Returns
     -------
     pandas.DataFrame
         One row per variable and method: ``variable``, ``method``, ``kind``
-        (``"model"`` or ``"baseline"``), ``rmse``, ``mae``, ``bias``
-        (area-weighted by cos latitude when there is a latitude), ``crps``
-        (for a deterministic baseline its MAE, the CRPS of a point forecast),
-        ``spread_skill`` (NaN without an ensemble of at least 2 members),
-        ``spectrum_score`` (mean ``|ln|`` power ratio over the upper half of
-        the wavenumbers, of the members or the deterministic fill; 0 is
-        perfect), ``energy_score`` and ``variogram_score`` (per gap region,
-        averaged; [`multivariate_scores`][sparsediff.evaluation.metrics.multivariate_scores]),
+        (``"model"`` or ``"baseline"``), ``rmse``, ``mae``, ``bias`` (weighted
+        by cos latitude when there is a latitude), ``crps`` (of a deterministic
+        fill: its MAE), ``spread_skill`` (NaN under 2 members),
+        ``spectrum_score`` (mean ``|ln|`` power ratio over the upper half of the
+        wavenumbers; 0 is perfect), ``energy_score`` and ``variogram_score``
+        (per gap region, averaged;
+        [`multivariate_scores`][sparsediff.evaluation.metrics.multivariate_scores]),
         ``n_regions``, ``gap_power_low``/``_mid``/``_high`` (members' power in
-        the gaps over the truth's, per wavenumber band; 1 is perfect),
-        ``psnr`` and ``ssim`` (only with 3 spatial ``dims``),
-        ``n_points`` (held-out points scored) and ``seconds`` (wall time of
-        the fill). ``table.attrs`` holds the holdout spec, seed, members,
-        steps and ``notes``.
+        the gaps over the truth's per wavenumber band; 1 is perfect), ``psnr``
+        and ``ssim`` (3 spatial ``dims`` only), ``n_points`` (held-out points
+        scored) and ``seconds`` (the fill's wall time). ``table.attrs``: the
+        holdout spec, seed, members, steps, sampler, region and ``notes``.
 
     Raises
     ------
@@ -273,7 +263,6 @@ def evaluate(
     CompatibilityError
         A model that cannot fill these data.
     """
-    # ------------------------------------------------------------ checks (nothing computed)
     if isinstance(holdout, str):
         parse_pattern(holdout)
     _check_positive(members=members, steps=steps, batch_size=batch_size)
@@ -291,6 +280,84 @@ def evaluate(
         adapt=adapt,
         calibrate=calibrate,
     )
+    plan = _plan(
+        ds,
+        model_fillers,
+        baselines,
+        dims=dims,
+        variables=variables,
+        invalid=invalid,
+        time_dim=time_dim,
+        invalid_along=invalid_along,
+        region=region,
+        seed=seed,
+        members=members,
+    )
+    held = _hold_out(plan, holdout, seed=seed, invalid=invalid, time_dim=time_dim)
+    fills = _run(plan, held, progress)
+    result, gap_spectra = _score(plan, held, fills, seed)
+    result.attrs = _table_attrs(plan, holdout, seed, members, steps, sampler)
+    if out is not None:
+        _report(Path(out), result, plan, held, fills, gap_spectra, holdout)
+    return result
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What an evaluation fills and scores, decided before anything is computed."""
+
+    data: xr.Dataset  # the input as a Dataset
+    names: list[str]  # the variables scored
+    dims: tuple[Hashable, ...]  # the spatial dims
+    pattern_dims: tuple[Hashable, ...]  # the dims of the holdout pattern
+    has_time: bool  # a record dim outside ``pattern_dims`` (time-based baselines)
+    region: dict[Hashable, slice]  # where gaps are hidden, filled and scored
+    along: list[Hashable] | None  # the ``invalid_along`` dims the data have
+    fillers: list[Filler]  # the models, then the baselines that can run
+    notes: list[str]  # the baselines skipped, and why
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The data with their held-out points: what the fillers see and what is scored."""
+
+    data: xr.Dataset  # the variables scored (and a named invalid mask), loaded
+    gappy: xr.Dataset  # ``data`` with the held-out points hidden
+    invalid: dict[str, xr.DataArray]  # per variable, its invalid points
+    held_r: xr.Dataset  # the held-out points, on the region
+    truth_r: xr.Dataset  # ``data`` on the region
+    gappy_r: xr.Dataset  # ``gappy`` on the region
+
+
+@dataclass(frozen=True)
+class _Fills:
+    """Every filler's output on the region, per variable and method."""
+
+    filled_by: dict[str, xr.Dataset]  # per filler, its output
+    ensembles: dict[str, dict[str, xr.DataArray]]  # members, invalid points NaN
+    preds: dict[str, dict[str, xr.DataArray]]  # the ensemble means
+    kinds: dict[str, str]  # ``"model"`` or ``"baseline"``
+    seconds: dict[str, float]  # wall time of each fill
+
+
+def _plan(
+    ds: xr.Dataset | xr.DataArray,
+    model_fillers: list[Filler],
+    baselines: str | Iterable[str | Baseline | Filler] | None,
+    *,
+    dims: Sequence[Hashable] | None,
+    variables: str | Iterable[str] | None,
+    invalid: masks.InvalidSpec,
+    time_dim: Hashable | None,
+    invalid_along: Hashable | Iterable[Hashable] | None,
+    region: Mapping[Hashable, Any] | None,
+    seed: int,
+    members: int,
+) -> _Plan:
+    """Check the data against the fillers; decide dims, variables, region and baselines.
+
+    The first model sets the default dims and variables; a baseline that cannot run is noted.
+    """
     # an unnamed DataArray is the model's one variable, as for sparsediff.fill
     single = [f.variables[0] for f in model_fillers if f.variables and len(f.variables) == 1]
     data = as_dataset(ds, name=single[0] if single else None)
@@ -310,30 +377,7 @@ def evaluate(
         f.check(data)
     if variables is None and tied and tied[0].variables is not None:
         variables = list(tied[0].variables)
-    if variables is None:  # baselines only: every numeric variable that holds the dims
-        candidates = [
-            v for v in numeric_variables(data) if not (isinstance(invalid, str) and v == invalid)
-        ]
-        variables = [v for v in candidates if all(d in data[v].dims for d in dims)]
-        if not variables:
-            raise InputError(
-                f"no numeric variable has all of the dims {dims} "
-                f"(variables: {', '.join(map(str, data.data_vars))})"
-            )
-    names = numeric_variables(data, variables)
-    for d in dims:
-        for v in names:
-            if d not in data[v].dims:
-                raise InputError(
-                    f"dim {d!r} is not a dim of variable {v!r} "
-                    f"(dims: {', '.join(map(str, data[v].dims))})"
-                )
-    for f in model_fillers:
-        lacking = [v for v in names if f.variables is not None and v not in f.variables]
-        if lacking:
-            raise InputError(
-                f"model {f.name!r} does not fill {lacking} (it fills {list(f.variables or ())})"
-            )
+    names = _scored_variables(data, variables, dims, invalid, model_fillers)
     pattern_dims = tuple(d for d in dims if d != time_dim)
     if len(pattern_dims) < 2:
         pattern_dims = dims
@@ -357,22 +401,68 @@ def evaluate(
         runner = _baseline_filler(n, spec, setting, notes)
         if runner is not None:
             fillers.append(runner)
+    return _Plan(data, names, dims, pattern_dims, has_time, reg, along, fillers, notes)
 
-    # ------------------------------------------------------------ holdout
-    keep = [*names, *([invalid] if isinstance(invalid, str) and invalid in data else [])]
-    data = data[keep].compute()
-    st = masks.states(data, names, invalid=invalid, invalid_along=along)
+
+def _scored_variables(
+    data: xr.Dataset,
+    variables: str | Iterable[str] | None,
+    dims: tuple[Hashable, ...],
+    invalid: masks.InvalidSpec,
+    model_fillers: list[Filler],
+) -> list[str]:
+    """The variables to score (``None``: every numeric one that holds ``dims``), checked."""
+    if variables is None:
+        candidates = [
+            v for v in numeric_variables(data) if not (isinstance(invalid, str) and v == invalid)
+        ]
+        variables = [v for v in candidates if all(d in data[v].dims for d in dims)]
+        if not variables:
+            raise InputError(
+                f"no numeric variable has all of the dims {dims} "
+                f"(variables: {', '.join(map(str, data.data_vars))})"
+            )
+    names = numeric_variables(data, variables)
+    for d in dims:
+        for v in names:
+            if d not in data[v].dims:
+                raise InputError(
+                    f"dim {d!r} is not a dim of variable {v!r} "
+                    f"(dims: {', '.join(map(str, data[v].dims))})"
+                )
+    for f in model_fillers:
+        lacking = [v for v in names if f.variables is not None and v not in f.variables]
+        if lacking:
+            raise InputError(
+                f"model {f.name!r} does not fill {lacking} (it fills {list(f.variables or ())})"
+            )
+    return names
+
+
+def _hold_out(
+    plan: _Plan,
+    holdout: str | tuple[str, float],
+    *,
+    seed: int,
+    invalid: masks.InvalidSpec,
+    time_dim: Hashable | None,
+) -> _Held:
+    """Load the data and hide the holdout among their observed points (refused if it hides none)."""
+    names, reg = plan.names, plan.region
+    keep = [*names, *([invalid] if isinstance(invalid, str) and invalid in plan.data else [])]
+    data = plan.data[keep].compute()
+    st = masks.states(data, names, invalid=invalid, invalid_along=plan.along)
     inv = {v: st[v] == masks.INVALID for v in names}
     gappy, held = make_holdout(
         data,
         holdout,
-        dims=pattern_dims,
+        dims=plan.pattern_dims,
         seed=seed,
         variables=names,
         invalid=invalid,
-        invalid_along=along,
+        invalid_along=plan.along,
         region=reg,
-        protect_along=time_dim if has_time else None,
+        protect_along=time_dim if plan.has_time else None,
     )
     held_r = held.isel(reg)
     for v in names:
@@ -381,88 +471,107 @@ def evaluate(
                 f"the holdout {holdout!r} hides no observed point of {v!r}"
                 + (f" in region {reg}" if reg else "")
             )
-    truth_r = data.isel(reg)
-    gappy_r = gappy.isel(reg)
+    return _Held(data, gappy, inv, held_r, data.isel(reg), gappy.isel(reg))
 
-    # ------------------------------------------------------------ fills (one loop)
-    preds: dict[str, dict[str, xr.DataArray]] = {v: {} for v in names}
-    ensembles: dict[str, dict[str, xr.DataArray]] = {v: {} for v in names}
-    kinds: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    filled_by: dict[str, xr.Dataset] = {}
-    for f in progress_bar(fillers, progress=progress, desc="fills", leave=False):
+
+def _run(plan: _Plan, held: _Held, progress: bool | None) -> _Fills:
+    """Fill the gappy data with every filler, in one loop (a bar when ``progress``)."""
+    names, reg = plan.names, plan.region
+    fills = _Fills({}, {v: {} for v in names}, {v: {} for v in names}, {}, {})
+    for f in progress_bar(plan.fillers, progress=progress, desc="fills", leave=False):
         t0 = time.perf_counter()
-        filled = f.fill(gappy, variables=names, dims=pattern_dims, invalid=inv, region=reg)
-        seconds[f.name] = time.perf_counter() - t0
-        _check_filled(f, filled, truth_r[names])
-        kinds[f.name] = f.kind
-        filled_by[f.name] = filled
+        filled = f.fill(
+            held.gappy, variables=names, dims=plan.pattern_dims, invalid=held.invalid, region=reg
+        )
+        fills.seconds[f.name] = time.perf_counter() - t0
+        _check_filled(f, filled, held.truth_r[names])
+        fills.kinds[f.name] = f.kind
+        fills.filled_by[f.name] = filled
         for v in names:
-            ens = filled[v].where(~inv[v].isel(reg))
-            ensembles[v][f.name] = ens
-            preds[v][f.name] = ens.mean("member")
+            ens = filled[v].where(~held.invalid[v].isel(reg))
+            fills.ensembles[v][f.name] = ens
+            fills.preds[v][f.name] = ens.mean("member")
+    return fills
 
-    # ------------------------------------------------------------ scores
-    spec_dims = pattern_dims[-2:]
-    volume = len(dims) == 3
+
+def _score(
+    plan: _Plan, held: _Held, fills: _Fills, seed: int
+) -> tuple[pd.DataFrame, dict[str, dict[str, xr.DataArray]]]:
+    """The table of scores on the held-out points, and each variable's gap spectra."""
+    spec_dims = plan.pattern_dims[-2:]
+    volume = len(plan.dims) == 3
     frames = []
     gap_spectra: dict[str, dict[str, xr.DataArray]] = {}
-    for v in names:
-        truth, mask = truth_r[v], held_r[v]
-        table = score_table(preds[v], truth, mask, ensembles=ensembles[v])
+    for v in plan.names:
+        truth, mask = held.truth_r[v], held.held_r[v]
+        ensembles, preds = fills.ensembles[v], fills.preds[v]
+        table = score_table(preds, truth, mask, ensembles=ensembles)
         table.insert(0, "variable", v)
-        table.insert(2, "kind", [kinds[n] for n in table["method"]])
+        table.insert(2, "kind", [fills.kinds[n] for n in table["method"]])
         table["spectrum_score"] = [
-            spectrum_ratio_score(power_spectrum_ratio(ensembles[v][n], truth, dims=spec_dims))
+            spectrum_ratio_score(power_spectrum_ratio(ensembles[n], truth, dims=spec_dims))
             for n in table["method"]
         ]
         structure, gap_spectra[v] = structure_table(
-            ensembles[v], truth, mask, dims=pattern_dims, spectrum_dims=spec_dims, seed=seed
+            ensembles, truth, mask, dims=plan.pattern_dims, spectrum_dims=spec_dims, seed=seed
         )
         table = table.merge(structure, on="method", how="left", sort=False)
         if volume:
-            table["psnr"] = [psnr(preds[v][n], truth, mask) for n in table["method"]]
-            table["ssim"] = [ssim(preds[v][n], truth, mask, dims=dims) for n in table["method"]]
+            table["psnr"] = [psnr(preds[n], truth, mask) for n in table["method"]]
+            table["ssim"] = [ssim(preds[n], truth, mask, dims=plan.dims) for n in table["method"]]
         table["n_points"] = int(mask.sum())
-        table["seconds"] = [seconds[n] for n in table["method"]]
+        table["seconds"] = [fills.seconds[n] for n in table["method"]]
         frames.append(table)
-    result = pd.concat(frames, ignore_index=True)
-    result.attrs = {
+    return pd.concat(frames, ignore_index=True), gap_spectra
+
+
+def _table_attrs(
+    plan: _Plan, holdout: str | tuple[str, float], seed: int, members: int, steps: int, sampler: str
+) -> dict[str, Any]:
+    """What the table was scored on: holdout, seed, sampling, region and notes."""
+    return {
         "holdout": holdout if isinstance(holdout, str) else f"{holdout[0]}:{holdout[1]}",
         "seed": int(seed),
         "members": int(members),
         "steps": int(steps),
         "sampler": sampler,
-        "region": {str(k): [s.start, s.stop] for k, s in reg.items()},
-        "notes": notes,
+        "region": {str(k): [s.start, s.stop] for k, s in plan.region.items()},
+        "notes": plan.notes,
     }
 
-    # ------------------------------------------------------------ outputs
-    if out is not None:
-        out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        result.to_csv(out_dir / "scores.csv", index=False)
-        if fillers:
-            example = single_member(filled_by[fillers[0].name])
-            rival = _best_other(result, names[0], fillers[0].name)
-            compare = {rival: single_member(filled_by[rival])} if rival else None
-            _plot_example(
-                example, names[0], gappy_r, truth_r, held_r, out_dir / "example_fill.png", compare
-            )
-        units = {v: str(data[v].attrs.get("units", "")) for v in names}
-        plot_scores(result, out_dir / "rmse_by_method.png", units=units)
-        plot_gap_spectra(gap_spectra[names[0]], out_dir / "gap_spectra.png", title=names[0])
-        from sparsediff.data.io import write
 
-        for f in fillers:
-            if f.kind == "model":
-                write(
-                    single_member(filled_by[f.name]),
-                    out_dir / f"fill_{f.name}.zarr",
-                    mode="w",
-                    history=f"evaluate {holdout}",
-                )
-    return result
+def _report(
+    out_dir: Path,
+    result: pd.DataFrame,
+    plan: _Plan,
+    held: _Held,
+    fills: _Fills,
+    gap_spectra: dict[str, dict[str, xr.DataArray]],
+    holdout: str | tuple[str, float],
+) -> None:
+    """Write the table, the figures and each model's fill to ``out_dir``."""
+    from sparsediff.data.io import write
+
+    names, fillers, filled_by = plan.names, plan.fillers, fills.filled_by
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.to_csv(out_dir / "scores.csv", index=False)
+    if fillers:
+        example = single_member(filled_by[fillers[0].name])
+        rival = best_other(result, names[0], fillers[0].name)
+        compare = {rival: single_member(filled_by[rival])} if rival else None
+        path = out_dir / "example_fill.png"
+        plot_example(example, names[0], held.gappy_r, held.truth_r, held.held_r, path, compare)
+    units = {v: str(held.data[v].attrs.get("units", "")) for v in names}
+    plot_scores(result, out_dir / "rmse_by_method.png", units=units)
+    plot_gap_spectra(gap_spectra[names[0]], out_dir / "gap_spectra.png", title=names[0])
+    for f in fillers:
+        if f.kind == "model":
+            write(
+                single_member(filled_by[f.name]),
+                out_dir / f"fill_{f.name}.zarr",
+                mode="w",
+                history=f"evaluate {holdout}",
+            )
 
 
 def _warn_trained_region(
@@ -474,7 +583,7 @@ def _warn_trained_region(
     for f in fillers:
         message = overlap_warning(getattr(f, "model", None), data, dict(reg))
         if message:
-            warnings.warn(f"model {f.name!r}: {message}", SparsediffWarning, stacklevel=3)
+            warnings.warn(f"model {f.name!r}: {message}", SparsediffWarning, stacklevel=4)
 
 
 def _check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None:
@@ -489,94 +598,3 @@ def _check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None
                 f"a filler returns every variable on the region ({dict(want.sizes)}) with a "
                 "'member' dim"
             )
-
-
-def _plot_example(
-    filled: xr.Dataset,
-    variable: str,
-    gappy: xr.Dataset,
-    truth: xr.Dataset,
-    held: xr.Dataset,
-    path: Path,
-    compare: Mapping[str, xr.Dataset] | None = None,
-) -> None:
-    """Draw the example fill at the slice with the most held-out points."""
-    from sparsediff.plotting import plot_fill
-
-    mask = held[variable]
-    lead = list(mask.dims[:-2])
-    isel: dict[str, int] = {}
-    if lead:
-        counts = mask.sum([d for d in mask.dims if d not in lead])
-        idx = np.unravel_index(int(np.argmax(np.asarray(counts.values))), counts.shape)
-        isel = {str(d): int(i) for d, i in zip(counts.dims, idx)}
-    plot_fill(
-        filled,
-        variable,
-        original=gappy,
-        truth=truth,
-        hidden=held,
-        compare=compare,
-        path=path,
-        **isel,
-    )
-
-
-def _best_other(table: pd.DataFrame, variable: str, shown: str) -> str | None:
-    """The baseline with the lowest RMSE on ``variable`` (shown beside ``shown``'s fill)."""
-    rows = table[(table["variable"] == variable) & (table["method"] != shown)]
-    rows = rows[rows["kind"] == "baseline"].dropna(subset=["rmse"])
-    return str(rows.sort_values("rmse")["method"].iloc[0]) if len(rows) else None
-
-
-def plot_scores(
-    table: pd.DataFrame,
-    path: str | os.PathLike[str] | None = None,
-    *,
-    metric: str = "rmse",
-    units: str | Mapping[str, str] | None = None,
-) -> Any:
-    """Bar chart of one score per method (one panel per variable).
-
-    Parameters
-    ----------
-    table
-        Output of [`evaluate`][evaluate].
-    path
-        Save the figure there (PNG, PDF, ...).
-    metric
-        Column to draw (default ``"rmse"``).
-    units
-        Units of the scores (of each variable, as a mapping), shown on the
-        axis; leave out for unitless metrics (``spread_skill``, ``ssim``).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Raises
-    ------
-    InputError
-        ``metric`` is not a column of ``table``.
-    """
-    from matplotlib.figure import Figure
-
-    if metric not in table.columns:
-        raise InputError(f"no column {metric!r} in the table (columns: {list(table.columns)})")
-    variables = list(dict.fromkeys(table["variable"])) if "variable" in table else [None]
-    n_methods = int(table["method"].nunique())
-    fig = Figure(figsize=(7, 0.45 * n_methods * len(variables) + 1.2 * len(variables)))
-    axes = fig.subplots(len(variables), 1, squeeze=False)[:, 0]
-    for ax, var in zip(axes, variables):
-        rows = table if var is None else table[table["variable"] == var]
-        rows = rows.sort_values(metric, ascending=False, na_position="first")
-        colors = ["tab:blue" if k == "model" else "tab:gray" for k in rows.get("kind", [])]
-        ax.barh(list(rows["method"]), rows[metric].to_numpy(dtype=float), color=colors or None)
-        unit = units.get(str(var), "") if isinstance(units, Mapping) else units
-        ax.set_xlabel(f"{metric} [{unit}]" if unit else metric)
-        ax.set_title(f"{var}: {metric} on held-out points" if var else metric)
-        ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig

@@ -24,6 +24,7 @@ import os
 import sys
 import warnings
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,16 +35,17 @@ import xarray as xr
 from sparsediff.data import coverage, masks, plausibility
 from sparsediff.data.cf import cf_conventions
 from sparsediff.data.climatology import add_climatology, aligned_climatology, anomalies
-from sparsediff.data.grid import grid_spacing, is_global_longitude
+from sparsediff.data.grid import is_global_longitude
 from sparsediff.data.order import sort_along
 from sparsediff.data.selection import as_dataset
-from sparsediff.data.units import same_units
 from sparsediff.devices import resolve_device
-from sparsediff.errors import CompatibilityError, ConfigError, SparsediffWarning
-from sparsediff.filling.invalid import resolve_invalid
+from sparsediff.errors import ConfigError, SparsediffWarning
+from sparsediff.filling.compatibility import check_compatible
+from sparsediff.filling.invalid import InvalidRule, resolve_invalid
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.filling.summary import flag_counts, summary_line
 from sparsediff.filling.tiled import fill_block
+from sparsediff.method.options import fill_option_fields
 from sparsediff.model import Model, as_model
 from sparsediff.rng import check_seed
 
@@ -60,72 +62,6 @@ FLAG_ATTRS = {
     "flag_meanings": "observed filled invalid",
     "long_name": "sparsediff fill flag",
 }
-
-
-def check_compatible(ds: xr.Dataset, model: Model) -> None:
-    """Refuse, before any compute, data the model cannot fill.
-
-    Raises
-    ------
-    CompatibilityError
-        Missing variables, missing spatial dims, a different number of spatial
-        dims, a ``member`` dim (a fill adds its own), units that differ from
-        training (compared as units: ``"kelvin"`` is ``"K"``), or (for a model with a
-        climatology) data on another grid than the climatology's: a grid whose
-        coordinates are a permutation or a subset of the training grid's is
-        fine (the climatology is reordered to it), any other is refused.
-
-    Warns
-    -----
-    SparsediffWarning
-        A grid spacing more than 2x away from the training one.
-    """
-    missing = [v for v in model.variables if v not in ds.data_vars]
-    if missing:
-        raise CompatibilityError(
-            f"the model fills {model.variables} but the data lacks {missing} "
-            f"(it has {sorted(map(str, ds.data_vars))})"
-        )
-    if "member" in ds.dims:
-        raise CompatibilityError(
-            f"the data already have a 'member' dim (size {ds.sizes['member']}); a fill adds "
-            "its own for the ensemble: fill one member at a time (ds.isel(member=0)) or "
-            "rename the dim (ds.rename(member='realization'))"
-        )
-    dims = model.dims
-    for v in model.variables:
-        absent = [d for d in dims if d not in ds[v].dims]
-        if absent:
-            raise CompatibilityError(
-                f"the model works over {len(dims)} spatial dims {list(dims)}; variable {v!r} "
-                f"has dims {list(ds[v].dims)} (missing {absent}); rename dims to match"
-            )
-    first = ds[model.variables[0]].dims
-    for v in model.variables[1:]:
-        if set(ds[v].dims) != set(first):
-            raise CompatibilityError(f"variables {model.variables} must share dims; {v!r} differs")
-    units = model.spec.units
-    for v in model.variables:
-        trained = units.get(v, "")
-        now = str(ds[v].attrs.get("units", ""))
-        if trained and now and not same_units(trained, now):
-            raise CompatibilityError(
-                f"variable {v!r} is in {now!r} but the model was trained on {trained!r}; "
-                "convert the data first"
-            )
-    if model.climatology:
-        aligned_climatology(ds, model.climatology)  # raises for data on another grid
-    spacing = model.spec.grid_spacing
-    for d in dims:
-        ref = spacing.get(d)
-        now_sp = grid_spacing(ds[d]) if d in ds.coords else None
-        if ref and now_sp is not None and (now_sp > 2 * ref or now_sp < ref / 2):
-            warnings.warn(
-                f"grid spacing along {d!r} is {now_sp:g}, far from the training "
-                f"spacing {ref:g}; fills may be poor",
-                SparsediffWarning,
-                stacklevel=3,
-            )
 
 
 def _block_fn(
@@ -190,7 +126,7 @@ def _context_axis(model: Model, order: Sequence[Hashable], ds: xr.Dataset) -> in
             f"the model uses neighbouring steps along {dim!r} as context, but the data have "
             f"no {dim!r} dim: filling without context (expect poorer fills)",
             SparsediffWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of fill
         )
         return -1
     return 1 + list(order).index(str(dim))
@@ -286,8 +222,16 @@ def fill(
     """Fill the gaps of a Dataset with a trained model.
 
     ``fill(model, points=obs, like=grid)`` fills a grid from point observations
-    instead (see [`fill_points`][sparsediff.filling.points.fill_points]; the model is
-    then the first argument, and the other options apply as here).
+    instead ([`fill_points`][sparsediff.filling.points.fill_points]; the model
+    comes first, the other options apply as here).
+
+    How to sample: ``members``, ``steps``, ``sampler``, ``seed``, ``guidance``,
+    ``cfg_scale``, ``sigma_min``, ``sigma_max``, ``batch_size``, ``precision``
+    and ``compile``, each documented on
+    [`FillOptions`][sparsediff.method.options.FillOptions]. Their defaults need
+    no tuning (6 steps of DPM-Solver++(2M), no guidance, float32); ``members=K > 1``
+    adds a ``member`` dim, and the same ``seed`` (any integer >= 0) gives the
+    same bytes whatever the chunking or scheduler.
 
     Parameters
     ----------
@@ -296,77 +240,49 @@ def fill(
         with named dims. dask-backed input gives a lazy result.
     model
         A trained [`Model`][sparsediff.model.Model], or the path of a model
-        (or run) directory, which is loaded.
-    members
-        Ensemble size K; ``K > 1`` adds a ``member`` dim to the filled variables.
-    steps, sampler
-        Solver and steps (defaults: DPM-Solver++(2M), 6 steps).
-    seed
-        An integer >= 0 of any size. Same seed → same bytes, whatever the
-        chunking or scheduler.
-    guidance
-        Decoder-gradient data-consistency strength (0 = off).
-    cfg_scale
-        Classifier-free guidance scale (1 = off).
-    sigma_min, sigma_max
-        Noise range of the sampling schedule (Karras).
-    batch_size
-        Rows (windows x members) per model call; ``None``: from the free
-        memory (changes results by float rounding only).
-    precision, compile
-        ``"bfloat16"``: the networks run under autocast; ``compile``: a
-        `torch.compile` backend for them (``"off"``). Off by default;
-        see [`FillOptions`][sparsediff.method.options.FillOptions].
+        (or run) directory.
     device
-        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``;
-        a device this machine lacks is a [`ConfigError`][sparsediff.errors.ConfigError].
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
     invalid
-        Invalid mask (variable name, DataArray or file; True = invalid).
-        Without it the model's training mask is used on the grid it was
-        trained on (see [`sparsediff.filling.invalid`][sparsediff.filling.invalid]).
+        Invalid mask (variable name, DataArray or file; True = invalid); without
+        it, the model's training mask on the grid it was trained on (the rules:
+        [`sparsediff.filling.invalid`][sparsediff.filling.invalid]).
     invalid_below
         Points at or below this value are invalid (e.g. air around a head);
         ``"model"``: the training rule, when no ``invalid`` is given; ``None``: none.
     invalid_along
-        Dims along which all-missing points are invalid; ``"model"`` uses the
-        training setting when that dim exists in ``ds`` and the model has no
-        mask for this grid.
+        Dims along which all-missing points are invalid; ``"model"``: the
+        training setting, when that dim exists and the model has no mask for this grid.
     check_values
-        Check the observed values against the training statistics (see
-        [`sparsediff.data.plausibility`][sparsediff.data.plausibility]): refuse data clearly in
-        another
-        unit or scale, warn about values far outside the training range.
-        ``False`` skips both checks.
+        Refuse observed values clearly in another unit or scale, warn about
+        values far outside the training range
+        ([`sparsediff.data.plausibility`][sparsediff.data.plausibility]); ``False``: neither.
     min_observed_share
-        Refuse the data when a step (a position of the non-spatial dims) has
-        fewer observed points than this share of its points that are not
-        invalid (see [`sparsediff.data.coverage`][sparsediff.data.coverage]); ``None`` (default):
-        only warn about steps without any observed point.
+        Refuse a step (a position of the non-spatial dims) with fewer observed
+        points than this share of its valid points
+        ([`sparsediff.data.coverage`][sparsediff.data.coverage]); ``None``: only
+        warn about steps without any observed point.
     overlap, periodic
         Tiling options per spatial dim; ``periodic`` defaults to True for a
         global longitude.
     progress
-        Show a progress bar over model calls and end with one line on standard
-        error: how many points were filled, kept as observed and left invalid.
-        ``None`` (default): the bar only when interactive (a terminal or a
-        notebook), the line always; ``False``: neither. A lazy result that is
-        not persisted gets no line (nothing has been computed yet).
+        A bar over model calls, and a closing line on standard error (points
+        filled, kept as observed, left invalid). ``None``: the bar only when
+        interactive, the line always (not for a lazy result); ``False``: neither.
     persist
         For dask-backed input: ``True`` computes the fill now and keeps it in
-        memory (on a ``dask.distributed`` cluster, in the workers' memory), so
-        plotting and writing the result do not run the model again;
-        ``False`` returns it lazy; ``None`` (default) persists a result of at
-        most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES]. Ignored for in-memory input (always
-        computed).
+        memory (a ``dask.distributed`` cluster's), so plotting and writing it do
+        not run the model again; ``False``: lazy; ``None``: persist a result of
+        at most [`PERSIST_MAX_BYTES`][PERSIST_MAX_BYTES].
     adapt
-        Fine-tune the model on the observed points of ``ds`` before filling
-        ([`sparsediff.training.adapt`][sparsediff.training.adapt]): ``None`` (default) or 0: off; an
-        int: that many steps keyed by ``seed``; or
+        Fine-tune the model on the observed points of ``ds`` first
+        ([`sparsediff.training.adapt`][sparsediff.training.adapt]): ``None`` or 0: off;
+        an int: that many steps keyed by ``seed``; or
         [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions].
     calibrate
-        ``"validation"`` (default): the spread calibration the model was
-        trained with; ``"input"``: refit it on hidden observed points of
-        ``ds`` ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]).
+        ``"validation"``: the spread calibration the model was trained with;
+        ``"input"``: refit it on hidden observed points of ``ds``
+        ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]).
     points, like, bounds, resolution
         Observations to fill from, and the target grid (a template, or bounds
         plus a resolution); see [`sparsediff.filling.points`][sparsediff.filling.points].
@@ -375,18 +291,16 @@ def fill(
     -------
     xarray.Dataset
         Filled variables, ``<var>_fill_flag`` flag variables, original attrs
-        and coordinates (with their attributes), a provenance attribute
-        (``sparsediff_fill``: the options, the model, and which points were
-        taken as invalid), and ``Conventions`` naming CF 1.9 or later (the
-        flag and ``member`` types need it).
+        and coordinates, a provenance attribute (``sparsediff_fill``: the
+        options, the model, which points were taken as invalid), and
+        ``Conventions`` naming CF 1.9 or later (the flags and ``member`` need it).
 
     Raises
     ------
     InputError
-        Input that is not an xarray object, a bad seed, a bad invalid mask.
-        Repeated values in the coordinate of the model's context dim; an
-        invalid rule that marks (nearly) every observed value invalid; a step
-        below ``min_observed_share``.
+        Input that is not an xarray object; a bad seed or invalid mask; repeated
+        values in the context dim's coordinate; an invalid rule that marks
+        (nearly) every observed value invalid; a step below ``min_observed_share``.
     CompatibilityError
         Data the model cannot fill ([`check_compatible`][check_compatible]), or observed
         values clearly in another unit or scale.
@@ -399,187 +313,246 @@ def fill(
     -----
     SparsediffWarning
         Grid spacing far from training; many observed values far outside the
-        training range; the model's invalid rule cannot run on these data;
+        training range; a model invalid rule that cannot run on these data;
         steps without any observed point.
 
     Notes
     -----
-    An integer variable is filled in a float copy (``float32`` for integers of
-    up to 16 bits, ``float64`` otherwise, exact for observed values up to
-    2**53) and returned as float, NaN at invalid points; its integer on-disk
-    ``dtype`` encoding is dropped. The flag variable says which points were
-    filled.
-
-    For a model with a climatology the climatology is matched to the data by
-    coordinates, so a rolled longitude or a flipped latitude gets the
-    climatology of each point; the network's tiling of such a grid differs,
-    so its fill equals the canonical grid's up to the permutation only where
-    the model's completion does not depend on the tiling.
-
-    Steps of the model's context dim out of coordinate order are filled in
-    order and returned in the input's order ([`sparsediff.data.order`][sparsediff.data.order]).
+    An integer variable is filled in a float copy (``float32`` up to 16 bits,
+    else ``float64``, exact up to 2**53) and returned as float, without its
+    integer ``dtype`` encoding. A model's climatology is matched to the data by
+    coordinates (a rolled longitude gets each point's climatology); the tiling
+    of such a grid differs, so its fill equals the canonical grid's up to the
+    permutation only where the completion does not depend on the tiling. Steps
+    of the context dim out of coordinate order are filled in order and
+    returned in the input's order ([`sparsediff.data.order`][sparsediff.data.order]).
     """
+    given = dict(locals())  # the keywords, as given
     if points is not None:  # a grid from point observations (sparsediff.filling.points)
-        from sparsediff.filling.points import fill_points
+        return _fill_from_points(given)
+    model, ds = _model_and_data(ds, model)
+    opts = _options(given)
+    device = resolve_device(device)
+    model.method.check_ready()  # a model without its trained stages: refused before any compute
+    check_compatible(ds, model)
+    min_share = coverage.check_share(min_observed_share)
+    ds, restore = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
+    invalid_kw = dict(invalid=invalid, invalid_below=invalid_below, invalid_along=invalid_along)
+    if adapt is not None or calibrate != "validation":
+        from sparsediff.filling.fit_input import fit_to_input
 
-        kw = dict(locals())  # the options, as given
-        for name in ("ds", "model", "points", "like", "fill_points"):
-            kw.pop(name, None)
-        return fill_points(model if ds is None else ds, points, like, **kw)  # type: ignore[arg-type]
+        model = fit_to_input(
+            ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed, device=device, **invalid_kw
+        )
+    plan = _plan(ds, model, opts, device, invalid_kw, check_values, min_share, periodic)
+    out = _compute(plan, overlap, progress)
+    result = _assemble(plan, out)
+    computed = not isinstance(out, da.Array) or _persist(result, plan.variables, persist)
+    _finish(result, plan, check_values)
+    if computed and progress is not False:
+        print(summary_line(flag_counts(result)), file=sys.stderr, flush=True)
+    return result if restore is None else result.isel({model.spec.context_dim: restore})
+
+
+@dataclass(frozen=True)
+class _FillPlan:
+    """What the compute and assemble stages of a fill work from, decided once."""
+
+    model: Model  # on its device, in eval mode (adapted/calibrated when asked)
+    opts: FillOptions
+    device: str
+    ds: xr.Dataset  # sorted, float, anomalies when the model has a climatology
+    source: xr.Dataset  # the same before anomalies (observed values, bit for bit)
+    states: xr.Dataset  # observed / gap / invalid per point
+    rule: InvalidRule
+    climatology: dict[str, xr.DataArray] | None
+    dims: tuple[Hashable, ...]  # of the filled variables, as given
+    batch_dims: list[Hashable]
+    order: list[Hashable]  # batch dims, then the model's spatial dims
+    periodic: tuple[bool, ...]
+    context_axis: int | None
+
+    @property
+    def variables(self) -> list[str]:
+        """The filled variables (the model's)."""
+        return list(self.model.variables)
+
+
+def _fill_from_points(given: dict[str, Any]) -> xr.Dataset:
+    """``fill(model, points=obs, like=grid)``: the other keywords go to ``fill_points``."""
+    from sparsediff.filling.points import fill_points
+
+    kw = {k: v for k, v in given.items() if k not in ("ds", "model", "points", "like")}
+    first = given["model"] if given["ds"] is None else given["ds"]  # the model, given first
+    return fill_points(first, given["points"], given["like"], **kw)
+
+
+def _model_and_data(ds: Any, model: Any) -> tuple[Model, xr.Dataset]:
+    """The model (loaded from a path) and the data as a Dataset, or one clear error."""
     if not isinstance(ds, xr.Dataset | xr.DataArray):
-        as_dataset(ds)  # type: ignore[arg-type]  # one clear error for other objects
+        as_dataset(ds)  # one clear error for other objects
         raise AssertionError  # as_dataset raised
     if model is None:
         raise ConfigError(
             "fill needs a model: fill(ds, model) or fill(model, points=obs, like=...)"
         )
     model = as_model(model)
-    ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
-    seed = check_seed(seed)
-    if not isinstance(check_values, bool):
-        raise ConfigError(f"check_values must be True or False, got {check_values!r}")
+    return model, as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
+
+
+def _options(given: dict[str, Any]) -> FillOptions:
+    """The sampling options among ``fill``'s keywords (seed, check_values, persist checked)."""
+    seed = check_seed(given["seed"])
+    if not isinstance(given["check_values"], bool):
+        raise ConfigError(f"check_values must be True or False, got {given['check_values']!r}")
+    persist = given["persist"]
     if persist is not None and not isinstance(persist, bool):
         raise ConfigError(f"persist must be True, False or None, got {persist!r}")
-    opts = FillOptions(
-        members=members,
-        steps=steps,
-        sampler=sampler,
-        seed=seed,
-        guidance=guidance,
-        cfg_scale=cfg_scale,
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        batch_size=batch_size,
-        precision=precision,
-        compile=compile,
-    )
-    device = resolve_device(device)
-    model.method.check_ready()  # a model without its trained stages: refused before any compute
-    check_compatible(ds, model)
-    min_observed_share = coverage.check_share(min_observed_share)
-    ds, restore = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
-    if adapt is not None or calibrate != "validation":
-        from sparsediff.filling.fit_input import fit_to_input
+    return FillOptions(**{f.name: given[f.name] for f in fill_option_fields()} | {"seed": seed})
 
-        model = fit_to_input(
-            ds,
-            model,
-            adapt=adapt,
-            calibrate=calibrate,
-            seed=seed,
-            device=device,
-            invalid=invalid,
-            invalid_below=invalid_below,
-            invalid_along=invalid_along,
-        )
+
+def _plan(
+    ds: xr.Dataset,
+    model: Model,
+    opts: FillOptions,
+    device: str,
+    invalid_kw: dict[str, Any],
+    check_values: bool,
+    min_share: float | None,
+    periodic: Sequence[bool] | None,
+) -> _FillPlan:
+    """Classify the points, check the values and the coverage, and lay out the arrays.
+
+    Warnings point at the caller of ``fill``.
+    """
     ds = _float_copy(ds, model.variables)
     model = model.to(device).eval()
-    variables = model.variables
-    spatial = list(model.dims)
+    variables, spatial = model.variables, list(model.dims)
     first = ds[variables[0]]
     batch_dims = [d for d in first.dims if d not in spatial]
     order = [*batch_dims, *spatial]
     climatology = aligned_climatology(ds, model.climatology) if model.climatology else None
-    rule = resolve_invalid(
-        ds, model, invalid=invalid, invalid_below=invalid_below, invalid_along=invalid_along
-    )
+    rule = resolve_invalid(ds, model, **invalid_kw)
     if rule.warning:
-        warnings.warn(rule.warning, SparsediffWarning, stacklevel=2)
+        warnings.warn(rule.warning, SparsediffWarning, stacklevel=3)
     if check_values:
         for message in plausibility.check_values(
             ds, variables, model.stats, spatial=spatial, climatology=climatology, below=rule.below
         ):
-            warnings.warn(message, SparsediffWarning, stacklevel=2)
+            warnings.warn(message, SparsediffWarning, stacklevel=3)
     states, ranges = masks.states_and_range(
         ds, variables, invalid=rule.invalid, invalid_along=rule.along
     )
     if check_values:
         for message in plausibility.range_warnings(ranges, model.stats, climatology):
-            warnings.warn(message, SparsediffWarning, stacklevel=2)
+            warnings.warn(message, SparsediffWarning, stacklevel=3)
     counts = coverage.coverage(ds, states, variables, spatial)
     coverage.check_rule(counts, rule.source)
-    for message in coverage.sparse_steps(counts, ds, min_observed_share):
-        warnings.warn(message, SparsediffWarning, stacklevel=2)
+    for message in coverage.sparse_steps(counts, ds, min_share):
+        warnings.warn(message, SparsediffWarning, stacklevel=3)
     source = ds
     if climatology:
         ds = anomalies(ds, climatology)
     if periodic is None:
         periodic = tuple(d in ds.coords and is_global_longitude(ds[d]) for d in spatial)
-    periodic = tuple(periodic)
-    batch_shape = tuple(ds.sizes[d] for d in batch_dims)
+    return _FillPlan(
+        model=model,
+        opts=opts,
+        device=device,
+        ds=ds,
+        source=source,
+        states=states,
+        rule=rule,
+        climatology=climatology,
+        dims=tuple(first.dims),
+        batch_dims=batch_dims,
+        order=order,
+        periodic=tuple(periodic),
+        context_axis=_context_axis(model, order, ds),
+    )
 
-    data = xr.concat([ds[v].transpose(*order) for v in variables], dim="variable")
-    state = xr.concat([states[v].transpose(*order) for v in variables], dim="variable")
-    lazy = data.chunks is not None
-    run = _block_fn(model, opts, batch_shape, periodic, overlap, device, progress, len(batch_dims))
-    ctx_axis = _context_axis(model, order, ds)
-    if lazy:
-        darr = data.data.rechunk(
-            {0: -1, **{1 + len(batch_dims) + i: -1 for i in range(len(spatial))}}
-        )
-        sarr = da.asarray(state.data).rechunk(darr.chunks)
-        extra = _context_arrays(darr, sarr, model.spec.context_offsets, ctx_axis, da)
-        out = da.map_blocks(
-            run,
-            darr,
-            sarr,
-            *[a.rechunk(darr.chunks) for a in extra],
-            new_axis=0,
-            chunks=((members,), *darr.chunks),
-            dtype=data.dtype,
-            meta=np.empty((0,) * (darr.ndim + 1), dtype=data.dtype),
-        )
-    else:
+
+def _compute(plan: _FillPlan, overlap: Any, progress: bool | None) -> Any:
+    """Run the model: ``(member, variable, *order)`` values, dask-backed for dask input.
+
+    A dask input is filled block by block (its chunks along the batch dims, each
+    with the whole spatial domain); an in-memory one at once.
+    """
+    model, ds, order, nb = plan.model, plan.ds, plan.order, len(plan.batch_dims)
+    data = xr.concat([ds[v].transpose(*order) for v in plan.variables], dim="variable")
+    state = xr.concat([plan.states[v].transpose(*order) for v in plan.variables], dim="variable")
+    batch_shape = tuple(ds.sizes[d] for d in plan.batch_dims)
+    run = _block_fn(
+        model, plan.opts, batch_shape, plan.periodic, overlap, plan.device, progress, nb
+    )
+    offsets = model.spec.context_offsets
+    if data.chunks is None:
         arr, sarr_np = np.asarray(data.values), np.asarray(state.values)
-        extra = _context_arrays(arr, sarr_np, model.spec.context_offsets, ctx_axis, np)
-        out = run(arr, sarr_np, *extra)
+        return run(arr, sarr_np, *_context_arrays(arr, sarr_np, offsets, plan.context_axis, np))
+    darr = data.data.rechunk({0: -1, **{1 + nb + i: -1 for i in range(len(model.dims))}})
+    sarr = da.asarray(state.data).rechunk(darr.chunks)
+    extra = _context_arrays(darr, sarr, offsets, plan.context_axis, da)
+    return da.map_blocks(
+        run,
+        darr,
+        sarr,
+        *[a.rechunk(darr.chunks) for a in extra],
+        new_axis=0,
+        chunks=((plan.opts.members,), *darr.chunks),
+        dtype=data.dtype,
+        meta=np.empty((0,) * (darr.ndim + 1), dtype=data.dtype),
+    )
 
+
+def _assemble(plan: _FillPlan, out: Any) -> xr.Dataset:
+    """The filled variables (observed points bit-identical) and their flag variables."""
+    ds, members = plan.ds, plan.opts.members
     result = xr.Dataset(coords=ds.coords, attrs=dict(ds.attrs))
-    for i, v in enumerate(variables):
-        arr = out[:, i]
-        dims = ["member", *order]
-        filled = xr.DataArray(arr, dims=dims)
+    for i, v in enumerate(plan.variables):
+        filled = xr.DataArray(out[:, i], dims=["member", *plan.order])
         if members == 1:
             filled = filled.isel(member=0, drop=True)
-        filled = filled.transpose(*([d for d in ["member"] if members > 1] + list(first.dims)))
-        if climatology:
+        filled = filled.transpose(*([d for d in ["member"] if members > 1] + list(plan.dims)))
+        if plan.climatology:
             # back from anomalies; observed points from the source, bit for bit
-            filled = add_climatology(filled, climatology[v])
-            filled = filled.where(states[v] != masks.OBSERVED, source[v])
+            filled = add_climatology(filled, plan.climatology[v])
+            filled = filled.where(plan.states[v] != masks.OBSERVED, plan.source[v])
         filled.attrs = dict(ds[v].attrs)
         filled.attrs["ancillary_variables"] = f"{v}_fill_flag"
         filled.encoding = {
             k: val for k, val in ds[v].encoding.items() if k in ("_FillValue", "dtype", "units")
         }
         result[v] = filled
-        flag = states[v].transpose(*first.dims).astype(np.uint8)
+        flag = plan.states[v].transpose(*plan.dims).astype(np.uint8)
         flag.attrs = dict(FLAG_ATTRS)
         flag.attrs["long_name"] = f"sparsediff fill flag of {v}"
         result[f"{v}_fill_flag"] = flag
     if members > 1:
         result = result.assign_coords(member=("member", np.arange(members), dict(MEMBER_ATTRS)))
-    computed = not lazy or _persist(result, variables, persist)
-    for other in ds.data_vars:
-        if other not in result and other not in variables:
-            result[other] = ds[other]
+    return result
+
+
+def _finish(result: xr.Dataset, plan: _FillPlan, check_values: bool) -> None:
+    """Add the variables not filled, ``Conventions`` and the provenance to ``result``."""
+    ds, model = plan.ds, plan.model
+    for v in ds.data_vars:
+        if v not in result and v not in plan.variables:
+            result[v] = ds[v]
     # uint8 flags and an int64 member coordinate need CF >= 1.9
     result.attrs["Conventions"] = cf_conventions(ds.attrs.get("Conventions"))
     result.attrs["sparsediff_fill"] = json.dumps(
         {
-            **opts.record(),
+            **plan.opts.record(),
             "model_trained_at": model.provenance.get("trained_at"),
             "model_kind": model.spec.kind,
             "model_calibration": model.spec.calibration,
             **{k: model.provenance[k] for k in ("adaptation",) if k in model.provenance},
-            "invalid": rule.source,
+            "invalid": plan.rule.source,
             "value_check": "sample and extremes" if check_values else "off",
             "filled_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         sort_keys=True,
     )
-    if computed and progress is not False:
-        print(summary_line(flag_counts(result)), file=sys.stderr, flush=True)
-    return result if restore is None else result.isel({model.spec.context_dim: restore})
 
 
 def _persist(result: xr.Dataset, variables: Sequence[str], persist: bool | None) -> bool:
