@@ -152,7 +152,7 @@ def child_kriging(n: int, max_gib: float) -> dict:
     figures: dict = {"n": len(obs), "method": "kriging", "members": 1, "step_max": largest}
     figures.update(need_gib=need, share=share)
     if need > max_gib:
-        figures["skipped"] = f"skipped: would need {need:.0f} GiB"
+        figures["skipped"] = f"skipped: would need {need:.3g} GiB"
         return figures
     t0 = time.perf_counter()
     import gstools  # noqa: F401 (imported here so that the call is timed without it)
