@@ -35,6 +35,26 @@ def test_bench_points_runs() -> None:
     assert "     2000" in out
 
 
+def test_bench_points_fill_runs_both_methods_and_stops_kriging() -> None:
+    pytest.importorskip("iris_sample_data")
+    pytest.importorskip("gstools")
+    out = _run(
+        "bench_points_fill.py", "--fill-sizes", "300", "--ensemble", "2", "--ensemble-at", "300",
+        "--kriging-sizes", "300", "3000", "10000", "--max-gib", "0.005",
+    )  # fmt: skip
+    rows = {tuple(line.split()[:3]): line.split()[3:] for line in out.splitlines()[2:-1]}
+    for key in (("300", "fill", "1"), ("300", "fill", "2"), ("300", "kriging", "1")):
+        share, _, wall, cpu, peak, _, rmse = (float(x) for x in rows[key])
+        assert 0 < share < 100
+        assert wall > 0
+        assert cpu > 0
+        assert peak > 100
+        assert 0 < rmse < 3  # a map of SST in K, not noise
+    # 3000 points: about 500 a month, a kriging system over the 0.005 GiB guard; the rest not run
+    assert rows[("3000", "kriging", "1")][:3] == ["skipped:", "would", "need"]
+    assert rows[("10000", "kriging", "1")][:2] == ["not", "run:"]
+
+
 def test_bench_readme_snippet_runs() -> None:
     pytest.importorskip("iris_sample_data")
     out = _run("bench_readme_snippet.py", "--months", "1", "--members", "1", "--steps", "1")
