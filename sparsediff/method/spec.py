@@ -1,13 +1,17 @@
 """The typed description of a trained model: what it fills and how (saved in ``config.json``).
 
 [`ModelSpec`][ModelSpec] replaces the untyped ``config`` dict of format version 1.
-Everything [`sparsediff.fill`][sparsediff.filling.fill.fill] needs to use a model, and nothing about
-how
-it was trained (that is in ``provenance.json``): the variables and dims, the
-window, the method and its settings, the data facts that compatibility checks
-compare against, and the spread calibration. Unknown keys and wrong types are
-errors, so a damaged or foreign ``config.json`` cannot load as a plausible
-model.
+It holds everything [`sparsediff.fill`][sparsediff.filling.fill.fill] needs to use
+a model: the variables and dims, the window, the method and its settings, the
+data facts that compatibility checks compare against, and the calibration.
+It also holds a few facts of the training, for the record and for further
+training of the model (adaptation, calibration on the input): ``cond_dropout``
+and ``pixel_loss`` (training settings), the ``sizes`` of the training data,
+the window counts of its splits, its ``log`` variables and ``climatology_dim``,
+and how the calibration was obtained. The rest of how the model was trained
+(the whole training config, versions, times) is in ``provenance.json``.
+Unknown keys and wrong types are errors, so a damaged or foreign
+``config.json`` cannot load as a plausible model.
 """
 
 from __future__ import annotations
