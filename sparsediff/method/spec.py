@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
-__all__ = ["FIRST_GUESS_NAMES", "METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
+from sparsediff.method.first_guess import check_first_guess
+
+__all__ = ["METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
 
 SpreadCovariate = Literal["distance", "local_distance"]
 """What the spread factors of a latent model are binned by.
@@ -30,9 +32,6 @@ See [`sparsediff.method.inputs.spread_covariate`][sparsediff.method.inputs.sprea
 
 METHOD_KINDS = ("latent", "pixel")
 """The methods a model can be: latent diffusion (v2) or the pixel-space baseline."""
-
-FIRST_GUESS_NAMES = ("laplace", "normconv", "zero")
-"""First guesses (see [`sparsediff.method.first_guess`][sparsediff.method.first_guess])."""
 
 
 class ModelSpec(BaseModel):
@@ -50,7 +49,9 @@ class ModelSpec(BaseModel):
     window
         Window size per spatial dim.
     first_guess
-        The classical estimate the model departs from.
+        The classical estimate the model departs from: a name of
+        [`FIRST_GUESSES`][sparsediff.method.first_guess.FIRST_GUESSES] (a model
+        whose guess is not registered in this process does not load).
     guess_context
         With context frames: a space-time first guess that follows the
         neighbouring steps deep inside large gaps.
@@ -110,7 +111,7 @@ class ModelSpec(BaseModel):
     variables: list[str] = Field(min_length=1)
     dims: list[str] = Field(min_length=2, max_length=3)
     window: list[StrictInt] = Field(min_length=2, max_length=3)
-    first_guess: Literal["laplace", "normconv", "zero"] = "laplace"
+    first_guess: str = "laplace"
     guess_context: bool = True
     context_weight: StrictFloat = Field(1.0, ge=0.0, le=1.0)
     context_dim: str | None = None
@@ -134,6 +135,11 @@ class ModelSpec(BaseModel):
     n_train_windows: StrictInt = 0
     n_validation_windows: StrictInt = 0
     n_holdout_windows: StrictInt = 0
+
+    @field_validator("first_guess")
+    @classmethod
+    def _registered_guess(cls, name: str) -> str:
+        return check_first_guess(name)
 
     @property
     def n_vars(self) -> int:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from sparsediff.errors import ConfigError
+from sparsediff.method.first_guess import check_first_guess
 
 __all__ = [
     "AutoencoderConfig",
@@ -308,11 +309,13 @@ class TrainConfig(_Section):
     mode: Literal["latent", "pixel"] = Field(
         "latent", description="'latent': autoencoder + latent prior; 'pixel': pixel-space prior."
     )
-    first_guess: Literal["laplace", "normconv", "zero"] = Field(
+    first_guess: str = Field(
         "laplace",
         description=(
             "Classical estimate the model learns the departure from (from the shown points only): "
-            "'laplace' relaxation, 'normconv' (normalized convolution) or 'zero'."
+            "a registered first guess (sparsediff.method.first_guess.FIRST_GUESSES): 'laplace' "
+            "relaxation, 'normconv' (normalized convolution), 'zero' (none), or one added with "
+            "register_first_guess."
         ),
     )
     guess_context: StrictBool = Field(
@@ -343,6 +346,11 @@ class TrainConfig(_Section):
     )
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+
+    @field_validator("first_guess")
+    @classmethod
+    def _registered_guess(cls, name: str) -> str:
+        return check_first_guess(name)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
