@@ -57,7 +57,7 @@ from sparsediff.training.checkpoint import (
     load_state,
     save_checkpoint,
 )
-from sparsediff.training.config import TrainConfig, load_config
+from sparsediff.training.config import TrainConfig, check_unread, load_config
 from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
 from sparsediff.training.from_config import architecture, hide_spec, initial_spec, settings_of
 from sparsediff.training.metrics_log import MetricsLog
@@ -530,13 +530,22 @@ def train(
     Raises
     ------
     ConfigError
-        Invalid config or data that does not fit it (before any training step).
+        Invalid config, a key set that training would not read
+        ([`unread_keys`][sparsediff.training.config.unread_keys]; nothing is
+        written), or data that does not fit it (before any training step).
+
+    Warns
+    -----
+    SparsediffWarning
+        Pixel mode with ``autoencoder.*`` (but ``hide``) or ``calibration.*``
+        keys set: they are ignored.
     TrainingError
         A non-finite loss or weights; the last good checkpoint is kept.
     """
     if config is None:
         raise TypeError("train() needs a config (YAML path, dict or TrainConfig)")
     cfg = load_config(config)
+    check_unread(cfg)
     if out is not None:
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"out": str(out)})})
     out_dir = Path(cfg.run.out)
