@@ -1,10 +1,26 @@
 """Atomic writes: build a file or directory under a hidden sibling name, then rename it.
 
-Every writer of sparsediff (data files, model directories, checkpoints,
-statistics, progress records) goes through this module, so they all behave
-the same on failure: an exception at any point, in the writer or in a rename,
-leaves the target as it was before (the old file or directory, or nothing)
-or as the complete new one, never a mix, and removes the temporary sibling.
+The writers of sparsediff's results go through this module: local data
+files ([`sparsediff.data.io.write`][sparsediff.data.io.write]), model
+directories, checkpoints, statistics, the resume records and the final rename
+of a streamed Zarr fill, and the figures of [`sparsediff.plotting`][sparsediff.plotting]
+and of the spectra ([`save_figure`][save_figure]). They all behave the same on
+failure: an exception at any point, in the writer or in a rename, leaves the
+target as it was before (the old file or directory, or nothing) or as the
+complete new one, never a mix, and removes the temporary sibling.
+
+Writes that do not go through it, on purpose or not yet:
+
+- the training and adaptation logs (``metrics.jsonl``, ``metrics.csv``,
+  TensorBoard events) are appended to a line at a time: a crash loses at most
+  the line being written;
+- a streamed Zarr fill writes its regions into a hidden partial store in
+  place (that is how it resumes); only the finished store is renamed atomically;
+- a store at a URL other than ``file://`` is written in place (an object store
+  has no rename; [`sparsediff.data.urls`][sparsediff.data.urls]);
+- [`sparsediff.evaluate`][sparsediff.evaluation.evaluate.evaluate] writes
+  ``scores.csv`` in place, and [`plot_scores`][sparsediff.evaluation.evaluate.plot_scores]
+  saves its figure with matplotlib directly.
 
 A file replaces a file with one `os.replace`, which is atomic on POSIX
 and Windows. A directory cannot be swapped in one call: the old one is first
@@ -19,12 +35,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sparsediff.errors import InputError
 
@@ -34,6 +51,7 @@ __all__ = [
     "make_dirs",
     "remove",
     "replace",
+    "save_figure",
     "temp_sibling",
     "write_atomic",
     "write_bytes",
@@ -208,3 +226,38 @@ def write_bytes(target: PathLike, data: bytes) -> Path:
 def write_text(target: PathLike, text: str, *, encoding: str = "utf-8") -> Path:
     """Write ``text`` to the file ``target`` atomically (see [`write_bytes`][write_bytes])."""
     return write_bytes(target, text.encode(encoding))
+
+
+class _Figure(Protocol):
+    """What [`save_figure`][save_figure] needs of a figure (a matplotlib ``Figure``)."""
+
+    def savefig(self, fname: Any, **kwargs: Any) -> Any: ...
+
+
+def save_figure(fig: _Figure, target: PathLike, *, dpi: float = 110) -> Path:
+    """Save a matplotlib figure to the file ``target`` atomically.
+
+    The figure is rendered into memory first, in the format that the suffix of
+    ``target`` names (``.png``, ``.pdf``, ``.svg``, ...; matplotlib's default,
+    PNG, when it has none), then written with [`write_bytes`][write_bytes]: a
+    failed render leaves ``target`` as it was, and the file is written at
+    ``target`` exactly (no suffix is added).
+
+    Parameters
+    ----------
+    fig
+        A figure with matplotlib's ``savefig``.
+    target
+        The file to create or replace.
+    dpi
+        Resolution of raster formats.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    fmt = Path(target).suffix.lstrip(".").lower() or None
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return write_bytes(target, buf.getvalue())

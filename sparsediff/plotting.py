@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from sparsediff.atomic import save_figure
+
 __all__ = ["plot_calibration", "plot_fill", "plot_training"]
 
 #: Colours of the points that hold no value: gaps in the input, invalid points
@@ -126,7 +128,8 @@ def plot_fill(
         Other fills to show beside it, ``{name: Dataset or DataArray}`` (e.g. a
         classical fill), on the same colour scale.
     path
-        Save the figure there (PNG, PDF, ...) and close it.
+        Save the figure there, atomically, in the format its suffix names (PNG, PDF,
+        ...), and close it.
     **isel
         Index of the 2D slice to show (e.g. ``time=0``); further dims take index 0.
 
@@ -219,7 +222,7 @@ def _draw(
     fig.suptitle(head)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
     return fig
 
@@ -243,7 +246,7 @@ def plot_calibration(
     units
         Units of the variable (axis label of the left panel).
     path
-        Save the figure there (PNG, PDF, ...).
+        Save the figure there, atomically, in the format its suffix names (PNG, PDF, ...).
 
     Returns
     -------
@@ -285,7 +288,7 @@ def plot_calibration(
     right.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig
 
 
@@ -300,7 +303,7 @@ def plot_training(
         A training run's output directory (``sparsediff train ... --out RUN``),
         holding ``metrics.csv``.
     path
-        Save the figure there (PNG, PDF, ...).
+        Save the figure there, atomically, in the format its suffix names (PNG, PDF, ...).
 
     Returns
     -------
@@ -347,5 +350,5 @@ def plot_training(
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig

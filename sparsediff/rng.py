@@ -1,9 +1,21 @@
-"""Keyed random numbers: every draw comes from a seed derived from integer keys.
+"""Keyed random numbers: draws seeded from integer keys, never from the order of events.
 
-Training and filling never rely on a global RNG state. A draw is keyed by what
-it is for (global seed, stage, step, sample position, tile origin, member), so
-it is the same whatever the batch composition, number of ranks or workers,
-chunking, or whether the run was resumed.
+A draw of training or filling is keyed by what it is for (global seed, stage,
+step, sample position, tile origin, member), so it is the same whatever the
+batch composition, number of ranks or workers, chunking, or whether the run was
+resumed.
+
+Torch's global RNG is used in two places only, both in training:
+
+- the trainer seeds it with ``seed_for(run.seed, Stream.NET_INIT + stage)``
+  (stage 1: the autoencoder, 2: the prior) right before it builds the network
+  of a stage, because torch's layer initialisers draw from the global RNG and
+  take no generator. The initial weights therefore depend on the seed and the
+  stage alone; the call also resets the global RNG state of the calling
+  process;
+- dropout in the residual blocks of the prior (``prior.dropout`` > 0;
+  off by default) draws from the global RNG during training, so with dropout
+  on, a resumed run does not repeat the draws of an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -406,6 +406,10 @@ TRAIN_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
         lambda c: c["data"].update(holdout_fraction=0.99),
         r"the training part along 'time' is too small",
     ),
+    "key-training-would-not-read": (
+        lambda c: c["data"].update(context_offsets=[-2, 2]),
+        r"invalid config: data\.context_offsets need data\.context_dim, which is not set",
+    ),
     "window-larger-than-domain": (
         lambda c: c["window"].update(size=[64, 32], stride=[64, 32]),
         r"window\.size 64 along 'latitude' is larger than the domain \(18\)",

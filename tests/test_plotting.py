@@ -6,6 +6,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+import pytest
 import xarray as xr
 
 import sparsediff
@@ -105,3 +106,33 @@ def test_calibration_figure_draws_the_tables_it_is_given() -> None:
     heights = [p.get_height() for p in right.patches]
     np.testing.assert_allclose(heights, ranks.values / ranks.values.sum())
     assert left.get_ylabel().endswith("[K]")
+
+
+def test_figures_are_written_atomically_in_the_format_of_their_suffix(tmp_path: Any) -> None:
+    from matplotlib.figure import Figure
+
+    from sparsediff.atomic import save_figure
+    from sparsediff.plotting import plot_training
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("stage,step,loss,val_rmse\nprior,1,2.0,\nprior,2,1.0,0.5\n")
+    plot_training(run, path=tmp_path / "curves.pdf")
+    assert (tmp_path / "curves.pdf").read_bytes().startswith(b"%PDF")
+    plot_training(run, path=tmp_path / "curves")  # no suffix: PNG, at that very path
+    assert (tmp_path / "curves").read_bytes().startswith(b"\x89PNG")
+    old = (tmp_path / "curves.pdf").read_bytes()
+    fig = Figure()
+    fig.subplots().plot([0, 1])
+    with pytest.raises(ValueError, match="xyz"):  # a format matplotlib cannot write
+        save_figure(fig, tmp_path / "curves.xyz")
+
+    class HalfRendered:  # a figure whose render fails after writing some bytes
+        def savefig(self, fname: Any, **kwargs: Any) -> None:
+            fname.write(b"%PDF-half")
+            raise RuntimeError("render failed")
+
+    with pytest.raises(RuntimeError, match="render failed"):  # the old file stays as it was
+        save_figure(HalfRendered(), tmp_path / "curves.pdf")
+    assert (tmp_path / "curves.pdf").read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves", "curves.pdf", "run"]

@@ -35,7 +35,7 @@ from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.rng import Stream, generator_for, numpy_rng_for
 
-__all__ = ["HideSpec", "Method", "TrainBatch", "TrainSettings", "Windows", "compiled_calls"]
+__all__ = ["HideSpec", "Method", "TrainBatch", "TrainSettings", "Windows"]
 
 
 @dataclass
@@ -133,11 +133,6 @@ class Windows:
 _COMPILED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Tensor]]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def compiled_calls(net: nn.Module) -> dict[tuple[str, str], Callable[..., Tensor]]:
-    """The compiled calls of ``net`` made by `Method.accelerated` so far."""
-    return dict(_COMPILED.get(net, {}))
 
 
 def _hide_keep(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from sparsediff.method.base import HideSpec, Method, TrainBatch, TrainSettings
+from sparsediff.method.first_guess import get_first_guess
 from sparsediff.method.inputs import guess_of
 from sparsediff.rng import Stream
 
@@ -107,7 +108,9 @@ def fit_context_weight(
     from sparsediff.method import build_method
 
     spec = method.spec
-    if not (spec.n_context and spec.guess_context and spec.first_guess != "zero"):
+    if not (
+        spec.n_context and spec.guess_context and get_first_guess(spec.first_guess).follows_context
+    ):
         return None
     spatial = build_method(spec.model_copy(update={"context_weight": 0.0}), method.nets)
     space_time = build_method(spec.model_copy(update={"context_weight": 1.0}), method.nets)

@@ -2,11 +2,14 @@
 
 The v2 method (DESIGN §3) learns the *departure* from a classical first guess,
 which is also an input channel of the networks: a model that has learned
-nothing reproduces the guess exactly. Two guesses, both batched torch code that
+nothing reproduces the guess exactly. The guesses are batched torch code that
 runs on the model's device, 2D or 3D, computed from the shown points alone
-(never from hidden truth):
+(never from hidden truth), and registered by name in
+[`FIRST_GUESSES`][FIRST_GUESSES], the one list of names that training configs
+and model specs are checked against; adding a guess is one function and one
+[`register_first_guess`][register_first_guess] call. The built-in ones:
 
-[`harmonic_fill`][harmonic_fill]
+``"laplace"``: [`harmonic_fill`][harmonic_fill]
     Laplace relaxation: the harmonic interpolant of the shown values (the
     classical "Laplace relaxation of the anomaly around climatology" when the
     input is an anomaly), solved by a coarse-to-fine cascade (full multigrid
@@ -14,11 +17,13 @@ runs on the model's device, 2D or 3D, computed from the shown points alone
     level below and is smoothed with Jacobi sweeps. Known points are Dirichlet
     values; window edges and inactive (invalid) points are zero-flux; a
     periodic dim (global longitude) wraps.
-[`normalized_convolution`][normalized_convolution]
+``"normconv"``: [`normalized_convolution`][normalized_convolution]
     Masked Gaussian blur divided by the blurred mask, over a few scales, the
     finest scale with enough support winning (Knutsson & Westin 1993).
+``"zero"``: [`zero_guess`][zero_guess]
+    No guess: 0 at every point not shown (the model learns the field itself).
 
-Both return the shown values unchanged at shown points (bit for bit) and
+All return the shown values unchanged at shown points (bit for bit) and
 leave inactive points at 0.
 """
 
@@ -26,13 +31,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from sparsediff.errors import InputError
+from sparsediff.errors import ConfigError, InputError
 
-__all__ = ["FIRST_GUESSES", "first_guess", "harmonic_fill", "normalized_convolution"]
+__all__ = [
+    "FIRST_GUESSES",
+    "FirstGuess",
+    "GuessFunction",
+    "check_first_guess",
+    "first_guess",
+    "get_first_guess",
+    "harmonic_fill",
+    "normalized_convolution",
+    "register_first_guess",
+    "zero_guess",
+]
 
 
 def _check(values: torch.Tensor, known: torch.Tensor, active: torch.Tensor | None) -> int:
@@ -337,11 +354,146 @@ def normalized_convolution(
     return torch.where(act, out, torch.zeros_like(out))
 
 
-FIRST_GUESSES: dict[str, Callable[..., torch.Tensor]] = {
-    "laplace": harmonic_fill,
-    "normconv": normalized_convolution,
-}
-"""Registry: first-guess name -> function ``(values, known, active, *, periodic)``."""
+def zero_guess(
+    values: torch.Tensor,
+    known: torch.Tensor,
+    active: torch.Tensor | None = None,
+    *,
+    periodic: Sequence[bool] | None = None,
+) -> torch.Tensor:
+    """No first guess: the shown values, and 0 at every other point.
+
+    A model with this guess learns the field itself, not a departure.
+
+    Parameters
+    ----------
+    values, known, active, periodic
+        As for [`harmonic_fill`][harmonic_fill] (``periodic`` is not needed).
+
+    Returns
+    -------
+    torch.Tensor
+        As for [`harmonic_fill`][harmonic_fill].
+    """
+    _check(values, known, active)
+    act = torch.ones_like(known, dtype=torch.bool) if active is None else active.bool()
+    keep = known.bool() & act
+    return torch.where(keep, values, torch.zeros_like(values))
+
+
+GuessFunction = Callable[..., torch.Tensor]
+"""A first guess: ``fn(values, known, active, *, periodic) -> Tensor`` (see
+[`harmonic_fill`][harmonic_fill] for the contract)."""
+
+
+@dataclass(frozen=True)
+class FirstGuess:
+    """A registered first guess: its name, its function and how it meets context.
+
+    Calling it calls the function.
+
+    Attributes
+    ----------
+    name
+        The name models and configs use (``first_guess: <name>``).
+    fn
+        The function, ``fn(values, known, active, *, periodic) -> Tensor``: the
+        shown values at shown points, an estimate at the other active points,
+        0 at inactive points.
+    follows_context
+        With context frames and ``guess_context``, build the space-time guess
+        from it (the mean of the context frames' own guesses plus the guess
+        of the departure from it). ``False`` keeps the guess of the step
+        alone (``"zero"``: a model without a first guess).
+    """
+
+    name: str
+    fn: GuessFunction
+    follows_context: bool = True
+
+    def __call__(
+        self,
+        values: torch.Tensor,
+        known: torch.Tensor,
+        active: torch.Tensor | None = None,
+        *,
+        periodic: Sequence[bool] | None = None,
+    ) -> torch.Tensor:
+        return self.fn(values, known, active, periodic=periodic)
+
+
+FIRST_GUESSES: dict[str, FirstGuess] = {}
+"""Registry: first-guess name -> [`FirstGuess`][FirstGuess]. The one list of
+first-guess names: model specs and training configs are validated against it."""
+
+
+def register_first_guess(
+    name: str, fn: GuessFunction, *, follows_context: bool = True, replace: bool = False
+) -> GuessFunction:
+    """Add a first guess to [`FIRST_GUESSES`][FIRST_GUESSES] under ``name``.
+
+    Once registered, the name works everywhere a first-guess name does: the
+    ``first_guess`` key of a training config, a model's spec, and
+    [`first_guess`][first_guess].
+
+    Parameters
+    ----------
+    name
+        The name (a non-empty string).
+    fn
+        The function, ``fn(values, known, active, *, periodic) -> Tensor``.
+    follows_context
+        See [`FirstGuess`][FirstGuess].
+    replace
+        Allow replacing a registered guess of the same name.
+
+    Returns
+    -------
+    callable
+        ``fn`` itself.
+
+    Raises
+    ------
+    ConfigError
+        An empty name, a function that is not callable, or a name that is
+        taken (without ``replace``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a first guess needs a non-empty name, got {name!r}")
+    if not callable(fn):
+        raise ConfigError(f"first guess {name!r}: {fn!r} is not callable")
+    old = FIRST_GUESSES.get(name)
+    if old is not None and old.fn is not fn and not replace:
+        raise ConfigError(f"a first guess named {name!r} is already registered")
+    FIRST_GUESSES[name] = FirstGuess(name, fn, follows_context=follows_context)
+    return fn
+
+
+def get_first_guess(name: str) -> FirstGuess:
+    """The registered first guess ``name``.
+
+    Raises
+    ------
+    InputError
+        An unknown name (the message lists the registered ones).
+    """
+    try:
+        return FIRST_GUESSES[name]
+    except (KeyError, TypeError):
+        raise InputError(
+            f"unknown first guess {name!r}; registered: {', '.join(FIRST_GUESSES)}"
+        ) from None
+
+
+def check_first_guess(name: str) -> str:
+    """``name`` if it is a registered first guess (a pydantic validator of specs and configs).
+
+    Raises
+    ------
+    InputError
+        An unknown name (a ``ValueError``, so pydantic reports it at its key).
+    """
+    return get_first_guess(name).name
 
 
 def first_guess(
@@ -352,15 +504,10 @@ def first_guess(
     *,
     periodic: Sequence[bool] | None = None,
 ) -> torch.Tensor:
-    """Run the first guess ``name`` (``"laplace"``, ``"normconv"`` or ``"zero"``)."""
-    if name == "zero":
-        act = torch.ones_like(known, dtype=torch.bool) if active is None else active.bool()
-        keep = known.bool() & act
-        return torch.where(keep, values, torch.zeros_like(values))
-    try:
-        fn = FIRST_GUESSES[name]
-    except KeyError:
-        raise InputError(
-            f"unknown first guess {name!r}; choose one of {['zero', *FIRST_GUESSES]}"
-        ) from None
-    return fn(values, known, active, periodic=periodic)
+    """Run the registered first guess ``name`` (``"laplace"``, ``"normconv"``, ``"zero"``, ...)."""
+    return get_first_guess(name)(values, known, active, periodic=periodic)
+
+
+register_first_guess("laplace", harmonic_fill)
+register_first_guess("normconv", normalized_convolution)
+register_first_guess("zero", zero_guess, follows_context=False)

@@ -12,10 +12,12 @@ the whole frame, from the shown points only (`.first_guess`), so a gap
 at a window edge is estimated from data beyond the window. Windows are cut
 from the channels afterwards; [`guess_of`][guess_of] finds the guess in them.
 
-With context frames and ``use_context``, the first guess is a space-time
-one: each context frame that has shown points is filled on its own (same
-guess), their mean is the *base*, and the guess is the base plus the guess of
-the frame's departure from the base at its shown points. Near the data it is
+With context frames and ``use_context``, and a guess that
+[follows context][sparsediff.method.first_guess.FirstGuess] (every built-in
+one but ``"zero"``), the first guess is a space-time one: each context
+frame that has shown points is filled on its own (same guess), their mean
+is the *base*, and the guess is the base plus the guess of the frame's
+departure from the base at its shown points. Near the data it is
 the frame's own interpolation; deep in a large gap it follows the
 neighbouring steps instead of flattening out (measured on OSTIA cloud gaps:
 0.34 K against 1.0 K for the spatial Laplace fill, see the results page).
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sparsediff.errors import InputError
-from sparsediff.method.first_guess import first_guess
+from sparsediff.method.first_guess import first_guess, get_first_guess
 from sparsediff.method.spec import SpreadCovariate
 
 __all__ = [
@@ -234,14 +236,14 @@ def build_inputs(
         The frames; ``context`` must hold ``n_context`` frames when
         ``n_context > 0`` (missing neighbours are all-unshown frames).
     guess
-        First-guess name (``"laplace"``, ``"normconv"``, ``"zero"``).
+        A name of [`FIRST_GUESSES`][sparsediff.method.first_guess.FIRST_GUESSES].
     n_context
         Context frames the model expects.
     periodic
         Per spatial dim, whether the frames wrap around (global longitude).
     use_context
         Make the first guess a space-time one from the context frames (see
-        the module docstring).
+        the module docstring); ignored by a guess that does not follow context.
     context_weight
         Weight ``w`` of the neighbouring steps in that guess: ``w * base +
         guess(shown - w * base)``; 1 follows them fully, 0 is the spatial
@@ -272,7 +274,7 @@ def build_inputs(
             raise InputError(f"frames: context must have shape {expected}, got {got}")
         ctx_ok = ctx_shown.bool() & active.unsqueeze(1)
         ctx_values = torch.where(ctx_ok, ctx.float(), zero)
-    if n_context and use_context and guess != "zero":
+    if n_context and use_context and get_first_guess(guess).follows_context:
         assert ctx_values is not None
         assert ctx_ok is not None
         frames = Frames(values, shown, active, ctx_values, ctx_ok)

@@ -1,22 +1,28 @@
 """The typed description of a trained model: what it fills and how (saved in ``config.json``).
 
 [`ModelSpec`][ModelSpec] replaces the untyped ``config`` dict of format version 1.
-Everything [`sparsediff.fill`][sparsediff.filling.fill.fill] needs to use a model, and nothing about
-how
-it was trained (that is in ``provenance.json``): the variables and dims, the
-window, the method and its settings, the data facts that compatibility checks
-compare against, and the spread calibration. Unknown keys and wrong types are
-errors, so a damaged or foreign ``config.json`` cannot load as a plausible
-model.
+It holds everything [`sparsediff.fill`][sparsediff.filling.fill.fill] needs to use
+a model: the variables and dims, the window, the method and its settings, the
+data facts that compatibility checks compare against, and the calibration.
+It also holds a few facts of the training, for the record and for further
+training of the model (adaptation, calibration on the input): ``cond_dropout``
+and ``pixel_loss`` (training settings), the ``sizes`` of the training data,
+the window counts of its splits, its ``log`` variables and ``climatology_dim``,
+and how the calibration was obtained. The rest of how the model was trained
+(the whole training config, versions, times) is in ``provenance.json``.
+Unknown keys and wrong types are errors, so a damaged or foreign
+``config.json`` cannot load as a plausible model.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
-__all__ = ["FIRST_GUESS_NAMES", "METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
+from sparsediff.method.first_guess import check_first_guess
+
+__all__ = ["METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
 
 SpreadCovariate = Literal["distance", "local_distance"]
 """What the spread factors of a latent model are binned by.
@@ -26,9 +32,6 @@ See [`sparsediff.method.inputs.spread_covariate`][sparsediff.method.inputs.sprea
 
 METHOD_KINDS = ("latent", "pixel")
 """The methods a model can be: latent diffusion (v2) or the pixel-space baseline."""
-
-FIRST_GUESS_NAMES = ("laplace", "normconv", "zero")
-"""First guesses (see [`sparsediff.method.first_guess`][sparsediff.method.first_guess])."""
 
 
 class ModelSpec(BaseModel):
@@ -46,7 +49,9 @@ class ModelSpec(BaseModel):
     window
         Window size per spatial dim.
     first_guess
-        The classical estimate the model departs from.
+        The classical estimate the model departs from: a name of
+        [`FIRST_GUESSES`][sparsediff.method.first_guess.FIRST_GUESSES] (a model
+        whose guess is not registered in this process does not load).
     guess_context
         With context frames: a space-time first guess that follows the
         neighbouring steps deep inside large gaps.
@@ -106,7 +111,7 @@ class ModelSpec(BaseModel):
     variables: list[str] = Field(min_length=1)
     dims: list[str] = Field(min_length=2, max_length=3)
     window: list[StrictInt] = Field(min_length=2, max_length=3)
-    first_guess: Literal["laplace", "normconv", "zero"] = "laplace"
+    first_guess: str = "laplace"
     guess_context: bool = True
     context_weight: StrictFloat = Field(1.0, ge=0.0, le=1.0)
     context_dim: str | None = None
@@ -130,6 +135,11 @@ class ModelSpec(BaseModel):
     n_train_windows: StrictInt = 0
     n_validation_windows: StrictInt = 0
     n_holdout_windows: StrictInt = 0
+
+    @field_validator("first_guess")
+    @classmethod
+    def _registered_guess(cls, name: str) -> str:
+        return check_first_guess(name)
 
     @property
     def n_vars(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from sparsediff.errors import ConfigError
+from sparsediff.errors import ConfigError, SparsediffWarning
+from sparsediff.method.first_guess import check_first_guess
 
 __all__ = [
     "AutoencoderConfig",
@@ -37,9 +39,11 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "WindowConfig",
+    "check_unread",
     "format_validation_error",
     "load_config",
     "read_yaml_mapping",
+    "unread_keys",
 ]
 
 
@@ -308,11 +312,13 @@ class TrainConfig(_Section):
     mode: Literal["latent", "pixel"] = Field(
         "latent", description="'latent': autoencoder + latent prior; 'pixel': pixel-space prior."
     )
-    first_guess: Literal["laplace", "normconv", "zero"] = Field(
+    first_guess: str = Field(
         "laplace",
         description=(
             "Classical estimate the model learns the departure from (from the shown points only): "
-            "'laplace' relaxation, 'normconv' (normalized convolution) or 'zero'."
+            "a registered first guess (sparsediff.method.first_guess.FIRST_GUESSES): 'laplace' "
+            "relaxation, 'normconv' (normalized convolution), 'zero' (none), or one added with "
+            "register_first_guess."
         ),
     )
     guess_context: StrictBool = Field(
@@ -344,6 +350,11 @@ class TrainConfig(_Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
+    @field_validator("first_guess")
+    @classmethod
+    def _registered_guess(cls, name: str) -> str:
+        return check_first_guess(name)
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         nd = len(self.data.dims)
@@ -370,6 +381,96 @@ class TrainConfig(_Section):
         ):
             raise ValueError("data.context_offsets must be non-empty and must not contain 0")
         return self
+
+
+def _changed(section: BaseModel, prefix: str) -> list[str]:
+    """The keys of ``section`` set explicitly (``model_fields_set``) to a non-default value."""
+    fields = type(section).model_fields
+    out = []
+    for name in sorted(section.model_fields_set):
+        if getattr(section, name) != fields[name].get_default(call_default_factory=True):
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def unread_keys(cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """Keys set to a non-default value that training with ``cfg`` would never read.
+
+    A key counts as set when the config names it (pydantic's
+    ``model_fields_set``) with a value other than its default, so a config
+    written out whole (a model's recorded config) only counts what differs.
+
+    Returns
+    -------
+    (refused, warned)
+        One message per problem. Refused (an error at
+        [`train`][sparsediff.training.trainer.train]): ``stages`` in pixel
+        mode; ``prior.pixel_loss`` in latent mode; ``data.context_offsets``
+        or ``guess_context_weight`` without ``data.context_dim``;
+        ``guess_context_weight`` with ``guess_context: false`` or with a first
+        guess that does not follow context (``zero``); ``data.holdout_fraction``
+        without ``data.holdout_dim``. Warned (pixel mode, where a config shared
+        with a latent one is common): ``autoencoder.*`` but ``autoencoder.hide``
+        (read by the in-training evaluation) and ``calibration.*``.
+    """
+    from sparsediff.method.first_guess import get_first_guess
+
+    refused: list[str] = []
+    warned: list[str] = []
+    top = _changed(cfg, "")
+    data = _changed(cfg.data, "data.")
+    if cfg.mode == "pixel":
+        if "stages" in top:
+            refused.append("stages is read in latent mode only (pixel mode trains the prior)")
+        ae = [k for k in _changed(cfg.autoencoder, "autoencoder.") if k != "autoencoder.hide"]
+        calibration = _changed(cfg.calibration, "calibration.")
+        for keys, what in ((ae, "autoencoder"), (calibration, "calibration")):
+            if keys:
+                warned.append(
+                    f"mode: pixel ignores {', '.join(keys)} (a pixel model has no {what})"
+                )
+    elif "prior.pixel_loss" in _changed(cfg.prior, "prior."):
+        refused.append("prior.pixel_loss is read in pixel mode only (mode is latent)")
+    weight = "guess_context_weight" in top
+    if cfg.data.context_dim is None:
+        unread = [k for k in ("data.context_offsets",) if k in data]
+        unread += ["guess_context_weight"] if weight else []
+        if unread:
+            refused.append(f"{' and '.join(unread)} need data.context_dim, which is not set")
+    elif weight and not cfg.guess_context:
+        refused.append("guess_context_weight is not read with guess_context: false")
+    elif weight and not get_first_guess(cfg.first_guess).follows_context:
+        refused.append(
+            f"guess_context_weight is not read with first_guess: {cfg.first_guess} "
+            "(a guess without a space-time form)"
+        )
+    if "data.holdout_fraction" in data and cfg.data.holdout_dim is None:
+        refused.append("data.holdout_fraction needs data.holdout_dim, which is not set")
+    return refused, warned
+
+
+def check_unread(cfg: TrainConfig) -> None:
+    """Refuse or warn about the keys of ``cfg`` that training would not read.
+
+    See [`unread_keys`][unread_keys] for which keys are refused and which are
+    warned about.
+
+    Raises
+    ------
+    ConfigError
+        One line naming every refused key.
+
+    Warns
+    -----
+    SparsediffWarning
+        One per group of ignored keys (pixel mode: ``autoencoder.*``,
+        ``calibration.*``).
+    """
+    refused, warned = unread_keys(cfg)
+    for message in warned:
+        warnings.warn(message, SparsediffWarning, stacklevel=3)
+    if refused:
+        raise ConfigError("invalid config: " + "; ".join(refused))
 
 
 def format_validation_error(

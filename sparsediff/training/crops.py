@@ -1,9 +1,11 @@
 """Training crops: each eligible window with a halo around it, its context frames and a donor mask.
 
-[`CropDataset`][CropDataset] keeps the window bookkeeping of
-`PatchDataset` (eligibility, epoch order,
-exact sharding over ranks and workers, resumable skip) and reads, for each
-window,
+[`CropDataset`][CropDataset] is a
+[`PatchDataset`][sparsediff.training.patches.PatchDataset] (the torch side) and
+keeps the window bookkeeping that class takes from
+[`PatchWindows`][sparsediff.data.patches.PatchWindows] (eligibility, epoch
+order, exact sharding over ranks and workers, resumable skip); it reads, for
+each window,
 
 * the **crop**: the window plus ``halo`` points on every side, so that the
   first guess of the window is computed from data beyond it (as at fill time,
@@ -45,7 +47,7 @@ class CropDataset(PatchDataset):
     Parameters
     ----------
     *args, **kwargs
-        As for `PatchDataset`.
+        As for [`PatchDataset`][sparsediff.training.patches.PatchDataset].
     halo
         Points added on each side of the window, per spatial dim.
     periodic

@@ -1,13 +1,24 @@
-"""The training loop: a generic loop over the stages of the model's method.
+"""The training loop: a loop over the stages of the model's method.
 
-One function, [`train`][train], runs every stage the method has (latent:
-autoencoder then prior; pixel: prior), on one CPU, one GPU, or many ranks
-under ``torchrun`` (DDP), then fits the spread calibration on the validation
-part. What a stage trains, its network and its per-sample objective, and how
-a batch is prepared for it (hidden points, noise, dropouts, all keyed by the
-sample's global position) belong to the method
-([`sparsediff.method`][sparsediff.method]); this module only runs them. Rank 0 logs,
-evaluates and writes checkpoints; every rank resumes from them.
+One function, [`train`][train], runs the stages of the method (latent:
+autoencoder then prior, those of them that ``stages`` lists; pixel: the prior),
+on one CPU, one GPU, or many ranks under ``torchrun`` (DDP), then fits the
+calibration on the validation part. What a stage trains, its network and its
+per-sample objective, and how a batch is prepared for it (hidden points,
+noise, dropouts, all keyed by the sample's global position) belong to the
+method ([`sparsediff.method`][sparsediff.method]). Rank 0 logs, evaluates and
+writes checkpoints; every rank resumes from them.
+
+The loop still decides four things by the mode (``cfg.mode``), not through
+the method:
+
+- which stages run: pixel mode runs the prior and ignores ``stages``;
+- before a latent prior stage (not resumed), it estimates the ``latent_scale``
+  of the spec from the encoder means;
+- the in-training evaluation after the autoencoder stage scores the latent
+  method's regression (after a prior stage, the method's ``complete``);
+- the departure and spread calibration is fitted for latent models with a
+  prior only; a pixel model records ``"none: no latent prior"``.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from sparsediff.training.checkpoint import (
     load_state,
     save_checkpoint,
 )
-from sparsediff.training.config import TrainConfig, load_config
+from sparsediff.training.config import TrainConfig, check_unread, load_config
 from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
 from sparsediff.training.from_config import architecture, hide_spec, initial_spec, settings_of
 from sparsediff.training.metrics_log import MetricsLog
@@ -160,6 +171,11 @@ class _Trainer:
 
     # ------------------------------------------------------------------ stages
     def _make_net(self, stage: str) -> torch.nn.Module:
+        """A fresh network of ``stage``, its weights keyed by the seed and the stage.
+
+        torch's initialisers draw from the global RNG, so this seeds it (the one
+        global-RNG seeding of training; see [`sparsediff.rng`][sparsediff.rng]).
+        """
         torch.manual_seed(seed_for(self.cfg.run.seed, Stream.NET_INIT + _STAGE_NUMBER[stage]))
         return type(self.method).new_net(stage, self.spec, self.arch)
 
@@ -514,13 +530,22 @@ def train(
     Raises
     ------
     ConfigError
-        Invalid config or data that does not fit it (before any training step).
+        Invalid config, a key set that training would not read
+        ([`unread_keys`][sparsediff.training.config.unread_keys]; nothing is
+        written), or data that does not fit it (before any training step).
+
+    Warns
+    -----
+    SparsediffWarning
+        Pixel mode with ``autoencoder.*`` (but ``hide``) or ``calibration.*``
+        keys set: they are ignored.
     TrainingError
         A non-finite loss or weights; the last good checkpoint is kept.
     """
     if config is None:
         raise TypeError("train() needs a config (YAML path, dict or TrainConfig)")
     cfg = load_config(config)
+    check_unread(cfg)
     if out is not None:
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"out": str(out)})})
     out_dir = Path(cfg.run.out)

@@ -27,6 +27,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     latent = train(None, copy.deepcopy(TINY), out=root / "latent")
     pixel_cfg = copy.deepcopy(TINY)
     pixel_cfg["mode"] = "pixel"
+    del pixel_cfg["autoencoder"]  # a pixel model has none (the keys would be warned about)
     pixel_cfg["prior"]["pixel_loss"] = "masked"
     pixel = train(None, pixel_cfg, out=root / "pixel")
     return {"latent": latent, "pixel": pixel, "path": root / "latent" / "model"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sparsediff.errors import ConfigError
-from sparsediff.training.config import TrainConfig, load_config
+from sparsediff.errors import ConfigError, SparsediffWarning
+from sparsediff.training.config import TrainConfig, check_unread, load_config, unread_keys
 from sparsediff.training.trainer import train
 from tests.training.conftest import write_config
 
@@ -83,3 +83,92 @@ def test_bad_data_config_rejected_before_training(
         train(None, tiny_config, out=out)
     assert not (out / "checkpoints").exists()
     assert not (out / "model").exists()
+
+
+def _pixel(c: dict[str, Any]) -> None:
+    c["mode"] = "pixel"
+    del c["autoencoder"]
+
+
+UNREAD: dict[str, tuple[Any, str]] = {
+    "pixel-stages": (
+        lambda c: (_pixel(c), c.update(stages=["prior"])),
+        r"stages is read in latent mode only",
+    ),
+    "latent-pixel-loss": (
+        lambda c: c["prior"].update(pixel_loss="zero_filled"),
+        r"prior\.pixel_loss is read in pixel mode only",
+    ),
+    "offsets-without-context-dim": (
+        lambda c: c["data"].update(context_offsets=[-2, 2]),
+        r"data\.context_offsets need data\.context_dim",
+    ),
+    "weight-without-context-dim": (
+        lambda c: c.update(guess_context_weight="auto"),
+        r"guess_context_weight need data\.context_dim",
+    ),
+    "weight-without-guess-context": (
+        lambda c: (
+            c["data"].update(context_dim="time"),
+            c.update(guess_context=False, guess_context_weight=0.5),
+        ),
+        r"guess_context_weight is not read with guess_context: false",
+    ),
+    "weight-with-zero-guess": (
+        lambda c: (
+            c["data"].update(context_dim="time"),
+            c.update(first_guess="zero", guess_context_weight=0.5),
+        ),
+        r"guess_context_weight is not read with first_guess: zero",
+    ),
+    "holdout-fraction-without-dim": (
+        lambda c: c["data"].update(holdout_dim=None),
+        r"data\.holdout_fraction needs data\.holdout_dim",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "message"), list(UNREAD.values()), ids=list(UNREAD))
+def test_keys_training_would_not_read_are_refused_by_name(
+    tiny_config: dict[str, Any], tmp_path: Path, edit: Any, message: str
+) -> None:
+    edit(tiny_config)
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        train(None, tiny_config, out=out)
+    assert not out.exists()  # refused before anything is written
+
+
+def test_pixel_mode_warns_about_autoencoder_and_calibration_keys(
+    tiny_config: dict[str, Any],
+) -> None:
+    tiny_config["mode"] = "pixel"
+    tiny_config["calibration"] = {"members": 4, "enabled": True}  # enabled: the default
+    tiny_config["autoencoder"]["hide"] = {"rate": [0.2, 0.4]}  # read: in-training evaluation
+    refused, warned = unread_keys(load_config(tiny_config))
+    assert refused == []
+    assert warned == [
+        "mode: pixel ignores autoencoder.decoder_widths, autoencoder.encoder_widths, "
+        "autoencoder.latent_channels, autoencoder.steps (a pixel model has no autoencoder)",
+        "mode: pixel ignores calibration.members (a pixel model has no calibration)",
+    ]
+    with pytest.warns(SparsediffWarning) as caught:
+        check_unread(load_config(tiny_config))
+    assert [str(w.message) for w in caught] == warned
+
+
+def test_values_equal_to_the_defaults_and_recorded_configs_pass(
+    tiny_config: dict[str, Any],
+) -> None:
+    # a key set to its default is not "unread": a config written out whole (as a
+    # model records it) passes, and so does the same config in pixel mode
+    tiny_config.update(stages=["autoencoder", "prior"], guess_context_weight=1.0)
+    tiny_config["data"]["context_offsets"] = [-1, 1]
+    cfg = load_config(tiny_config)
+    assert unread_keys(cfg) == ([], [])
+    recorded = load_config(cfg.model_dump(mode="json"))
+    assert unread_keys(recorded) == ([], [])
+    pixel = cfg.model_dump(mode="json")
+    pixel.update(mode="pixel", stages=["autoencoder", "prior"])
+    pixel["autoencoder"] = {}
+    assert unread_keys(load_config(pixel)) == ([], [])

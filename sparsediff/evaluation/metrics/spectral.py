@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from sparsediff.atomic import save_figure
 from sparsediff.errors import InputError
 from sparsediff.evaluation.metrics._inputs import _align, _check_da
 
@@ -309,7 +310,7 @@ def plot_gap_spectra(
     ratios
         Method name -> [`gap_spectrum_ratio`][gap_spectrum_ratio] (or any ratio on ``wavenumber``).
     path
-        Save the figure there.
+        Save the figure there, atomically (format from its suffix).
     tolerance
         Draw the band ``1 ± tolerance`` (the target of a faithful spectrum).
     title
@@ -335,5 +336,5 @@ def plot_gap_spectra(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig
