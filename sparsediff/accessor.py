@@ -122,7 +122,7 @@ class SparsediffAccessor:
         model: Model | str | os.PathLike[str] | None = None,
         *,
         members: int = 1,
-        steps: int = 6,
+        steps: int = 16,
         sampler: str = "dpmpp_2m",
         seed: int = 0,
         guidance: float = 0.0,

@@ -152,7 +152,7 @@ def evaluate(
     holdout: str | tuple[str, float] = "boxes:0.3",
     baselines: str | Iterable[str | Baseline | Filler] | None = DEFAULT_BASELINES,
     members: int = 8,
-    steps: int = 6,
+    steps: int = 16,
     seed: int = 0,
     dims: Sequence[Hashable] | None = None,
     time_dim: Hashable | None = "time",

@@ -239,7 +239,7 @@ class ModelFiller(Filler):
         name: str = "sparsediff",
         *,
         members: int = 1,
-        steps: int = 6,
+        steps: int = 16,
         sampler: str = "dpmpp_2m",
         seed: int = 0,
         batch_size: int | None = None,
