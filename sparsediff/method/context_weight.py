@@ -62,10 +62,10 @@ class ContextWeightFit:
     rmse_space_time: float
     rmse_fitted: float
 
-    def describe(self) -> str:
-        """One line for logs and the model record."""
+    def describe(self, where: str = "training") -> str:
+        """One line for logs and the model record (``where``: the part fitted on)."""
         return (
-            f"context weight {self.weight:.3f} fitted on {self.points} hidden training points "
+            f"context weight {self.weight:.3f} fitted on {self.points} hidden {where} points "
             f"(guess RMSE, normalized: spatial {self.rmse_spatial:.4f}, space-time "
             f"{self.rmse_space_time:.4f}, fitted {self.rmse_fitted:.4f})"
         )
@@ -79,7 +79,6 @@ def fit_context_weight(
     *,
     hide: HideSpec | None = None,
     device: torch.device | str = "cpu",
-    reduce: bool = False,
 ) -> ContextWeightFit | None:
     """Fit the weight of the neighbouring steps in the space-time first guess.
 
@@ -95,10 +94,8 @@ def fit_context_weight(
     hide
         What to hide in each crop's own step.
     device
-        Where to compute.
-    reduce
-        Sum the statistics over the ranks of a ``torch.distributed`` group
-        (each rank holding its share of the crops).
+        Where to compute (every rank of a distributed run holds the whole part
+        and fits the same weight).
 
     Returns
     -------
@@ -130,8 +127,6 @@ def fit_context_weight(
         d, r = g1 - g0, y - g0
         sums = [(d * r).sum(), (d * d).sum(), (r * r).sum(), ((y - g1) ** 2).sum()]
         stats += torch.tensor([*(float(s) for s in sums), float(m.sum())], dtype=torch.float64)
-    if reduce and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(stats)
     num, den, sq0, sq1, n = (float(v) for v in stats[:5])
     if n == 0:
         return None

@@ -399,13 +399,12 @@ class _Trainer:
             progress_bar(batches, progress=shown, desc="first guess: context weight", leave=False),
             self.settings,
             device=self.rt.device,
-            reduce=False,  # every rank holds the whole part: the same fit on each
         )
         if fit is None:
             return
         self._update_spec(context_weight=fit.weight)
         where = "validation" if self.data.validation is not None else "training"
-        self.context_weight_note = fit.describe().replace("training", where)
+        self.context_weight_note = fit.describe(where)
         if self.rt.is_main:
             print(self.context_weight_note, file=sys.stderr, flush=True)
 

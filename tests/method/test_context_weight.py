@@ -80,6 +80,7 @@ def test_linked_steps_lean_on_the_neighbours_and_independent_ones_do_not(
     assert independent < 0.3
     note = weights["independent"].provenance["context_weight"]
     assert note.startswith(f"context weight {independent:.3f} fitted on")
+    assert "hidden validation points" in note  # fitted on the validation part
 
 
 def test_a_fixed_weight_is_kept_and_the_default_is_the_old_guess(tmp_path: Path) -> None:
