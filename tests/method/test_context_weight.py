@@ -90,6 +90,16 @@ def test_a_fixed_weight_is_kept_and_the_default_is_the_old_guess(tmp_path: Path)
     model = sparsediff.train(_record(False), cfg, out=tmp_path / "fixed")
     assert model.spec.context_weight == 0.5
     assert "context_weight" not in model.provenance
+    # a fill with a weight other than 1: observed values kept bit for bit, same seed same bytes
+    data = _record(False, seed=5, steps=6)
+    one = sparsediff.fill(data, model, members=2, steps=2, seed=1, progress=False)
+    two = sparsediff.fill(data, model, members=2, steps=2, seed=1, progress=False)
+    xr.testing.assert_identical(one, two)
+    observed = np.isfinite(data["v"].values)
+    for k in range(2):
+        member = one["v"].isel(member=k).values
+        np.testing.assert_array_equal(member[observed], data["v"].values[observed])
+        assert np.isfinite(member).all()  # no invalid point in this record: every gap filled
 
 
 def _frames(seed: int) -> Frames:
