@@ -12,7 +12,7 @@ import difflib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -328,7 +328,7 @@ class TrainConfig(_Section):
             "own guesses plus the guess of the departure from it)."
         ),
     )
-    guess_context_weight: float | Literal["auto"] = Field(
+    guess_context_weight: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
         1.0,
         description=(
             "Weight in [0, 1] of the neighbouring steps in the space-time first guess: 1 follows "

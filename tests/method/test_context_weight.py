@@ -164,3 +164,12 @@ def test_a_neighbour_with_nothing_shown_is_left_out_of_the_space_time_guess() ->
         torch.testing.assert_close(g_lone, g_twice, atol=1e-5, rtol=0)
         spatial = guess_of(build_inputs(lone, guess=guess, n_context=2, use_context=False), 1)
         assert float((g_lone - spatial).abs().max()) > 0.1  # the neighbour does count
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "full"])
+def test_a_weight_outside_zero_one_is_one_config_error_naming_the_key(bad: Any) -> None:
+    from sparsediff.errors import ConfigError
+    from sparsediff.training.config import load_config
+
+    with pytest.raises(ConfigError, match="guess_context_weight"):
+        load_config(_config(bad))
