@@ -19,6 +19,7 @@ runs the model on the blocks it needs: write it once, or use
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -41,6 +42,7 @@ from sparsediff.data.selection import as_dataset
 from sparsediff.devices import resolve_device
 from sparsediff.errors import ConfigError, SparsediffWarning
 from sparsediff.filling.compatibility import check_compatible
+from sparsediff.filling.fit_input import check_fit_options, fit_to_input
 from sparsediff.filling.invalid import InvalidRule, resolve_invalid
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.filling.summary import flag_counts, summary_line
@@ -339,13 +341,13 @@ def fill(
     min_share = coverage.check_share(min_observed_share)
     ds, restore = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
     invalid_kw = dict(invalid=invalid, invalid_below=invalid_below, invalid_along=invalid_along)
-    if adapt is not None or calibrate != "validation":
-        from sparsediff.filling.fit_input import fit_to_input
-
-        model = fit_to_input(
+    fitting = check_fit_options(adapt, calibrate, opts.seed)  # bad options: before any read
+    plan = _plan(ds, model, opts, device, invalid_kw, check_values, min_share, periodic)
+    if fitting:  # after the checks of the data, so that refused input costs no training
+        fitted = fit_to_input(
             ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed, device=device, **invalid_kw
         )
-    plan = _plan(ds, model, opts, device, invalid_kw, check_values, min_share, periodic)
+        plan = dataclasses.replace(plan, model=fitted.to(device).eval())
     out = _compute(plan, overlap, progress)
     result = _assemble(plan, out)
     computed = not isinstance(out, da.Array) or _persist(result, plan.variables, persist)

@@ -29,7 +29,7 @@ from sparsediff.errors import ConfigError
 from sparsediff.filling.invalid import resolve_invalid
 from sparsediff.model import Model, as_model
 
-__all__ = ["CALIBRATIONS", "check_calibrate", "fit_to_input"]
+__all__ = ["CALIBRATIONS", "check_calibrate", "check_fit_options", "fit_to_input"]
 
 #: Where the spread calibration comes from: the model's own (fitted on its
 #: validation part when it was trained) or a refit on the data being filled.
@@ -41,6 +41,16 @@ def check_calibrate(calibrate: Any) -> str:
     if calibrate not in CALIBRATIONS:
         raise ConfigError(f"calibrate must be one of {', '.join(CALIBRATIONS)}, got {calibrate!r}")
     return str(calibrate)
+
+
+def check_fit_options(adapt: Any, calibrate: Any, seed: int = 0) -> bool:
+    """Whether ``adapt`` / ``calibrate`` ask for any fitting; a one-line ConfigError if bad.
+
+    Cheap: a fill checks these before it reads any data.
+    """
+    from sparsediff.training.adapt import as_adapt_options
+
+    return as_adapt_options(adapt, seed) is not None or check_calibrate(calibrate) != "validation"
 
 
 def fit_to_input(

@@ -216,6 +216,16 @@ def test_bad_fit_options_are_one_line_errors(
         sparsediff.evaluate(small, demo, adapt=adapt_arg, calibrate=calibrate, baselines=None)
 
 
+def test_input_the_fill_refuses_is_refused_before_any_adaptation(
+    demo: sparsediff.Model, small: xr.Dataset
+) -> None:
+    from sparsediff.errors import InputError
+
+    # every observed value made invalid: the fill's own check names the rule, no training runs
+    with pytest.raises(InputError, match="invalid rule"):
+        sparsediff.fill(small, demo, adapt=5, invalid_below=float("inf"))
+
+
 def test_off_returns_the_model_itself(demo: sparsediff.Model, small: xr.Dataset) -> None:
     assert as_adapt_options(0) is None
     assert fit_to_input(small, demo, adapt=0) is demo
