@@ -94,7 +94,8 @@ def test_a_fixed_weight_is_kept_and_the_default_is_the_old_guess(tmp_path: Path)
     data = _record(False, seed=5, steps=6)
     one = sparsediff.fill(data, model, members=2, steps=2, seed=1, progress=False)
     two = sparsediff.fill(data, model, members=2, steps=2, seed=1, progress=False)
-    xr.testing.assert_identical(one, two)
+    for name in one.data_vars:  # same bytes (the attributes carry the fill's time)
+        np.testing.assert_array_equal(one[name].values, two[name].values)
     observed = np.isfinite(data["v"].values)
     for k in range(2):
         member = one["v"].isel(member=k).values
