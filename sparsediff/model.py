@@ -12,9 +12,11 @@ A saved model is a directory (DESIGN §6)::
       invalid.safetensors    points invalid at every training step (land), with coordinates
 
 Weights are only ever read with `safetensors.torch.load_file`; nothing is
-pickled. Every file of the directory is checksummed in ``config.json``, and the
-network configurations are bounded; both are checked on load before anything is
-built (`sparsediff.model_files`, whose public names are re-exported here).
+pickled. The directory is written by the one writer of tensor directories
+([`sparsediff.tensor_dir`][sparsediff.tensor_dir]): every file of it is
+checksummed in ``config.json``, and the network configurations are bounded;
+both are checked on load before anything is built (`sparsediff.model_files`,
+whose public names are re-exported here).
 
 [`load`][load] also accepts a run directory (``train --out``) that holds the
 model in ``model/``.
@@ -32,9 +34,7 @@ import numpy as np
 import torch
 import xarray as xr
 from safetensors import SafetensorError
-from safetensors.torch import save_file
 
-from sparsediff import atomic
 from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError, InputError, SparsediffError
 from sparsediff.method import Method, build_method
@@ -48,12 +48,12 @@ from sparsediff.model_files import (
     _model_dir,
     _read_description,
     _read_weights,
-    _sha256,
     _verified_files,
     check_net_config,
 )
 from sparsediff.networks.completion import CompletionAutoencoder
 from sparsediff.networks.precond import EDMPrecond
+from sparsediff.tensor_dir import TensorDirWriter, write_tensor_dir
 
 __all__ = [
     "FORMAT_NAME",
@@ -167,43 +167,32 @@ class Model:
         if path.exists() and not overwrite:
             raise CheckpointError(f"{path} already exists (pass overwrite=True to replace it)")
 
-        def build(tmp: Path) -> None:
-            tmp.mkdir()
+        def write(out: TensorDirWriter) -> dict[str, Any]:
             nets: dict[str, Any] = {}
-            files: dict[str, str] = {}
             for name in _NET_NAMES:
                 net = self.nets.get(name)
                 if net is None:
                     nets[name] = None
                     continue
-                fname = f"{name}.safetensors"
-                tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-                save_file(tensors, str(tmp / fname), metadata={"format": FORMAT_NAME})
-                files[fname] = _sha256(tmp / fname)
+                out.tensors(f"{name}.safetensors", net.state_dict(), {"format": FORMAT_NAME})
                 nets[name] = {"class": type(net).__name__, "config": net.config}
-            doc = {
+            for fname, fields in zip(_FIELD_FILES, (self.climatology, self.invalid), strict=True):
+                if fields:
+                    out.tensors(fname, *_field_tensors(fields))
+            self.stats.save(out.root / "stats.json")
+            out.record("stats.json")
+            out.text(
+                "provenance.json",
+                json.dumps(self.provenance, indent=2, sort_keys=True, default=str),
+            )
+            return {
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 **nets,
                 "model": self.spec.model_dump(mode="json"),
-                "files": files,
             }
-            for fname, fields in zip(_FIELD_FILES, (self.climatology, self.invalid), strict=True):
-                if fields:
-                    tensors, meta = _field_tensors(fields)
-                    save_file(tensors, str(tmp / fname), metadata=meta)
-                    files[fname] = _sha256(tmp / fname)
-            self.stats.save(tmp / "stats.json")
-            (tmp / "provenance.json").write_text(
-                json.dumps(self.provenance, indent=2, sort_keys=True, default=str)
-            )
-            for fname in ("stats.json", "provenance.json"):
-                files[fname] = _sha256(tmp / fname)
-            # written last: it records the checksum of every other file
-            (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
 
-        atomic.write_atomic(path, build)
-        return path
+        return write_tensor_dir(path, "config.json", write, indent=2, sort_keys=True)
 
     # ------------------------------------------------------------------ load
     @classmethod

@@ -14,7 +14,6 @@ hostile ``config.json`` cannot ask for a 150 GB allocation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from safetensors.torch import load_file
 from sparsediff.errors import CheckpointError
 from sparsediff.method.spec import ModelSpec
 from sparsediff.paths import check_loops
+from sparsediff.tensor_dir import verify_files
 
 __all__ = [
     "FORMAT_NAME",
@@ -54,15 +54,6 @@ MAX_LEVELS = 8
 MAX_BLOCKS = 16
 #: Largest rough parameter count a saved network may declare (4 GB of float32).
 MAX_PARAMETERS = 1_000_000_000
-
-
-def _sha256(path: Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _model_dir(path: Path) -> Path:
@@ -105,24 +96,7 @@ def _is_model_config(path: Path) -> bool:
 
 def _verified_files(path: Path, doc: dict[str, Any]) -> dict[str, str]:
     """The ``files`` record of ``config.json``, each file present and matching its SHA-256."""
-    files = doc.get("files", {})
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-    ):
-        raise CheckpointError(f"{path / 'config.json'} has a malformed 'files' record")
-    for fname, digest in files.items():
-        if fname in ("", ".", "..", "config.json") or Path(fname).name != fname:
-            raise CheckpointError(
-                f"{path / 'config.json'} lists {fname!r}, not a file of the model directory"
-            )
-        fpath = path / fname
-        if not fpath.is_file():
-            raise CheckpointError(f"{fpath} is missing")
-        if _sha256(fpath) != digest:
-            raise CheckpointError(
-                f"{fpath} does not match the checksum in config.json "
-                "(truncated, corrupted or modified after saving)"
-            )
+    files = verify_files(path, "config.json", doc.get("files", {}), "model directory")
     unchecked = [f for f in ("stats.json", "provenance.json") if f not in files]
     unchecked += [f for f in _FIELD_FILES if f not in files and (path / f).exists()]
     if unchecked:

@@ -8,6 +8,13 @@ A checkpoint is a directory ``<out>/checkpoints/<stage>-<step:08d>/`` holding
 - ``<name>.safetensors`` for each tensor group (net weights, EMA weights,
   optimizer moments, frozen nets of earlier stages).
 
+It is a tensor directory ([`sparsediff.tensor_dir`][sparsediff.tensor_dir], the
+writer of model directories too): ``state.json`` records the SHA-256 of every
+other file under ``"files"``, and [`load_checkpoint`][load_checkpoint] checks
+them before reading, so a truncated or corrupted checkpoint is refused in one
+line rather than resumed from. Checkpoints written before the checksums were
+recorded (no ``"files"``) load unchecked.
+
 ``<out>/checkpoints/latest.json`` names the newest complete checkpoint; it is
 replaced atomically only after the checkpoint directory is complete, so a run
 killed at any moment leaves the previous checkpoint as ``latest``.
@@ -24,10 +31,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from sparsediff import atomic
 from sparsediff.errors import CheckpointError
+from sparsediff.tensor_dir import TensorDirWriter, verify_files, write_tensor_dir
 
 __all__ = [
     "TrainState",
@@ -75,10 +83,6 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
-
-
 def save_checkpoint(
     out: str | os.PathLike[str],
     state: TrainState,
@@ -112,8 +116,7 @@ def save_checkpoint(
     name = f"{state.stage}-{state.step:08d}"
     final = root / name
 
-    def build(tmp: Path) -> None:
-        tmp.mkdir()
+    def write(out: TensorDirWriter) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "stage": state.stage,
             "step": state.step,
@@ -122,14 +125,14 @@ def save_checkpoint(
             "groups": sorted(tensors),
         }
         for group, tens in tensors.items():
-            save_file(_cpu(tens), str(tmp / f"{group}.safetensors"))
+            out.tensors(f"{group}.safetensors", tens)
         if optimizer is not None:
             opt_t, opt_meta = flatten_optimizer(optimizer.state_dict())
-            save_file(opt_t, str(tmp / "optim.safetensors"))
+            out.tensors("optim.safetensors", opt_t)
             doc["optimizer"] = opt_meta
-        (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=float))
+        return doc
 
-    atomic.write_atomic(final, build)
+    write_tensor_dir(final, "state.json", write, indent=1, default=float)
     atomic.write_text(root / "latest.json", json.dumps({"checkpoint": name}))
     done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     done = [p for p in done if p.name.startswith(f"{state.stage}-")]
@@ -182,18 +185,53 @@ def load_checkpoint(
     -------
     state, tensors, optimizer_state
         ``optimizer_state`` is ready for ``optimizer.load_state_dict`` (or ``None``).
+
+    Raises
+    ------
+    CheckpointError
+        ``state.json`` is unreadable, a file is missing, fails its checksum
+        or is not covered by it, or a tensor file cannot be read.
     """
     path = Path(path)
     try:
         doc = json.loads((path / "state.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"cannot read checkpoint {path}: state.json is not a JSON object")
+    _verify(path, doc)
+    try:
         tensors = {g: load_file(str(path / f"{g}.safetensors")) for g in doc["groups"]}
         opt = None
         if "optimizer" in doc:
             opt = unflatten_optimizer(load_file(str(path / "optim.safetensors")), doc["optimizer"])
-    except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as e:
+    except (OSError, KeyError, TypeError, SafetensorError) as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
     state = TrainState(doc["stage"], doc["step"], doc.get("ema_updates", 0), doc.get("extra", {}))
     return state, tensors, opt
+
+
+def _verify(path: Path, doc: dict[str, Any]) -> None:
+    """Check the checksums ``state.json`` records (checkpoints written before them have none).
+
+    Raises
+    ------
+    CheckpointError
+        A file that fails its checksum or is missing, or a tensor file that
+        the record does not cover.
+    """
+    if "files" not in doc:
+        return  # written before checkpoints were checksummed: read as before
+    files = verify_files(path, "state.json", doc["files"], "checkpoint")
+    groups = doc.get("groups", [])
+    needed = [f"{g}.safetensors" for g in groups if isinstance(g, str)]
+    needed += ["optim.safetensors"] if "optimizer" in doc else []
+    unchecked = [f for f in needed if f not in files]
+    if unchecked:
+        raise CheckpointError(
+            f"{path / 'state.json'} records no checksum of {', '.join(unchecked)} "
+            "(every file of a checkpoint is checksummed; was it edited by hand?)"
+        )
 
 
 def _shape(t: torch.Tensor) -> str:
