@@ -10,7 +10,7 @@ data with hidden points:
 - ``laplace``: the same cascade without the CG refinement (``cg_iters=0``);
 - ``normconv``: :func:`~sparsediff.method.first_guess.normalized_convolution`;
 - ``exact``: the sparse Laplace solve of the Laplace baseline
-  (:func:`sparsediff.evaluation.baselines.laplace._harmonic_fill`, float64, SuperLU up
+  (:func:`sparsediff.laplace.sparse.harmonic_solve`, float64, SuperLU up
   to 60,000 unknowns, else CG to 1e-8), the reference.
 
 Cases:
@@ -121,7 +121,7 @@ def run_case(case: Case, gaps: Sequence[str], seeds: int, seed: int) -> list[dic
     import torch
 
     from sparsediff.data.gaps import gap_mask, parse_pattern
-    from sparsediff.evaluation.baselines.laplace import _harmonic_fill
+    from sparsediff.laplace.sparse import harmonic_solve
 
     spatial = case.values.shape[1:]
     methods = torch_methods()
@@ -139,7 +139,7 @@ def run_case(case: Case, gaps: Sequence[str], seeds: int, seed: int) -> list[dic
         exact, exact_ms = [], []
         for values, known, _ in items:
             t0 = time.perf_counter()
-            u = _harmonic_fill(
+            u = harmonic_solve(
                 values,
                 known,
                 case.active,

@@ -26,6 +26,9 @@ LAYERS: dict[str, int] = {
     "sparsediff.data.axes": 1,  # coordinate roles (cf_xarray, imported lazily)
     "sparsediff.networks": 2,
     "sparsediff.diffusion": 2,
+    "sparsediff.laplace": 1,  # the Laplace fill: the scipy backend is torch-free
+    "sparsediff.laplace.relaxation": 2,  # its torch backend
+    "sparsediff.tensor_dir": 2,  # checksummed safetensors directories (models, checkpoints)
     "sparsediff.method": 3,
     "sparsediff.model": 3,
     "sparsediff.model_files": 3,

@@ -16,14 +16,14 @@ import torch
 import xarray as xr
 
 from sparsediff.data import io, masks
-from sparsediff.data.climatology import anomalies
+from sparsediff.data.climatology import anomalies, fit_climatology
 from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.sources import resolve_source
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
+from sparsediff.laplace.relaxation import harmonic_fill_array
 from sparsediff.method.base import TrainBatch
 from sparsediff.rng import Stream, numpy_rng_for
-from sparsediff.training.climatology import fit_climatology
 from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
 from sparsediff.training.region import record_region
@@ -207,7 +207,13 @@ def _remove_climatology(
             "are all 0; train on more steps, or drop data.climatology_dim"
         )
     climatology = fit_climatology(
-        train_ds, train_states, d.variables, d.climatology_dim, d.dims, periodic
+        train_ds,
+        train_states,
+        d.variables,
+        d.climatology_dim,
+        d.dims,
+        periodic,
+        fill=harmonic_fill_array,
     )
     parts = {
         k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()

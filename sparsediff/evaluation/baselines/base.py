@@ -202,12 +202,3 @@ class Baseline:
     ) -> np.ndarray:
         """Fill one block ``(time, *spatial)`` (NaN at non-observed points on input)."""
         raise NotImplementedError
-
-
-def _time_mean(values: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-point mean over the observed times of a ``(time, *spatial)`` block, and its support."""
-    count = observed.sum(axis=0)
-    total = np.where(observed, values, 0.0).sum(axis=0)
-    seen = count > 0
-    mean = np.where(seen, total / np.maximum(count, 1), np.nan)
-    return mean, seen

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import xarray as xr
 
+from sparsediff.data.climatology import observed_mean
 from sparsediff.errors import ConfigError
-from sparsediff.evaluation.baselines.base import Baseline, _time_mean
+from sparsediff.evaluation.baselines.base import Baseline
 
 if TYPE_CHECKING:
     from sparsediff.evaluation.baselines.setting import Setting
@@ -167,7 +168,7 @@ class DINEOF(Baseline):
         periodic: tuple[bool, ...],
     ) -> np.ndarray:
         nt = values.shape[0]
-        mean, seen = _time_mean(values, observed)
+        mean, seen = observed_mean(values, observed)
         cols = np.flatnonzero(seen.reshape(-1))
         out = np.broadcast_to(np.where(seen, mean, np.nan), values.shape).copy()
         obs = observed.reshape(nt, -1)[:, cols]

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from sparsediff.data.climatology import observed_mean
 from sparsediff.errors import ConfigError
-from sparsediff.evaluation.baselines.base import Baseline, _time_mean
+from sparsediff.evaluation.baselines.base import Baseline
 
 __all__ = ["TimeMean"]
 
@@ -48,7 +49,7 @@ class TimeMean(Baseline):
         active: np.ndarray,
         periodic: tuple[bool, ...],
     ) -> np.ndarray:
-        mean, seen = _time_mean(values, observed)
+        mean, seen = observed_mean(values, observed)
         if self.never_observed == "field_mean" and seen.any():
             mean = np.where(seen, mean, mean[seen].mean())
         return np.broadcast_to(mean, values.shape)
