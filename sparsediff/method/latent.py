@@ -30,7 +30,7 @@ perturbations centred, so that the ensemble mean is the regression.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
+from sparsediff.method.guidance import cfg_denoiser, consistency_guidance
 from sparsediff.method.inputs import centre_inputs, guess_of, spread_covariate
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
@@ -48,50 +49,9 @@ from sparsediff.networks.precond import EDMPrecond
 from sparsediff.networks.unet import UNet
 from sparsediff.rng import Stream, generator_for
 
-__all__ = ["LatentMethod", "cfg_denoiser"]
+__all__ = ["LatentMethod"]
 
 _STAGE_KEY = {"autoencoder": 1, "prior": 2}
-
-
-def cfg_denoiser(
-    prior: Callable[..., Tensor], cfg_scale: float
-) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
-    """The prior as a denoiser, with classifier-free guidance when ``cfg_scale != 1``.
-
-    ``D = D_u + cfg_scale * (D_c - D_u)``, where ``D_u`` sees a zero condition
-    (what condition dropout trained it on). ``prior`` is the network or its
-    compiled form (``Method.accelerated``).
-    """
-    if cfg_scale == 1.0:
-        return lambda x, sigma, cond: prior(x, sigma, cond)
-
-    def guided(x: Tensor, sigma: Tensor, cond: Tensor | None) -> Tensor:
-        d_c = prior(x, sigma, cond)
-        d_u = prior(x, sigma, torch.zeros_like(cond) if cond is not None else None)
-        return d_u + cfg_scale * (d_c - d_u)
-
-    return guided
-
-
-def consistency_guidance(
-    decode: Callable[[Tensor], Tensor], values: Tensor, shown: Tensor, strength: float
-) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """Data-consistency guidance: nudge ``x0_hat`` so that its decoding fits the shown data.
-
-    One gradient step of ``strength`` on the mean squared misfit at shown
-    points of each window (a larger ``strength`` pulls harder).
-    """
-    n_shown = shown.flatten(1).sum(1).clamp_min(1).view(-1, *([1] * (values.ndim - 1)))
-
-    def guide(x0_hat: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
-        with torch.enable_grad():
-            z = x0_hat.detach().requires_grad_(True)
-            err = torch.where(shown, decode(z) - values, torch.zeros_like(values))
-            loss = ((err**2) / n_shown).sum()
-            (grad,) = torch.autograd.grad(loss, z)
-        return x0_hat - strength * grad
-
-    return guide
 
 
 class LatentMethod(Method):

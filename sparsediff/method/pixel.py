@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from sparsediff.diffusion.samplers import sample
 from sparsediff.method.base import Method, TrainBatch, TrainSettings
+from sparsediff.method.guidance import cfg_denoiser, consistency_guidance
 from sparsediff.method.inputs import centre_inputs, guess_of, n_inputs
-from sparsediff.method.latent import cfg_denoiser, consistency_guidance
 from sparsediff.method.objectives import PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec

@@ -15,8 +15,8 @@ from sparsediff.errors import InputError
 from sparsediff.method import build_method
 from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
 from sparsediff.method.calibration import solve_spread_scale
+from sparsediff.method.guidance import cfg_denoiser
 from sparsediff.method.inputs import Frames, build_inputs, guess_of
-from sparsediff.method.latent import cfg_denoiser
 from sparsediff.method.objectives import CompletionObjective, per_sample_masked_mse
 from sparsediff.method.options import FillOptions
 from tests.filling.conftest import make_model
