@@ -228,11 +228,11 @@ def test_spread_scale_solves_the_spread_skill_relation() -> None:
     assert spread / np.sqrt((mean**2).mean()) == pytest.approx(1.0, rel=1e-6)
 
 
-def test_build_method_checks_the_kind(model: sparsediff.Model) -> None:
+def test_build_method_checks_the_mode(model: sparsediff.Model) -> None:
     from sparsediff.errors import ConfigError
     from sparsediff.method.pixel import PixelMethod
 
-    assert build_method(model.spec).kind == "latent"
+    assert build_method(model.spec).mode == "latent"
     with pytest.raises(ConfigError, match="cannot run a 'latent' model"):
         PixelMethod(model.spec)
     pixel = make_model(["v"], ["y", "x"], [16, 16], mode="pixel")
