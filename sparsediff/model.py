@@ -264,7 +264,7 @@ def _build_net(
     if cls_name != getattr(cls, "__name__", None):
         raise CheckpointError(
             f"{cfg_path}: network {name!r} has unknown class {cls_name!r} "
-            f"(a {spec.mode} model's {name} is a {getattr(cls, '__name__', cls)})"
+            f"(the {name} of a {spec.mode} model is {getattr(cls, '__name__', cls)})"
         )
     try:
         net: torch.nn.Module = cls.from_config(entry["config"])

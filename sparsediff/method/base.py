@@ -213,22 +213,20 @@ class Method:
         Its networks by stage name (missing ones are untrained).
     """
 
-    #: The ``mode`` of the config and the spec that names this method (its key in ``METHODS``).
     mode: ClassVar[str] = ""
-    #: Training stages, in order; each is a section of the training config.
+    """The ``mode`` of the config and the spec that names this method (its key in ``METHODS``)."""
     stages: ClassVar[tuple[str, ...]] = ()
-    #: Name of the net that a fill cannot do without.
+    """Training stages, in order; each is a section of the training config."""
     required: ClassVar[tuple[str, ...]] = ()
-    #: The network class of each stage; loading a model builds no other class.
+    """Name of the net that a fill cannot do without."""
     networks: ClassVar[dict[str, NetworkClass]] = {}
-    #: Config keys of the shared sections that only this method reads
-    #: (``prior.pixel_loss``); a config of another mode setting one is refused.
+    """The network class of each stage; loading a model builds no other class."""
     own_keys: ClassVar[tuple[str, ...]] = ()
-    #: Whether [`calibrate`][calibrate] fits anything (a config's ``calibration.*`` is read).
+    """Keys of shared config sections only this method reads; other modes refuse them."""
     calibrates: ClassVar[bool] = False
-    #: The stage whose network adaptation fine-tunes on the data being filled (None: no
-    #: adaptation; see [`sparsediff.training.adapt`][sparsediff.training.adapt]).
+    """Whether [`calibrate`][calibrate] fits anything (a config's ``calibration.*`` is read)."""
     adapts: ClassVar[str | None] = None
+    """The stage whose network adaptation fine-tunes on the data filled (None: no adaptation)."""
 
     def __init__(self, spec: ModelSpec, nets: dict[str, nn.Module] | None = None) -> None:
         if spec.mode != self.mode:

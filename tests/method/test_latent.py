@@ -241,6 +241,23 @@ def test_build_method_checks_the_mode(model: sparsediff.Model) -> None:
         pixel.method.complete(torch.zeros(1, 4, 16, 16), [(0,)], OPTS)
 
 
+def test_calibration_goes_through_the_method(model: sparsediff.Model) -> None:
+    latent = model.method
+    assert latent.calibrates
+    assert latent.uncalibrated() is None
+    without_prior = build_method(model.spec, {"autoencoder": model.nets["autoencoder"]})
+    assert without_prior.uncalibrated() == "none: no latent prior"
+    assert without_prior.calibrate([], TrainSettings(), hide=HideSpec(), members=2, steps=2) == (
+        {},
+        "none: no latent prior",
+    )
+    pixel = make_model(["v"], ["y", "x"], [16, 16], mode="pixel").method
+    assert not pixel.calibrates
+    reason = "none: a pixel model has no calibration"
+    assert pixel.uncalibrated() == reason
+    assert pixel.calibrate([], TrainSettings(), hide=HideSpec(), members=2, steps=2) == ({}, reason)
+
+
 @pytest.mark.parametrize("shape", [(9, 17), (6, 7, 8)])
 def test_distance_to_shown_is_the_chessboard_distance(shape: tuple[int, ...]) -> None:
     from scipy.ndimage import distance_transform_cdt
