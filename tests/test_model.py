@@ -306,6 +306,8 @@ def test_spec_is_saved_with_mode_and_old_kind_key_still_loads(saved: Path) -> No
     old = sparsediff.load(saved)
     assert old.spec == new.spec
     assert old.spec.mode == "latent"
+    with pytest.warns(DeprecationWarning, match="ModelSpec.kind is now ModelSpec.mode"):
+        assert old.spec.kind == "latent"  # code written before the rename keeps working
     doc["model"]["mode"] = "latent"  # both spellings at once: ambiguous, refused
     (saved / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="both 'mode' and 'kind'"):

@@ -16,6 +16,7 @@ Unknown keys and wrong types are errors, so a damaged or foreign
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 from pydantic import (
@@ -44,7 +45,8 @@ OLD_MODE_KEY = "kind"
 The concept is called ``mode`` everywhere (the training config's ``mode:``,
 [`Method.mode`][sparsediff.method.base.Method.mode]); a ``config.json`` written
 before says ``"kind"``. It is read as ``mode`` (setting both is an error);
-[`Model.save`][sparsediff.model.Model.save] writes ``mode``.
+[`Model.save`][sparsediff.model.Model.save] writes ``mode``. Code reading
+``spec.kind`` still gets the mode, with a `DeprecationWarning`.
 """
 
 
@@ -175,6 +177,16 @@ class ModelSpec(BaseModel):
     @classmethod
     def _registered_guess(cls, name: str) -> str:
         return check_first_guess(name)
+
+    @property
+    def kind(self) -> str:
+        """The old name of ``mode`` (deprecated: read ``mode``).
+
+        Kept, read-only, so that code written before the rename keeps working;
+        it warns with a `DeprecationWarning`.
+        """
+        warnings.warn("ModelSpec.kind is now ModelSpec.mode", DeprecationWarning, stacklevel=2)
+        return self.mode
 
     @property
     def n_vars(self) -> int:
