@@ -351,7 +351,10 @@ class TrainConfig(_Section):
         ),
     )
     stages: list[Literal["autoencoder", "prior"]] = Field(
-        ["autoencoder", "prior"], description="Stages to run (latent mode)."
+        ["autoencoder", "prior"],
+        description=(
+            "Stages to run, of the mode's method's (read by a method of several stages: latent)."
+        ),
     )
     data: DataConfig
     window: WindowConfig

@@ -178,3 +178,28 @@ def test_model_loading_names_no_network_class_and_pixel_does_not_import_latent()
     ]
     assert "sparsediff.method.guidance" in imports
     assert "sparsediff.method.latent" not in imports
+
+
+def test_a_checkpoint_written_before_fitted_resumes_with_its_latent_scale(
+    tiny_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # checkpoints used to keep the one fitted spec field as extra["latent_scale"];
+    # resuming from one, mid prior, must give the uninterrupted run's weights
+    out = tmp_path / "run"
+    full = train(None, tiny_config, out=out)
+    root = out / "checkpoints"
+    mid = root / "prior-00000003"
+    state = json.loads((mid / "state.json").read_text())
+    assert state["extra"]["fitted"] == {"latent_scale": full.spec.latent_scale}
+    state["extra"] = {"completed": ["autoencoder"], "latent_scale": full.spec.latent_scale}
+    (mid / "state.json").write_text(json.dumps(state))
+    for later in [*root.glob("prior-0000000[4-9]"), *root.glob("prior_done-*")]:
+        for f in later.iterdir():
+            f.unlink()
+        later.rmdir()
+    (root / "latest.json").write_text(json.dumps({"checkpoint": mid.name}))
+    resumed = train(None, tiny_config, out=out, resume=True)
+    assert resumed.spec == full.spec
+    for name, net in full.nets.items():
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, resumed.nets[name].state_dict()[key]), f"{name}.{key}"
