@@ -363,7 +363,7 @@ def run_experiment(
             models[name] = model
             keys[name] = (variant, rate)
             echo(f"{how:>8} {name:<28} {train_seconds[name]:8.1f} s")
-            if exp.score_first_guess and model.spec.kind == "latent":
+            if exp.score_first_guess and model.spec.mode == "latent":
                 models[f"{name}_first_guess"] = guess_only(model)
                 keys[f"{name}_first_guess"] = (f"{variant}_first_guess", rate)
     t_train = time.perf_counter() - t_start

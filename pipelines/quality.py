@@ -206,7 +206,7 @@ def run_quality(
         echo(f"{how:>8} {variant:<24} {train_seconds[variant]:8.1f} s")
     if exp.score_first_guess:
         for variant in list(models):
-            if models[variant].spec.kind == "latent":
+            if models[variant].spec.mode == "latent":
                 models[f"{variant}_first_guess"] = guess_only(models[variant])
     ev = exp.evaluate
     frames = []

@@ -376,7 +376,7 @@ def info(path: Path, model_path: Path | None) -> None:
         model = sparsediff.load(path)  # a model directory, or a run directory holding one
         spec = model.spec
         click.echo(f"sparsediff model at {path}")
-        click.echo(f"  method:     {spec.kind} (first guess: {spec.first_guess})")
+        click.echo(f"  method:     {spec.mode} (first guess: {spec.first_guess})")
         click.echo(f"  variables:  {', '.join(model.variables)}")
         click.echo(f"  dims:       {', '.join(model.dims)}  window {spec.window}")
         click.echo(f"  units:      {json.dumps(spec.units)}")

@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 
 from sparsediff.data.stats import Stats
 from sparsediff.errors import CheckpointError, InputError, SparsediffError
-from sparsediff.method import Method, build_method
+from sparsediff.method import METHODS, Method, build_method
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model_files import (
     _FIELD_FILES,
@@ -51,8 +51,6 @@ from sparsediff.model_files import (
     _verified_files,
     check_net_config,
 )
-from sparsediff.networks.completion import CompletionAutoencoder
-from sparsediff.networks.precond import EDMPrecond
 from sparsediff.tensor_dir import TensorDirWriter, write_tensor_dir
 
 __all__ = [
@@ -60,18 +58,15 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_PARAMETERS",
     "MAX_WIDTH",
-    "NET_CLASSES",
     "Model",
     "as_model",
     "check_net_config",
     "load",
 ]
 
-#: Network classes a model directory may name (nothing else is ever built).
-NET_CLASSES: dict[str, Any] = {
-    "CompletionAutoencoder": CompletionAutoencoder,
-    "EDMPrecond": EDMPrecond,
-}
+#: The network entries of ``config.json`` (format version 2): the stages of every method
+#: are among them. Which class each may be is the model's method's
+#: ([`Method.networks`][sparsediff.method.base.Method.networks]); nothing else is built.
 _NET_NAMES = ("autoencoder", "prior")
 
 
@@ -208,7 +203,7 @@ class Model:
         path = _model_dir(Path(path))
         doc, spec = _read_description(path)
         files = _verified_files(path, doc)
-        nets = _read_nets(path, doc, files, map_location)
+        nets = _read_nets(path, doc, files, map_location, spec)
         fields = {
             fname: _fields_from(path / fname) if fname in files else None  # verified
             for fname in _FIELD_FILES
@@ -234,23 +229,34 @@ class Model:
 
 
 def _build_net(
-    name: str, entry: Any, state: dict[str, torch.Tensor], cfg_path: Path, fpath: Path
+    name: str,
+    entry: Any,
+    state: dict[str, torch.Tensor],
+    where: tuple[Path, Path],
+    spec: ModelSpec,
 ) -> torch.nn.Module:
     """Build network ``name`` from its ``config.json`` entry and load its weights.
+
+    The class must be the one the model's method declares for ``name``
+    ([`Method.networks`][sparsediff.method.base.Method.networks]); ``where`` is
+    ``(config.json, weights file)``.
 
     Raises
     ------
     CheckpointError
-        An unknown class, a config it cannot be built from, or weights that do not fit.
+        A class other than the method's, a config it cannot be built from, or
+        weights that do not fit.
     """
+    cfg_path, fpath = where
     cls_name = entry.get("class") if isinstance(entry, dict) else None
-    if cls_name not in NET_CLASSES:
+    cls = METHODS[spec.mode].networks[name]
+    if cls_name != getattr(cls, "__name__", None):
         raise CheckpointError(
             f"{cfg_path}: network {name!r} has unknown class {cls_name!r} "
-            f"(known: {sorted(NET_CLASSES)})"
+            f"(the {name} of a {spec.mode} model is {getattr(cls, '__name__', cls)})"
         )
     try:
-        net: torch.nn.Module = NET_CLASSES[cls_name].from_config(entry["config"])
+        net: torch.nn.Module = cls.from_config(entry["config"])
     except (SparsediffError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise CheckpointError(
             f"{cfg_path}: network {name!r} cannot be built from its config: {e}"
@@ -264,14 +270,28 @@ def _build_net(
 
 
 def _read_nets(
-    path: Path, doc: dict[str, Any], files: dict[str, str], map_location: str
+    path: Path, doc: dict[str, Any], files: dict[str, str], map_location: str, spec: ModelSpec
 ) -> dict[str, torch.nn.Module]:
-    """Every network ``config.json`` names: configs checked first, then read and built."""
+    """Every network ``config.json`` names: checked against the method, then read and built.
+
+    Raises
+    ------
+    CheckpointError
+        A network the model's method does not have, or one whose config is
+        refused by [`check_net_config`][check_net_config] (all before any is read).
+    """
     cfg_path = path / "config.json"
+    networks = METHODS[spec.mode].networks
     for name in _NET_NAMES:
         entry = doc.get(name)
-        if entry is not None:
-            check_net_config(entry, f"{cfg_path}: network {name!r}")
+        if entry is None:
+            continue
+        if name not in networks:
+            raise CheckpointError(
+                f"{cfg_path}: a {spec.mode} model has no {name!r} network "
+                f"(its networks: {', '.join(networks)})"
+            )
+        check_net_config(entry, f"{cfg_path}: network {name!r}")
     nets: dict[str, torch.nn.Module] = {}
     for name in _NET_NAMES:
         entry = doc.get(name)
@@ -279,7 +299,7 @@ def _read_nets(
             continue
         fpath = path / f"{name}.safetensors"
         state = _read_weights(fpath, files, map_location)
-        net = _build_net(name, entry, state, cfg_path, fpath)
+        net = _build_net(name, entry, state, (cfg_path, fpath), spec)
         nets[name] = net.to(map_location).eval()
     return nets
 

@@ -292,3 +292,72 @@ def test_a_config_the_network_cannot_take_is_one_clear_error(saved: Path) -> Non
     (saved / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="'autoencoder' cannot be built from its config"):
         sparsediff.load(saved)
+
+
+def test_spec_is_saved_with_mode_and_old_kind_key_still_loads(saved: Path) -> None:
+    # the concept is one word, `mode` (the training config's word); a config.json
+    # written before the rename says "kind" and must keep loading
+    doc = json.loads((saved / "config.json").read_text())
+    assert doc["model"]["mode"] == "latent"
+    assert "kind" not in doc["model"]
+    new = sparsediff.load(saved)
+    doc["model"] = {("kind" if k == "mode" else k): v for k, v in doc["model"].items()}
+    (saved / "config.json").write_text(json.dumps(doc))
+    old = sparsediff.load(saved)
+    assert old.spec == new.spec
+    assert old.spec.mode == "latent"
+    with pytest.warns(DeprecationWarning, match="ModelSpec.kind is now ModelSpec.mode"):
+        assert old.spec.kind == "latent"  # code written before the rename keeps working
+    doc["model"]["mode"] = "latent"  # both spellings at once: ambiguous, refused
+    (saved / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="both 'mode' and 'kind'"):
+        sparsediff.load(saved)
+
+
+def test_shipped_demo_model_with_the_old_kind_key_loads() -> None:
+    from sparsediff.demo import DEMO_MODEL
+
+    raw = json.loads((Path(DEMO_MODEL) / "config.json").read_text())
+    assert raw["model"]["kind"] == "latent"  # written before the rename, shipped as is
+    model = sparsediff.load(DEMO_MODEL)
+    assert model.spec.mode == "latent"
+    assert set(model.nets) == {"autoencoder", "prior"}
+
+
+def test_an_unknown_mode_is_refused_on_load(saved: Path) -> None:
+    doc = json.loads((saved / "config.json").read_text())
+    doc["model"]["mode"] = "spectral"
+    (saved / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="unknown mode 'spectral'; known: latent, pixel"):
+        sparsediff.load(saved)
+
+
+def test_load_builds_only_the_network_classes_of_the_models_method(saved: Path) -> None:
+    cfg = saved / "config.json"
+    doc = json.loads(cfg.read_text())
+    # a class that exists but is not the latent method's prior
+    doc["prior"]["class"] = "CompletionAutoencoder"
+    cfg.write_text(json.dumps(doc))
+    with pytest.raises(
+        CheckpointError,
+        match=r"'prior' has unknown class 'CompletionAutoencoder'.*model is EDMPrecond",
+    ):
+        sparsediff.load(saved)
+
+
+def test_a_pixel_model_with_an_autoencoder_entry_is_refused(tmp_path: Path) -> None:
+    latent = make_model(["a"], ["y", "x"], [8, 8]).save(tmp_path / "latent")
+    pixel = make_model(["a"], ["y", "x"], [8, 8], mode="pixel").save(tmp_path / "pixel")
+    doc = json.loads((pixel / "config.json").read_text())
+    assert doc["autoencoder"] is None  # the format's slot, empty for a pixel model
+    assert sparsediff.load(pixel).nets.keys() == {"prior"}
+    # graft the latent model's autoencoder (file and checksum) onto the pixel model
+    ldoc = json.loads((latent / "config.json").read_text())
+    doc["autoencoder"] = ldoc["autoencoder"]
+    doc["files"]["autoencoder.safetensors"] = ldoc["files"]["autoencoder.safetensors"]
+    (pixel / "autoencoder.safetensors").write_bytes(
+        (latent / "autoencoder.safetensors").read_bytes()
+    )
+    (pixel / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="a pixel model has no 'autoencoder' network"):
+        sparsediff.load(pixel)

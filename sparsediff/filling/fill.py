@@ -547,7 +547,7 @@ def _finish(result: xr.Dataset, plan: _FillPlan, check_values: bool) -> None:
         {
             **plan.opts.record(),
             "model_trained_at": model.provenance.get("trained_at"),
-            "model_kind": model.spec.kind,
+            "model_mode": model.spec.mode,
             "model_calibration": model.spec.calibration,
             **{k: model.provenance[k] for k in ("adaptation",) if k in model.provenance},
             "invalid": plan.rule.source,

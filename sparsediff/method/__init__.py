@@ -1,4 +1,4 @@
-"""The method: one object per kind of model owns inputs, completion and training objectives."""
+"""The method: one object per mode of model owns inputs, completion, training and calibration."""
 
 from __future__ import annotations
 
@@ -10,16 +10,26 @@ from sparsediff.method.latent import LatentMethod
 from sparsediff.method.pixel import PixelMethod
 from sparsediff.method.spec import ModelSpec
 
-__all__ = ["METHODS", "Method", "build_method"]
+__all__ = ["DEFAULT_MODE", "METHODS", "Method", "build_method"]
 
-METHODS: dict[str, type[Method]] = {LatentMethod.kind: LatentMethod, PixelMethod.kind: PixelMethod}
-"""Method classes by kind."""
+METHODS: dict[str, type[Method]] = {LatentMethod.mode: LatentMethod, PixelMethod.mode: PixelMethod}
+"""Method classes by ``mode`` (the config's ``mode``, the spec's ``mode``).
+
+The training config, the model spec, the trainer and model loading take
+everything that differs between methods from here; a method registered here
+(``METHODS[cls.mode] = cls``) is trained, saved, loaded and filled like the
+built-in ones.
+"""
+
+
+DEFAULT_MODE = LatentMethod.mode
+"""The mode of a training config that names none."""
 
 
 def build_method(spec: ModelSpec, nets: dict[str, nn.Module] | None = None) -> Method:
     """The method object of a spec (with its networks, when given)."""
     try:
-        cls = METHODS[spec.kind]
+        cls = METHODS[spec.mode]
     except KeyError:
-        raise ConfigError(f"unknown method kind {spec.kind!r}; known: {sorted(METHODS)}") from None
+        raise ConfigError(f"unknown mode {spec.mode!r}; known: {sorted(METHODS)}") from None
     return cls(spec, nets)

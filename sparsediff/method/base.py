@@ -7,21 +7,34 @@ and it alone knows how to
 * complete windows ([`Method.complete`][Method.complete]) — the one code path that
   [`sparsediff.fill`][sparsediff.filling.fill.fill], the in-training evaluation and the spread
   calibration all call;
-* train: which stages it has, the fresh network of each stage
-  ([`Method.new_net`][Method.new_net]), the per-sample objective
-  ([`Method.objective`][Method.objective])
-  and the keyed preparation of a batch for it ([`Method.prepare`][Method.prepare]).
+* train: which stages it has ([`Method.stages`][Method.stages],
+  [`Method.training_stages`][Method.training_stages]), the fresh network of each
+  stage ([`Method.new_net`][Method.new_net]) and its class
+  ([`Method.networks`][Method.networks], the only classes a saved model of this
+  mode may name), the per-sample objective
+  ([`Method.objective`][Method.objective]), the keyed preparation of a batch for it
+  ([`Method.prepare`][Method.prepare]), what is fitted before a stage
+  ([`Method.before_stage`][Method.before_stage]) and what the in-training
+  evaluation scores after it ([`Method.stage_estimate`][Method.stage_estimate]);
+* size windows: how much its networks coarsen them
+  ([`Method.window_factors`][Method.window_factors]), which the training config
+  checks ``window.size`` against;
+* calibrate: what is fitted on held-out data after training
+  ([`Method.calibrate`][Method.calibrate]), or why nothing is
+  ([`Method.uncalibrated`][Method.uncalibrated]).
 
-The trainer is a generic loop over these; ``fill`` is xarray bookkeeping
-around [`Method.complete`][Method.complete].
+The registry [`METHODS`][sparsediff.method.METHODS] maps each ``mode`` to its
+class; the trainer, the training config and model loading ask it and never
+branch on a mode themselves. ``fill`` is xarray bookkeeping around
+[`Method.complete`][Method.complete].
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -35,7 +48,15 @@ from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.rng import Stream, generator_for, numpy_rng_for
 
-__all__ = ["HideSpec", "Method", "TrainBatch", "TrainSettings", "Windows"]
+__all__ = [
+    "HideSpec",
+    "Method",
+    "NetworkClass",
+    "TrainBatch",
+    "TrainSettings",
+    "WindowFactors",
+    "Windows",
+]
 
 
 @dataclass
@@ -129,6 +150,35 @@ class Windows:
     scored: Tensor
 
 
+@dataclass(frozen=True)
+class WindowFactors:
+    """How much a method's networks coarsen a window, per spatial dim.
+
+    Attributes
+    ----------
+    latent
+        The prior runs on a grid this many times coarser than the window
+        (1: on the window itself); the prior U-Net's own factor multiplies it.
+    decoder
+        A full-resolution network of the method halves the window this often
+        (as a power of 2; 1: none).
+    """
+
+    latent: int = 1
+    decoder: int = 1
+
+
+class NetworkClass(Protocol):
+    """A network class a saved model may name (by its ``__name__``).
+
+    It is rebuilt, untrained, from the ``config`` saved with it.
+    """
+
+    def from_config(self, cfg: dict[str, Any], /) -> nn.Module:
+        """An untrained network of the saved configuration."""
+        ...
+
+
 #: Compiled network calls per network: ``{(name, backend): compiled}``.
 _COMPILED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Callable[..., Tensor]]] = (
     weakref.WeakKeyDictionary()
@@ -163,15 +213,24 @@ class Method:
         Its networks by stage name (missing ones are untrained).
     """
 
-    kind: ClassVar[str] = ""
-    #: Training stages, in order.
+    mode: ClassVar[str] = ""
+    """The ``mode`` of the config and the spec that names this method (its key in ``METHODS``)."""
     stages: ClassVar[tuple[str, ...]] = ()
-    #: Name of the net that a fill cannot do without.
+    """Training stages, in order; each is a section of the training config."""
     required: ClassVar[tuple[str, ...]] = ()
+    """Name of the net that a fill cannot do without."""
+    networks: ClassVar[dict[str, NetworkClass]] = {}
+    """The network class of each stage; loading a model builds no other class."""
+    own_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys of shared config sections only this method reads; other modes refuse them."""
+    calibrates: ClassVar[bool] = False
+    """Whether [`calibrate`][calibrate] fits anything (a config's ``calibration.*`` is read)."""
+    adapts: ClassVar[str | None] = None
+    """The stage whose network adaptation fine-tunes on the data filled (None: no adaptation)."""
 
     def __init__(self, spec: ModelSpec, nets: dict[str, nn.Module] | None = None) -> None:
-        if spec.kind != self.kind:
-            raise ConfigError(f"{type(self).__name__} cannot run a {spec.kind!r} model")
+        if spec.mode != self.mode:
+            raise ConfigError(f"{type(self).__name__} cannot run a {spec.mode!r} model")
         self.spec = spec
         self.nets: dict[str, nn.Module] = dict(nets or {})
 
@@ -248,7 +307,7 @@ class Method:
         missing = [n for n in self.required if n not in self.nets]
         if missing:
             raise ConfigError(
-                f"this {self.kind} model has no trained {', '.join(missing)}; "
+                f"this {self.mode} model has no trained {', '.join(missing)}; "
                 "train all its stages before filling"
             )
 
@@ -306,6 +365,112 @@ class Method:
         return [generator_for(seed, Stream.STEP_NOISE, *k) for k in keys]
 
     # ------------------------------------------------------------------ training
+    @classmethod
+    def training_stages(cls, requested: Sequence[str]) -> tuple[str, ...]:
+        """The stages a training run trains, in order, given a config's ``stages``.
+
+        A method of one stage trains it whatever ``requested`` says (the config
+        refuses ``stages`` for it); a method of several trains those of its
+        stages that ``requested`` names.
+        """
+        if len(cls.stages) == 1:
+            return cls.stages
+        return tuple(s for s in cls.stages if s in requested)
+
+    @classmethod
+    def window_factors(cls, arch: dict[str, Any]) -> WindowFactors:
+        """How much the networks of ``arch`` (as [`new_net`][new_net] takes it) coarsen a window."""
+        return WindowFactors()
+
+    def before_stage(
+        self,
+        stage: str,
+        sample: Callable[[int], Iterable[TrainBatch]],
+        settings: TrainSettings,
+        reduce: Callable[[Tensor], Tensor],
+    ) -> dict[str, Any]:
+        """Spec fields to set before ``stage`` trains from scratch (not when it resumes).
+
+        Parameters
+        ----------
+        stage
+            The stage about to train (the networks of the earlier ones are trained).
+        sample
+            ``sample(n)``: training batches of this rank holding (at least)
+            ``n`` windows, or one epoch when that is fewer.
+        settings
+            The training settings.
+        reduce
+            Sums a tensor over the ranks (itself on one rank).
+
+        Returns
+        -------
+        dict
+            The [`ModelSpec`][sparsediff.method.spec.ModelSpec] fields to change
+            (none by default).
+        """
+        return {}
+
+    def stage_estimate(
+        self, stage: str, inputs: Tensor, positions: Sequence[int], opts: FillOptions
+    ) -> Tensor:
+        """The estimate the in-training evaluation scores while ``stage`` trains.
+
+        By default the mean of an ``opts.members`` ensemble of
+        [`complete_parts`][complete_parts] (the fill's code path), member ``k``
+        of row ``i`` keyed by ``(positions[i], k)``.
+        """
+        members = opts.members
+        keys = [(p, k) for p in positions for k in range(members)]
+        centre, pert = self.complete_parts(inputs, keys, opts, repeats=members)
+        return (centre + pert).view(-1, members, *centre.shape[1:]).mean(1)
+
+    def uncalibrated(self) -> str | None:
+        """Why [`calibrate`][calibrate] fits nothing for this model (``None``: it fits).
+
+        The line is what the model records as its ``calibration``.
+        """
+        return f"none: a {self.mode} model has no calibration"
+
+    def calibrate(
+        self,
+        batches: list[TrainBatch],
+        settings: TrainSettings,
+        *,
+        hide: HideSpec,
+        members: int,
+        steps: int,
+        device: torch.device | str = "cpu",
+        where: str = "validation",
+        progress: bool | None = False,
+    ) -> tuple[dict[str, object], str]:
+        """Fit the calibration on ``batches`` with ``hide`` hidden (data no net was trained on).
+
+        Parameters
+        ----------
+        batches
+            The crops to hide points in (keyed by their positions).
+        settings
+            Training settings (seed, context dropping).
+        hide
+            What to hide.
+        members, steps
+            Ensemble size and sampler steps of an ensemble fit.
+        device
+            Where to run.
+        where
+            What the batches are, for the record (``"validation"`` or ``"input"``).
+        progress
+            Show a bar over the batches (``None``: when interactive).
+
+        Returns
+        -------
+        (updates, description)
+            The spec fields to change and one line for the model record. By
+            default none, and the reason ([`uncalibrated`][uncalibrated]).
+        """
+        return {}, self.uncalibrated() or "none"
+
     @classmethod
     def new_net(cls, stage: str, spec: ModelSpec, arch: dict[str, Any]) -> nn.Module:
         """A fresh network for ``stage`` (``arch``: the architecture settings of the config)."""

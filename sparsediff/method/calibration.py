@@ -43,13 +43,17 @@ import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from sparsediff.method.base import HideSpec, Method, TrainBatch, TrainSettings
+from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
 from sparsediff.progress import bar as progress_bar
 from sparsediff.rng import Stream
+
+if TYPE_CHECKING:  # the latent method calls these fits (its `calibrate`)
+    from sparsediff.method.latent import LatentMethod
 
 __all__ = [
     "COVARIATE",
@@ -200,7 +204,7 @@ def bin_scales(sums: list[list[float]], members: int, overall: float) -> list[fl
 
 @torch.no_grad()
 def fit_departure_scale(
-    method: Method,
+    method: LatentMethod,
     batches: Iterable[TrainBatch],
     settings: TrainSettings,
     *,
@@ -218,10 +222,9 @@ def fit_departure_scale(
     (factor, points) or None
         ``None`` when the batches hold no hidden observed point.
     """
-    from sparsediff.method import build_method
     from sparsediff.method.inputs import guess_of
 
-    raw = build_method(method.spec.model_copy(update={"departure_scale": 1.0}), method.nets)
+    raw = type(method)(method.spec.model_copy(update={"departure_scale": 1.0}), method.nets)
     num = den = 0.0
     n = 0
     for batch in batches:
@@ -230,7 +233,7 @@ def fit_departure_scale(
         if not bool(w.scored.any()):
             continue
         guess = guess_of(w.inputs, raw.spec.n_vars)
-        d = (raw.regression(w.inputs) - guess)[w.scored].double()  # type: ignore[attr-defined]
+        d = (raw.regression(w.inputs) - guess)[w.scored].double()
         r = (w.values.float() - guess)[w.scored].double()
         num += float((d * r).sum())
         den += float((d * d).sum())
@@ -242,7 +245,7 @@ def fit_departure_scale(
 
 @torch.no_grad()
 def fit_spread_scale(
-    method: Method,
+    method: LatentMethod,
     batches: Iterable[TrainBatch],
     settings: TrainSettings,
     *,
@@ -279,13 +282,12 @@ def fit_spread_scale(
     Calibration or None
         ``None`` when the batches hold no hidden observed point.
     """
-    from sparsediff.method import build_method
     from sparsediff.method.inputs import spread_covariate
 
     raw_spec = method.spec.model_copy(
         update={"spread_scale": 1.0, "spread_bins": [], "spread_scales": []}
     )
-    raw = build_method(raw_spec, method.nets)
+    raw = type(method)(raw_spec, method.nets)
     opts = FillOptions(members=members, steps=steps, seed=settings.seed)
     bins = DISTANCE_BINS if covariate == "distance" else COVARIATE_BINS
     nb = len(bins)
@@ -331,7 +333,7 @@ def fit_spread_scale(
 
 
 def fit_calibration(
-    method: Method,
+    method: LatentMethod,
     batches: list[TrainBatch],
     settings: TrainSettings,
     *,
@@ -344,8 +346,10 @@ def fit_calibration(
 ) -> tuple[dict[str, object], str]:
     """Fit the departure scale, then the spread factors, on ``batches`` with ``hide`` hidden.
 
-    The one calibration the trainer runs on its validation part and
-    ``calibrate="input"`` runs on the data being filled: first
+    The calibration of the latent method
+    ([`LatentMethod.calibrate`][sparsediff.method.latent.LatentMethod.calibrate]), which the
+    trainer runs on its validation part and ``calibrate="input"`` on the data
+    being filled: first
     [`fit_departure_scale`][fit_departure_scale], then
     [`fit_spread_scale`][fit_spread_scale] of the method with that departure scale.
 
@@ -375,8 +379,6 @@ def fit_calibration(
         when the batches hold no observed point to hide) and one line for
         the model record.
     """
-    from sparsediff.method import build_method
-
     updates: dict[str, object] = {}
 
     def shown(desc: str) -> Iterable[TrainBatch]:
@@ -387,7 +389,7 @@ def fit_calibration(
     )
     if fitted is not None:
         updates["departure_scale"] = fitted[0]
-        method = build_method(method.spec.model_copy(update=updates), method.nets)
+        method = type(method)(method.spec.model_copy(update=updates), method.nets)
     result = fit_spread_scale(
         method, shown("spread"), settings, members=members, steps=steps, hide=hide, device=device
     )

@@ -30,7 +30,7 @@ perturbations centred, so that the ensemble mean is the regression.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -38,7 +38,16 @@ from torch import Tensor, nn
 
 from sparsediff.diffusion.samplers import sample
 from sparsediff.errors import ConfigError
-from sparsediff.method.base import Method, TrainBatch, TrainSettings
+from sparsediff.method.base import (
+    HideSpec,
+    Method,
+    NetworkClass,
+    TrainBatch,
+    TrainSettings,
+    WindowFactors,
+)
+from sparsediff.method.calibration import fit_calibration
+from sparsediff.method.guidance import cfg_denoiser, consistency_guidance
 from sparsediff.method.inputs import centre_inputs, guess_of, spread_covariate
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
@@ -48,58 +57,23 @@ from sparsediff.networks.precond import EDMPrecond
 from sparsediff.networks.unet import UNet
 from sparsediff.rng import Stream, generator_for
 
-__all__ = ["LatentMethod", "cfg_denoiser"]
+__all__ = ["LatentMethod"]
 
 _STAGE_KEY = {"autoencoder": 1, "prior": 2}
-
-
-def cfg_denoiser(
-    prior: Callable[..., Tensor], cfg_scale: float
-) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
-    """The prior as a denoiser, with classifier-free guidance when ``cfg_scale != 1``.
-
-    ``D = D_u + cfg_scale * (D_c - D_u)``, where ``D_u`` sees a zero condition
-    (what condition dropout trained it on). ``prior`` is the network or its
-    compiled form (``Method.accelerated``).
-    """
-    if cfg_scale == 1.0:
-        return lambda x, sigma, cond: prior(x, sigma, cond)
-
-    def guided(x: Tensor, sigma: Tensor, cond: Tensor | None) -> Tensor:
-        d_c = prior(x, sigma, cond)
-        d_u = prior(x, sigma, torch.zeros_like(cond) if cond is not None else None)
-        return d_u + cfg_scale * (d_c - d_u)
-
-    return guided
-
-
-def consistency_guidance(
-    decode: Callable[[Tensor], Tensor], values: Tensor, shown: Tensor, strength: float
-) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """Data-consistency guidance: nudge ``x0_hat`` so that its decoding fits the shown data.
-
-    One gradient step of ``strength`` on the mean squared misfit at shown
-    points of each window (a larger ``strength`` pulls harder).
-    """
-    n_shown = shown.flatten(1).sum(1).clamp_min(1).view(-1, *([1] * (values.ndim - 1)))
-
-    def guide(x0_hat: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
-        with torch.enable_grad():
-            z = x0_hat.detach().requires_grad_(True)
-            err = torch.where(shown, decode(z) - values, torch.zeros_like(values))
-            loss = ((err**2) / n_shown).sum()
-            (grad,) = torch.autograd.grad(loss, z)
-        return x0_hat - strength * grad
-
-    return guide
 
 
 class LatentMethod(Method):
     """Asymmetric autoencoder + latent diffusion prior (see the module docstring)."""
 
-    kind: ClassVar[str] = "latent"
+    mode: ClassVar[str] = "latent"
     stages: ClassVar[tuple[str, ...]] = ("autoencoder", "prior")
     required: ClassVar[tuple[str, ...]] = ("autoencoder", "prior")
+    networks: ClassVar[dict[str, NetworkClass]] = {
+        "autoencoder": CompletionAutoencoder,
+        "prior": EDMPrecond,
+    }
+    calibrates: ClassVar[bool] = True
+    adapts: ClassVar[str | None] = "autoencoder"
 
     @property
     def autoencoder(self) -> CompletionAutoencoder:
@@ -217,6 +191,78 @@ class LatentMethod(Method):
 
     # ------------------------------------------------------------------ training
     @classmethod
+    def window_factors(cls, arch: dict[str, Any]) -> WindowFactors:
+        """The encoder's factor ``2**(levels - 1)`` and the full-resolution decoder's."""
+        a = arch["autoencoder"]
+        return WindowFactors(
+            latent=2 ** (len(a["encoder_widths"]) - 1),
+            decoder=2 ** (len(a["decoder_widths"]) - 1),
+        )
+
+    @torch.no_grad()
+    def before_stage(
+        self,
+        stage: str,
+        sample: Callable[[int], Iterable[TrainBatch]],
+        settings: TrainSettings,
+        reduce: Callable[[Tensor], Tensor],
+    ) -> dict[str, Any]:
+        """Before the prior: ``latent_scale``, 1 / RMS of the encoder means (64 windows a rank)."""
+        if stage != "prior":
+            return {}
+        ae = self.autoencoder
+        sq, count, numel = 0.0, 0, 1
+        for b in sample(64):
+            w = self.windows(b, settings.prior_hide, settings, stream=Stream.HIDE, stage_key=2)
+            net_in, offset = self.centred(w.inputs)
+            mean, _ = ae.encode(w.values - offset, w.observed, net_in)
+            sq += float((mean.float() ** 2).sum())
+            count += w.values.shape[0]
+            numel = mean[0].numel()
+        acc = reduce(torch.tensor([sq, float(count * numel)], dtype=torch.float64))
+        return {"latent_scale": float(1.0 / max(math.sqrt(float(acc[0] / acc[1])), 1e-6))}
+
+    def stage_estimate(
+        self, stage: str, inputs: Tensor, positions: Sequence[int], opts: FillOptions
+    ) -> Tensor:
+        """While the autoencoder trains: the regression; while the prior trains: the mean."""
+        if stage == "autoencoder":
+            return self.regression(inputs)
+        return super().stage_estimate(stage, inputs, positions, opts)
+
+    def uncalibrated(self) -> str | None:
+        """``None`` once the prior is trained (the spread needs its samples)."""
+        return None if "prior" in self.nets else "none: no latent prior"
+
+    def calibrate(
+        self,
+        batches: list[TrainBatch],
+        settings: TrainSettings,
+        *,
+        hide: HideSpec,
+        members: int,
+        steps: int,
+        device: torch.device | str = "cpu",
+        where: str = "validation",
+        progress: bool | None = False,
+    ) -> tuple[dict[str, object], str]:
+        """The departure scale, then the spread factors ([`fit_calibration`][fit_calibration])."""
+        why = self.uncalibrated()
+        if why is not None:
+            return {}, why
+        return fit_calibration(
+            self,
+            batches,
+            settings,
+            hide=hide,
+            members=members,
+            steps=steps,
+            device=device,
+            where=where,
+            progress=progress,
+        )
+
+    @classmethod
     def new_net(cls, stage: str, spec: ModelSpec, arch: dict[str, Any]) -> nn.Module:
         """``arch``: ``{"autoencoder": {...}, "prior": {...}}`` network settings."""
         from sparsediff.method.inputs import n_inputs
@@ -236,7 +282,7 @@ class LatentMethod(Method):
                 checkpointing=a["checkpointing"],
             )
         p = arch["prior"]
-        factor = 2 ** (len(a["encoder_widths"]) - 1)
+        factor = cls.window_factors(arch).latent
         cond_channels = n_in * factor ** len(spec.dims)
         backbone = UNet(
             spatial_dims=len(spec.dims),

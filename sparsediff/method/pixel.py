@@ -11,7 +11,9 @@ of two losses:
   baseline).
 
 A completion is ``guess + sample``; the spread is not calibrated
-(``spread_scale`` is not used).
+(``spread_scale`` is not used, [`Method.uncalibrated`][sparsediff.method.base.Method.uncalibrated]
+says so), and the windows are not coarsened (no autoencoder: the window
+size need only suit the prior U-Net).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from sparsediff.diffusion.samplers import sample
-from sparsediff.method.base import Method, TrainBatch, TrainSettings
+from sparsediff.method.base import Method, NetworkClass, TrainBatch, TrainSettings
+from sparsediff.method.guidance import cfg_denoiser, consistency_guidance
 from sparsediff.method.inputs import centre_inputs, guess_of, n_inputs
-from sparsediff.method.latent import cfg_denoiser, consistency_guidance
 from sparsediff.method.objectives import PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
@@ -41,9 +43,11 @@ _STAGE_KEY = 3
 class PixelMethod(Method):
     """Pixel-space diffusion of the departure from the first guess (a baseline)."""
 
-    kind: ClassVar[str] = "pixel"
+    mode: ClassVar[str] = "pixel"
     stages: ClassVar[tuple[str, ...]] = ("prior",)
     required: ClassVar[tuple[str, ...]] = ("prior",)
+    networks: ClassVar[dict[str, NetworkClass]] = {"prior": EDMPrecond}
+    own_keys: ClassVar[tuple[str, ...]] = ("prior.pixel_loss",)
 
     @torch.no_grad()
     def complete(

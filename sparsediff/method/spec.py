@@ -16,13 +16,22 @@ Unknown keys and wrong types are errors, so a damaged or foreign
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from sparsediff.method.first_guess import check_first_guess
 
-__all__ = ["METHOD_KINDS", "ModelSpec", "SpreadCovariate"]
+__all__ = ["OLD_MODE_KEY", "ModelSpec", "SpreadCovariate"]
 
 SpreadCovariate = Literal["distance", "local_distance"]
 """What the spread factors of a latent model are binned by.
@@ -30,8 +39,15 @@ SpreadCovariate = Literal["distance", "local_distance"]
 See [`sparsediff.method.inputs.spread_covariate`][sparsediff.method.inputs.spread_covariate].
 """
 
-METHOD_KINDS = ("latent", "pixel")
-"""The methods a model can be: latent diffusion (v2) or the pixel-space baseline."""
+OLD_MODE_KEY = "kind"
+"""The name ``mode`` had in the specs of models saved before it was renamed.
+
+The concept is called ``mode`` everywhere (the training config's ``mode:``,
+[`Method.mode`][sparsediff.method.base.Method.mode]); a ``config.json`` written
+before says ``"kind"``. It is read as ``mode`` (setting both is an error);
+[`Model.save`][sparsediff.model.Model.save] writes ``mode``. Code reading
+``spec.kind`` still gets the mode, with a `DeprecationWarning`.
+"""
 
 
 class ModelSpec(BaseModel):
@@ -39,9 +55,12 @@ class ModelSpec(BaseModel):
 
     Attributes
     ----------
-    kind
-        ``"latent"``: asymmetric autoencoder + latent diffusion prior;
-        ``"pixel"``: the diffusion prior on pixels (a baseline).
+    mode
+        The method of the model, a key of
+        [`METHODS`][sparsediff.method.METHODS]: ``"latent"`` (asymmetric
+        autoencoder + latent diffusion prior) or ``"pixel"`` (the diffusion
+        prior on pixels, a baseline). Read from ``"kind"`` in models saved
+        before (`OLD_MODE_KEY`).
     variables
         Variables filled, in channel order.
     dims
@@ -107,7 +126,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["latent", "pixel"]
+    mode: str
     variables: list[str] = Field(min_length=1)
     dims: list[str] = Field(min_length=2, max_length=3)
     window: list[StrictInt] = Field(min_length=2, max_length=3)
@@ -136,10 +155,38 @@ class ModelSpec(BaseModel):
     n_validation_windows: StrictInt = 0
     n_holdout_windows: StrictInt = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_mode_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and OLD_MODE_KEY in data:
+            if "mode" in data:
+                raise ValueError(f"both 'mode' and {OLD_MODE_KEY!r} (its old name) are set")
+            data = {("mode" if k == OLD_MODE_KEY else k): v for k, v in data.items()}
+        return data
+
+    @field_validator("mode")
+    @classmethod
+    def _registered_mode(cls, mode: str) -> str:
+        from sparsediff.method import METHODS  # the registry imports this module
+
+        if mode not in METHODS:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(sorted(METHODS))}")
+        return mode
+
     @field_validator("first_guess")
     @classmethod
     def _registered_guess(cls, name: str) -> str:
         return check_first_guess(name)
+
+    @property
+    def kind(self) -> str:
+        """The old name of ``mode`` (deprecated: read ``mode``).
+
+        Kept, read-only, so that code written before the rename keeps working;
+        it warns with a `DeprecationWarning`.
+        """
+        warnings.warn("ModelSpec.kind is now ModelSpec.mode", DeprecationWarning, stacklevel=2)
+        return self.mode
 
     @property
     def n_vars(self) -> int:

@@ -298,20 +298,22 @@ def adapt(
     Raises
     ------
     ConfigError
-        A model that is not latent or lacks its autoencoder or training
-        config; an input without an eligible window.
+        A model without the network its method adapts
+        ([`Method.adapts`][sparsediff.method.base.Method.adapts]: the latent
+        autoencoder; a pixel model has none) or its training config; an input
+        without an eligible window.
     TrainingError
         A non-finite loss; existing checkpoints without ``resume``.
     """
-    if model.spec.kind != "latent" or "autoencoder" not in model.nets:
-        raise ConfigError("adaptation needs a latent model with a trained autoencoder")
+    stage = model.method.adapts
+    if stage is None or stage not in model.nets:
+        raise ConfigError(f"this {model.spec.mode} model has no trained network to adapt")
     cfg = training_config(model)
     from sparsediff.training.from_config import settings_of
 
-    settings = settings_of(cfg)
-    settings = dataclasses.replace(settings, seed=options.seed)
+    settings = dataclasses.replace(settings_of(cfg), seed=options.seed)
     crops = input_crops(model, ds, states, seed=options.seed)
-    net = copy.deepcopy(model.nets["autoencoder"]).to(device)
+    net = copy.deepcopy(model.nets[stage]).to(device)
     run = _Run(options)
     lr_peak = options.lr if options.lr is not None else cfg.optim.lr / 4
     batch = options.batch_size or cfg.optim.batch_size
@@ -323,9 +325,9 @@ def adapt(
         load_state(net, tens["net"], "adapted autoencoder weights")
         ema_state = tens["ema"]
     trainable = _decoder_only(net)
-    nets = {**model.nets, "autoencoder": net}
+    nets = {**model.nets, stage: net}
     method = build_method(model.spec, nets)
-    objective = method.objective("autoencoder", net, settings)
+    objective = method.objective(stage, net, settings)
     opt = torch.optim.AdamW(trainable, lr=lr_peak, weight_decay=cfg.optim.weight_decay)
     ema = EMA(net, cfg.optim.ema_decay)
     _resume_optimizer(opt, ema, opt_state, ema_state, ema_updates)
@@ -337,7 +339,7 @@ def adapt(
     for step in range(start, total):
         lr = lr_peak * cosine_lr(step, total=total, warmup=warmup, min_ratio=0.1)
         b = next(batches).to(device)
-        kwargs = method.prepare("autoencoder", b, settings, purpose=Stream.ADAPT_HIDE)
+        kwargs = method.prepare(stage, b, settings, purpose=Stream.ADAPT_HIDE)
         value = _step(objective, kwargs, opt, trainable, (lr, cfg.optim.grad_clip), step)
         ema.update(net)
         first = value if math.isnan(first) else first
@@ -347,7 +349,7 @@ def adapt(
             run.log({"stage": STAGE, "step": done, "loss": value, "lr": lr})
         if done % options.checkpoint_every == 0 or done == total:
             run.checkpoint(done, net, ema, opt)
-    _freeze_averaged(net, ema, model.nets["autoencoder"])
+    _freeze_averaged(net, ema, model.nets[stage])
     record = {
         **options.record(),
         "lr_used": lr_peak,

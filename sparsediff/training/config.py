@@ -27,9 +27,12 @@ from pydantic import (
 )
 
 from sparsediff.errors import ConfigError, SparsediffWarning
+from sparsediff.method import DEFAULT_MODE, METHODS
 from sparsediff.method.first_guess import check_first_guess
 
 __all__ = [
+    "READ_BY_EVERY_MODE",
+    "STAGE_SECTIONS",
     "AutoencoderConfig",
     "CalibrationConfig",
     "DataConfig",
@@ -306,11 +309,22 @@ class RunConfig(_Section):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's).")
 
 
+#: The config sections that configure a training stage (a method's stages are among them).
+STAGE_SECTIONS = ("autoencoder", "prior")
+#: Keys of the stage sections read whatever the mode's stages are (the in-training
+#: evaluation hides points as ``autoencoder.hide`` says).
+READ_BY_EVERY_MODE = ("autoencoder.hide",)
+
+
 class TrainConfig(_Section):
     """The whole training configuration (one YAML file)."""
 
-    mode: Literal["latent", "pixel"] = Field(
-        "latent", description="'latent': autoencoder + latent prior; 'pixel': pixel-space prior."
+    mode: str = Field(
+        DEFAULT_MODE,
+        description=(
+            "The method, a key of sparsediff.method.METHODS: 'latent' (autoencoder + latent "
+            "prior) or 'pixel' (pixel-space prior)."
+        ),
     )
     first_guess: str = Field(
         "laplace",
@@ -337,7 +351,10 @@ class TrainConfig(_Section):
         ),
     )
     stages: list[Literal["autoencoder", "prior"]] = Field(
-        ["autoencoder", "prior"], description="Stages to run (latent mode)."
+        ["autoencoder", "prior"],
+        description=(
+            "Stages to run, of the mode's method's (read by a method of several stages: latent)."
+        ),
     )
     data: DataConfig
     window: WindowConfig
@@ -355,6 +372,23 @@ class TrainConfig(_Section):
     def _registered_guess(cls, name: str) -> str:
         return check_first_guess(name)
 
+    @field_validator("mode")
+    @classmethod
+    def _registered_mode(cls, mode: str) -> str:
+        if mode not in METHODS:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(sorted(METHODS))}")
+        return mode
+
+    def architecture(self) -> dict[str, Any]:
+        """The network settings, as the methods' ``new_net`` and ``window_factors`` take them."""
+        return {name: self.stage_section(name).model_dump() for name in STAGE_SECTIONS}
+
+    def stage_section(self, stage: str) -> AutoencoderConfig | PriorConfig:
+        """The section that configures ``stage`` (one of `STAGE_SECTIONS`)."""
+        section = getattr(self, stage)
+        assert isinstance(section, AutoencoderConfig | PriorConfig), stage
+        return section
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         nd = len(self.data.dims)
@@ -364,8 +398,15 @@ class TrainConfig(_Section):
             raise ValueError(f"window.stride has {len(self.window.stride)} entries for {nd} dims")
         if self.window.halo is not None and len(self.window.halo) != nd:
             raise ValueError(f"window.halo has {len(self.window.halo)} entries for {nd} dims")
-        factor = 2 ** (len(self.autoencoder.encoder_widths) - 1) if self.mode == "latent" else 1
-        dec_factor = 2 ** (len(self.autoencoder.decoder_widths) - 1) if self.mode == "latent" else 1
+        method = METHODS[self.mode]
+        unknown = [st for st in method.stages if st not in STAGE_SECTIONS]
+        if unknown:
+            raise ValueError(
+                f"mode {self.mode!r} has stages {unknown} that no config section configures "
+                f"(sections: {', '.join(STAGE_SECTIONS)})"
+            )
+        factors = method.window_factors(self.architecture())
+        factor, dec_factor = factors.latent, factors.decoder
         prior_factor = 2 ** (len(self.prior.widths) - 1)
         need = max(factor * prior_factor, dec_factor)
         for s in self.window.size:
@@ -400,6 +441,12 @@ def unread_keys(cfg: TrainConfig) -> tuple[list[str], list[str]]:
     ``model_fields_set``) with a value other than its default, so a config
     written out whole (a model's recorded config) only counts what differs.
 
+    What a mode reads is its method's ([`METHODS`][sparsediff.method.METHODS]):
+    its ``stages`` (``stages`` is read by a method of several stages only; the
+    sections of `STAGE_SECTIONS` it has no stage of are not read but for
+    `READ_BY_EVERY_MODE`), its ``own_keys`` (refused in the other modes) and
+    whether it ``calibrates`` (``calibration.*``).
+
     Returns
     -------
     (refused, warned)
@@ -419,18 +466,26 @@ def unread_keys(cfg: TrainConfig) -> tuple[list[str], list[str]]:
     warned: list[str] = []
     top = _changed(cfg, "")
     data = _changed(cfg.data, "data.")
-    if cfg.mode == "pixel":
-        if "stages" in top:
-            refused.append("stages is read in latent mode only (pixel mode trains the prior)")
-        ae = [k for k in _changed(cfg.autoencoder, "autoencoder.") if k != "autoencoder.hide"]
-        calibration = _changed(cfg.calibration, "calibration.")
-        for keys, what in ((ae, "autoencoder"), (calibration, "calibration")):
-            if keys:
-                warned.append(
-                    f"mode: pixel ignores {', '.join(keys)} (a pixel model has no {what})"
-                )
-    elif "prior.pixel_loss" in _changed(cfg.prior, "prior."):
-        refused.append("prior.pixel_loss is read in pixel mode only (mode is latent)")
+    method = METHODS[cfg.mode]
+    if len(method.stages) == 1 and "stages" in top:
+        several = " or ".join(m for m, c in METHODS.items() if len(c.stages) > 1)
+        refused.append(
+            f"stages is read in {several} mode only ({cfg.mode} mode trains the {method.stages[0]})"
+        )
+    for key in sorted({k for c in METHODS.values() for k in c.own_keys} - set(method.own_keys)):
+        section = key.split(".", 1)[0]
+        if key in _changed(getattr(cfg, section), f"{section}."):
+            readers = " or ".join(m for m, c in METHODS.items() if key in c.own_keys)
+            refused.append(f"{key} is read in {readers} mode only (mode is {cfg.mode})")
+    ignored = [(s, _changed(cfg.stage_section(s), f"{s}.")) for s in STAGE_SECTIONS]
+    if not method.calibrates:
+        ignored.append(("calibration", _changed(cfg.calibration, "calibration.")))
+    for what, keys in ignored:
+        keys = [k for k in keys if k not in READ_BY_EVERY_MODE]
+        if keys and what not in method.stages:
+            warned.append(
+                f"mode: {cfg.mode} ignores {', '.join(keys)} (a {cfg.mode} model has no {what})"
+            )
     weight = "guess_context_weight" in top
     if cfg.data.context_dim is None:
         unread = [k for k in ("data.context_offsets",) if k in data]

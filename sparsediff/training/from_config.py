@@ -18,10 +18,7 @@ __all__ = ["architecture", "hide_spec", "initial_spec", "settings_of"]
 
 def architecture(cfg: TrainConfig) -> dict[str, Any]:
     """The network settings of a config, as the methods' ``new_net`` takes them."""
-    return {
-        "autoencoder": cfg.autoencoder.model_dump(),
-        "prior": cfg.prior.model_dump(),
-    }
+    return cfg.architecture()
 
 
 def hide_spec(hide: HideConfig) -> HideSpec:
@@ -58,7 +55,7 @@ def settings_of(cfg: TrainConfig) -> TrainSettings:
 def initial_spec(cfg: TrainConfig, facts: dict[str, Any]) -> ModelSpec:
     """The model spec before training (latent scale and spread calibration at 1)."""
     return ModelSpec(
-        kind=cfg.mode,
+        mode=cfg.mode,
         first_guess=cfg.first_guess,
         guess_context=cfg.guess_context,
         context_weight=1.0 if cfg.guess_context_weight == "auto" else cfg.guess_context_weight,

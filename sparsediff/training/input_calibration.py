@@ -4,9 +4,10 @@ The trainer fits the departure scale and the spread factors per distance bin
 on its validation part ([`sparsediff.method.calibration`][sparsediff.method.calibration]). A
 calibration fitted on one part of the data need not carry over to another
 (issue 15: a 3D volume over-dispersed at 1.78, MNI152 under-dispersed at
-0.71). [`calibrate_on_input`][calibrate_on_input] runs the same fit
-([`fit_calibration`][sparsediff.method.calibration.fit_calibration]) on windows of the
-input itself: it hides observed points of the input (the gap families and
+0.71). [`calibrate_on_input`][calibrate_on_input] runs the same fit, the
+method's own ([`Method.calibrate`][sparsediff.method.base.Method.calibrate]; for the
+latent method [`fit_calibration`][sparsediff.method.calibration.fit_calibration]), on
+windows of the input itself: it hides observed points of the input (the gap families and
 shares of the training's ``calibration.hide``), fills them and compares.
 Only observed points of the input are hidden and scored, so the held-out
 points of an evaluation (removed from the input before) play no part.
@@ -25,7 +26,6 @@ import torch
 import xarray as xr
 
 from sparsediff.method.base import HideSpec
-from sparsediff.method.calibration import fit_calibration
 from sparsediff.model import Model
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.adapt import input_crops, training_config
@@ -76,23 +76,25 @@ def calibrate_on_input(
     Raises
     ------
     ConfigError
-        A model without a latent prior or a training config; an input
-        without an eligible window.
+        A model that cannot be calibrated
+        ([`Method.uncalibrated`][sparsediff.method.base.Method.uncalibrated]: a pixel
+        model, a latent one without its prior) or without a training config; an
+        input without an eligible window.
     """
     from sparsediff.errors import ConfigError
     from sparsediff.training.from_config import hide_spec, settings_of
 
-    if model.spec.kind != "latent" or "prior" not in model.nets:
-        raise ConfigError('calibrate="input" needs a latent model with a trained prior')
+    method = model.method
+    why = method.uncalibrated()
+    if why is not None:
+        raise ConfigError(f'calibrate="input" needs a model that can be calibrated ({why})')
     cfg = training_config(model)
     c = cfg.calibration
     settings = dataclasses.replace(settings_of(cfg), seed=seed)
     crops = input_crops(model, ds, states, seed=seed_for(seed, Stream.INPUT_WINDOWS))
     t0 = time.perf_counter()
     batches = fixed_batches(crops, max_windows=max_windows, batch_size=cfg.optim.batch_size)
-    method = model.method
-    updates, described = fit_calibration(
-        method,
+    updates, described = method.calibrate(
         batches,
         settings,
         hide=hide or hide_spec(c.hide),

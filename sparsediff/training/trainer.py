@@ -1,24 +1,20 @@
 """The training loop: a loop over the stages of the model's method.
 
-One function, [`train`][train], runs the stages of the method (latent:
-autoencoder then prior, those of them that ``stages`` lists; pixel: the prior),
-on one CPU, one GPU, or many ranks under ``torchrun`` (DDP), then fits the
-calibration on the validation part. What a stage trains, its network and its
-per-sample objective, and how a batch is prepared for it (hidden points,
-noise, dropouts, all keyed by the sample's global position) belong to the
-method ([`sparsediff.method`][sparsediff.method]). Rank 0 logs, evaluates and
-writes checkpoints; every rank resumes from them.
-
-The loop still decides four things by the mode (``cfg.mode``), not through
-the method:
-
-- which stages run: pixel mode runs the prior and ignores ``stages``;
-- before a latent prior stage (not resumed), it estimates the ``latent_scale``
-  of the spec from the encoder means;
-- the in-training evaluation after the autoencoder stage scores the latent
-  method's regression (after a prior stage, the method's ``complete``);
-- the departure and spread calibration is fitted for latent models with a
-  prior only; a pixel model records ``"none: no latent prior"``.
+One function, [`train`][train], runs the stages of the method
+([`Method.training_stages`][sparsediff.method.base.Method.training_stages] of the
+config's ``stages``), on one CPU, one GPU, or many ranks under ``torchrun``
+(DDP), then fits the method's calibration on the validation part
+([`Method.calibrate`][sparsediff.method.base.Method.calibrate]). Everything that
+differs between methods belongs to the method
+([`sparsediff.method`][sparsediff.method]), looked up by the config's ``mode``
+in [`METHODS`][sparsediff.method.METHODS]: what a stage trains, its network and its
+per-sample objective, how a batch is prepared for it (hidden points, noise,
+dropouts, all keyed by the sample's global position), what is fitted before a
+stage starts ([`Method.before_stage`][sparsediff.method.base.Method.before_stage]),
+what the in-training evaluation scores
+([`Method.stage_estimate`][sparsediff.method.base.Method.stage_estimate]) and whether
+there is a calibration. The loop never branches on the mode. Rank 0 logs,
+evaluates and writes checkpoints; every rank resumes from them.
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,6 @@ from sparsediff.data.stats import Stats, denormalize_array
 from sparsediff.errors import TrainingError
 from sparsediff.method import Method, build_method
 from sparsediff.method.base import TrainBatch
-from sparsediff.method.calibration import fit_calibration
 from sparsediff.method.context_weight import fit_context_weight
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
@@ -86,6 +82,8 @@ class _Trainer:
         self.calibration = "none: calibration disabled"
         self.context_weight_note: str | None = None
         self.completed: list[str] = []
+        #: Spec fields the method fitted before its stages (kept in every checkpoint).
+        self.fitted: dict[str, Any] = {}
         self.global_batch = cfg.optim.batch_size
         if self.global_batch % rt.world_size:
             raise TrainingError(
@@ -104,14 +102,10 @@ class _Trainer:
         self.method = build_method(self.spec.model_copy(update=changes), self.method.nets)
 
     def _stages(self) -> list[str]:
-        if self.cfg.mode == "pixel":
-            return ["prior"]
-        return [s for s in self.method.stages if s in self.cfg.stages]
+        return list(type(self.method).training_stages(self.cfg.stages))
 
     def _steps(self, stage: str) -> int:
-        if stage == "autoencoder":
-            return self.cfg.autoencoder.steps
-        return self.cfg.prior.steps
+        return self.cfg.stage_section(stage).steps
 
     def validation(self) -> list[TrainBatch]:
         if self._validation is None:
@@ -143,8 +137,9 @@ class _Trainer:
     def evaluate(self, stage: str) -> float:
         """RMSE (physical units) on hidden points of the validation windows.
 
-        After the autoencoder stage: the regression; after the prior: the mean
-        of a small ensemble from [`Method.complete`][Method.complete] (the fill's code path).
+        The method's estimate while ``stage`` trains
+        ([`Method.stage_estimate`][sparsediff.method.base.Method.stage_estimate]: by default
+        the mean of a small ensemble of the fill's code path).
         """
         rows = self.validation()
         if not rows:
@@ -156,14 +151,7 @@ class _Trainer:
             w = self.method.windows(
                 b, self.settings.hide, self.settings, stream=Stream.EVAL_HIDE, stage_key=0
             )
-            if stage == "autoencoder":
-                pred = self.method.regression(w.inputs)  # type: ignore[attr-defined]
-            else:
-                keys = [(p, k) for p in b.positions for k in range(EVAL_MEMBERS)]
-                centre, pert = self.method.complete_parts(
-                    w.inputs, keys, opts, repeats=EVAL_MEMBERS
-                )
-                pred = (centre + pert).view(-1, EVAL_MEMBERS, *centre.shape[1:]).mean(1)
+            pred = self.method.stage_estimate(stage, w.inputs, b.positions, opts)
             s_, n_ = self._rmse_physical(pred, w.values, w.scored)
             sq += s_
             n += n_
@@ -179,28 +167,22 @@ class _Trainer:
         torch.manual_seed(seed_for(self.cfg.run.seed, Stream.NET_INIT + _STAGE_NUMBER[stage]))
         return type(self.method).new_net(stage, self.spec, self.arch)
 
-    @torch.no_grad()
-    def _estimate_latent_scale(self) -> float:
-        """1 / RMS of the encoder means over (up to) 64 training windows per rank."""
-        ae = self.method.nets["autoencoder"]
+    def _sample(self, n: int) -> Iterator[TrainBatch]:
+        """Training batches (16 windows) of this rank until ``n`` windows, at most one epoch."""
         stream = BatchStream(self.data.train, 16, world_size=self.rt.world_size, rank=self.rt.rank)
-        n = min(64, stream.per_epoch)
+        n = min(n, stream.per_epoch)
         it = iter(stream)
-        sq, count, numel = 0.0, 0, 1
+        count = 0
         while count < n:
             b = next(it).to(self.rt.device)
-            w = self.method.windows(
-                b, self.settings.prior_hide, self.settings, stream=Stream.HIDE, stage_key=2
-            )
-            net_in, offset = self.method.centred(w.inputs)  # type: ignore[attr-defined]
-            mean, _ = ae.encode(w.values - offset, w.observed, net_in)  # type: ignore[operator]
-            sq += float((mean.float() ** 2).sum())
-            count += w.values.shape[0]
-            numel = mean[0].numel()
-        acc = torch.tensor([sq, float(count * numel)], dtype=torch.float64)
+            yield b
+            count += b.values.shape[0]
+
+    def _sum_ranks(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over the ranks (in place)."""
         if self.rt.distributed:
-            torch.distributed.all_reduce(acc)
-        return float(1.0 / max(math.sqrt(float(acc[0] / acc[1])), 1e-6))
+            torch.distributed.all_reduce(t)
+        return t
 
     def _start_stage(
         self, stage: str, resume_from: Path | None
@@ -225,8 +207,11 @@ class _Trainer:
                 ema_updates = st.ema_updates
                 start_step = st.step
                 resumed = True
-        if stage == "prior" and self.cfg.mode == "latent" and not resumed:
-            self._update_spec(latent_scale=self._estimate_latent_scale())
+        if not resumed:
+            updates = self.method.before_stage(stage, self._sample, self.settings, self._sum_ranks)
+            if updates:
+                self.fitted.update(updates)
+                self._update_spec(**updates)
         self.method.nets[stage] = net
         ema = EMA(net, cfg.optim.ema_decay)
         if ema_state is not None:
@@ -409,14 +394,15 @@ class _Trainer:
             print(self.context_weight_note, file=sys.stderr, flush=True)
 
     def calibrate(self) -> None:
-        """Fit the departure scale, then the spread scales, on the validation part.
+        """Fit the method's calibration on the validation part (``calibration.hide`` hidden).
 
-        Latent models with a prior only; the validation windows get the points
-        of ``calibration.hide`` hidden.
+        A method that fits nothing records why
+        ([`Method.uncalibrated`][sparsediff.method.base.Method.uncalibrated]).
         """
         c = self.cfg.calibration
-        if self.cfg.mode != "latent" or "prior" not in self.method.nets:
-            self.calibration = "none: no latent prior"
+        why = self.method.uncalibrated()
+        if why is not None:
+            self.calibration = why
             return
         if not c.enabled:
             return
@@ -428,8 +414,7 @@ class _Trainer:
         )
         hide = hide_spec(c.hide)
         shown = self.cfg.run.progress if self.rt.is_main else False
-        updates, self.calibration = fit_calibration(
-            self.method,
+        updates, self.calibration = self.method.calibrate(
             batches,
             self.settings,
             hide=hide,
@@ -456,14 +441,18 @@ class _Trainer:
         for name in self.completed:
             if name != stage.removesuffix("_done"):
                 tensors[name] = self.method.nets[name].state_dict()
-        extra = {"completed": self.completed, "latent_scale": self.spec.latent_scale}
+        extra = {"completed": self.completed, "fitted": self.fitted}
         return save_checkpoint(self.out, TrainState(stage, step, ema.updates, extra), tensors, opt)
 
     def restore_completed(self, path: Path) -> Path | None:
         """Rebuild finished stages from a checkpoint; return it if a stage is mid-way."""
         st, tens, _ = load_checkpoint(path)
         self.completed = list(st.extra.get("completed", []))
-        self._update_spec(latent_scale=float(st.extra.get("latent_scale", 1.0)))
+        fitted = st.extra.get("fitted")
+        if fitted is None:  # a checkpoint written before "fitted": its one fitted field
+            fitted = {"latent_scale": float(st.extra.get("latent_scale", 1.0))}
+        self.fitted = dict(fitted)
+        self._update_spec(**self.fitted)
         for name in self.completed:
             net = type(self.method).new_net(name, self.spec, self.arch).to(self.rt.device)
             load_state(net, tens[name] if name in tens else tens["ema"], f"{name} weights")
@@ -532,14 +521,14 @@ def train(
         Invalid config, a key set that training would not read
         ([`unread_keys`][sparsediff.training.config.unread_keys]; nothing is
         written), or data that does not fit it (before any training step).
+    TrainingError
+        A non-finite loss or weights; the last good checkpoint is kept.
 
     Warns
     -----
     SparsediffWarning
-        Pixel mode with ``autoencoder.*`` (but ``hide``) or ``calibration.*``
-        keys set: they are ignored.
-    TrainingError
-        A non-finite loss or weights; the last good checkpoint is kept.
+        Keys set in a section the mode's method does not read (pixel mode:
+        ``autoencoder.*`` but ``hide``, and ``calibration.*``): they are ignored.
     """
     if config is None:
         raise TypeError("train() needs a config (YAML path, dict or TrainConfig)")

@@ -44,7 +44,7 @@ def make_model(
     """
     torch.manual_seed(seed)
     full = ModelSpec(
-        kind=mode,  # type: ignore[arg-type]
+        mode=mode,
         variables=variables,
         dims=dims,
         window=window,

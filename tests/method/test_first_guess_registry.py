@@ -75,7 +75,7 @@ def test_unregistered_names_are_refused_by_config_and_spec(toy: str) -> None:
     cfg["first_guess"] = "kriging"
     with pytest.raises(ConfigError, match=rf"first_guess: .*'kriging'.*registered: .*{toy}"):
         load_config(cfg)
-    spec = {"kind": "latent", "variables": ["a"], "dims": ["y", "x"], "window": [8, 8]}
+    spec = {"mode": "latent", "variables": ["a"], "dims": ["y", "x"], "window": [8, 8]}
     with pytest.raises(ValueError, match="unknown first guess 'kriging'"):
         ModelSpec.model_validate({**spec, "first_guess": "kriging"})
     assert ModelSpec.model_validate({**spec, "first_guess": toy}).first_guess == toy

@@ -15,8 +15,8 @@ from sparsediff.errors import InputError
 from sparsediff.method import build_method
 from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
 from sparsediff.method.calibration import solve_spread_scale
+from sparsediff.method.guidance import cfg_denoiser
 from sparsediff.method.inputs import Frames, build_inputs, guess_of
-from sparsediff.method.latent import cfg_denoiser
 from sparsediff.method.objectives import CompletionObjective, per_sample_masked_mse
 from sparsediff.method.options import FillOptions
 from tests.filling.conftest import make_model
@@ -228,17 +228,34 @@ def test_spread_scale_solves_the_spread_skill_relation() -> None:
     assert spread / np.sqrt((mean**2).mean()) == pytest.approx(1.0, rel=1e-6)
 
 
-def test_build_method_checks_the_kind(model: sparsediff.Model) -> None:
+def test_build_method_checks_the_mode(model: sparsediff.Model) -> None:
     from sparsediff.errors import ConfigError
     from sparsediff.method.pixel import PixelMethod
 
-    assert build_method(model.spec).kind == "latent"
+    assert build_method(model.spec).mode == "latent"
     with pytest.raises(ConfigError, match="cannot run a 'latent' model"):
         PixelMethod(model.spec)
     pixel = make_model(["v"], ["y", "x"], [16, 16], mode="pixel")
     del pixel.nets["prior"]
     with pytest.raises(ConfigError, match="no trained prior"):
         pixel.method.complete(torch.zeros(1, 4, 16, 16), [(0,)], OPTS)
+
+
+def test_calibration_goes_through_the_method(model: sparsediff.Model) -> None:
+    latent = model.method
+    assert latent.calibrates
+    assert latent.uncalibrated() is None
+    without_prior = build_method(model.spec, {"autoencoder": model.nets["autoencoder"]})
+    assert without_prior.uncalibrated() == "none: no latent prior"
+    assert without_prior.calibrate([], TrainSettings(), hide=HideSpec(), members=2, steps=2) == (
+        {},
+        "none: no latent prior",
+    )
+    pixel = make_model(["v"], ["y", "x"], [16, 16], mode="pixel").method
+    assert not pixel.calibrates
+    reason = "none: a pixel model has no calibration"
+    assert pixel.uncalibrated() == reason
+    assert pixel.calibrate([], TrainSettings(), hide=HideSpec(), members=2, steps=2) == ({}, reason)
 
 
 @pytest.mark.parametrize("shape", [(9, 17), (6, 7, 8)])

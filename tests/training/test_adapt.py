@@ -3,6 +3,7 @@ real OSTIA SST: determinism, interrupt + resume, what it trains, what it never s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,23 @@ def test_input_calibration_refits_on_the_input(demo: sparsediff.Model, small: xr
     assert all(np.diff(a.spec.spread_scales) >= 0)  # never narrower further from the data
     assert a.provenance["input_calibration"]["windows"] == 8
     assert a.nets["autoencoder"] is demo.nets["autoencoder"]
+
+
+def test_input_calibration_and_adaptation_ask_the_method(
+    demo: sparsediff.Model, small: xr.Dataset
+) -> None:
+    states = _states(small)
+    no_prior = dataclasses.replace(demo, nets={"autoencoder": demo.nets["autoencoder"]})
+    with pytest.raises(ConfigError, match=r"can be calibrated \(none: no latent prior\)"):
+        calibrate_on_input(no_prior, small, states, seed=2, max_windows=8)
+    pixel = dataclasses.replace(
+        demo, spec=demo.spec.model_copy(update={"mode": "pixel"}), nets={"prior": demo.prior}
+    )
+    assert pixel.method.adapts is None
+    with pytest.raises(ConfigError, match="a pixel model has no calibration"):
+        calibrate_on_input(pixel, small, states, seed=2, max_windows=8)
+    with pytest.raises(ConfigError, match="this pixel model has no trained network to adapt"):
+        adapt(pixel, small, states, OPTS)
 
 
 def test_fill_with_adaptation_keeps_observed_points(

@@ -55,8 +55,8 @@ def guess_only(model: Model) -> Model:
     InputError
         A pixel-space model (its completion has no separate first guess).
     """
-    if model.spec.kind != "latent":
-        raise InputError(f"the first guess alone needs a latent model, got a {model.spec.kind} one")
+    if model.spec.mode != "latent":
+        raise InputError(f"the first guess alone needs a latent model, got a {model.spec.mode} one")
     spec = model.spec.model_copy(
         update={"departure_scale": 0.0, "spread_scale": 0.0, "spread_scales": [], "spread_bins": []}
     )
@@ -106,7 +106,7 @@ class GuessNoise(Filler):
         """
         mf = setting.model_filler
         assert mf is not None  # the "model" need is met
-        if mf.model.spec.kind != "latent" or mf.members < 2:
+        if mf.model.spec.mode != "latent" or mf.members < 2:
             notes.append(
                 "skipped baseline 'guess_noise': it needs a latent model and at least 2 members"
             )
