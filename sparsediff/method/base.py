@@ -443,6 +443,7 @@ class Method:
         device: torch.device | str = "cpu",
         where: str = "validation",
         progress: bool | None = False,
+        variability: bool = False,
     ) -> tuple[dict[str, object], str]:
         """Fit the calibration on ``batches`` with ``hide`` hidden (data no net was trained on).
 
@@ -462,6 +463,10 @@ class Method:
             What the batches are, for the record (``"validation"`` or ``"input"``).
         progress
             Show a bar over the batches (``None``: when interactive).
+        variability
+            Also let the spread follow the local variability of the data
+            ([`sparsediff.method.variability`][sparsediff.method.variability]; the
+            fit chooses its power, 0 included).
 
         Returns
         -------

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,7 @@ import torch
 
 from sparsediff.method.base import HideSpec, TrainBatch, TrainSettings
 from sparsediff.method.options import FillOptions
+from sparsediff.method.variability import SIGMAS, fit_variability, local_variability_of
 from sparsediff.progress import bar as progress_bar
 from sparsediff.rng import Stream
 
@@ -105,6 +106,10 @@ class Calibration:
     where
         What the hidden points were taken from (``"validation"``: the
         training's validation part; ``"input"``: the data being filled).
+    variability
+        ``(sigma, power, ref)`` of the spread's scaling by the local
+        variability ([`sparsediff.method.variability`][sparsediff.method.variability];
+        power 0: none).
     """
 
     scale: float
@@ -116,6 +121,7 @@ class Calibration:
     members: int
     covariate: str = COVARIATE
     where: str = "validation"
+    variability: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     def describe(self) -> str:
         """One line for the model record."""
@@ -124,10 +130,12 @@ class Calibration:
             for b, s, n in zip(self.bins, self.scales, self.counts, strict=True)
         )
         what = "local distance" if self.covariate == "local_distance" else "distance"
+        sigma, power, _ = self.variability
+        follows = f", times (local variability, width {sigma:g}) ** {power:g}" if power > 0 else ""
         return (
-            f"spread scale {self.scale:.4g} overall, by {what} to data [{per_bin}], fitted on "
-            f"{self.points} hidden {self.where} points ({self.members} members; raw spread/skill "
-            f"{self.spread_skill_before:.3g})"
+            f"spread scale {self.scale:.4g} overall, by {what} to data [{per_bin}]{follows}, "
+            f"fitted on {self.points} hidden {self.where} points ({self.members} members; raw "
+            f"spread/skill {self.spread_skill_before:.3g})"
         )
 
 
@@ -244,6 +252,51 @@ def fit_departure_scale(
 
 
 @torch.no_grad()
+def _hidden_points(
+    raw: LatentMethod,
+    batches: Iterable[TrainBatch],
+    settings: TrainSettings,
+    opts: FillOptions,
+    hide: HideSpec,
+    device: torch.device | str,
+    covariate: str,
+    bins: tuple[float, ...],
+    sigmas: Sequence[float],
+) -> list[torch.Tensor] | None:
+    """Per hidden point: error, mean and variance of the raw perturbations, bin, variability."""
+    from sparsediff.method.inputs import spread_covariate
+
+    edges = torch.tensor(bins[1:], dtype=torch.float64)
+    parts: list[list[torch.Tensor]] = [[] for _ in range(4 + len(sigmas))]
+    for batch in batches:
+        b = batch.to(device)
+        w = raw.windows(b, hide, settings, stream=Stream.CALIBRATION, stage_key=0)
+        if not bool(w.scored.any()):
+            continue
+        keys = [(int(p), k) for p in batch.positions for k in range(opts.members)]
+        centre, pert = raw.complete_parts(w.inputs, keys, opts, repeats=opts.members)
+        reg = centre.view(-1, opts.members, *centre.shape[1:])[:, 0]
+        deltas = pert.view(-1, opts.members, *pert.shape[1:]).transpose(0, 1)  # (K, N, C, *S)
+        sel = w.scored
+        d = deltas[:, sel].double().cpu()  # (K, P)
+        cov = spread_covariate(w.inputs, raw.spec.n_vars, covariate)[sel].double().cpu()
+        found = [
+            (reg - w.values.float())[sel].double().cpu(),
+            d.mean(0),
+            d.var(0, unbiased=True),
+            torch.bucketize(cov, edges, right=True),
+        ]
+        found += [
+            local_variability_of(w.inputs, raw.spec.n_vars, sg)[sel].double().cpu() for sg in sigmas
+        ]
+        for acc, x in zip(parts, found, strict=True):
+            acc.append(x)
+    if not parts[0]:
+        return None
+    return [torch.cat(p) for p in parts]
+
+
+@torch.no_grad()
 def fit_spread_scale(
     method: LatentMethod,
     batches: Iterable[TrainBatch],
@@ -254,6 +307,8 @@ def fit_spread_scale(
     hide: HideSpec | None = None,
     device: torch.device | str = "cpu",
     covariate: str = COVARIATE,
+    sigmas: Sequence[float] = SIGMAS,
+    powers: Sequence[float] = (0.0,),
 ) -> Calibration | None:
     """Fit the spread factors of a latent model on validation batches.
 
@@ -276,59 +331,63 @@ def fit_spread_scale(
     covariate
         What the factors are binned by: ``"local_distance"`` (bins
         `COVARIATE_BINS`) or ``"distance"`` (`DISTANCE_BINS`).
+    sigmas, powers
+        Candidate widths and powers of the spread's scaling by the local
+        variability of the data, chosen by
+        [`fit_variability`][sparsediff.method.variability.fit_variability]
+        (the default, 0 alone: no scaling, the factors of earlier versions;
+        [`POWERS`][sparsediff.method.variability.POWERS]: the data choose).
 
     Returns
     -------
     Calibration or None
         ``None`` when the batches hold no hidden observed point.
     """
-    from sparsediff.method.inputs import spread_covariate
-
     raw_spec = method.spec.model_copy(
-        update={"spread_scale": 1.0, "spread_bins": [], "spread_scales": []}
+        update={
+            "spread_scale": 1.0,
+            "spread_bins": [],
+            "spread_scales": [],
+            "spread_variability_power": 0.0,
+        }
     )
     raw = type(method)(raw_spec, method.nets)
-    opts = FillOptions(members=members, steps=steps, seed=settings.seed)
     bins = DISTANCE_BINS if covariate == "distance" else COVARIATE_BINS
-    nb = len(bins)
-    sums = torch.zeros(nb, 5, dtype=torch.float64)  # e0, c1, m2, v, n per bin
-    edges = torch.tensor(bins[1:], dtype=torch.float64)
-    for batch in batches:
-        b = batch.to(device)
-        w = raw.windows(b, hide or settings.hide, settings, stream=Stream.CALIBRATION, stage_key=0)
-        if not bool(w.scored.any()):
-            continue
-        keys = [(int(p), k) for p in batch.positions for k in range(members)]
-        centre, pert = raw.complete_parts(w.inputs, keys, opts, repeats=members)
-        reg = centre.view(-1, members, *centre.shape[1:])[:, 0]
-        deltas = pert.view(-1, members, *pert.shape[1:]).transpose(0, 1)  # (K, N, C, *S)
-        sel = w.scored
-        d = deltas[:, sel].double().cpu()  # (K, P)
-        r = (reg - w.values.float())[sel].double().cpu()
-        cov = spread_covariate(w.inputs, raw.spec.n_vars, covariate)[sel].double().cpu()
-        which = torch.bucketize(cov, edges, right=True)
-        m = d.mean(0)
-        stats = torch.stack([r**2, r * m, m**2, d.var(0, unbiased=True), torch.ones_like(r)], 1)
-        sums.index_add_(0, which, stats)
-    n = int(sums[:, 4].sum())
-    if n == 0:
+    opts = FillOptions(members=members, steps=steps, seed=settings.seed)
+    parts = _hidden_points(
+        raw, batches, settings, opts, hide or settings.hide, device, covariate, bins, sigmas
+    )
+    if parts is None:
         return None
-    k = members
-    total = sums.sum(0)
-    e0, c1, m2, v = (float(x) / n for x in total[:4])
+    r, m, var, which, *variability = parts
+    n, k = int(r.numel()), members
+    e0, c1, m2, v = (float(x.mean()) for x in (r**2, r * m, m**2, var))
     overall = solve_spread_scale(e0, c1, m2, v, k)
-    scales = bin_scales(sums.tolist(), k, overall)
+    fit = fit_variability(
+        r,
+        m,
+        var,
+        which,
+        variability,
+        len(bins),
+        lambda sums: bin_scales(sums, k, overall),
+        k,
+        sigmas=sigmas,
+        powers=powers,
+    )
+    counts = torch.bincount(which, minlength=len(bins))
     skill_before = math.sqrt(e0 + 2 * c1 + m2)
     spread_before = math.sqrt((k + 1) / k * v)
     return Calibration(
         scale=float(overall),
         bins=bins,
-        scales=tuple(float(x) for x in scales),
-        counts=tuple(int(c) for c in sums[:, 4]),
+        scales=tuple(float(x) for x in fit.scales),
+        counts=tuple(int(c) for c in counts),
         spread_skill_before=spread_before / skill_before if skill_before > 0 else float("nan"),
         points=n,
         members=k,
         covariate=covariate,
+        variability=(fit.sigma, fit.power, fit.ref),
     )
 
 
@@ -342,6 +401,7 @@ def fit_calibration(
     steps: int,
     device: torch.device | str = "cpu",
     where: str = "validation",
+    powers: Sequence[float] = (0.0,),
     progress: bool | None = False,
 ) -> tuple[dict[str, object], str]:
     """Fit the departure scale, then the spread factors, on ``batches`` with ``hide`` hidden.
@@ -369,6 +429,9 @@ def fit_calibration(
         Where to run.
     where
         Named in the description (``"validation"`` or ``"input"``).
+    powers
+        Candidate powers of the spread's scaling by the local variability
+        ([`fit_spread_scale`][fit_spread_scale]; the default, 0 alone: none).
     progress
         Show a bar over the batches of each fit (``None``: when interactive).
 
@@ -391,7 +454,14 @@ def fit_calibration(
         updates["departure_scale"] = fitted[0]
         method = type(method)(method.spec.model_copy(update=updates), method.nets)
     result = fit_spread_scale(
-        method, shown("spread"), settings, members=members, steps=steps, hide=hide, device=device
+        method,
+        shown("spread"),
+        settings,
+        members=members,
+        steps=steps,
+        hide=hide,
+        device=device,
+        powers=powers,
     )
     if result is None:
         return updates, f"none: the {where} windows hold no observed point to hide"
@@ -401,5 +471,8 @@ def fit_calibration(
         spread_bins=list(result.bins),
         spread_scales=list(result.scales),
         spread_covariate=result.covariate,
+        spread_variability_sigma=result.variability[0],
+        spread_variability_power=result.variability[1],
+        spread_variability_ref=result.variability[2],
     )
     return updates, f"departure scale {method.spec.departure_scale:.3g}; " + result.describe()

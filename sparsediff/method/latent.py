@@ -52,6 +52,7 @@ from sparsediff.method.inputs import centre_inputs, guess_of, spread_covariate
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
+from sparsediff.method.variability import POWERS, variability_factor
 from sparsediff.networks.completion import CompletionAutoencoder, space_to_depth
 from sparsediff.networks.precond import EDMPrecond
 from sparsediff.networks.unet import UNet
@@ -176,7 +177,16 @@ class LatentMethod(Method):
         cov = spread_covariate(inputs, spec.n_vars, spec.spread_covariate)
         edges = torch.tensor(spec.spread_bins[1:], dtype=cov.dtype, device=cov.device)
         scales = torch.tensor(spec.spread_scales, dtype=cov.dtype, device=cov.device)
-        return scales[torch.bucketize(cov, edges, right=True)]
+        factor = scales[torch.bucketize(cov, edges, right=True)]
+        if spec.spread_variability_power > 0:
+            factor = factor * variability_factor(
+                inputs,
+                spec.n_vars,
+                spec.spread_variability_sigma,
+                spec.spread_variability_power,
+                spec.spread_variability_ref,
+            ).to(factor.dtype)
+        return factor
 
     @torch.no_grad()
     def regression(self, inputs: Tensor) -> Tensor:
@@ -245,6 +255,7 @@ class LatentMethod(Method):
         device: torch.device | str = "cpu",
         where: str = "validation",
         progress: bool | None = False,
+        variability: bool = False,
     ) -> tuple[dict[str, object], str]:
         """The departure scale, then the spread factors ([`fit_calibration`][fit_calibration])."""
         why = self.uncalibrated()
@@ -260,6 +271,7 @@ class LatentMethod(Method):
             device=device,
             where=where,
             progress=progress,
+            powers=POWERS if variability else (0.0,),
         )
 
     @classmethod

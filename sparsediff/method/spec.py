@@ -105,6 +105,12 @@ class ModelSpec(BaseModel):
         ``"local_distance"``, its mean over the point's 3^d neighbourhood,
         which also tells a lone hidden point from the edge of a large gap
         ([`sparsediff.method.inputs.local_distance_of`][sparsediff.method.inputs.local_distance_of]).
+    spread_variability_sigma, spread_variability_power, spread_variability_ref
+        The spread factor is also multiplied by ``(v / ref) ** power``, ``v``
+        the local variability of the shown data (Gaussian width ``sigma``
+        grid steps), where the fitted power is above 0
+        ([`sparsediff.method.variability`][sparsediff.method.variability]); 0 (every
+        model before this option) leaves the factors as they are.
     calibration
         How ``departure_scale`` and the spread factors were obtained, or why
         there are none (for the record).
@@ -141,6 +147,9 @@ class ModelSpec(BaseModel):
     spread_bins: list[float] = Field(default_factory=list)
     spread_scales: list[StrictFloat] = Field(default_factory=list)
     spread_covariate: SpreadCovariate = "distance"
+    spread_variability_sigma: StrictFloat = Field(0.0, ge=0.0)
+    spread_variability_power: StrictFloat = Field(0.0, ge=0.0)
+    spread_variability_ref: StrictFloat = Field(1.0, gt=0.0)
     calibration: str = "none"
     cond_dropout: StrictFloat = 0.0
     pixel_loss: Literal["masked", "zero_filled"] = "masked"

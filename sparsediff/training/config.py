@@ -261,6 +261,13 @@ class CalibrationConfig(_Section):
     members: StrictInt = Field(8, ge=2, le=64, description="Ensemble members per window.")
     max_windows: StrictInt = Field(64, ge=1, description="Validation windows used at most.")
     steps: StrictInt = Field(16, ge=1, description="Sampler steps (DPM-Solver++(2M)).")
+    variability: StrictBool = Field(
+        False,
+        description=(
+            "Let the spread also follow the local variability of the shown data, with a power "
+            "the validation points choose (0 included); see sparsediff.method.variability."
+        ),
+    )
     hide: HideConfig = Field(
         default_factory=lambda: HideConfig(
             rate=(0.2, 0.8), patterns=["mcar", "boxes", "stripes", "cloud", "real"]

@@ -102,6 +102,7 @@ def calibrate_on_input(
         steps=c.steps,
         device=device,
         where="input",
+        variability=c.variability,
     )
     spec = model.spec.model_copy(update={**updates, "calibration": described})
     record = {

@@ -422,6 +422,7 @@ class _Trainer:
             steps=c.steps,
             device=self.rt.device,
             progress=shown,
+            variability=c.variability,
         )
         if updates:
             self._update_spec(**updates)

@@ -1,0 +1,131 @@
+"""The spread's scaling by the local variability of the shown data (method/variability.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import sparsediff
+from sparsediff.method.calibration import bin_scales
+from sparsediff.method.inputs import n_inputs
+from sparsediff.method.variability import (
+    FLOOR_SHARE,
+    PRIOR_WEIGHT,
+    fit_variability,
+    local_variability_of,
+    variability_factor,
+)
+from tests.filling.conftest import make_model
+
+
+@pytest.fixture
+def model() -> sparsediff.Model:
+    return make_model(["v"], ["y", "x"], [16, 16], seed=3)
+
+
+def _inputs(values: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
+    """Input channels of one variable with these values and shown mask (no context)."""
+    x = torch.zeros((1, n_inputs(1, 0), *values.shape))
+    x[0, 0] = torch.where(shown, values, torch.zeros_like(values))
+    x[0, 1] = shown.float()
+    x[0, 2] = 1.0
+    return x
+
+
+def test_a_checkerboard_shown_everywhere_has_its_amplitude_as_local_variability() -> None:
+    a = 0.7
+    i, j = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    values = torch.where((i + j) % 2 == 0, a, -a) + 3.0  # the level does not count
+    v = local_variability_of(_inputs(values, torch.ones(32, 32, dtype=torch.bool)), 1, 2.0)
+    assert v.shape == (1, 1, 32, 32)
+    torch.testing.assert_close(v[0, 0, 8:-8, 8:-8], torch.full((16, 16), a), atol=2e-3, rtol=0)
+
+
+def test_a_flat_field_has_no_variability_and_its_factor_is_floored() -> None:
+    values = torch.full((16, 16), 2.5)
+    inputs = _inputs(values, torch.ones(16, 16, dtype=torch.bool))
+    assert float(local_variability_of(inputs, 1, 1.0).abs().max()) < 1e-5
+    f = variability_factor(inputs, 1, 1.0, 0.5, ref=0.2)
+    torch.testing.assert_close(f, torch.full_like(f, FLOOR_SHARE**0.5))
+
+
+def test_deep_in_a_gap_the_variability_is_the_windows_and_rough_parts_get_more() -> None:
+    torch.manual_seed(0)
+    values = torch.randn(48, 48) * 0.1
+    values[:, 24:] *= 10  # the right half varies ten times more
+    shown = torch.ones(48, 48, dtype=torch.bool)
+    shown[:20, :20] = False  # a gap far from the rough half
+    inputs = _inputs(values, shown)
+    v = local_variability_of(inputs, 1, 1.0)[0, 0]
+    window = float(values[shown].std(unbiased=False))
+    # at the gap's centre no shown point lies within 3 sigma: the window's variability
+    assert float(v[10, 10]) == pytest.approx(window, rel=1e-4)
+    assert float(v[30:40, 30:40].mean()) > 5 * float(v[30:40, 5:15].mean())
+    f = variability_factor(inputs, 1, 1.0, 1.0, ref=float(v.mean()))
+    assert float(f[0, 0, 30:40, 30:40].mean()) > 5 * float(f[0, 0, 30:40, 5:15].mean())
+    assert PRIOR_WEIGHT > 0
+
+
+def test_a_3d_field_works_the_same() -> None:
+    values = torch.randn(12, 12, 12)
+    v = local_variability_of(_inputs(values, torch.rand(12, 12, 12) > 0.5), 1, 1.0)
+    assert v.shape == (1, 1, 12, 12, 12)
+    assert bool(torch.isfinite(v).all())
+
+
+def _synthetic(follows: bool, n: int = 40_000) -> dict[str, object]:
+    g = torch.Generator().manual_seed(1)
+    v = torch.exp(torch.randn(n, generator=g, dtype=torch.float64))  # spans ~ e^±2
+    size = v if follows else torch.ones_like(v)
+    err = torch.randn(n, generator=g, dtype=torch.float64) * 0.3 * size
+    return {
+        "err": err,
+        "mean_pert": torch.zeros(n, dtype=torch.float64),
+        "member_var": torch.full((n,), 0.01, dtype=torch.float64),  # raw spread the same everywhere
+        "which": torch.zeros(n, dtype=torch.long),
+        "variability": [v],
+        "n_bins": 1,
+        "bin_fit": lambda sums: bin_scales(sums, 8, 1.0),
+        "members": 8,
+        "sigmas": (1.0,),
+    }
+
+
+def test_the_fit_finds_a_spread_that_follows_an_error_that_follows_the_variability() -> None:
+    fit = fit_variability(**_synthetic(True))  # type: ignore[arg-type]
+    assert fit.power >= 0.75
+    assert fit.sigma == 1.0
+    assert fit.ref > 0
+    assert fit.nll[(1.0, fit.power)] < fit.nll[(1.0, 0.0)]
+
+
+def test_the_fit_keeps_the_plain_factors_when_the_error_does_not_follow_it() -> None:
+    fit = fit_variability(**_synthetic(False))  # type: ignore[arg-type]
+    assert fit.power == 0.0
+    assert fit.sigma == 0.0
+    assert fit.ref == 1.0
+    # its factor makes the spread match the error: s^2 (K+1)/K * 0.01 = 0.09
+    assert fit.scales[0] == pytest.approx(math.sqrt(0.09 / 0.01 * 8 / 9), rel=0.03)
+
+
+def test_a_model_with_a_power_multiplies_its_bin_factors_by_the_variability(
+    model: sparsediff.Model,
+) -> None:
+    values = torch.randn(model.spec.window) * 0.5
+    inputs = _inputs(values, torch.rand(*model.spec.window) > 0.3)
+    assert inputs.shape[1] == n_inputs(model.spec.n_vars, model.spec.n_context)
+    bins = {"spread_bins": [0.0, 2.0], "spread_scales": [1.5, 3.0]}
+    model.spec = model.spec.model_copy(update=bins)
+    plain = model.method.spread(inputs)  # type: ignore[attr-defined]
+    model.spec = model.spec.model_copy(
+        update={
+            "spread_variability_sigma": 2.0,
+            "spread_variability_power": 1.0,
+            "spread_variability_ref": 0.25,
+        }
+    )
+    scaled = model.method.spread(inputs)  # type: ignore[attr-defined]
+    torch.testing.assert_close(scaled, plain * variability_factor(inputs, 1, 2.0, 1.0, 0.25))
+    assert not torch.equal(scaled, plain)
