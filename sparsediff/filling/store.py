@@ -46,16 +46,25 @@ from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
 from sparsediff.filling.fill import fill
 from sparsediff.lock import hold
+from sparsediff.method.options import FillOptions, fill_option_fields
 from sparsediff.model import Model, as_model
 from sparsediff.paths import check_loops
 
-__all__ = ["Job", "fill_to_zarr", "fingerprint", "partial_path", "prepare_job", "progress_path"]
+__all__ = [
+    "Job",
+    "fill_arguments",
+    "fill_to_zarr",
+    "fingerprint",
+    "partial_path",
+    "prepare_job",
+    "progress_path",
+]
 
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
 #: Options of [`sparsediff.fill`][sparsediff.filling.fill.fill] that do not change the numbers.
 _NOT_FINGERPRINTED = frozenset(
-    {"ds", "model", "progress", "check_values", "persist", "min_observed_share"}
+    {"ds", "model", "progress", "check_values", "persist", "min_observed_share", "keywords"}
 )
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
@@ -147,6 +156,25 @@ def _canonical(value: Any) -> Any:
     return repr(value)
 
 
+def fill_arguments(fill_kw: Mapping[str, Any]) -> dict[str, Any]:
+    """Keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill] with their options as one.
+
+    The option fields given as keywords (``members=``, ``seed=``, ...) and
+    ``options=`` are folded into one ``options``
+    ([`FillOptions.fold`][sparsediff.method.options.FillOptions.fold]); the
+    other keywords (``device``, ``invalid``, ...) are kept as given.
+
+    Raises
+    ------
+    ConfigError
+        As [`FillOptions.fold`][sparsediff.method.options.FillOptions.fold].
+    """
+    names = {f.name for f in fill_option_fields()}
+    given = {k: v for k, v in fill_kw.items() if k in names}
+    rest = {k: v for k, v in fill_kw.items() if k not in names and k != "options"}
+    return rest | {"options": FillOptions.fold(fill_kw.get("options"), **given)}
+
+
 def fingerprint(
     ds: xr.Dataset,
     model: Model,
@@ -164,8 +192,8 @@ def fingerprint(
     model
         The model.
     fill_kw
-        Options passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (defaults are filled
-        in).
+        Keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill]: ``options`` or the
+        option fields, and the others (defaults are filled in).
     region_dim, region_size
         The region layout.
 
@@ -175,9 +203,12 @@ def fingerprint(
         JSON-ready: ``model`` (a digest), ``input`` (``sizes``, ``dtypes``,
         ``coords`` and ``values`` digests per name), ``options`` and ``layout``.
     """
-    bound = inspect.signature(fill).bind_partial(**fill_kw)
+    kw = fill_arguments(fill_kw)
+    opts: FillOptions = kw.pop("options")
+    bound = inspect.signature(fill).bind_partial(**kw)
     bound.apply_defaults()
     options = {k: v for k, v in bound.arguments.items() if k not in _NOT_FINGERPRINTED}
+    options |= opts.record()  # the same flat record as before FillOptions was one argument
     if options.get("device") == "auto":  # what "auto" means here decides the numbers
         options["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     doc = {
@@ -356,6 +387,7 @@ def prepare_job(
     if region_size < 1:
         raise InputError(f"region_size must be a positive integer, got {region_size}")
     region_size = int(region_size)
+    fill_kw = fill_arguments(fill_kw)  # bad options: before the directory is checked
     atomic.check_writable(output.parent)
     spatial = list(model.dims)
     var0 = ds.get(model.variables[0], None)
@@ -395,6 +427,7 @@ def fill_to_zarr(
     model: Model | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    options: FillOptions | None = None,
     region_dim: str | None = None,
     region_size: int = 1,
     resume: bool = False,
@@ -414,6 +447,9 @@ def fill_to_zarr(
         Trained model, or the path of a model directory (loaded).
     output
         Target ``.zarr`` path.
+    options
+        How to sample ([`FillOptions`][sparsediff.method.options.FillOptions]), or
+        ``None``: from the option fields among ``fill_kw``.
     region_dim
         Batch dim along which regions are cut (default: the first non-spatial dim).
     region_size
@@ -431,7 +467,9 @@ def fill_to_zarr(
     on_region
         Called with each region index after it is written.
     **fill_kw
-        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (members, steps, seed, ...).
+        The other keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill] (``device``,
+        ``invalid``, ...), and the option fields (``members``, ``seed``, ...) when
+        ``options`` is not given.
 
     Returns
     -------
@@ -462,7 +500,7 @@ def fill_to_zarr(
             progress,
             history,
             on_region,
-            fill_kw,
+            {**fill_kw, "options": options},
         )
 
 
