@@ -33,13 +33,14 @@ import json
 import os
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import xarray as xr
 
 from sparsediff import atomic
 from sparsediff.data.backends.zarr import consolidate
 from sparsediff.errors import InputError
+from sparsediff.filling.arguments import FillArguments
 from sparsediff.filling.store import _check_resumable, _create, partial_path, prepare_job
 from sparsediff.lock import hold
 from sparsediff.method.options import FillOptions
@@ -77,7 +78,7 @@ def init_store(
     region_size: int = 1,
     overwrite: bool = False,
     history: str = "fill",
-    **fill_kw: Any,
+    **fill_kw: Unpack[FillArguments],
 ) -> Path:
     """Create the store of an array job (step 1 of the module docstring).
 
@@ -160,7 +161,7 @@ def fill_region(
     region_dim: str | None = None,
     region_size: int = 1,
     history: str = "fill",
-    **fill_kw: Any,
+    **fill_kw: Unpack[FillArguments],
 ) -> Path:
     """Fill the steps ``region`` of the region dim into an initialised store (a task).
 

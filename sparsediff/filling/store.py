@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import dask
 import dask.array as da
@@ -44,6 +44,7 @@ from sparsediff.data.backends import WriteOptions
 from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
+from sparsediff.filling.arguments import FillArguments
 from sparsediff.filling.fill import fill
 from sparsediff.lock import hold
 from sparsediff.method.options import FillOptions, fill_option_fields
@@ -435,7 +436,7 @@ def fill_to_zarr(
     progress: bool = True,
     history: str = "fill",
     on_region: Callable[[int], None] | None = None,
-    **fill_kw: Any,
+    **fill_kw: Unpack[FillArguments],
 ) -> Path:
     """Fill ``ds`` and write the result to a Zarr store without loading it whole.
 
@@ -469,7 +470,8 @@ def fill_to_zarr(
     **fill_kw
         The other keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill] (``device``,
         ``invalid``, ...), and the option fields (``members``, ``seed``, ...) when
-        ``options`` is not given.
+        ``options`` is not given
+        ([`FillArguments`][sparsediff.filling.arguments.FillArguments]).
 
     Returns
     -------

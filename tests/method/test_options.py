@@ -28,6 +28,7 @@ from sparsediff.diffusion.samplers import SAMPLERS
 from sparsediff.errors import ConfigError, InputError
 from sparsediff.evaluation.evaluate import DEFAULT_OPTIONS
 from sparsediff.evaluation.fillers import ModelFiller
+from sparsediff.filling.arguments import FillArguments
 from sparsediff.filling.array_job import fill_region, init_store
 from sparsediff.filling.store import fill_to_zarr
 from sparsediff.method.options import FillKeywords, FillOptions, fill_option_fields, option_type
@@ -105,10 +106,23 @@ def test_public_functions_take_options_and_the_fields_as_keywords(function: Any)
     assert params["options"].default is None
     assert not [f.name for f in FIELDS if f.name in params]  # not restated one by one
     (var_kw,) = [p for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
-    if function not in (fill_to_zarr, init_store, fill_region):  # those pass fill's others too
-        assert var_kw.annotation == "Unpack[FillKeywords]"
+    writers = (fill_to_zarr, init_store, fill_region)  # they pass fill's other keywords on
+    want = "Unpack[FillArguments]" if function in writers else "Unpack[FillKeywords]"
+    assert var_kw.annotation == want
     for f in FIELDS:
         assert f.name in (sparsediff.fill.__doc__ or ""), f"{f.name} is not documented"
+
+
+def test_the_writers_keywords_are_those_of_fill() -> None:
+    params = inspect.signature(sparsediff.fill).parameters
+    fill_hints = typing.get_type_hints(sparsediff.fill)
+    hints = typing.get_type_hints(FillArguments)
+    assert set(FillKeywords.__annotations__) <= set(hints)
+    others = [k for k in hints if k not in FillKeywords.__annotations__]
+    assert others
+    for name in others:
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert fill_hints[name] == hints[name], name
 
 
 def test_fold_takes_options_or_keywords_not_both() -> None:
