@@ -65,7 +65,16 @@ __all__ = [
 RECORD_VERSION = 3
 #: Options of [`sparsediff.fill`][sparsediff.filling.fill.fill] that do not change the numbers.
 _NOT_FINGERPRINTED = frozenset(
-    {"ds", "model", "progress", "check_values", "persist", "min_observed_share", "keywords"}
+    {
+        "ds",
+        "model",
+        "progress",
+        "check_values",
+        "persist",
+        "min_observed_share",
+        "options",  # recorded field by field (FillOptions.record), as the keywords were
+        "keywords",
+    }
 )
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
