@@ -44,16 +44,15 @@ from sparsediff.data.backends import WriteOptions
 from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
-from sparsediff.filling.arguments import FillArguments
+from sparsediff.filling.arguments import FillArguments, fill_arguments
 from sparsediff.filling.fill import fill
 from sparsediff.lock import hold
-from sparsediff.method.options import FillOptions, fill_option_fields
+from sparsediff.method.options import FillOptions
 from sparsediff.model import Model, as_model
 from sparsediff.paths import check_loops
 
 __all__ = [
     "Job",
-    "fill_arguments",
     "fill_to_zarr",
     "fingerprint",
     "partial_path",
@@ -164,25 +163,6 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return {"sha256": _array_digest(value)}
     return repr(value)
-
-
-def fill_arguments(fill_kw: Mapping[str, Any]) -> dict[str, Any]:
-    """Keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill] with their options as one.
-
-    The option fields given as keywords (``members=``, ``seed=``, ...) and
-    ``options=`` are folded into one ``options``
-    ([`FillOptions.fold`][sparsediff.method.options.FillOptions.fold]); the
-    other keywords (``device``, ``invalid``, ...) are kept as given.
-
-    Raises
-    ------
-    ConfigError
-        As [`FillOptions.fold`][sparsediff.method.options.FillOptions.fold].
-    """
-    names = {f.name for f in fill_option_fields()}
-    given = {k: v for k, v in fill_kw.items() if k in names}
-    rest = {k: v for k, v in fill_kw.items() if k not in names and k != "options"}
-    return rest | {"options": FillOptions.fold(fill_kw.get("options"), **given)}
 
 
 def fingerprint(
