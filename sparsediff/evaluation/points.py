@@ -132,10 +132,9 @@ def evaluate_points(
         ``"points:F"`` or ``"platforms:F"``.
     options
         How the model samples ([`FillOptions`][sparsediff.method.options.FillOptions]);
-        ``None``: from the option fields among ``fill_options`` (``members=``,
-        ``seed=``, ...), with 8 members by default
+        ``None``: from the fields among ``fill_options``, 8 members by default
         ([`DEFAULT_OPTIONS`][sparsediff.evaluation.evaluate.DEFAULT_OPTIONS]). Its
-        ``seed`` also seeds the holdout draw.
+        ``seed`` also draws the holdout.
     baselines
         Point baselines, by name (`POINT_BASELINES` of
         [`point_baselines`][sparsediff.evaluation.point_baselines]) or as instances.
