@@ -4,8 +4,10 @@
 `xarray.Dataset` and `xarray.DataArray`.
 
 Public names (DESIGN §6): [`open`][open], [`write`][write], [`train`][train],
-[`load`][load], [`fill`][fill], [`evaluate`][evaluate], [`Model`][Model]. The torch-side
-names are imported on first use, so ``import sparsediff`` stays light.
+[`load`][load], [`fill`][fill], [`evaluate`][evaluate], [`Model`][Model]; and
+``FillOptions`` (how ``fill`` and ``evaluate`` sample,
+[`sparsediff.method.options.FillOptions`][sparsediff.method.options.FillOptions]). The
+torch-side names are imported on first use, so ``import sparsediff`` stays light.
 """
 
 from __future__ import annotations
@@ -28,9 +30,20 @@ _LAZY = {
     "Model": "sparsediff.model",
     "fill": "sparsediff.filling.fill",
     "evaluate": "sparsediff.evaluation.evaluate",
+    "FillOptions": "sparsediff.method.options",
 }
 
-__all__ = ["Model", "__version__", "evaluate", "fill", "load", "open", "train", "write"]
+__all__ = [
+    "FillOptions",
+    "Model",
+    "__version__",
+    "evaluate",
+    "fill",
+    "load",
+    "open",
+    "train",
+    "write",
+]
 
 
 def __getattr__(name: str) -> Any:

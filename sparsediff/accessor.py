@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 import xarray as xr
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sparsediff.data.masks import InvalidSpec
+    from sparsediff.method.options import FillKeywords, FillOptions
     from sparsediff.model import Model
 
 __all__ = ["SparsediffAccessor", "time_dim"]
@@ -121,17 +122,7 @@ class SparsediffAccessor:
         self,
         model: Model | str | os.PathLike[str] | None = None,
         *,
-        members: int = 1,
-        steps: int = 16,
-        sampler: str = "dpmpp_2m",
-        seed: int = 0,
-        guidance: float = 0.0,
-        cfg_scale: float = 1.0,
-        sigma_min: float = 0.002,
-        sigma_max: float = 80.0,
-        batch_size: int | None = None,
-        precision: str = "float32",
-        compile: str = "off",
+        options: FillOptions | None = None,
         device: str = "auto",
         invalid: Any = None,
         invalid_below: float | str | None = "model",
@@ -148,6 +139,7 @@ class SparsediffAccessor:
         like: Any = None,
         bounds: Any = None,
         resolution: Any = None,
+        **keywords: Unpack[FillKeywords],
     ) -> xr.Dataset:
         """Fill the gaps with a trained model; see [`fill`][sparsediff.filling.fill.fill].
 
@@ -162,17 +154,7 @@ class SparsediffAccessor:
             model if from_points else self._obj,
             None if from_points else model,
             points=self._obj if from_points else points,
-            members=members,
-            steps=steps,
-            sampler=sampler,
-            seed=seed,
-            guidance=guidance,
-            cfg_scale=cfg_scale,
-            sigma_min=sigma_min,
-            sigma_max=sigma_max,
-            batch_size=batch_size,
-            precision=precision,
-            compile=compile,
+            options=options,
             device=device,
             invalid=invalid,
             invalid_below=invalid_below,
@@ -188,6 +170,7 @@ class SparsediffAccessor:
             like=like,
             bounds=bounds,
             resolution=resolution,
+            **keywords,
         )
 
     def ensemble_mean(self) -> xr.Dataset:

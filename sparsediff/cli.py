@@ -54,7 +54,7 @@ def train(config: Path, resume: bool, out: Path | None) -> None:
         click.echo(f"model written to {where}")
 
 
-@main.command(cls=_SamplingCommand, target="sparsediff.filling.fill.fill")
+@main.command(cls=_SamplingCommand, defaults="sparsediff.method.options.FillOptions")
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=False, path_type=Path))
 @click.argument("input_path", metavar="[INPUT]", type=click.Path(path_type=Path), required=False)
 @click.argument("output", type=click.Path(path_type=Path), required=False)
@@ -161,10 +161,13 @@ def fill(
     """Fill the gaps of INPUT with MODEL and write OUTPUT (.zarr streams; .nc in one go).
 
     With --points OBS --like GRID (and no INPUT): fill GRID from point observations.
-    The sampling options (--members to --batch-size) are the keyword arguments
-    of sparsediff.fill in Python, with the same defaults. Ends with one line:
-    points filled, kept as observed and left invalid.
+    The sampling options (--members to --compile) are the fields of FillOptions,
+    sparsediff.fill's options in Python, with the same defaults. Ends with one
+    line: points filled, kept as observed and left invalid.
     """
+    from sparsediff.method.options import FillOptions
+
+    options = FillOptions.fold(None, **sampling)  # a bad option: before anything is read
     if points is not None or like is not None:  # sparsediff.filling.points
         unsupported = {
             "--init": init_job,
@@ -174,7 +177,7 @@ def fill(
             "--min-observed-share": min_observed_share is not None,
         }
         args = (model_path, input_path, output, points, like, value, strict, overwrite)
-        kw = dict(sampling, device=device, check_values=not no_value_check)
+        kw = dict(options=options, device=device, check_values=not no_value_check)
         kw |= _invalid_options(invalid, invalid_below, invalid_along)
         _fill_points(args, kw, unsupported, threads)
         return
@@ -200,13 +203,13 @@ def fill(
         from sparsediff.training.adapt import AdaptOptions
 
         out_dir = None if adapt_out is None else str(adapt_out)
-        adapt = AdaptOptions(steps=adapt_steps, seed=sampling["seed"], out=out_dir, resume=resume)
-        seed = sampling["seed"]
+        adapt = AdaptOptions(steps=adapt_steps, seed=options.seed, out=out_dir, resume=resume)
+        seed = options.seed
         model = fit_to_input(
             ds, model, adapt=adapt, calibrate=calibrate, seed=seed, device=device, **invalid_kw
         )
     kw = dict(
-        **sampling,
+        options=options,
         device=device,
         check_values=not no_value_check,
         min_observed_share=min_observed_share,
@@ -438,7 +441,7 @@ def demo(out: Path, train_now: bool, threads: int) -> None:
 
 @main.command(
     cls=_SamplingCommand,
-    target="sparsediff.evaluation.evaluate.evaluate",
+    defaults="sparsediff.evaluation.evaluate.DEFAULT_OPTIONS",
     help_overrides={"seed": "Seed of the gaps and the noise."},
 )
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
@@ -491,9 +494,9 @@ def evaluate(
 ) -> None:
     """Hide HOLDOUT gaps in INPUT, fill them with MODEL and baselines, print the scores.
 
-    The sampling options (--members to --batch-size) are the keyword arguments
-    of sparsediff.evaluate in Python, with the same defaults. Warns when the
-    scored region overlaps the data the model was trained on.
+    The sampling options (--members to --compile) are the fields of FillOptions,
+    sparsediff.evaluate's options in Python, with the same defaults (8 members).
+    Warns when the scored region overlaps the data the model was trained on.
     """
     import pandas as pd
 
@@ -505,7 +508,9 @@ def evaluate(
     import sparsediff
     from sparsediff.data.gaps import parse_pattern
     from sparsediff.evaluation.evaluate import evaluate as run_evaluate
+    from sparsediff.method.options import FillOptions
 
+    options = FillOptions.fold(None, **sampling)
     parse_pattern(holdout)  # a bad spec fails before anything is loaded
     regions = _parse_region(region)
     names = "" if baselines.strip().lower() == "none" else baselines
@@ -522,13 +527,13 @@ def evaluate(
         out=out,
         adapt=adapt_steps or None,
         calibrate=calibrate,
-        **sampling,
+        options=options,
     )
     for note in table.attrs.get("notes", []):
         click.echo(f"note: {note}")
-    members, steps, sampler = sampling["members"], sampling["steps"], sampling["sampler"]
+    members, steps, sampler = options.members, options.steps, options.sampler
     click.echo(
-        f"held-out {holdout} (seed {sampling['seed']}), {members} members x {steps} {sampler} "
+        f"held-out {holdout} (seed {options.seed}), {members} members x {steps} {sampler} "
         "steps; scores on held-out points only"
     )
     with pd.option_context("display.width", 200, "display.max_columns", None):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import inspect
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -144,28 +143,24 @@ class _OneLineGroup(click.Group):
 
 
 def _sampling_options(
-    target: Callable[..., Any], help_overrides: Mapping[str, str] | None = None
+    defaults: Any, help_overrides: Mapping[str, str] | None = None
 ) -> list[click.Option]:
     """One click option per field of [`FillOptions`][sparsediff.method.options.FillOptions].
 
-    Only the fields that ``target`` (the Python function the command calls)
-    takes as keyword arguments, each with the field's type and help and
-    ``target``'s default: ``--members``, ``--steps``, ..., ``--batch-size``.
+    Each with the field's type and help and its value in ``defaults`` (the
+    ``FillOptions`` the Python function the command calls takes when none are
+    given): ``--members``, ``--steps``, ..., ``--compile``.
     """
     from sparsediff.method.options import fill_option_fields, option_type
 
-    params = inspect.signature(target).parameters
     click_types = {int: click.INT, float: click.FLOAT, str: click.STRING}
     options = []
     for f in fill_option_fields():
-        if f.name not in params:
-            continue
-        default = params[f.name].default
         options.append(
             click.Option(
                 [f"--{f.name.replace('_', '-')}", f.name],
                 type=click_types[option_type(f)],
-                default=f.default if default is inspect.Parameter.empty else default,
+                default=getattr(defaults, f.name),
                 show_default=True,
                 help=(help_overrides or {}).get(f.name, f.metadata["help"]),
             )
@@ -179,28 +174,31 @@ class _SamplingCommand(click.Command):
     They are added when the command is first used (its arguments parsed or
     its help shown), not when this module is imported: ``FillOptions`` lives
     on the torch side, and ``sparsediff --help`` or ``sparsediff info`` should
-    not load torch.
+    not load torch. ``defaults``: the dotted name of the ``FillOptions`` (or of
+    the class, for its defaults) whose values the options default to.
     """
 
     def __init__(
         self,
         *args: Any,
-        target: str,
+        defaults: str,
         help_overrides: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._target = target
+        self._defaults = defaults
         self._help_overrides = help_overrides
         self._derived = False
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         """The command's parameters, the derived options after its arguments."""
         if not self._derived:
-            module, _, name = self._target.rpartition(".")
-            target = getattr(importlib.import_module(module), name)
+            module, _, name = self._defaults.rpartition(".")
+            defaults = getattr(importlib.import_module(module), name)
+            if isinstance(defaults, type):  # the class: its defaults
+                defaults = defaults()
             at = sum(isinstance(p, click.Argument) for p in self.params)
-            self.params[at:at] = _sampling_options(target, self._help_overrides)
+            self.params[at:at] = _sampling_options(defaults, self._help_overrides)
             self._derived = True
         return super().get_params(ctx)
 

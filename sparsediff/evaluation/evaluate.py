@@ -15,9 +15,11 @@ The protocol (the one every number in the docs comes from):
    ([`score_table`][sparsediff.evaluation.metrics.score_table], spectra, and PSNR/SSIM
    for volumes).
 
-Invalid points (a user mask, and points missing at every step of
-``invalid_along`` in the *original* data) are never hidden, never filled and
-never scored.
+Invalid points (by default the first model's own rule, as in its fills:
+its training mask, its ``invalid_below`` threshold, or points missing at every
+step of its ``invalid_along`` dim, decided on the *original* data by
+[`sparsediff.data.invalid_policy`][sparsediff.data.invalid_policy]) are never
+hidden, never filled and never scored.
 """
 
 from __future__ import annotations
@@ -28,18 +30,26 @@ import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import pandas as pd
 import xarray as xr
 
 from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
+from sparsediff.data.invalid_policy import RecordedRule, invalid_states
 from sparsediff.data.selection import as_dataset, as_tuple, numeric_variables
-from sparsediff.errors import ConfigError, InputError, SparsediffWarning
+from sparsediff.errors import InputError, SparsediffWarning
 from sparsediff.evaluation.baselines import Baseline, Setting, baseline_class, for_evaluation
 from sparsediff.evaluation.figures import best_other, plot_example, plot_scores
-from sparsediff.evaluation.fillers import BaselineFiller, Filler, ModelFiller, single_member
+from sparsediff.evaluation.fillers import (
+    BaselineFiller,
+    Filler,
+    ModelFiller,
+    check_filled,
+    model_fillers_of,
+    single_member,
+)
 from sparsediff.evaluation.holdout import make_holdout, region_slices
 from sparsediff.evaluation.metrics import (
     plot_gap_spectra,
@@ -50,44 +60,18 @@ from sparsediff.evaluation.metrics import (
     ssim,
     structure_table,
 )
+from sparsediff.filling.invalid import model_rule
+from sparsediff.method.options import FillKeywords, FillOptions
 from sparsediff.progress import bar as progress_bar
 
-__all__ = ["DEFAULT_BASELINES", "evaluate", "plot_scores"]
+__all__ = ["DEFAULT_BASELINES", "DEFAULT_OPTIONS", "evaluate", "plot_scores"]
 
 DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof")
 """The classical baselines an evaluation compares with by default."""
 
-MODEL_NAME = "sparsediff"
-"""Name of the ``model`` argument's row in the table."""
-
-
-def _model_fillers(model: Any, models: Mapping[str, Any] | None, **options: Any) -> list[Filler]:
-    """The models as fillers (paths are loaded; ``options`` go to [`ModelFiller`][ModelFiller])."""
-    from sparsediff.model import Model, load
-
-    named: dict[str, Any] = {}
-    if model is not None:
-        named[MODEL_NAME] = model
-    for name, m in (models or {}).items():
-        if str(name) in named:
-            raise InputError(f"model name {name!r} is used twice")
-        named[str(name)] = m
-    out: list[Filler] = []
-    for name, m in named.items():
-        if isinstance(m, Filler):
-            if m.name != name:
-                raise InputError(f"models[{name!r}] is a filler named {m.name!r}")
-            out.append(m)
-            continue
-        if isinstance(m, str | os.PathLike):
-            m = load(m)
-        elif not isinstance(m, Model):
-            raise InputError(
-                f"model {name!r} must be a sparsediff Model or the path of a saved one, "
-                f"got {type(m).__name__}"
-            )
-        out.append(ModelFiller(m, name, **options))
-    return out
+DEFAULT_OPTIONS = FillOptions(members=8)
+"""The sampling of an evaluation's models when no ``options`` are given (8 members,
+so that CRPS and spread-skill are scored)."""
 
 
 def _baseline_list(
@@ -130,12 +114,6 @@ def _baseline_filler(
     return BaselineFiller(made)
 
 
-def _check_positive(**values: int | None) -> None:
-    for key, v in values.items():
-        if v is not None and int(v) < 1:
-            raise ConfigError(f"{key} must be >= 1, got {v}")
-
-
 def _check_fit_options(adapt: Any, calibrate: Any) -> None:
     """One-line errors for bad ``adapt``/``calibrate`` before anything is computed."""
     from sparsediff.filling.fit_input import check_calibrate
@@ -151,23 +129,21 @@ def evaluate(
     *,
     holdout: str | tuple[str, float] = "boxes:0.3",
     baselines: str | Iterable[str | Baseline | Filler] | None = DEFAULT_BASELINES,
-    members: int = 8,
-    steps: int = 16,
-    seed: int = 0,
+    options: FillOptions | None = None,
     dims: Sequence[Hashable] | None = None,
     time_dim: Hashable | None = "time",
-    invalid_along: Hashable | Iterable[Hashable] | None = "time",
+    invalid_along: Hashable | Iterable[Hashable] | None = "model",
     out: str | os.PathLike[str] | None = None,
     models: Mapping[str, Any] | None = None,
     variables: str | Iterable[str] | None = None,
     invalid: masks.InvalidSpec = None,
+    invalid_below: float | str | None = "model",
     region: Mapping[Any, Any] | None = None,  # Any keys: Mapping keys are invariant
-    sampler: str = "dpmpp_2m",
-    batch_size: int | None = None,
     device: str = "auto",
     progress: bool | None = None,
     adapt: Any = None,
     calibrate: str = "validation",
+    **keywords: Unpack[FillKeywords],
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.
 
@@ -193,13 +169,14 @@ def evaluate(
         ``condsim`` two spatial dims) is skipped, noted in ``table.attrs["notes"]``;
         without a time dim ``laplace`` starts from the slice mean. The null
         ensembles ``guess_noise`` and ``condsim`` get ``members`` members.
-    members
-        Ensemble members per model (the table scores their mean, and CRPS and
-        spread-skill of the ensemble).
-    steps
-        Sampler steps per member.
-    seed
-        Seed of the held-out gaps, the sampling noise and DINEOF's cross-validation.
+    options
+        How each model given as a Model or path samples
+        ([`FillOptions`][sparsediff.method.options.FillOptions], every field
+        passed to [`sparsediff.fill`][sparsediff.filling.fill.fill]); ``None``: from
+        ``keywords``, with [`DEFAULT_OPTIONS`][DEFAULT_OPTIONS] (8 members) for those
+        not given. Its ``members`` are the ensemble the table scores (their mean,
+        and CRPS and spread-skill), its ``seed`` also seeds the held-out gaps and
+        DINEOF's cross-validation.
     dims
         Spatial dims of the holdout pattern, the baselines and the spectra
         (default: the model's), less ``time_dim`` (the pattern is drawn per step).
@@ -207,7 +184,9 @@ def evaluate(
         The record dim of the time-based baselines and of the holdout keying.
     invalid_along
         Dim(s) along which points missing at every step of the **original**
-        data are invalid (land in an ocean field); ignored if absent.
+        data are invalid (land in an ocean field; ignored if absent);
+        ``"model"``: the first model's rule, as in its fills (without a model:
+        ``time_dim``).
     out
         Directory for ``scores.csv``, ``example_fill.png`` (the first model's
         fill, or the first baseline's), ``rmse_by_method.png``,
@@ -221,20 +200,33 @@ def evaluate(
         Variables to score (default: the first model's, or every numeric
         variable holding ``dims``).
     invalid
-        User invalid mask (variable name, DataArray or file; ``True`` = invalid).
+        User invalid mask (variable name, DataArray or file; ``True`` = invalid);
+        without it, the first model's training mask where it fits the data.
+    invalid_below
+        Points at or below this value are invalid; ``"model"``: the first
+        model's threshold, when no ``invalid`` is given; ``None``: none.
+        With ``invalid`` and ``invalid_along`` as in
+        [`sparsediff.fill`][sparsediff.filling.fill.fill]
+        ([`sparsediff.data.invalid_policy`][sparsediff.data.invalid_policy]);
+        the rule is decided once, on the original data, and every filler
+        gets its invalid points.
     region
         Index ranges ``{dim: slice(start, stop)}`` where gaps are hidden and
         scored (e.g. the held-out period); the baselines see all of ``ds``,
         the models fill the region.
-    sampler, batch_size, device, progress
-        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (with ``members``,
-        ``steps`` and ``seed``) for each model given as a Model or path.
-        ``progress`` also shows a bar over all the fills (``None``: when interactive).
+    device, progress
+        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] for each model given
+        as a Model or path. ``progress`` also shows a bar over all the fills
+        (``None``: when interactive).
     adapt, calibrate
         Passed to ``sparsediff.fill`` too; they see the gappy input without the
         held-out points. With an ``out`` in
         [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions], give one model
         only (its run directory is shared).
+    **keywords
+        The fields of ``FillOptions`` (``members=8``, ``steps=16``, ``seed=0``,
+        ``sampler``, ``batch_size``, ``guidance``, ``cfg_scale``, ...) when
+        ``options`` is not given.
 
     Returns
     -------
@@ -259,22 +251,19 @@ def evaluate(
         Bad data, dims, region or holdout spec, or a holdout that hides no
         observed point.
     ConfigError
-        An unknown baseline, or ``members``/``steps`` < 1.
+        An unknown baseline, a bad option (``members``/``steps`` < 1, ...), an
+        unknown keyword, or an option given both in ``options`` and as a keyword.
     CompatibilityError
         A model that cannot fill these data.
     """
     if isinstance(holdout, str):
         parse_pattern(holdout)
-    _check_positive(members=members, steps=steps, batch_size=batch_size)
+    opts = FillOptions.fold(options, defaults=DEFAULT_OPTIONS, **keywords)
     _check_fit_options(adapt, calibrate)
-    model_fillers = _model_fillers(
+    model_fillers = model_fillers_of(
         model,
         models,
-        members=members,
-        steps=steps,
-        sampler=sampler,
-        seed=seed,
-        batch_size=batch_size,
+        opts,
         device=device,
         progress=progress,
         adapt=adapt,
@@ -288,15 +277,15 @@ def evaluate(
         variables=variables,
         invalid=invalid,
         time_dim=time_dim,
-        invalid_along=invalid_along,
         region=region,
-        seed=seed,
-        members=members,
+        seed=opts.seed,
+        members=opts.members,
     )
-    held = _hold_out(plan, holdout, seed=seed, invalid=invalid, time_dim=time_dim)
+    rule = {"invalid": invalid, "invalid_below": invalid_below, "invalid_along": invalid_along}
+    held = _hold_out(plan, holdout, rule, seed=opts.seed, time_dim=time_dim)
     fills = _run(plan, held, progress)
-    result, gap_spectra = _score(plan, held, fills, seed)
-    result.attrs = _table_attrs(plan, holdout, seed, members, steps, sampler)
+    result, gap_spectra = _score(plan, held, fills, opts.seed)
+    result.attrs = _table_attrs(plan, holdout, opts)
     if out is not None:
         _report(Path(out), result, plan, held, fills, gap_spectra, holdout)
     return result
@@ -312,7 +301,7 @@ class _Plan:
     pattern_dims: tuple[Hashable, ...]  # the dims of the holdout pattern
     has_time: bool  # a record dim outside ``pattern_dims`` (time-based baselines)
     region: dict[Hashable, slice]  # where gaps are hidden, filled and scored
-    along: list[Hashable] | None  # the ``invalid_along`` dims the data have
+    recorded: RecordedRule  # what "model" means in the invalid rule
     fillers: list[Filler]  # the models, then the baselines that can run
     notes: list[str]  # the baselines skipped, and why
 
@@ -349,7 +338,6 @@ def _plan(
     variables: str | Iterable[str] | None,
     invalid: masks.InvalidSpec,
     time_dim: Hashable | None,
-    invalid_along: Hashable | Iterable[Hashable] | None,
     region: Mapping[Hashable, Any] | None,
     seed: int,
     members: int,
@@ -386,7 +374,6 @@ def _plan(
     )
     reg = region_slices(data, region)
     _warn_trained_region(model_fillers, data, reg)
-    along = [d for d in as_tuple(invalid_along) if d in data.dims] or None
     notes: list[str] = []
     fillers = list(model_fillers)
     setting = Setting(
@@ -401,7 +388,12 @@ def _plan(
         runner = _baseline_filler(n, spec, setting, notes)
         if runner is not None:
             fillers.append(runner)
-    return _Plan(data, names, dims, pattern_dims, has_time, reg, along, fillers, notes)
+    first = next((f for f in model_fillers if isinstance(f, ModelFiller)), None)
+    if first is not None:
+        recorded = model_rule(first.model)
+    else:  # baselines only: land is what is missing at every step of the record
+        recorded = RecordedRule(along=time_dim if time_dim in data.dims else None)
+    return _Plan(data, names, dims, pattern_dims, has_time, reg, recorded, fillers, notes)
 
 
 def _scored_variables(
@@ -442,16 +434,26 @@ def _scored_variables(
 def _hold_out(
     plan: _Plan,
     holdout: str | tuple[str, float],
+    rule: dict[str, Any],
     *,
     seed: int,
-    invalid: masks.InvalidSpec,
     time_dim: Hashable | None,
 ) -> _Held:
-    """Load the data and hide the holdout among their observed points (refused if it hides none)."""
-    names, reg = plan.names, plan.region
+    """Load the data, decide their invalid points (``rule``: the user's arguments) and hide
+    the holdout among their observed points (refused if it hides none)."""
+    names, reg, invalid, along = plan.names, plan.region, rule["invalid"], rule["invalid_along"]
     keep = [*names, *([invalid] if isinstance(invalid, str) and invalid in plan.data else [])]
     data = plan.data[keep].compute()
-    st = masks.states(data, names, invalid=invalid, invalid_along=plan.along)
+    if not (isinstance(along, str) and along == "model"):  # a dim the data lack: ignored
+        along = [d for d in as_tuple(along) if d in data.dims] or None
+    resolved, st = invalid_states(
+        data,
+        names,
+        invalid=invalid,
+        invalid_below=rule["invalid_below"],
+        invalid_along=along,
+        recorded=plan.recorded,
+    )
     inv = {v: st[v] == masks.INVALID for v in names}
     gappy, held = make_holdout(
         data,
@@ -459,8 +461,8 @@ def _hold_out(
         dims=plan.pattern_dims,
         seed=seed,
         variables=names,
-        invalid=invalid,
-        invalid_along=plan.along,
+        invalid=resolved.invalid,
+        invalid_along=resolved.along,
         region=reg,
         protect_along=time_dim if plan.has_time else None,
     )
@@ -484,7 +486,7 @@ def _run(plan: _Plan, held: _Held, progress: bool | None) -> _Fills:
             held.gappy, variables=names, dims=plan.pattern_dims, invalid=held.invalid, region=reg
         )
         fills.seconds[f.name] = time.perf_counter() - t0
-        _check_filled(f, filled, held.truth_r[names])
+        check_filled(f, filled, held.truth_r[names])
         fills.kinds[f.name] = f.kind
         fills.filled_by[f.name] = filled
         for v in names:
@@ -526,15 +528,15 @@ def _score(
 
 
 def _table_attrs(
-    plan: _Plan, holdout: str | tuple[str, float], seed: int, members: int, steps: int, sampler: str
+    plan: _Plan, holdout: str | tuple[str, float], opts: FillOptions
 ) -> dict[str, Any]:
     """What the table was scored on: holdout, seed, sampling, region and notes."""
     return {
         "holdout": holdout if isinstance(holdout, str) else f"{holdout[0]}:{holdout[1]}",
-        "seed": int(seed),
-        "members": int(members),
-        "steps": int(steps),
-        "sampler": sampler,
+        "seed": int(opts.seed),
+        "members": int(opts.members),
+        "steps": int(opts.steps),
+        "sampler": opts.sampler,
         "region": {str(k): [s.start, s.stop] for k, s in plan.region.items()},
         "notes": plan.notes,
     }
@@ -584,17 +586,3 @@ def _warn_trained_region(
         message = overlap_warning(getattr(f, "model", None), data, dict(reg))
         if message:
             warnings.warn(f"model {f.name!r}: {message}", SparsediffWarning, stacklevel=4)
-
-
-def _check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None:
-    """A filler's output holds every variable on the region, with a ``member`` dim."""
-    for v, want in truth.data_vars.items():
-        got = dict(filled[v].sizes) if v in filled.data_vars else {}
-        sizes = dict(got)
-        members = sizes.pop("member", None)
-        if not members or sizes != dict(want.sizes):
-            raise InputError(
-                f"filler {filler.name!r} returned {v!r} with dims {got or 'none'}; "
-                f"a filler returns every variable on the region ({dict(want.sizes)}) with a "
-                "'member' dim"
-            )

@@ -22,17 +22,30 @@ region, widened by its context reach ([`context_region`][context_region]).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Unpack
 
 import xarray as xr
+
+from sparsediff.errors import InputError
+from sparsediff.method.options import FillKeywords, FillOptions
 
 if TYPE_CHECKING:
     from sparsediff.evaluation.baselines import Baseline
     from sparsediff.model import Model
 
-__all__ = ["BaselineFiller", "Filler", "ModelFiller", "context_region", "single_member"]
+__all__ = [
+    "MODEL_NAME",
+    "BaselineFiller",
+    "Filler",
+    "ModelFiller",
+    "check_filled",
+    "context_region",
+    "model_fillers_of",
+    "single_member",
+]
 
 Kind = Literal["model", "baseline"]
 
@@ -226,9 +239,20 @@ class ModelFiller(Filler):
         A trained [`Model`][sparsediff.model.Model].
     name
         Row name.
-    members, steps, sampler, seed, batch_size, device, progress, adapt, calibrate
+    options
+        How to sample ([`FillOptions`][sparsediff.method.options.FillOptions]: members,
+        steps, sampler, seed, guidance, cfg_scale, ...); ``None``: from ``keywords``.
+    device, progress, adapt, calibrate
         Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (``adapt`` and
         ``calibrate`` fit the model to the gappy input, whose held-out points are gaps).
+    **keywords
+        The fields of ``FillOptions`` (``members=8``, ``guidance=1.0``, ...) when
+        ``options`` is not given.
+
+    Attributes
+    ----------
+    options
+        The options every fill of this filler uses.
     """
 
     kind: ClassVar[Kind] = "model"
@@ -238,29 +262,27 @@ class ModelFiller(Filler):
         model: Model,
         name: str = "sparsediff",
         *,
-        members: int = 1,
-        steps: int = 16,
-        sampler: str = "dpmpp_2m",
-        seed: int = 0,
-        batch_size: int | None = None,
+        options: FillOptions | None = None,
         device: str = "auto",
         progress: bool | None = None,
         adapt: Any = None,
         calibrate: str = "validation",
+        **keywords: Unpack[FillKeywords],
     ) -> None:
         self.model = model
         self.adapt = adapt
         self.calibrate = calibrate
         self.name = name
-        self.members = members
-        self.steps = steps
-        self.sampler = sampler
-        self.seed = seed
-        self.batch_size = batch_size
+        self.options = FillOptions.fold(options, **keywords)
         self.device = device
         self.progress = progress
         self.variables = tuple(model.variables)
         self.dims = tuple(model.dims)
+
+    @property
+    def members(self) -> int:
+        """Ensemble members of each fill (``options.members``)."""
+        return self.options.members
 
     def check(self, data: xr.Dataset) -> None:
         """Refuse data the model cannot fill.
@@ -301,16 +323,88 @@ class ModelFiller(Filler):
         filled = fill(
             gappy.isel(wide)[list(variables)],
             self.model,
-            members=self.members,
-            steps=self.steps,
-            sampler=self.sampler,
-            seed=self.seed,
-            batch_size=self.batch_size,
+            options=self.options,
             device=self.device,
             invalid=invalid_all.isel(wide),
+            invalid_below=None,  # the evaluation's rule (the model's, by default) is in invalid
             invalid_along=None,
             progress=self.progress,
             adapt=self.adapt,
             calibrate=self.calibrate,
         ).isel(back)
         return _with_member(filled, variables)
+
+
+MODEL_NAME = "sparsediff"
+"""Name of the ``model`` argument's row in the table."""
+
+
+def model_fillers_of(
+    model: Any, models: Mapping[str, Any] | None, options: FillOptions, **settings: Any
+) -> list[Filler]:
+    """The models of an evaluation as fillers (its ``model`` first, named ``"sparsediff"``).
+
+    Parameters
+    ----------
+    model
+        A [`Model`][sparsediff.model.Model], the path of a saved one, or ``None``.
+    models
+        Further ``{name: Model, path or Filler}``.
+    options, **settings
+        Given to each [`ModelFiller`][ModelFiller] made of a Model or path.
+
+    Returns
+    -------
+    list of Filler
+
+    Raises
+    ------
+    InputError
+        A name used twice, a filler under another name, or an object that is
+        neither a model nor a path.
+    """
+    from sparsediff.model import Model, load
+
+    named: dict[str, Any] = {}
+    if model is not None:
+        named[MODEL_NAME] = model
+    for name, m in (models or {}).items():
+        if str(name) in named:
+            raise InputError(f"model name {name!r} is used twice")
+        named[str(name)] = m
+    out: list[Filler] = []
+    for name, m in named.items():
+        if isinstance(m, Filler):
+            if m.name != name:
+                raise InputError(f"models[{name!r}] is a filler named {m.name!r}")
+            out.append(m)
+            continue
+        if isinstance(m, str | os.PathLike):
+            m = load(m)
+        elif not isinstance(m, Model):
+            raise InputError(
+                f"model {name!r} must be a sparsediff Model or the path of a saved one, "
+                f"got {type(m).__name__}"
+            )
+        out.append(ModelFiller(m, name, options=options, **settings))
+    return out
+
+
+def check_filled(filler: Filler, filled: xr.Dataset, truth: xr.Dataset) -> None:
+    """Refuse a filler's output unless it holds every variable on the region with a ``member`` dim.
+
+    Raises
+    ------
+    InputError
+        A variable missing, or with other dims or sizes than ``truth``'s.
+    """
+    for v, want in truth.data_vars.items():
+        got = dict(filled[v].sizes) if v in filled.data_vars else {}
+        sizes = dict(got)
+        members = sizes.pop("member", None)
+        if not members or sizes != dict(want.sizes):
+            raise InputError(
+                f"filler {filler.name!r} returned {v!r} with dims {got or 'none'}; "
+                f"a filler returns every variable on the region ({dict(want.sizes)}) with a "
+                "'member' dim"
+            )

@@ -37,9 +37,12 @@ import pandas as pd
 import scoringrules as sr
 import xarray as xr
 
+from sparsediff.evaluation.evaluate import DEFAULT_OPTIONS
 from sparsediff.evaluation.metrics import crps, mae, rmse, spread_skill_ratio
 from sparsediff.evaluation.point_baselines import PointBaseline, PointForecast, get_point_baseline
+from sparsediff.filling.arguments import fill_arguments
 from sparsediff.filling.points import as_observations, fill_points, in_model_units, points_grid
+from sparsediff.method.options import FillOptions
 from sparsediff.model import Model, as_model
 
 __all__ = ["POINT_COLUMNS", "evaluate_points", "score_at_points"]
@@ -105,8 +108,7 @@ def evaluate_points(
     like: Any = None,
     *,
     holdout: str = "points:0.1",
-    seed: int = 0,
-    members: int = 8,
+    options: FillOptions | None = None,
     baselines: Iterable[str | PointBaseline] = ("kriging", "griddata", "binned_laplace"),
     time: Literal["linear", "nearest"] = "nearest",
     dims: Sequence[Hashable] | None = None,
@@ -128,10 +130,11 @@ def evaluate_points(
         The target grid (see [`points_grid`][sparsediff.filling.points.points_grid]).
     holdout
         ``"points:F"`` or ``"platforms:F"``.
-    seed
-        Seed of the holdout draw and of the fill.
-    members
-        Ensemble size of the fill.
+    options
+        How the model samples ([`FillOptions`][sparsediff.method.options.FillOptions]);
+        ``None``: from the fields among ``fill_options``, 8 members by default
+        ([`DEFAULT_OPTIONS`][sparsediff.evaluation.evaluate.DEFAULT_OPTIONS]). Its
+        ``seed`` also draws the holdout.
     baselines
         Point baselines, by name (`POINT_BASELINES` of
         [`point_baselines`][sparsediff.evaluation.point_baselines]) or as instances.
@@ -141,7 +144,9 @@ def evaluate_points(
     value
         The observed column or variable, when ``observations`` are not yet Observations.
     **fill_options
-        Further options of [`fill`][sparsediff.filling.fill.fill] (``steps``, ``invalid``, ...).
+        The option fields when ``options`` is not given (``members``, ``seed``,
+        ``steps``, ...), and further keywords of [`fill`][sparsediff.filling.fill.fill]
+        (``invalid``, ...).
 
     Returns
     -------
@@ -161,10 +166,12 @@ def evaluate_points(
     obs = in_model_units(as_observations(observations, value, default=var), model, var)
     grid = points_grid(model, like, dims=dims, bounds=bounds, resolution=resolution)
     obs = obs.aligned_to(grid)
+    kw = fill_arguments({**fill_options, "options": options}, defaults=DEFAULT_OPTIONS)
+    seed = kw["options"].seed
     shown, held = obs.holdout(holdout, seed=seed)
     notes: list[str] = []
     t0 = clock.perf_counter()
-    filled = fill_points(model, shown, grid, members=members, seed=seed, **fill_options)
+    filled = fill_points(model, shown, grid, **kw)
     seconds = {"sparsediff": clock.perf_counter() - t0}
     ens = filled[var] if "member" in filled[var].dims else filled[var].expand_dims("member")
     forecasts: dict[str, xr.DataArray | PointForecast] = {"sparsediff": held.at(ens, time=time)}

@@ -33,15 +33,17 @@ import json
 import os
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import xarray as xr
 
 from sparsediff import atomic
 from sparsediff.data.backends.zarr import consolidate
 from sparsediff.errors import InputError
+from sparsediff.filling.arguments import FillArguments
 from sparsediff.filling.store import _check_resumable, _create, partial_path, prepare_job
 from sparsediff.lock import hold
+from sparsediff.method.options import FillOptions
 from sparsediff.model import Model
 from sparsediff.paths import check_loops
 
@@ -71,17 +73,18 @@ def init_store(
     model: Model | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    options: FillOptions | None = None,
     region_dim: str | None = None,
     region_size: int = 1,
     overwrite: bool = False,
     history: str = "fill",
-    **fill_kw: Any,
+    **fill_kw: Unpack[FillArguments],
 ) -> Path:
     """Create the store of an array job (step 1 of the module docstring).
 
     Parameters
     ----------
-    ds, model, region_dim, region_size, history, **fill_kw
+    ds, model, options, region_dim, region_size, history, **fill_kw
         As for [`fill_to_zarr`][sparsediff.filling.store.fill_to_zarr]; the tasks must
         pass the same.
     output
@@ -103,7 +106,9 @@ def init_store(
     with hold(output):
         if output.exists() and not overwrite:
             raise InputError(f"{output} already exists (pass overwrite=True to replace it)")
-        job = prepare_job(ds, model, output, region_dim, region_size, history, fill_kw)
+        job = prepare_job(
+            ds, model, output, region_dim, region_size, history, {**fill_kw, "options": options}
+        )
         tmp = partial_path(output)
         _create(job.prepared, tmp, job.static, 3)
         consolidate(tmp)
@@ -152,16 +157,17 @@ def fill_region(
     output: str | os.PathLike[str],
     region: slice,
     *,
+    options: FillOptions | None = None,
     region_dim: str | None = None,
     region_size: int = 1,
     history: str = "fill",
-    **fill_kw: Any,
+    **fill_kw: Unpack[FillArguments],
 ) -> Path:
     """Fill the steps ``region`` of the region dim into an initialised store (a task).
 
     Parameters
     ----------
-    ds, model, region_dim, region_size, history, **fill_kw
+    ds, model, options, region_dim, region_size, history, **fill_kw
         As given to [`init_store`][init_store].
     output
         The store [`init_store`][init_store] created.
@@ -182,7 +188,9 @@ def fill_region(
     """
     output = _zarr_target(output)
     record = _record(output)
-    job = prepare_job(ds, model, output, region_dim, region_size, history, fill_kw)
+    job = prepare_job(
+        ds, model, output, region_dim, region_size, history, {**fill_kw, "options": options}
+    )
     _check_resumable(record, job.fingerprint, output, task=True)
     sl = _check_range(region.start, region.stop, job.n, job.region_size, job.region_dim)
     done = _done_dir(output) / f"{sl.start}-{sl.stop}"

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import dask.array as da
 import numpy as np
@@ -47,9 +47,8 @@ from sparsediff.filling.invalid import InvalidRule, resolve_invalid
 from sparsediff.filling.sampling import FillOptions
 from sparsediff.filling.summary import flag_counts, summary_line
 from sparsediff.filling.tiled import fill_block
-from sparsediff.method.options import fill_option_fields
+from sparsediff.method.options import FillKeywords
 from sparsediff.model import Model, as_model
-from sparsediff.rng import check_seed
 
 __all__ = ["check_compatible", "ensemble_mean", "ensemble_std", "fill", "is_global_longitude"]
 
@@ -193,17 +192,7 @@ def fill(
     ds: xr.Dataset | xr.DataArray | Model | str | os.PathLike[str] | None = None,
     model: Model | str | os.PathLike[str] | None = None,
     *,
-    members: int = 1,
-    steps: int = 16,
-    sampler: str = "dpmpp_2m",
-    seed: int = 0,
-    guidance: float = 0.0,
-    cfg_scale: float = 1.0,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
-    batch_size: int | None = None,
-    precision: str = "float32",
-    compile: str = "off",
+    options: FillOptions | None = None,
     device: str = "auto",
     invalid: Any = None,
     invalid_below: float | str | None = "model",
@@ -220,6 +209,7 @@ def fill(
     like: Any = None,
     bounds: Any = None,
     resolution: Any = None,
+    **keywords: Unpack[FillKeywords],
 ) -> xr.Dataset:
     """Fill the gaps of a Dataset with a trained model.
 
@@ -227,9 +217,10 @@ def fill(
     instead ([`fill_points`][sparsediff.filling.points.fill_points]; the model
     comes first, the other options apply as here).
 
-    How to sample: ``members``, ``steps``, ``sampler``, ``seed``, ``guidance``,
+    How to sample: ``options=FillOptions(...)``, or its fields as keywords
+    (``members``, ``steps``, ``sampler``, ``seed``, ``guidance``,
     ``cfg_scale``, ``sigma_min``, ``sigma_max``, ``batch_size``, ``precision``
-    and ``compile``, each documented on
+    and ``compile``; not both), each documented on
     [`FillOptions`][sparsediff.method.options.FillOptions]. Their defaults need
     no tuning (16 steps of DPM-Solver++(2M), as the spread was calibrated; no
     guidance; float32); ``members=K > 1``
@@ -244,6 +235,10 @@ def fill(
     model
         A trained [`Model`][sparsediff.model.Model], or the path of a model
         (or run) directory.
+    options
+        How to sample ([`FillOptions`][sparsediff.method.options.FillOptions]);
+        ``None``: from the keywords ``members=``, ``seed=``, ... (their defaults
+        for those not given).
     device
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
     invalid
@@ -289,6 +284,9 @@ def fill(
     points, like, bounds, resolution
         Observations to fill from, and the target grid (a template, or bounds
         plus a resolution); see [`sparsediff.filling.points`][sparsediff.filling.points].
+    **keywords
+        The fields of [`FillOptions`][sparsediff.method.options.FillOptions]
+        (``members=8``, ``seed=3``, ...) when ``options`` is not given.
 
     Returns
     -------
@@ -308,7 +306,8 @@ def fill(
         Data the model cannot fill ([`check_compatible`][check_compatible]), or observed
         values clearly in another unit or scale.
     ConfigError
-        A bad option (members, steps, sampler, device, ...).
+        A bad option (members, steps, sampler, device, ...), an unknown keyword,
+        or an option given both in ``options`` and as a keyword.
     CheckpointError
         A model path that does not hold a readable model.
 
@@ -334,7 +333,7 @@ def fill(
     if points is not None:  # a grid from point observations (sparsediff.filling.points)
         return _fill_from_points(given)
     model, ds = _model_and_data(ds, model)
-    opts = _options(given)
+    opts = _options(options, dict(keywords), check_values, persist)
     device = resolve_device(device)
     model.method.check_ready()  # a model without its trained stages: refused before any compute
     check_compatible(ds, model)
@@ -385,7 +384,8 @@ def _fill_from_points(given: dict[str, Any]) -> xr.Dataset:
     """``fill(model, points=obs, like=grid)``: the other keywords go to ``fill_points``."""
     from sparsediff.filling.points import fill_points
 
-    kw = {k: v for k, v in given.items() if k not in ("ds", "model", "points", "like")}
+    skip = ("ds", "model", "points", "like", "keywords")
+    kw = {k: v for k, v in given.items() if k not in skip} | given["keywords"]
     first = given["model"] if given["ds"] is None else given["ds"]  # the model, given first
     return fill_points(first, given["points"], given["like"], **kw)
 
@@ -403,15 +403,16 @@ def _model_and_data(ds: Any, model: Any) -> tuple[Model, xr.Dataset]:
     return model, as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
 
 
-def _options(given: dict[str, Any]) -> FillOptions:
-    """The sampling options among ``fill``'s keywords (seed, check_values, persist checked)."""
-    seed = check_seed(given["seed"])
-    if not isinstance(given["check_values"], bool):
-        raise ConfigError(f"check_values must be True or False, got {given['check_values']!r}")
-    persist = given["persist"]
+def _options(
+    options: FillOptions | None, keywords: dict[str, Any], check_values: Any, persist: Any
+) -> FillOptions:
+    """The sampling options of a fill (check_values and persist checked too)."""
+    opts = FillOptions.fold(options, **keywords)
+    if not isinstance(check_values, bool):
+        raise ConfigError(f"check_values must be True or False, got {check_values!r}")
     if persist is not None and not isinstance(persist, bool):
         raise ConfigError(f"persist must be True, False or None, got {persist!r}")
-    return FillOptions(**{f.name: given[f.name] for f in fill_option_fields()} | {"seed": seed})
+    return opts
 
 
 def _plan(

@@ -3,7 +3,7 @@
 [`fit_to_input`][fit_to_input] is what ``sparsediff.fill(..., adapt=..., calibrate=...)``
 and ``sparsediff fill --adapt-steps N --calibrate input`` run before the fill:
 it classifies the points of the input as the fill will (the same invalid
-rule, [`resolve_invalid`][sparsediff.filling.invalid.resolve_invalid]), then
+rule, [`invalid_states`][sparsediff.data.invalid_policy.invalid_states]), then
 
 1. adapts the model ([`adapt`][sparsediff.training.adapt.adapt]) when asked,
 2. refits its calibration on the input
@@ -22,11 +22,12 @@ from typing import Any
 import xarray as xr
 
 from sparsediff.data import masks
+from sparsediff.data.invalid_policy import invalid_states
 from sparsediff.data.order import sort_along
 from sparsediff.data.selection import as_dataset
 from sparsediff.devices import resolve_device
 from sparsediff.errors import ConfigError
-from sparsediff.filling.invalid import resolve_invalid
+from sparsediff.filling.invalid import model_rule
 from sparsediff.model import Model, as_model
 
 __all__ = ["CALIBRATIONS", "check_calibrate", "check_fit_options", "fit_to_input"]
@@ -109,11 +110,15 @@ def fit_to_input(
     # the context frames are taken by position: fit on the steps in coordinate order
     ds, _ = sort_along(ds, model.spec.context_dim if model.spec.n_context else None)
     dev = resolve_device(device)
-    rule = resolve_invalid(
-        ds, model, invalid=invalid, invalid_below=invalid_below, invalid_along=invalid_along
-    )
     variables = model.variables
-    states = masks.states(ds, variables, invalid=rule.invalid, invalid_along=rule.along)
+    _, states = invalid_states(
+        ds,
+        variables,
+        invalid=invalid,
+        invalid_below=invalid_below,
+        invalid_along=invalid_along,
+        recorded=model_rule(model),
+    )
     states = states[variables].compute()
     data = ds[variables]
     if options is not None:

@@ -243,8 +243,9 @@ def fill_points(
         sparse points, not land. Land comes from ``invalid=`` or the model's
         training mask on its grid (a warning says when neither applies).
     **fill_options
-        Any other keyword of [`fill`][sparsediff.filling.fill.fill] (``members``, ``seed``,
-        ``steps``, ``invalid``, ...).
+        Any other keyword of [`fill`][sparsediff.filling.fill.fill]: ``options`` (a
+        [`FillOptions`][sparsediff.method.options.FillOptions]) or its fields
+        (``members``, ``seed``, ``steps``, ...), ``invalid``, ...
 
     Returns
     -------

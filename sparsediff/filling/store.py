@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import dask
 import dask.array as da
@@ -44,18 +44,36 @@ from sparsediff.data.backends import WriteOptions
 from sparsediff.data.backends.zarr import ZarrBackend, consolidate
 from sparsediff.data.io import append_history
 from sparsediff.errors import InputError
+from sparsediff.filling.arguments import FillArguments, fill_arguments
 from sparsediff.filling.fill import fill
 from sparsediff.lock import hold
+from sparsediff.method.options import FillOptions
 from sparsediff.model import Model, as_model
 from sparsediff.paths import check_loops
 
-__all__ = ["Job", "fill_to_zarr", "fingerprint", "partial_path", "prepare_job", "progress_path"]
+__all__ = [
+    "Job",
+    "fill_to_zarr",
+    "fingerprint",
+    "partial_path",
+    "prepare_job",
+    "progress_path",
+]
 
 #: Version of the progress record's layout (3: the options gained sigma_min and sigma_max).
 RECORD_VERSION = 3
 #: Options of [`sparsediff.fill`][sparsediff.filling.fill.fill] that do not change the numbers.
 _NOT_FINGERPRINTED = frozenset(
-    {"ds", "model", "progress", "check_values", "persist", "min_observed_share"}
+    {
+        "ds",
+        "model",
+        "progress",
+        "check_values",
+        "persist",
+        "min_observed_share",
+        "options",  # recorded field by field (FillOptions.record), as the keywords were
+        "keywords",
+    }
 )
 #: zarr-python's note that consolidated metadata is not (yet) part of the v3 spec.
 _V3_CONSOLIDATED_NOTE = "Consolidated metadata is currently not part"
@@ -164,8 +182,8 @@ def fingerprint(
     model
         The model.
     fill_kw
-        Options passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (defaults are filled
-        in).
+        Keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill]: ``options`` or the
+        option fields, and the others (defaults are filled in).
     region_dim, region_size
         The region layout.
 
@@ -175,9 +193,12 @@ def fingerprint(
         JSON-ready: ``model`` (a digest), ``input`` (``sizes``, ``dtypes``,
         ``coords`` and ``values`` digests per name), ``options`` and ``layout``.
     """
-    bound = inspect.signature(fill).bind_partial(**fill_kw)
+    kw = fill_arguments(fill_kw)
+    opts: FillOptions = kw.pop("options")
+    bound = inspect.signature(fill).bind_partial(**kw)
     bound.apply_defaults()
     options = {k: v for k, v in bound.arguments.items() if k not in _NOT_FINGERPRINTED}
+    options |= opts.record()  # the same flat record as before FillOptions was one argument
     if options.get("device") == "auto":  # what "auto" means here decides the numbers
         options["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     doc = {
@@ -356,6 +377,7 @@ def prepare_job(
     if region_size < 1:
         raise InputError(f"region_size must be a positive integer, got {region_size}")
     region_size = int(region_size)
+    fill_kw = fill_arguments(fill_kw)  # bad options: before the directory is checked
     atomic.check_writable(output.parent)
     spatial = list(model.dims)
     var0 = ds.get(model.variables[0], None)
@@ -395,6 +417,7 @@ def fill_to_zarr(
     model: Model | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    options: FillOptions | None = None,
     region_dim: str | None = None,
     region_size: int = 1,
     resume: bool = False,
@@ -402,7 +425,7 @@ def fill_to_zarr(
     progress: bool = True,
     history: str = "fill",
     on_region: Callable[[int], None] | None = None,
-    **fill_kw: Any,
+    **fill_kw: Unpack[FillArguments],
 ) -> Path:
     """Fill ``ds`` and write the result to a Zarr store without loading it whole.
 
@@ -414,6 +437,9 @@ def fill_to_zarr(
         Trained model, or the path of a model directory (loaded).
     output
         Target ``.zarr`` path.
+    options
+        How to sample ([`FillOptions`][sparsediff.method.options.FillOptions]), or
+        ``None``: from the option fields among ``fill_kw``.
     region_dim
         Batch dim along which regions are cut (default: the first non-spatial dim).
     region_size
@@ -431,7 +457,10 @@ def fill_to_zarr(
     on_region
         Called with each region index after it is written.
     **fill_kw
-        Passed to [`sparsediff.fill`][sparsediff.filling.fill.fill] (members, steps, seed, ...).
+        The other keywords of [`sparsediff.fill`][sparsediff.filling.fill.fill] (``device``,
+        ``invalid``, ...), and the option fields (``members``, ``seed``, ...) when
+        ``options`` is not given
+        ([`FillArguments`][sparsediff.filling.arguments.FillArguments]).
 
     Returns
     -------
@@ -462,7 +491,7 @@ def fill_to_zarr(
             progress,
             history,
             on_region,
-            fill_kw,
+            {**fill_kw, "options": options},
         )
 
 

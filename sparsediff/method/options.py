@@ -5,9 +5,12 @@ one-line help. From them come the ``sparsediff fill`` command-line options
 (``--members``, ``--cfg-scale``, ... ; and those of ``sparsediff evaluate``
 that [`sparsediff.evaluate`][sparsediff.evaluation.evaluate.evaluate] accepts) and the provenance
 attribute of a
-filled dataset ([`FillOptions.record`][FillOptions.record]). ``sparsediff.fill`` spells them
-out as keyword arguments (so that they show in its signature); a test fails
-when any of these drift apart from the fields.
+filled dataset ([`FillOptions.record`][FillOptions.record]). The public functions
+(``sparsediff.fill``, ``sparsediff.evaluate``, ``fill_to_zarr``, ...) take one
+``options=FillOptions(...)`` or the same fields as keyword arguments
+([`FillKeywords`][FillKeywords]), folded into one ``FillOptions`` by
+[`FillOptions.fold`][FillOptions.fold]; a test fails when any of these drift apart
+from the fields.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self, TypedDict
 
 from sparsediff.diffusion.samplers import SAMPLERS
 from sparsediff.errors import ConfigError
+from sparsediff.rng import check_seed
 
-__all__ = ["FillOptions", "fill_option_fields", "option_type"]
+__all__ = ["FillKeywords", "FillOptions", "fill_option_fields", "option_type"]
 
 _MAX_SEED = 2**63 - 1
 
@@ -146,6 +150,79 @@ class FillOptions:
     def record(self) -> dict[str, Any]:
         """Every option as a JSON-able dict (the provenance of a fill)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def fold(
+        cls, options: FillOptions | None, /, *, defaults: Self | None = None, **keywords: Any
+    ) -> Self:
+        """The options of a call: ``options``, or the fields given as keywords.
+
+        The one place where a public function's ``options=`` argument and its
+        option keywords (``members=``, ``seed=``, ...) become one ``FillOptions``.
+
+        Parameters
+        ----------
+        options
+            The options given as an object (``None``: not given).
+        defaults
+            What the keywords not given take (default ``FillOptions()``; e.g.
+            ``sparsediff.evaluate``'s 8 members); unused when ``options`` is given.
+        **keywords
+            Fields of ``FillOptions`` given one by one (a numpy integer ``seed``
+            is taken as an int).
+
+        Returns
+        -------
+        FillOptions
+
+        Raises
+        ------
+        ConfigError
+            A keyword that is not a field, a field given both in ``options``
+            and as a keyword, ``options`` that are not a ``FillOptions``, or a
+            bad value.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(k for k in keywords if k not in names)
+        if unknown:
+            raise ConfigError(
+                f"unknown fill option(s) {', '.join(unknown)}; the options are {', '.join(names)}"
+            )
+        if options is not None:
+            if not isinstance(options, cls):
+                raise ConfigError(f"options must be a FillOptions, got {type(options).__name__}")
+            if keywords:
+                twice = ", ".join(sorted(keywords))
+                raise ConfigError(
+                    f"{twice} given both in options= and as keyword(s); give each option once "
+                    f"(e.g. dataclasses.replace(options, {sorted(keywords)[0]}=...))"
+                )
+            return options
+        if "seed" in keywords:
+            keywords["seed"] = check_seed(keywords["seed"])
+        return dataclasses.replace(defaults if defaults is not None else cls(), **keywords)
+
+
+class FillKeywords(TypedDict, total=False):
+    """The fields of [`FillOptions`][FillOptions] as keyword arguments (all optional).
+
+    The type of the ``**keywords`` of the functions that take ``options=``,
+    so that ``fill(ds, model, members=8)`` is checked like
+    ``fill(ds, model, options=FillOptions(members=8))``; a test keeps it equal
+    to the fields.
+    """
+
+    members: int
+    steps: int
+    sampler: str
+    seed: int
+    guidance: float
+    cfg_scale: float
+    sigma_min: float
+    sigma_max: float
+    batch_size: int | None
+    precision: str
+    compile: str
 
 
 def fill_option_fields() -> list[dataclasses.Field[Any]]:

@@ -18,6 +18,7 @@ import xarray as xr
 from sparsediff.data import io, masks
 from sparsediff.data.climatology import anomalies, fit_climatology
 from sparsediff.data.grid import grid_spacing, is_global_longitude
+from sparsediff.data.invalid_policy import invalid_states
 from sparsediff.data.sources import resolve_source
 from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
@@ -161,10 +162,13 @@ def _open_and_check(cfg: TrainConfig, ds: xr.Dataset | None) -> xr.Dataset:
 def _states(cfg: TrainConfig, ds: xr.Dataset) -> xr.Dataset:
     """The states of the data under the config's invalid rules (and extra MCAR gaps)."""
     d = cfg.data
-    invalid: Any = d.invalid
-    if d.invalid_below is not None:
-        invalid = masks.at_or_below(ds, d.variables, d.invalid_below, invalid=d.invalid)
-    states = masks.states(ds, d.variables, invalid=invalid, invalid_along=d.invalid_along)
+    _, states = invalid_states(
+        ds,
+        d.variables,
+        invalid=d.invalid,
+        invalid_below=d.invalid_below,
+        invalid_along=d.invalid_along,
+    )
     if d.extra_missing > 0:
         states = _punch_mcar(states.compute(), d.variables, d.extra_missing, cfg.run.seed)
     return states

@@ -21,6 +21,7 @@ from sparsediff.evaluation.point_baselines import (
     time_steps,
 )
 from sparsediff.evaluation.points import POINT_COLUMNS, evaluate_points, score_at_points
+from sparsediff.method.options import FillOptions
 from tests.filling.conftest import make_model
 
 MODEL = make_model(["sst"], ["lat", "lon"], [8, 8], units={"sst": "K"}, mean=290.0, std=2.0)
@@ -139,6 +140,22 @@ def test_evaluate_points_scores_every_method_on_the_same_points() -> None:
     assert table.set_index("method").loc["griddata", "rmse"] < table["rmse"].max()
     pd.testing.assert_frame_equal(table.drop(columns="seconds"), again.drop(columns="seconds"))
     assert '"held_out": 60' in table.attrs["holdout"]
+
+
+def test_evaluate_points_takes_options_or_keywords() -> None:
+    base = {"holdout": "points:0.2", "baselines": ["griddata"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsediffWarning)  # no invalid mask for this grid
+        by_keywords = evaluate_points(
+            _obs(300), MODEL, _grid_ds(), members=2, steps=2, seed=3, guidance=0.5, **base
+        )
+        opts = FillOptions(members=2, steps=2, seed=3, guidance=0.5)
+        by_options = evaluate_points(_obs(300), MODEL, _grid_ds(), options=opts, **base)
+        with pytest.raises(ConfigError, match="seed given both"):
+            evaluate_points(_obs(300), MODEL, _grid_ds(), options=opts, seed=3, **base)
+    cols = ["rmse", "crps", "n_points"]
+    pd.testing.assert_frame_equal(by_options[cols], by_keywords[cols])
+    assert '"seed": 3' in by_options.attrs["holdout"]  # the options' seed draws the holdout
 
 
 def test_evaluate_points_by_platform_and_bad_specs() -> None:

@@ -19,8 +19,9 @@ from click.testing import CliRunner
 import sparsediff
 from sparsediff.cli import main
 from sparsediff.data.sample_data import open_ostia
-from sparsediff.errors import InputError
+from sparsediff.errors import ConfigError, InputError
 from sparsediff.filling.store import fill_to_zarr, fingerprint, partial_path, progress_path
+from sparsediff.method.options import FillOptions
 from tests.filling.conftest import make_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,6 +350,26 @@ def test_matching_resume_equals_an_uninterrupted_fill(interrupted, tmp_path: Pat
             region_size=2,
         )["model"]
     )
+
+
+def test_resume_with_options_given_as_an_object(interrupted, tmp_path: Path) -> None:
+    """options=FillOptions(...) is the same job as the keywords: same record, resumable."""
+    src, model, out, _ = interrupted
+    chunked = src.chunk({"time": 2})
+    by_object = fingerprint(
+        chunked, model, {"options": FillOptions(steps=2, seed=3)}, region_dim="time", region_size=2
+    )
+    by_keywords = fingerprint(
+        chunked, model, {"steps": 2, "seed": 3}, region_dim="time", region_size=2
+    )
+    assert by_object == by_keywords
+    assert "options" not in by_object["options"]  # recorded field by field, as before
+    assert by_object["options"]["steps"] == 2
+    opts = FillOptions(steps=2, seed=3)
+    fill_to_zarr(src, model, out, progress=False, resume=True, options=opts, region_size=2)
+    with pytest.raises(ConfigError, match="seed given both"):
+        fill_to_zarr(src, model, tmp_path / "x.zarr", progress=False, options=opts, seed=3)
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_resume_of_a_record_without_fingerprint_is_refused(interrupted) -> None:

@@ -1,15 +1,17 @@
 """``FillOptions`` is the one definition of the fill options.
 
-``sparsediff.fill``, the ``sparsediff fill`` / ``sparsediff evaluate`` options and
-the ``sparsediff_fill`` provenance attribute must follow its fields; these tests
-fail when any of them drifts apart (a field added, renamed or given another
-default in one place only).
+``sparsediff.fill`` (and every public function that takes ``options=``), the
+``sparsediff fill`` / ``sparsediff evaluate`` options and the ``sparsediff_fill``
+provenance attribute must follow its fields; these tests fail when any of them
+drifts apart (a field added, renamed or given another default in one place only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,17 @@ import xarray as xr
 from click.testing import CliRunner
 
 import sparsediff
+from sparsediff.accessor import SparsediffAccessor
 from sparsediff.cli import main
 from sparsediff.diffusion.samplers import SAMPLERS
-from sparsediff.errors import ConfigError
-from sparsediff.method.options import FillOptions, fill_option_fields, option_type
+from sparsediff.errors import ConfigError, InputError
+from sparsediff.evaluation.evaluate import DEFAULT_OPTIONS
+from sparsediff.evaluation.fillers import ModelFiller
+from sparsediff.evaluation.points import evaluate_points
+from sparsediff.filling.arguments import FillArguments
+from sparsediff.filling.array_job import fill_region, init_store
+from sparsediff.filling.store import fill_to_zarr
+from sparsediff.method.options import FillKeywords, FillOptions, fill_option_fields, option_type
 from tests.filling.conftest import make_model
 
 FIELDS = fill_option_fields()
@@ -74,15 +83,87 @@ def test_bad_precision_and_compile_are_config_errors() -> None:
     assert FillOptions().batch_size is None  # rows from the free memory
 
 
-def test_every_field_is_a_keyword_of_sparsediff_fill_with_the_same_default() -> None:
-    params = inspect.signature(sparsediff.fill).parameters
+def test_the_keywords_type_is_the_fields() -> None:
+    assert list(FillKeywords.__annotations__) == [f.name for f in FIELDS]
+    assert typing.get_type_hints(FillKeywords) == typing.get_type_hints(FillOptions)
+    assert not FillKeywords.__required_keys__  # every keyword may be left out
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        sparsediff.fill,
+        sparsediff.evaluate,
+        fill_to_zarr,
+        init_store,
+        fill_region,
+        ModelFiller,
+        SparsediffAccessor.fill,
+        evaluate_points,
+    ],
+)
+def test_public_functions_take_options_and_the_fields_as_keywords(function: Any) -> None:
+    params = inspect.signature(function).parameters
+    assert params["options"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["options"].default is None
+    assert not [f.name for f in FIELDS if f.name in params]  # not restated one by one
+    (var_kw,) = [p for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    writers = (fill_to_zarr, init_store, fill_region)  # they pass fill's other keywords on
+    want = "Unpack[FillArguments]" if function in writers else "Unpack[FillKeywords]"
+    if function is not evaluate_points:  # its keywords go on to fill_points, typed Any there
+        assert var_kw.annotation == want
     for f in FIELDS:
-        assert f.name in params, f"sparsediff.fill has no keyword {f.name!r}"
-        p = params[f.name]
-        assert p.kind is inspect.Parameter.KEYWORD_ONLY, f.name
-        assert p.default == f.default, f.name
-        assert type(p.default) is type(f.default), f.name
         assert f.name in (sparsediff.fill.__doc__ or ""), f"{f.name} is not documented"
+
+
+def test_the_writers_keywords_are_those_of_fill() -> None:
+    params = inspect.signature(sparsediff.fill).parameters
+    fill_hints = typing.get_type_hints(sparsediff.fill)
+    hints = typing.get_type_hints(FillArguments)
+    assert set(FillKeywords.__annotations__) <= set(hints)
+    others = [k for k in hints if k not in FillKeywords.__annotations__]
+    assert others
+    for name in others:
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert fill_hints[name] == hints[name], name
+
+
+def test_fold_takes_options_or_keywords_not_both() -> None:
+    assert FillOptions.fold(None) == FillOptions()
+    assert FillOptions.fold(None, members=3, seed=np.int64(4)) == FillOptions(members=3, seed=4)
+    assert type(FillOptions.fold(None, seed=np.int64(4)).seed) is int
+    given = FillOptions(steps=3)
+    assert FillOptions.fold(given) is given
+    assert FillOptions.fold(None, defaults=DEFAULT_OPTIONS, steps=2).members == 8
+    assert FillOptions.fold(given, defaults=DEFAULT_OPTIONS).members == 1  # options win whole
+    with pytest.raises(ConfigError, match="members given both in options= and as keyword"):
+        FillOptions.fold(given, members=2)
+    with pytest.raises(ConfigError, match=r"unknown fill option.*membrs"):
+        FillOptions.fold(None, membrs=2)
+    with pytest.raises(ConfigError, match="options must be a FillOptions, got dict"):
+        FillOptions.fold({"members": 2})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="members must be >= 1"):
+        FillOptions.fold(None, members=0)
+    with pytest.raises(InputError, match="seed must be a non-negative integer"):
+        FillOptions.fold(None, seed=-1)
+
+
+def test_fill_with_options_is_fill_with_the_keywords() -> None:
+    model = make_model(["a"], ["y", "x"], [8, 8])
+    kw = {"members": 2, "steps": 2, "seed": 3, "guidance": 0.5, "cfg_scale": 1.5}
+    by_keywords = sparsediff.fill(_data(), model, device="cpu", progress=False, **kw)
+    by_options = sparsediff.fill(
+        _data(), model, device="cpu", progress=False, options=FillOptions(**kw)
+    )
+    np.testing.assert_array_equal(by_options["a"].values, by_keywords["a"].values)
+    plain = sparsediff.fill(
+        _data(), model, device="cpu", progress=False, members=2, steps=2, seed=3
+    )
+    assert not np.array_equal(plain["a"].values, by_keywords["a"].values)  # guidance counts
+    with pytest.raises(ConfigError, match="seed given both"):
+        sparsediff.fill(_data(), model, options=FillOptions(), seed=1)
+    with pytest.raises(ConfigError, match="unknown fill option"):
+        sparsediff.fill(_data(), model, member=2)  # type: ignore[call-arg]
 
 
 def test_every_field_is_an_option_of_the_fill_command() -> None:
@@ -101,17 +182,13 @@ def test_every_field_is_an_option_of_the_fill_command() -> None:
         assert any(name in o.opts for o in options.values()), name
 
 
-def test_the_evaluate_command_has_the_fields_sparsediff_evaluate_takes() -> None:
-    params = inspect.signature(sparsediff.evaluate).parameters
+def test_the_evaluate_command_has_every_field_with_the_defaults_of_evaluate() -> None:
     options = _options("evaluate")
-    shared = [f.name for f in FIELDS if f.name in params]
-    assert {"members", "steps", "sampler", "seed", "batch_size"} <= set(shared)
-    for f in FIELDS:
-        if f.name in params:
-            assert options[f.name].default == params[f.name].default, f.name
-        else:  # an option that would be ignored must not be offered
-            assert f.name not in options, f.name
+    for f in FIELDS:  # sparsediff.evaluate passes every field to the fill
+        assert options[f.name].default == getattr(DEFAULT_OPTIONS, f.name), f.name
+        assert options[f.name].opts == [f"--{f.name.replace('_', '-')}"]
     assert options["members"].default == 8  # evaluate's own default
+    assert dataclasses.replace(DEFAULT_OPTIONS, members=1) == FillOptions()
 
 
 def test_the_sampler_help_names_every_sampler() -> None:

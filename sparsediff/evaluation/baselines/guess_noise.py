@@ -87,7 +87,7 @@ class GuessNoise(Filler):
         self.model_filler = model_filler
         self.guess_filler = copy.copy(model_filler)
         self.guess_filler.model = guess_only(model_filler.model)
-        self.guess_filler.members = 1
+        self.guess_filler.options = dataclasses.replace(model_filler.options, members=1)
         self.seed = int(seed)
         self.name = name
 
