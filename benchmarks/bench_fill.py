@@ -169,7 +169,7 @@ def bench_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
     """(a) and (b): fill vs bare model compute on the last months of OSTIA."""
     import sparsediff
     from sparsediff.data.sample_data import open_ostia
-    from sparsediff.filling.sampling import FillOptions
+    from sparsediff.filling.windows import FillOptions
 
     model = sparsediff.load(args.model)
     var = model.variables[0]

@@ -21,7 +21,7 @@ Two figures per side:
 - **whole window**: what a fill does per window, from the frames to the
   completion: building the network inputs (the first guess over the window,
   :meth:`sparsediff.method.Method.inputs`) and then
-  :func:`sparsediff.filling.sampling.fill_windows`, which is
+  :func:`sparsediff.filling.windows.fill_windows`, which is
   :meth:`~sparsediff.method.Method.complete`:
 
   - latent: fold the inputs onto the latent grid, the regression (one
@@ -116,7 +116,7 @@ def child(args: argparse.Namespace, dims: int, space: str) -> dict[str, Any]:
     from sparsediff.data.sample_data import gaussian_random_field
     from sparsediff.data.stats import Stats, VariableStats
     from sparsediff.diffusion import samplers
-    from sparsediff.filling.sampling import FillOptions, fill_windows
+    from sparsediff.filling.windows import FillOptions, fill_windows
     from sparsediff.method import METHODS
     from sparsediff.method.inputs import Frames
     from sparsediff.method.spec import ModelSpec

@@ -9,8 +9,8 @@ where ``D(x, sigma, cond) -> x0_hat`` is the denoiser (VE form,
 clean data (batch first). The losses differ only in how they draw the noise
 level and in which target they compare; epsilon-, v- and flow-matching
 objectives are computed from ``D``'s ``x0_hat`` through
-[`sparsediff.diffusion.param`][sparsediff.diffusion.param], so one network serves all of them. As
-weightings of the plain error ``|x0_hat - x0|**2`` they are
+[`sparsediff.diffusion.parameterizations`][sparsediff.diffusion.parameterizations], so one
+network serves all of them. As weightings of the plain error ``|x0_hat - x0|**2`` they are
 
 ==============  ================================  ==============================
 loss            target                            weight of ``|x0_hat - x0|**2``
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sparsediff.diffusion import param
+from sparsediff.diffusion import parameterizations
 from sparsediff.diffusion.schedules import (
     sample_flow_t,
     sample_training_sigma,
@@ -222,7 +222,7 @@ class EDMLoss(DiffusionLoss):
     ) -> Tensor:
         """Unreduced EDM loss."""
         sigma = level
-        s = param.broadcast_sigma(sigma, x0)
+        s = parameterizations.broadcast_sigma(sigma, x0)
         x = x0 + s * noise
         lam = (s**2 + self.sigma_data**2) / (s * self.sigma_data) ** 2
         return lam * (D(x, sigma, cond) - x0) ** 2
@@ -252,7 +252,7 @@ class _ScheduleLoss(DiffusionLoss):
 
     @staticmethod
     def _noised(x0: Tensor, sigma: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return x0 + param.broadcast_sigma(sigma, x0) * eps, sigma, eps
+        return x0 + parameterizations.broadcast_sigma(sigma, x0) * eps, sigma, eps
 
 
 class EpsilonLoss(_ScheduleLoss):
@@ -273,7 +273,7 @@ class EpsilonLoss(_ScheduleLoss):
     ) -> Tensor:
         """Unreduced epsilon loss."""
         x, sigma, eps = self._noised(x0, level, noise)
-        eps_hat = param.eps_from_x0(x, D(x, sigma, cond), sigma)
+        eps_hat = parameterizations.eps_from_x0(x, D(x, sigma, cond), sigma)
         return (eps_hat - eps) ** 2
 
 
@@ -295,8 +295,8 @@ class VLoss(_ScheduleLoss):
     ) -> Tensor:
         """Unreduced v loss."""
         x, sigma, eps = self._noised(x0, level, noise)
-        v_hat = param.v_from_x0(x, D(x, sigma, cond), sigma)
-        return (v_hat - param.v_from_x0_eps(x0, eps, sigma)) ** 2
+        v_hat = parameterizations.v_from_x0(x, D(x, sigma, cond), sigma)
+        return (v_hat - parameterizations.v_from_x0_eps(x0, eps, sigma)) ** 2
 
 
 class FlowMatchingLoss(DiffusionLoss):
@@ -354,11 +354,11 @@ class FlowMatchingLoss(DiffusionLoss):
         """Unreduced flow-matching loss."""
         t = level
         eps = noise
-        tb = param.broadcast_sigma(t, x0)
+        tb = parameterizations.broadcast_sigma(t, x0)
         x_t = (1.0 - tb) * x0 + tb * eps
-        x, sigma = param.flow_to_ve(x_t, t)
-        u_hat = param.velocity_from_x0(x_t, D(x, sigma, cond), t)
-        return (u_hat - param.velocity_from_x0_eps(x0, eps)) ** 2
+        x, sigma = parameterizations.flow_to_ve(x_t, t)
+        u_hat = parameterizations.velocity_from_x0(x_t, D(x, sigma, cond), t)
+        return (u_hat - parameterizations.velocity_from_x0_eps(x0, eps)) ** 2
 
 
 LOSSES: dict[str, type[DiffusionLoss]] = {

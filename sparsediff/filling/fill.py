@@ -41,12 +41,12 @@ from sparsediff.data.order import sort_along
 from sparsediff.data.selection import as_dataset
 from sparsediff.devices import resolve_device
 from sparsediff.errors import ConfigError, SparsediffWarning
+from sparsediff.filling.block import fill_block
 from sparsediff.filling.compatibility import check_compatible
 from sparsediff.filling.fit_input import check_fit_options, fit_to_input
 from sparsediff.filling.invalid import InvalidRule, resolve_invalid
-from sparsediff.filling.sampling import FillOptions
 from sparsediff.filling.summary import flag_counts, summary_line
-from sparsediff.filling.tiled import fill_block
+from sparsediff.filling.windows import FillOptions
 from sparsediff.method.options import FillKeywords
 from sparsediff.model import Model, as_model
 

@@ -125,7 +125,6 @@ class TrainSettings:
     latent_dropout: float = 0.3
     cond_dropout: float = 0.1
     objective: str = "edm"
-    pixel_loss: str = "masked"
 
 
 @dataclass

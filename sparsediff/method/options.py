@@ -62,7 +62,7 @@ class FillOptions:
         Rows per model call: ``batch_size // members`` windows with all their
         members (at least one window); ``None`` (the default): as many as a
         quarter of the available memory holds (see
-        [`rows_per_call`][sparsediff.filling.tiled.rows_per_call]). Changes
+        [`rows_per_call`][sparsediff.filling.block.rows_per_call]). Changes
         results by float rounding only.
     precision
         ``"float32"``, or ``"bfloat16"``: the networks run under

@@ -3,7 +3,7 @@
 [`CropDataset`][CropDataset] is a
 [`PatchDataset`][sparsediff.training.patches.PatchDataset] (the torch side) and
 keeps the window bookkeeping that class takes from
-[`PatchWindows`][sparsediff.data.patches.PatchWindows] (eligibility, epoch
+[`PatchWindows`][sparsediff.data.patch_windows.PatchWindows] (eligibility, epoch
 order, exact sharding over ranks and workers, resumable skip); it reads, for
 each window,
 
@@ -30,7 +30,7 @@ import dask
 import numpy as np
 import torch
 
-from sparsediff.data.patches import Window, normalized_frame, read_frame
+from sparsediff.data.patch_windows import Window, normalized_frame, read_frame
 from sparsediff.errors import InputError
 from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.patches import PatchDataset
@@ -153,8 +153,10 @@ class CropDataset(PatchDataset):
         assert self._arrays is not None
         where: Any = (*batch, *np.ix_(*idx))
         raws = [self._arrays[n][0][where] for n in self.variables]
-        sts = [None if (st := self._arrays[n][1]) is None else st[where] for n in self.variables]
-        return normalized_frame(raws, sts, self.variables, self.stats)
+        point_states = [
+            None if (st := self._arrays[n][1]) is None else st[where] for n in self.variables
+        ]
+        return normalized_frame(raws, point_states, self.variables, self.stats)
 
     def read(self, window: Window) -> dict[str, Any]:
         """Read the crop, context frames and donor of one window."""

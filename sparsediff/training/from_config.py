@@ -48,7 +48,6 @@ def settings_of(cfg: TrainConfig) -> TrainSettings:
         latent_dropout=cfg.autoencoder.latent_dropout,
         cond_dropout=cfg.prior.cond_dropout,
         objective=cfg.prior.objective,
-        pixel_loss=cfg.prior.pixel_loss,
     )
 
 

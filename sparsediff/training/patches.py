@@ -1,9 +1,8 @@
 """The torch side of training patches: `PatchDataset`, an ``IterableDataset``.
 
 Window planning, eligibility, epoch order, sharding and reading are
-[`sparsediff.data.patches.PatchWindows`][sparsediff.data.patches.PatchWindows] (NumPy); this class
-adds what
-belongs to torch: the default rank from `torch.distributed`, the split
+[`sparsediff.data.patch_windows.PatchWindows`][sparsediff.data.patch_windows.PatchWindows]
+(NumPy); this class adds what belongs to torch: the default rank from `torch.distributed`, the split
 among DataLoader workers, and tensors.
 """
 
@@ -16,7 +15,7 @@ import torch
 import xarray as xr
 from torch.utils.data import IterableDataset, get_worker_info
 
-from sparsediff.data.patches import PatchWindows, Window
+from sparsediff.data.patch_windows import PatchWindows, Window
 from sparsediff.data.stats import Stats
 
 __all__ = ["PatchDataset", "Window"]
@@ -34,7 +33,7 @@ class PatchDataset(PatchWindows, IterableDataset):
     Parameters
     ----------
     ds, variables, dims, size, stride, min_observed, stats, states, seed, shuffle, batch_size
-        As for [`PatchWindows`][sparsediff.data.patches.PatchWindows].
+        As for [`PatchWindows`][sparsediff.data.patch_windows.PatchWindows].
     rank, world_size
         This process's DDP rank and the number of ranks; default from
         `torch.distributed` when initialized, else 0 and 1.
@@ -52,7 +51,7 @@ class PatchDataset(PatchWindows, IterableDataset):
     Raises
     ------
     InputError
-        As [`PatchWindows`][sparsediff.data.patches.PatchWindows].
+        As [`PatchWindows`][sparsediff.data.patch_windows.PatchWindows].
     """
 
     def __init__(

@@ -15,7 +15,7 @@ import xarray as xr
 
 import sparsediff
 from sparsediff.data.masks import GAP
-from sparsediff.filling.tiled import MAX_ROWS, _calls, row_bytes, rows_per_call, tile_plan_for
+from sparsediff.filling.block import MAX_ROWS, _calls, row_bytes, rows_per_call, tile_plan_for
 from sparsediff.method.base import _COMPILED
 from tests.filling.conftest import make_model
 
@@ -42,7 +42,6 @@ def test_rows_per_call_is_a_power_of_two_within_bounds() -> None:
     rows = rows_per_call(MODEL, (8, 8))
     assert 1 <= rows <= MAX_ROWS
     assert rows & (rows - 1) == 0
-    assert rows_per_call(MODEL, (8, 8), needed=3) == min(3, rows)
 
 
 def test_windows_without_a_gap_are_not_computed() -> None:

@@ -1,4 +1,4 @@
-"""Tests of training.patches and data.patches: eligibility, sharding, determinism, values."""
+"""Tests of training.patches and data.patch_windows: eligibility, sharding, determinism, values."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import xarray as xr
 from torch.utils.data import DataLoader
 
 from sparsediff.data import masks
-from sparsediff.data.patches import Window
+from sparsediff.data.patch_windows import Window
 from sparsediff.data.stats import compute_stats
 from sparsediff.errors import InputError
 from sparsediff.training.patches import PatchDataset
@@ -261,7 +261,7 @@ def test_bad_input_is_rejected(synthetic: xr.Dataset) -> None:
 
 def test_numpy_windows_and_torch_dataset_agree(synthetic: xr.Dataset) -> None:
     """The data layer plans and reads; the torch dataset only wraps the arrays as tensors."""
-    from sparsediff.data.patches import PatchWindows
+    from sparsediff.data.patch_windows import PatchWindows
 
     kw = {"stride": 4, "min_observed": 0.3, "seed": 3, "rank": 1, "world_size": 2}
     plain = PatchWindows(synthetic, ["a", "b"], ("y", "x"), 6, **kw)

@@ -1,11 +1,11 @@
-"""Tests of sparsediff.diffusion.param: agreement with the definitions."""
+"""Tests of sparsediff.diffusion.parameterizations: agreement with the definitions."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sparsediff.diffusion import param as P
+from sparsediff.diffusion import parameterizations as P
 from sparsediff.errors import InputError
 
 torch.set_num_threads(1)

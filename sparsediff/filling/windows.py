@@ -4,9 +4,9 @@ Each window carries a *key* (integers: batch position, tile origin, member);
 all of its randomness comes from a generator seeded by that key alone, so a
 window gets the same numbers whatever batch it is computed in, whatever the
 chunking, worker or resumption. The method object
-([`sparsediff.model.Model.method`][sparsediff.model.Model.method]) does the work; this module keeps
-the
-window-level entry point and re-exports [`FillOptions`][FillOptions].
+([`sparsediff.model.Model.method`][sparsediff.model.Model.method]) does the
+work; this module keeps the window-level entry point and re-exports
+[`FillOptions`][FillOptions].
 """
 
 from __future__ import annotations

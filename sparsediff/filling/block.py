@@ -32,7 +32,7 @@ from sparsediff.data.composite import composite
 from sparsediff.data.masks import GAP, INVALID, OBSERVED
 from sparsediff.data.stats import denormalize_array, normalize_array
 from sparsediff.data.tiling import Accumulator, Tile, TilePlan, plan_tiles
-from sparsediff.filling.sampling import FillOptions
+from sparsediff.filling.windows import FillOptions
 from sparsediff.method.base import Method
 from sparsediff.method.inputs import Frames
 from sparsediff.model import Model
@@ -126,21 +126,18 @@ def rows_per_call(
     model: Model,
     window: Sequence[int],
     device: str | torch.device = "cpu",
-    *,
-    needed: int | None = None,
 ) -> int:
     """Rows (windows x members) per model call chosen from the available memory.
 
     ``MEMORY_SHARE`` of [`available_memory`][available_memory] over [`row_bytes`][row_bytes],
     rounded down to a power of two (so that small changes of free memory do
-    not change the batches), at most ``MAX_ROWS`` and at most ``needed``.
+    not change the batches), at most ``MAX_ROWS``.
     Results change with the rows per call by float rounding only (and not at
     all where every call has 16 rows or more on the CPUs measured).
     """
     budget = MEMORY_SHARE * available_memory(device)
     rows = max(1, int(budget // max(1, row_bytes(model, window, device))))
-    rows = min(MAX_ROWS, 2 ** int(math.log2(rows)))
-    return max(1, min(rows, needed)) if needed else rows
+    return min(MAX_ROWS, 2 ** int(math.log2(rows)))
 
 
 def _normalized(model: Model, data: np.ndarray, observed: np.ndarray) -> np.ndarray:

@@ -101,7 +101,7 @@ def _variable_stats(stats: Stats, name: str) -> VariableStats:
 
 def normalized_frame(
     raws: Sequence[np.ndarray],
-    states: Sequence[np.ndarray | None],
+    point_states: Sequence[np.ndarray | None],
     variables: Sequence[str],
     stats: Stats | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,7 +111,7 @@ def normalized_frame(
     ----------
     raws
         Per variable, the raw values (any shape, the same for all).
-    states
+    point_states
         Per variable, the point states ([`sparsediff.data.masks`][sparsediff.data.masks]), or
         ``None``: observed = finite, nothing invalid.
     variables
@@ -129,7 +129,7 @@ def normalized_frame(
     values = np.zeros(shape, dtype=np.float64)
     observed = np.zeros(shape, dtype=bool)
     invalid = np.zeros(shape, dtype=bool)
-    for c, (name, raw, state) in enumerate(zip(variables, raws, states, strict=True)):
+    for c, (name, raw, state) in enumerate(zip(variables, raws, point_states, strict=True)):
         raw = np.asarray(raw, dtype=np.float64)
         ok = np.isfinite(raw)
         if state is not None:
@@ -145,7 +145,7 @@ def normalized_frame(
 
 def read_frame(
     ds: xr.Dataset,
-    states: xr.Dataset | None,
+    point_states: xr.Dataset | None,
     variables: Sequence[str],
     dims: Sequence[str],
     stats: Stats | None,
@@ -154,10 +154,10 @@ def read_frame(
     """Read one frame (``ds.isel(indexers)``, lazily) as `normalized_frame` gives it."""
     with dask.config.set(scheduler="synchronous"):
         data = ds.isel(indexers).compute()
-        st = None if states is None else states.isel(indexers).compute()
+        here = None if point_states is None else point_states.isel(indexers).compute()
     raws = [data[n].transpose(*dims).values for n in variables]
-    sts = [None if st is None else st[n].transpose(*dims).values for n in variables]
-    return normalized_frame(raws, sts, variables, stats)
+    per_var = [None if here is None else here[n].transpose(*dims).values for n in variables]
+    return normalized_frame(raws, per_var, variables, stats)
 
 
 class PatchWindows:
