@@ -115,19 +115,26 @@ class ModelSpec(BaseModel):
         How ``departure_scale`` and the spread factors were obtained, or why
         there are none (for the record).
     cond_dropout
-        Condition dropout of the prior (0 disables classifier-free guidance).
+        Condition dropout of the prior (0 disables classifier-free guidance);
+        for the record: training and adaptation read the training config's.
     pixel_loss
-        Pixel mode only: the loss the prior was trained with.
-    units, grid_spacing, sizes
+        Pixel mode only: the loss the prior was trained with (the pixel
+        method's objective reads it, when the model is trained or adapted).
+    units, grid_spacing
         Facts of the training data that fills are checked against.
+    sizes
+        The dim sizes of the training data (for the record; the trained
+        region of a model saved without one is derived from them).
     invalid_along, invalid_below
-        The training rules for invalid points.
+        The training rules for invalid points (a fill's default rule).
     log
-        Variables learned in log space.
+        Variables learned in log space (for the record: the normalization
+        stats carry the transform a fill applies).
     climatology_dim
-        The dim of the per-point mean the model fills anomalies from.
+        The dim of the per-point mean the model fills anomalies from (for the
+        record: a fill uses the climatology saved with the model).
     n_train_windows, n_validation_windows, n_holdout_windows
-        Window counts of the splits.
+        Window counts of the splits (for the record).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
