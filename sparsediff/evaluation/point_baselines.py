@@ -247,7 +247,12 @@ class GriddataLinear(PointBaseline):
 
 
 class BinnedLaplace(PointBaseline):
-    """The gridded Laplace baseline on the binned shown observations, read through H."""
+    """The gridded Laplace baseline on the binned shown observations, read through H.
+
+    ``first_guess`` is the background of
+    [`Laplace`][sparsediff.evaluation.baselines.laplace.Laplace] (``"time_mean"``,
+    ``"mean"`` or ``"none"``), not a model's first guess.
+    """
 
     name: ClassVar[str] = "binned_laplace"
 

@@ -45,7 +45,10 @@ class Laplace(Baseline):
     time_dim
         The dim of the time mean.
     first_guess
-        ``"time_mean"``, ``"mean"`` or ``"none"``.
+        ``"time_mean"``, ``"mean"`` or ``"none"``: the background this
+        baseline interpolates the anomaly from (a keyword of its own, not a
+        model's first guess of
+        [`FIRST_GUESSES`][sparsediff.method.first_guess.FIRST_GUESSES]).
     iters, tol
         Conjugate-gradient limits for large slices.
     direct_max
