@@ -45,15 +45,14 @@ __all__ = [
     "SIGMAS",
     "VariabilityFit",
     "fit_variability",
-    "gaussian_crps",
     "local_variability_of",
     "variability_factor",
 ]
 
-#: Candidate Gaussian widths (grid steps) of the local variability.
 SIGMAS: tuple[float, ...] = (1.0, 2.0, 4.0)
-#: Candidate powers of ``v / v_ref`` (0: the spread does not follow the variability).
+"""Candidate Gaussian widths (grid steps) of the local variability."""
 POWERS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+"""Candidate powers of ``v / v_ref`` (0: the spread does not follow the variability)."""
 #: Quantile groups of the local variability the calibration is checked in.
 GROUPS = 4
 #: ``v`` is floored at this share of ``v_ref`` (a flat patch keeps some spread).
@@ -166,16 +165,6 @@ class VariabilityFit:
     ref: float
     scales: list[float]
     nll: dict[tuple[float, float], float]
-
-
-def gaussian_crps(err: Tensor, sd: Tensor) -> Tensor:
-    """CRPS of a Gaussian predictive ``N(truth + err, sd²)`` at the truth (closed form)."""
-    z = err / sd
-    normal = torch.distributions.Normal(
-        torch.zeros((), dtype=z.dtype), torch.ones((), dtype=z.dtype)
-    )
-    pdf = normal.log_prob(z).exp()
-    return sd * (z * (2 * normal.cdf(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
 
 
 def _miscalibration(err: Tensor, spread2: Tensor, v: Tensor) -> float:
