@@ -4,7 +4,8 @@ The writers of sparsediff's results go through this module: local data
 files ([`sparsediff.data.io.write`][sparsediff.data.io.write]), model
 directories, checkpoints, statistics, the resume records and the final rename
 of a streamed Zarr fill, and the figures of [`sparsediff.plotting`][sparsediff.plotting]
-and of the spectra ([`save_figure`][save_figure]). They all behave the same on
+and of the spectra ([`save_figure`][save_figure]), and the table and figures
+of [`sparsediff.evaluate`][sparsediff.evaluation.evaluate.evaluate]. They all behave the same on
 failure: an exception at any point, in the writer or in a rename, leaves the
 target as it was before (the old file or directory, or nothing) or as the
 complete new one, never a mix, and removes the temporary sibling.
@@ -17,10 +18,7 @@ Writes that do not go through it, on purpose or not yet:
 - a streamed Zarr fill writes its regions into a hidden partial store in
   place (that is how it resumes); only the finished store is renamed atomically;
 - a store at a URL other than ``file://`` is written in place (an object store
-  has no rename; [`sparsediff.data.urls`][sparsediff.data.urls]);
-- [`sparsediff.evaluate`][sparsediff.evaluation.evaluate.evaluate] writes
-  ``scores.csv`` in place, and [`plot_scores`][sparsediff.evaluation.evaluate.plot_scores]
-  saves its figure with matplotlib directly.
+  has no rename; [`sparsediff.data.urls`][sparsediff.data.urls]).
 
 A file replaces a file with one `os.replace`, which is atomic on POSIX
 and Windows. A directory cannot be swapped in one call: the old one is first

@@ -165,3 +165,26 @@ def test_read_only_directory_is_one_clear_error(readonly_dir: Path) -> None:
         atomic.write_text(readonly_dir / "x.json", "{}")
     with pytest.raises(InputError, match="not writable"):
         atomic.write_atomic(readonly_dir / "d", make_dir("new"))
+
+
+def test_no_module_writes_a_table_or_figure_around_the_atomic_writers() -> None:
+    """Every ``savefig`` and ``to_csv(path)`` of the package goes through ``sparsediff.atomic``."""
+    import ast
+
+    import sparsediff
+
+    root = Path(sparsediff.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "atomic.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            to_file = name == "to_csv" and (
+                node.args or any(k.arg == "path_or_buf" for k in node.keywords)
+            )
+            if name == "savefig" or to_file:
+                offenders.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    assert not offenders, "writes that bypass sparsediff.atomic:\n" + "\n".join(offenders)

@@ -35,6 +35,7 @@ from typing import Any, Unpack
 import pandas as pd
 import xarray as xr
 
+from sparsediff import atomic
 from sparsediff.data import masks
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.invalid_policy import RecordedRule, invalid_states
@@ -556,7 +557,7 @@ def _report(
 
     names, fillers, filled_by = plan.names, plan.fillers, fills.filled_by
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.to_csv(out_dir / "scores.csv", index=False)
+    atomic.write_text(out_dir / "scores.csv", result.to_csv(index=False))
     if fillers:
         example = single_member(filled_by[fillers[0].name])
         rival = best_other(result, names[0], fillers[0].name)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from sparsediff import atomic
 from sparsediff.errors import InputError
 
 __all__ = ["best_other", "plot_example", "plot_scores"]
@@ -103,5 +104,5 @@ def plot_scores(
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        atomic.save_figure(fig, path, dpi=110)
     return fig
