@@ -287,5 +287,6 @@ def test_evaluate_points_adds_the_obs_error_by_default() -> None:
         no_err.drop(columns="seconds"), no_err_ignore.drop(columns="seconds")
     )
     assert any("carry no error" in n for n in no_err.attrs["notes"])
+    assert no_err.attrs["obs_error"] == "ignore"  # nothing was added
     with pytest.raises(ConfigError, match="obs_error must be"):
         evaluate_points(bare, MODEL, _grid_ds(), obs_error="both", **kw)  # type: ignore[arg-type]
