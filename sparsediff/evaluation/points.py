@@ -142,11 +142,13 @@ def score_at_points(
     out = {"rmse": float(rmse(est, y, None)), "mae": float(mae(est, y, None))}
     if forecast.std is None:
         return out | {"crps": out["mae"], "spread_skill": float("nan")}
-    var = np.asarray(forecast.std, dtype=np.float64) ** 2
-    if err is not None:
+    std = np.asarray(forecast.std, dtype=np.float64)
+    var = std**2
+    if err is not None:  # (without it the std is used as given: the scores stay bit-identical)
         held = 0.0 if forecast.nugget is None else np.asarray(forecast.nugget, dtype=np.float64)
         var = var + np.maximum(err**2 - held, 0.0)
-    std = np.maximum(np.sqrt(var), 1e-12)
+        std = np.sqrt(var)
+    std = np.maximum(std, 1e-12)
     pointwise = sr.crps_normal(y.values, forecast.mean, std, backend="numpy")
     spread = float(np.sqrt(np.mean(var)))
     return out | {"crps": float(np.mean(pointwise)), "spread_skill": spread / out["rmse"]}
