@@ -18,8 +18,11 @@ Samplings (each month on its own, at the month's time step):
 
 The truth at a point is the month's field interpolated bilinearly through H
 (points whose stencil touches land are left out), plus Gaussian noise of
-``noise`` (K). Besides sparsediff and the package's point baselines (kriging,
-griddata, binned-then-Laplace) two references use the model's climatology
+``noise`` (K), recorded as the observations' ``error``; ``obs_error`` (config
+key or ``--obs-error``; ``add`` by default, as ``evaluate_points``) says
+whether the scores add it to each method's spread. Besides sparsediff and
+the package's point baselines (kriging, griddata, binned-then-Laplace) two
+references use the model's climatology
 (the 48 training months' per-cell mean, which sparsediff itself starts from):
 ``climatology`` alone, and ``kriging_anomaly`` (kriging of the observations'
 departures from it, added back), the classical mapping with the same prior.
@@ -27,6 +30,7 @@ departures from it, added back), the classical mapping with the same prior.
 Usage::
 
     python pipelines/osse_points.py pipelines/configs/osse_points_ostia.yaml --out runs/osse
+    python pipelines/osse_points.py CONFIG --out DIR --only random_5pct --obs-error ignore
 """
 
 from __future__ import annotations
@@ -48,13 +52,13 @@ from sparsediff.data.observations import Observations
 from sparsediff.data.target_grid import TargetGrid
 from sparsediff.errors import ConfigError, SparsediffError
 from sparsediff.evaluation.point_baselines import Kriging, PointBaseline, PointForecast
-from sparsediff.evaluation.points import evaluate_points
+from sparsediff.evaluation.points import OBS_ERROR_MODES, evaluate_points
 
 __all__ = ["main", "random_points", "run", "track_points"]
 
 _KEYS = {
     "model", "test_months", "seed", "members", "steps", "noise", "kriging_max_points",
-    "samplings",
+    "samplings", "obs_error",
 }  # fmt: skip
 _SAMPLING_KEYS = {"name", "kind", "fraction", "tracks_per_month", "spacing", "slope", "holdout"}
 
@@ -67,6 +71,8 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(cfg, dict) or set(cfg) - _KEYS:
         raise ConfigError(f"config {path}: unknown keys {sorted(set(cfg or {}) - _KEYS)}")
+    if cfg.get("obs_error", "add") not in OBS_ERROR_MODES:
+        raise ConfigError(f"config {path}: obs_error must be 'add' or 'ignore'")
     for s in cfg.get("samplings", []):
         if set(s) - _SAMPLING_KEYS or s.get("kind") not in ("random", "tracks") or "name" not in s:
             raise ConfigError(f"config {path}: bad sampling {s}")
@@ -80,12 +86,18 @@ def _at(truth: xr.DataArray, t: int, lat: np.ndarray, lon: np.ndarray) -> np.nda
     return np.asarray(probe.at(month).values, dtype=np.float64)
 
 
-def _observations(parts: list[dict[str, np.ndarray]], name: str, units: str) -> Observations:
+def _observations(
+    parts: list[dict[str, np.ndarray]], name: str, units: str, noise: float
+) -> Observations:
+    """The sampled points (those off land), with the noise's std as their ``error``."""
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     keep = np.isfinite(cat["value"])
     plat = cat["platform"][keep] if "platform" in cat else None
     coords = {k: cat[k][keep] for k in ("time", "lat", "lon")}
-    return Observations.from_arrays(name, cat["value"][keep], coords, platform=plat, units=units)
+    error = np.full(int(keep.sum()), noise) if noise > 0 else None
+    return Observations.from_arrays(
+        name, cat["value"][keep], coords, error=error, platform=plat, units=units
+    )
 
 
 def random_points(
@@ -104,7 +116,7 @@ def random_points(
         value = _at(truth, t, lat, lon) + rng.normal(0.0, noise, len(pick))
         time_ = np.full(len(pick), truth["time"].values[t])
         parts.append({"time": time_, "lat": lat, "lon": lon, "value": value})
-    return _observations(parts, str(truth.name), truth.attrs.get("units", "K"))
+    return _observations(parts, str(truth.name), truth.attrs.get("units", "K"), noise)
 
 
 def track_points(
@@ -135,7 +147,7 @@ def track_points(
                 }
             )
             pid += 1
-    return _observations(parts, str(truth.name), truth.attrs.get("units", "K"))
+    return _observations(parts, str(truth.name), truth.attrs.get("units", "K"), noise)
 
 
 class _Background(PointBaseline):
@@ -164,7 +176,7 @@ class _Background(PointBaseline):
             return PointForecast(bg_targets)
         departures = Observations(shown.name, shown.values - at(shown), shown.coords)
         inner = self.inner.predict(departures, targets, grid, invalid)
-        return PointForecast(inner.mean + bg_targets, inner.std, inner.notes)
+        return PointForecast(inner.mean + bg_targets, inner.std, inner.notes, inner.nugget)
 
 
 def _named(base: _Background) -> _Background:
@@ -172,8 +184,13 @@ def _named(base: _Background) -> _Background:
     return base
 
 
-def run(cfg: dict[str, Any], out: Path) -> pd.DataFrame:
-    """Run every sampling of ``cfg``; write ``out/scores.csv``; return the table."""
+def run(cfg: dict[str, Any], out: Path, only: list[str] | None = None) -> pd.DataFrame:
+    """Run every sampling of ``cfg`` (those named in ``only``, when given); write
+    ``out/scores.csv``; return the table.
+
+    A sampling draws its points from its index in the config, so running some
+    of them alone gives the same points as running them all.
+    """
     model_path = cfg.get("model", "demo")
     model = sparsediff.load(
         Path(str(sparsediff.__file__)).parent / "assets" / "demo_model"
@@ -198,6 +215,8 @@ def run(cfg: dict[str, Any], out: Path) -> pd.DataFrame:
     ]  # fmt: skip
     rows = []
     for i, s in enumerate(cfg["samplings"]):
+        if only and s["name"] not in only:
+            continue
         rng = np.random.default_rng([seed, i])
         if s["kind"] == "random":
             obs = random_points(truth, float(s["fraction"]), noise, rng)
@@ -210,11 +229,13 @@ def run(cfg: dict[str, Any], out: Path) -> pd.DataFrame:
         table = evaluate_points(
             obs, model, test, holdout=s["holdout"], seed=seed, members=int(cfg.get("members", 8)),
             steps=int(cfg.get("steps", 16)), baselines=baselines,
+            obs_error=cfg.get("obs_error", "add"),
         )  # fmt: skip
         cells = int(np.isfinite(truth.values).sum())
         table.insert(0, "sampling", s["name"])
         table.insert(1, "observations", len(obs))
         table.insert(2, "per_sea_cell", len(obs) / cells)
+        table.insert(3, "obs_error", table.attrs["obs_error"])
         rows.append(table)
         print(f"{s['name']}: {len(obs)} observations, {time.perf_counter() - t0:.0f} s", flush=True)
         for note in table.attrs.get("notes", []):
@@ -307,6 +328,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="only draw OUT/map_SAMPLING.png of that month (0 = first test month)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SAMPLING",
+        default=None,
+        help="run only these samplings of the config (the same points as in a full run)",
+    )
+    parser.add_argument(
+        "--obs-error",
+        choices=OBS_ERROR_MODES,
+        default=None,
+        help="add the observation error to every method's spread, or not (default: the "
+        "config's obs_error, else 'add', as evaluate_points)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -315,11 +350,27 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.config)
             print(plot_map(cfg, name, month, args.out / f"map_{name}.png"))
             return 0
-        table = run(load_config(args.config), args.out)
+        cfg = load_config(args.config)
+        if args.obs_error:
+            cfg["obs_error"] = args.obs_error
+        unknown = set(args.only or ()) - {s["name"] for s in cfg.get("samplings", [])}
+        if unknown:
+            raise ConfigError(f"--only: no sampling named {', '.join(sorted(unknown))}")
+        table = run(cfg, args.out, args.only)
     except SparsediffError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cols = ["sampling", "method", "rmse", "mae", "crps", "spread_skill", "n_points", "seconds"]
+    cols = [
+        "sampling",
+        "obs_error",
+        "method",
+        "rmse",
+        "mae",
+        "crps",
+        "spread_skill",
+        "n_points",
+        "seconds",
+    ]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

@@ -92,6 +92,9 @@ class Stream(IntEnum):
     INPUT_WINDOWS = 61
     #: evaluation: held-out gaps
     HOLDOUT = 0x401D
+    #: evaluation at held-out point observations: the observation error drawn
+    #: onto each ensemble member (observation perturbation)
+    OBS_ERROR = 0x401E
 
 
 def seed_for(*keys: int) -> int:

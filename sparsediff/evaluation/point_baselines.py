@@ -20,7 +20,14 @@ and [`register_point_baseline`][register_point_baseline] adds one.
     latitude/longitude grid). At most ``max_points`` shown points condition a
     step (a seeded random subset beyond that; noted), which bounds its memory
     (the kriging matrix is ``max_points**2``). Gives a mean and the kriging
-    standard deviation (no observation noise added).
+    standard deviation. gstools' kriging variance is ``sill - k.λ`` with the
+    sill including the nugget, and its right-hand side leaves the nugget out
+    (``exact=False``, the default used here), so the variance at a target is
+    that of a new *observation* there: it already includes the fitted nugget
+    (measurement error plus variability below the points' spacing), which the
+    forecast records (``PointForecast.nugget``) so that scoring does not count
+    it twice. The fitted nugget can be zero (a smooth field, or a variogram
+    dominated by a trend): the variance then holds no observation error.
 [`GriddataLinear`][GriddataLinear] (``griddata``)
     ``scipy.interpolate.griddata(method="linear")`` over the step's shown
     points (copied one turn east and west on a global longitude); targets
@@ -74,11 +81,18 @@ class PointForecast:
         A Gaussian standard deviation per target, or ``None``.
     notes
         What the baseline chose or could not do, in words.
+    nugget
+        The part of ``std**2`` at each target that already stands for
+        observation error (kriging: the fitted nugget, which gstools' variance
+        includes), or ``None`` (none of it). Scoring with ``obs_error="add"``
+        tops it up to the observation's ``error**2`` and adds nothing where it
+        is larger (see [`evaluate_points`][sparsediff.evaluation.points.evaluate_points]).
     """
 
     mean: np.ndarray
     std: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    nugget: np.ndarray | None = None
 
 
 def time_steps(obs: Observations, grid: TargetGrid) -> np.ndarray:
@@ -176,6 +190,7 @@ class Kriging(PointBaseline):
 
         mean = np.full(len(targets), np.nan)
         std = np.full(len(targets), np.nan)
+        nugget = np.full(len(targets), np.nan)
         notes: list[str] = []
         rng = np.random.default_rng([1602, self.seed])
         s_step, t_step = time_steps(shown, grid), time_steps(targets, grid)
@@ -192,6 +207,7 @@ class Kriging(PointBaseline):
                 capped += 1
             pos = [p[use] for p in s_pos]
             model = self._fit(pos, shown.values[use], latlon)
+            nugget[want] = float(model.nugget)  # type: ignore[attr-defined]
             krige = gs.krige.Ordinary(model, cond_pos=tuple(pos), cond_val=shown.values[use])
             field, var = krige(tuple(p[want] for p in t_pos), mesh_type="unstructured")
             mean[want] = field
@@ -201,7 +217,7 @@ class Kriging(PointBaseline):
                 f"kriging: {capped} step(s) conditioned on a random {self.max_points} of "
                 "their shown points"
             )
-        return PointForecast(mean, std, tuple(notes))
+        return PointForecast(mean, std, tuple(notes), nugget)
 
 
 class GriddataLinear(PointBaseline):

@@ -170,3 +170,123 @@ def test_evaluate_points_by_platform_and_bad_specs() -> None:
         evaluate_points(_obs(300), MODEL, _grid_ds(), holdout="platforms:0.2", **kw)
     with pytest.raises(InputError, match="expected 'points:F'"):
         evaluate_points(_obs(300), MODEL, _grid_ds(), holdout="cloud:0.2", **kw)
+
+
+def _noisy(n: int, s: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A true field at n points and observations of it with N(0, s**2) noise."""
+    rng = np.random.default_rng(seed)
+    truth = 290.0 + rng.normal(0.0, 2.0, n)
+    return truth, truth + rng.normal(0.0, s, n)
+
+
+def test_obs_error_known_answer_for_an_ensemble_equal_to_the_truth() -> None:
+    n, k, s = 20000, 16, 0.3
+    truth, obs = _noisy(n, s)
+    ens = xr.DataArray(np.broadcast_to(truth, (k, n)).copy(), dims=("member", "obs"))
+    error = np.full(n, s)
+    ignore = score_at_points(ens, obs)
+    add = score_at_points(ens, obs, error, seed=5)
+    noise_mae = float(np.mean(np.abs(obs - truth)))
+    assert ignore["spread_skill"] == pytest.approx(0.0, abs=1e-9)  # identical members
+    assert ignore["crps"] == pytest.approx(noise_mae, rel=1e-9)  # all members at the truth
+    # with the error added the members are draws of the observation's distribution
+    assert add["spread_skill"] == pytest.approx(1.0, abs=0.03)
+    # expected CRPS of K draws of N(0, s^2) against a draw of it (standard estimator):
+    # E|X - y| - (K-1)/(2K) E|X - X'| = 2s/sqrt(pi) (K+1)/(2K) = s/sqrt(pi) (1 + 1/K)
+    assert add["crps"] == pytest.approx(s / np.sqrt(np.pi) * (1 + 1 / k), rel=0.03)
+    assert add["crps"] < 0.8 * noise_mae  # s/sqrt(pi) against MAE s sqrt(2/pi)
+    # RMSE and MAE are those of the unperturbed mean
+    assert (add["rmse"], add["mae"]) == (ignore["rmse"], ignore["mae"])
+    # same seed, same scores; another seed, other draws
+    assert score_at_points(ens, obs, error, seed=5) == add
+    assert score_at_points(ens, obs, error, seed=6)["crps"] != add["crps"]
+
+
+def test_obs_error_widens_a_gaussian_unless_it_already_includes_it() -> None:
+    n, s = 20000, 0.3
+    truth, obs = _noisy(n, s, seed=1)
+    std = np.full(n, 0.4)
+    plain = score_at_points(PointForecast(truth, std), obs)
+    added = score_at_points(PointForecast(truth, std), obs, np.full(n, s))
+    rmse = float(np.sqrt(np.mean((obs - truth) ** 2)))
+    assert plain["spread_skill"] == pytest.approx(0.4 / rmse)
+    assert added["spread_skill"] == pytest.approx(np.sqrt(0.4**2 + s**2) / rmse)
+    import scoringrules as sr
+
+    want = np.mean(sr.crps_normal(obs, truth, np.hypot(0.4, s), backend="numpy"))
+    assert added["crps"] == pytest.approx(float(want))
+    # part of the variance already stands for observation error (kriging's nugget):
+    # only what error**2 exceeds it by is added; a nugget above error**2: nothing
+    part = score_at_points(PointForecast(truth, std, nugget=np.full(n, 0.05)), obs, np.full(n, s))
+    assert part["spread_skill"] == pytest.approx(np.sqrt(0.4**2 + s**2 - 0.05) / rmse)
+    big = PointForecast(truth, std, nugget=np.full(n, 2 * s**2))
+    assert score_at_points(big, obs, np.full(n, s)) == plain
+    # a deterministic estimate stays one: CRPS = MAE, no spread
+    det = score_at_points(PointForecast(truth), obs, np.full(n, s))
+    assert det["crps"] == det["mae"]
+    assert np.isnan(det["spread_skill"])
+    with pytest.raises(InputError, match="error has shape"):
+        score_at_points(PointForecast(truth), obs, np.full(3, s))
+
+
+def test_gstools_kriging_variance_already_includes_the_nugget() -> None:
+    import gstools as gs
+
+    # what the Kriging baseline relies on: with exact=False (its setting) the
+    # variance at a conditioning point keeps the nugget, far away it is the sill
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 10.0, 200)
+    model = gs.Exponential(dim=1, var=0.5, len_scale=2.0, nugget=0.09)
+    krige = gs.krige.Ordinary(model, cond_pos=x, cond_val=np.sin(x) + rng.normal(0, 0.3, 200))
+    _, var = krige([x[0], 100.0], mesh_type="unstructured")
+    assert 0.09 <= var[0] < 0.15
+    assert var[1] >= model.sill
+    # the baseline records the nugget it fitted; its variance at its own points is
+    # about that nugget (zero for this linear field, a trend with no nugget fitted)
+    grid = TargetGrid.from_dataset(_grid_ds()["sst"])
+    shown, _ = _obs(400).aligned_to(grid).holdout("points:0.25", seed=1)
+    kr = Kriging(max_points=200).predict(shown, shown, grid)
+    assert kr.std is not None
+    assert kr.nugget is not None
+    assert (kr.nugget >= 0).all()
+    np.testing.assert_allclose(np.median(kr.std**2), np.median(kr.nugget), atol=1e-3)
+
+
+def _noisy_obs(n: int = 300, s: float = 0.2) -> Observations:
+    base = _obs(n)
+    rng = np.random.default_rng(7)
+    values = base.values + rng.normal(0.0, s, len(base))
+    return Observations("sst", values, base.coords, error=np.full(len(base), s), units="K")
+
+
+def test_evaluate_points_adds_the_obs_error_by_default() -> None:
+    kw = {"holdout": "points:0.2", "members": 2, "steps": 2, "seed": 3}
+    kw["baselines"] = ["kriging", "griddata"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsediffWarning)  # no invalid mask for this grid
+        add = evaluate_points(_noisy_obs(), MODEL, _grid_ds(), **kw).set_index("method")
+        again = evaluate_points(_noisy_obs(), MODEL, _grid_ds(), **kw).set_index("method")
+        ignore = evaluate_points(_noisy_obs(), MODEL, _grid_ds(), obs_error="ignore", **kw)
+        ignore = ignore.set_index("method")
+        bare = _obs(300)  # no errors: "add" has nothing to add
+        no_err = evaluate_points(bare, MODEL, _grid_ds(), **kw)
+        no_err_ignore = evaluate_points(bare, MODEL, _grid_ds(), obs_error="ignore", **kw)
+    assert add.attrs["obs_error"] == "add"
+    assert ignore.attrs["obs_error"] == "ignore"
+    assert any("obs_error='add': N(0, error**2)" in n for n in add.attrs["notes"])
+    cols = ["rmse", "mae", "crps", "spread_skill"]
+    pd.testing.assert_frame_equal(add[cols], again[cols])  # same seed, same scores
+    pd.testing.assert_frame_equal(add[["rmse", "mae"]], ignore[["rmse", "mae"]])
+    # the ensemble's spread grows by the error, kriging's by what its nugget (zero for
+    # this linear field) does not hold; griddata, deterministic, stays as it is
+    for name in ("sparsediff", "kriging"):
+        assert add.loc[name, "spread_skill"] > ignore.loc[name, "spread_skill"]
+        assert add.loc[name, "crps"] != ignore.loc[name, "crps"]
+    pd.testing.assert_series_equal(add.loc["griddata", cols], ignore.loc["griddata", cols])
+    pd.testing.assert_frame_equal(
+        no_err.drop(columns="seconds"), no_err_ignore.drop(columns="seconds")
+    )
+    assert any("carry no error" in n for n in no_err.attrs["notes"])
+    assert no_err.attrs["obs_error"] == "ignore"  # nothing was added
+    with pytest.raises(ConfigError, match="obs_error must be"):
+        evaluate_points(bare, MODEL, _grid_ds(), obs_error="both", **kw)  # type: ignore[arg-type]

@@ -39,6 +39,10 @@ def test_random_points_sample_the_sea_cells_at_their_field_values(
     noisy = osse.random_points(truth, 0.05, 0.1, np.random.default_rng(0))
     diff = noisy.values - obs.values
     assert 0.08 < diff.std() < 0.12
+    # the noise's std is recorded as the observations' error (none without noise)
+    assert noisy.error is not None
+    np.testing.assert_array_equal(noisy.error, 0.1)
+    assert obs.error is None
 
 
 def test_tracks_are_straight_lines_with_one_id_each(osse: ModuleType, ostia: xr.Dataset) -> None:
@@ -67,6 +71,12 @@ def test_bad_configs_are_one_error(osse: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="bad sampling"):
         osse.load_config(bad)
     assert osse.main([str(bad), "--out", str(tmp_path / "o")]) == 2
+    bad.write_text("obs_error: both\nsamplings: []\n")
+    with pytest.raises(ConfigError, match="obs_error must be"):
+        osse.load_config(bad)
+    good = str(CONFIGS / "osse_points_ostia.yaml")
+    assert osse.main([good, "--out", str(tmp_path / "o"), "--only", "nope"]) == 2
+    assert not (tmp_path / "o").exists()  # refused before anything ran or was written
 
 
 @pytest.mark.slow
