@@ -354,6 +354,8 @@ def fit_spread_scale(
     raw = type(method)(raw_spec, method.nets)
     bins = DISTANCE_BINS if covariate == "distance" else COVARIATE_BINS
     opts = FillOptions(members=members, steps=steps, seed=settings.seed)
+    if not any(p > 0 for p in powers):
+        sigmas = ()  # the plain factors: no local variability to compute
     parts = _hidden_points(
         raw, batches, settings, opts, hide or settings.hide, device, covariate, bins, sigmas
     )

@@ -119,7 +119,7 @@ def local_variability_of(inputs: Tensor, n_vars: int, sigma: float) -> Tensor:
         ``(N, C, *S)``, float32 or wider.
     """
     c = n_vars
-    x = inputs[:, :c].to(torch.float64) if inputs.dtype == torch.float64 else inputs[:, :c].float()
+    x = inputs[:, :c].to(torch.promote_types(inputs.dtype, torch.float32))
     shown = inputs[:, c : 2 * c] > 0
     m = shown.to(x.dtype)
     dims = tuple(range(2, x.ndim))
@@ -155,16 +155,17 @@ class VariabilityFit:
         Of [`variability_factor`][variability_factor] (``power = 0``: off).
     scales
         The per-bin spread factors fitted together with them.
-    nll
+    scores
         The miscalibration over the variability groups per candidate
-        ``(sigma, power)`` (the smallest was chosen).
+        ``(sigma, power)`` (the smallest was chosen; empty when there was
+        no candidate: no width given, or a flat field).
     """
 
     sigma: float
     power: float
     ref: float
     scales: list[float]
-    nll: dict[tuple[float, float], float]
+    scores: dict[tuple[float, float], float]
 
 
 def _miscalibration(err: Tensor, spread2: Tensor, v: Tensor) -> float:
@@ -175,7 +176,7 @@ def _miscalibration(err: Tensor, spread2: Tensor, v: Tensor) -> float:
         skill = float((err[part] ** 2).mean())
         spread = float(spread2[part].mean())
         if skill > 0 and spread > 0:
-            total += math.log(spread / skill) ** 2 / 4
+            total += math.log(spread / skill) ** 2
     return total / GROUPS
 
 
@@ -226,30 +227,31 @@ def fit_variability(
     members
         Ensemble size K.
     sigmas, powers
-        The candidates.
+        The candidates (no widths: the plain factors, power 0).
     """
     k = members
-    best: tuple[float, float, float, float, list[float]] | None = None
+
+    def factors(g: Tensor | None) -> tuple[list[float], Tensor, Tensor]:
+        m, var = (mean_pert, member_var) if g is None else (mean_pert * g, member_var * g * g)
+        stats = torch.stack([err**2, err * m, m**2, var, torch.ones_like(err)], 1)
+        sums = torch.zeros(n_bins, 5, dtype=torch.float64).index_add_(0, which, stats)
+        return bin_fit(sums.tolist()), m, var
+
+    plain = factors(None)
     table: dict[tuple[float, float], float] = {}
+    best = (math.inf, 0.0, 0.0, 1.0, plain[0])  # score, sigma, power, ref, scales
     for sigma, v in zip(sigmas, variability, strict=True):
-        ref = float(v.mean()) if v.numel() else 1.0
-        if not ref > 0:
+        ref = float(v.mean()) if v.numel() else 0.0
+        if not ref > 0:  # a flat field: nothing to follow
             continue
         for power in powers:
-            g = (v.clamp_min(FLOOR_SHARE * ref) / ref) ** power
-            m, var = mean_pert * g, member_var * g * g
-            stats = torch.stack([err**2, err * m, m**2, var, torch.ones_like(err)], 1)
-            sums = torch.zeros(n_bins, 5, dtype=torch.float64).index_add_(0, which, stats)
-            scales = bin_fit(sums.tolist())
+            g = None if power == 0 else (v.clamp_min(FLOOR_SHARE * ref) / ref) ** power
+            scales, m, var = plain if g is None else factors(g)
             s = torch.tensor(scales, dtype=torch.float64)[which]
-            spread2 = (k + 1) / k * s * s * var
-            score = _miscalibration(err + s * m, spread2, v)
+            score = _miscalibration(err + s * m, (k + 1) / k * s * s * var, v)
             table[(sigma, power)] = score
-            if best is None or score < best[0] - 1e-9:
-                best = (score, sigma, power, ref, scales)
-    if best is None:
-        raise ValueError("no local variability above zero to fit a spread to")
+            if score < best[0] - 1e-9:
+                off = power == 0  # the plain factors, whatever the width
+                best = (score, 0.0 if off else sigma, power, 1.0 if off else ref, scales)
     _, sigma, power, ref, scales = best
-    if power == 0.0:  # off: the same factors whatever the width
-        sigma, ref = 0.0, 1.0
-    return VariabilityFit(sigma=sigma, power=power, ref=ref, scales=scales, nll=table)
+    return VariabilityFit(sigma=sigma, power=power, ref=ref, scales=scales, scores=table)

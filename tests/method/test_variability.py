@@ -98,7 +98,7 @@ def test_the_fit_finds_a_spread_that_follows_an_error_that_follows_the_variabili
     assert fit.power >= 0.75
     assert fit.sigma == 1.0
     assert fit.ref > 0
-    assert fit.nll[(1.0, fit.power)] < fit.nll[(1.0, 0.0)]
+    assert fit.scores[(1.0, fit.power)] < fit.scores[(1.0, 0.0)]
 
 
 def test_the_fit_keeps_the_plain_factors_when_the_error_does_not_follow_it() -> None:
@@ -129,3 +129,14 @@ def test_a_model_with_a_power_multiplies_its_bin_factors_by_the_variability(
     scaled = model.method.spread(inputs)  # type: ignore[attr-defined]
     torch.testing.assert_close(scaled, plain * variability_factor(inputs, 1, 2.0, 1.0, 0.25))
     assert not torch.equal(scaled, plain)
+
+
+def test_a_flat_field_or_no_width_keeps_the_plain_factors() -> None:
+    case = _synthetic(True)
+    plain = fit_variability(**{**case, "powers": (0.0,)})  # type: ignore[arg-type]
+    flat = fit_variability(**{**case, "variability": [torch.zeros(40_000)]})  # type: ignore[arg-type]
+    none = fit_variability(**{**case, "variability": [], "sigmas": ()})  # type: ignore[arg-type]
+    for fit in (flat, none):
+        assert fit.power == 0.0
+        assert fit.scales == plain.scales
+        assert fit.scores == {}
