@@ -39,7 +39,7 @@ from typing import Any
 
 import xarray as xr
 
-from sparsediff.data import masks
+from sparsediff.data import invalid_rules, masks
 from sparsediff.data.alignment import align_to
 from sparsediff.errors import CompatibilityError, ConfigError
 
@@ -197,9 +197,10 @@ def resolve_invalid(
     elif along is not None:
         source += f" and points missing at every step along {along!r}"
     if below is not None:
-        if isinstance(spec, dict):
+        if isinstance(spec, Mapping):  # per variable: the recorded masks, or the user's
             rule = masks.at_or_below(ds, variables, below)
-            spec = {v: rule | m for v, m in spec.items()}
+            per_var = spec if invalid is None else invalid_rules._user_masks(ds, variables, spec)
+            spec = {v: rule if m is None else rule | m for v, m in per_var.items()}
         else:
             spec = masks.at_or_below(ds, variables, below, invalid=spec)
         source += f"; values <= {below:g}"

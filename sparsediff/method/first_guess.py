@@ -60,8 +60,12 @@ def _gauss_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> tor
     return k / k.sum()
 
 
-def _blur(x: torch.Tensor, sigma: float, periodic: tuple[bool, ...]) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, *spatial)`` (zero outside non-periodic edges)."""
+def gaussian_blur(x: torch.Tensor, sigma: float, periodic: tuple[bool, ...]) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, *spatial)`` (zero outside non-periodic edges).
+
+    The kernel reaches ``ceil(3 sigma)`` points each side and sums to 1; a
+    periodic dim wraps.
+    """
     nd = x.ndim - 2
     kernel = _gauss_kernel(sigma, x.dtype, x.device)
     r = (kernel.numel() - 1) // 2
@@ -126,8 +130,8 @@ def normalized_convolution(
     est = est.expand_as(values)
     # coarse to fine: a finer scale overrides where it has support
     for sigma in sorted((float(s) for s in scales), reverse=True):
-        num = _blur(clean * k, sigma, wrap)
-        den = _blur(k, sigma, wrap)
+        num = gaussian_blur(clean * k, sigma, wrap)
+        den = gaussian_blur(k, sigma, wrap)
         local = num / den.clamp_min(1e-12)
         trust = (den / support).clamp(0.0, 1.0)
         est = trust * local + (1.0 - trust) * est

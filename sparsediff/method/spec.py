@@ -180,6 +180,12 @@ class ModelSpec(BaseModel):
             data = {("mode" if k == OLD_MODE_KEY else k): v for k, v in data.items()}
         return data
 
+    @model_validator(mode="after")
+    def _variability_width(self) -> ModelSpec:
+        if self.spread_variability_power > 0 and not self.spread_variability_sigma > 0:
+            raise ValueError("spread_variability_power > 0 needs spread_variability_sigma > 0")
+        return self
+
     @field_validator("mode")
     @classmethod
     def _registered_mode(cls, mode: str) -> str:

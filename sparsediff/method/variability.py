@@ -20,8 +20,8 @@ steadier (see the results page).
 
 ``sigma`` and ``power`` are chosen by the data, not fixed: [`fit_variability`][fit_variability]
 tries every pair of `SIGMAS` × `POWERS` on the calibration's hidden points,
-fits the per-bin factors for each, and keeps the pair with the smallest
-CRPS of the errors under a Gaussian of the calibrated spread.
+fits the per-bin factors for each, and keeps the pair whose spread/skill is
+closest to 1 in each quantile group of the local variability.
 ``power = 0`` (no scaling, every model before this option) is one of the
 candidates, so data whose error does not follow the local variability keep
 the plain factors.
@@ -34,8 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from sparsediff.method.first_guess import gaussian_blur
 
 __all__ = [
     "FLOOR_SHARE",
@@ -63,30 +64,6 @@ FLOOR_SHARE = 0.1
 #: estimate is shrunk towards the window's where few points carry it.
 PRIOR_WEIGHT = 0.1
 _TINY = 1e-12
-
-
-def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _smooth(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian filter over the spatial dims of ``(N, C, *S)`` (zero outside)."""
-    nd = x.ndim - 2
-    k = _gaussian_kernel(sigma, x.dtype, x.device)
-    r = (k.numel() - 1) // 2
-    n, c = x.shape[:2]
-    conv = F.conv2d if nd == 2 else F.conv3d
-    y = x.reshape(n * c, 1, *x.shape[2:])
-    for ax in range(nd):
-        shape = [1, 1] + [1] * nd
-        shape[2 + ax] = k.numel()
-        pad = [0] * nd
-        pad[ax] = r
-        y = conv(y, k.view(shape), padding=tuple(pad))
-    return y.reshape(x.shape)
 
 
 def local_variability_of(inputs: Tensor, n_vars: int, sigma: float) -> Tensor:
@@ -128,9 +105,10 @@ def local_variability_of(inputs: Tensor, n_vars: int, sigma: float) -> Tensor:
     wmean = torch.where(shown, x, torch.zeros_like(x)).sum(dims, keepdim=True) / count.clamp_min(1)
     xv = torch.where(shown, x - wmean, torch.zeros_like(x))
     window = (xv * xv).sum(dims, keepdim=True) / count.clamp_min(1)
-    w = _smooth(m, sigma)
-    mean = _smooth(xv, sigma) / w.clamp_min(_TINY)
-    sq = _smooth(xv * xv, sigma) / w.clamp_min(_TINY)
+    flat = (False,) * (x.ndim - 2)  # inside a window: zero beyond its edges
+    w = gaussian_blur(m, sigma, flat)
+    mean = gaussian_blur(xv, sigma, flat) / w.clamp_min(_TINY)
+    sq = gaussian_blur(xv * xv, sigma, flat) / w.clamp_min(_TINY)
     local = (sq - mean * mean).clamp_min(0)
     # shrink towards the window's variance where few shown points carry the local one
     prior = PRIOR_WEIGHT * (1 - w).clamp_min(0)
@@ -171,13 +149,13 @@ class VariabilityFit:
 def _miscalibration(err: Tensor, spread2: Tensor, v: Tensor) -> float:
     """Mean squared log spread/skill over the `GROUPS` quantile groups of ``v``."""
     order = torch.argsort(v)
-    total = 0.0
+    logs = []
     for part in torch.tensor_split(order, GROUPS):
         skill = float((err[part] ** 2).mean())
         spread = float(spread2[part].mean())
         if skill > 0 and spread > 0:
-            total += math.log(spread / skill) ** 2
-    return total / GROUPS
+            logs.append(math.log(spread / skill) ** 2)
+    return sum(logs) / len(logs) if logs else math.inf
 
 
 def fit_variability(

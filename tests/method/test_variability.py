@@ -140,3 +140,10 @@ def test_a_flat_field_or_no_width_keeps_the_plain_factors() -> None:
         assert fit.power == 0.0
         assert fit.scales == plain.scales
         assert fit.scores == {}
+
+
+def test_a_spec_with_a_power_needs_a_width(model: sparsediff.Model) -> None:
+    with pytest.raises(ValueError, match="spread_variability_sigma"):
+        type(model.spec).model_validate(
+            {**model.spec.model_dump(), "spread_variability_power": 0.5}
+        )
