@@ -61,6 +61,7 @@ from sparsediff.evaluation.metrics import (
     ssim,
     structure_table,
 )
+from sparsediff.filling.fit_input import check_fit_options
 from sparsediff.filling.invalid import model_rule
 from sparsediff.method.options import FillKeywords, FillOptions
 from sparsediff.progress import bar as progress_bar
@@ -113,15 +114,6 @@ def _baseline_filler(
     if made is None or isinstance(made, Filler):
         return made
     return BaselineFiller(made)
-
-
-def _check_fit_options(adapt: Any, calibrate: Any) -> None:
-    """One-line errors for bad ``adapt``/``calibrate`` before anything is computed."""
-    from sparsediff.filling.fit_input import check_calibrate
-    from sparsediff.training.adapt import as_adapt_options
-
-    check_calibrate(calibrate)
-    as_adapt_options(adapt)
 
 
 def evaluate(
@@ -260,7 +252,7 @@ def evaluate(
     if isinstance(holdout, str):
         parse_pattern(holdout)
     opts = FillOptions.fold(options, defaults=DEFAULT_OPTIONS, **keywords)
-    _check_fit_options(adapt, calibrate)
+    check_fit_options(adapt, calibrate)
     model_fillers = model_fillers_of(
         model,
         models,

@@ -51,7 +51,9 @@ def check_fit_options(adapt: Any, calibrate: Any, seed: int = 0) -> bool:
     """
     from sparsediff.training.adapt import as_adapt_options
 
-    return as_adapt_options(adapt, seed) is not None or check_calibrate(calibrate) != "validation"
+    adapting = as_adapt_options(adapt, seed) is not None
+    recalibrating = check_calibrate(calibrate) != "validation"  # checked even when adapting
+    return adapting or recalibrating
 
 
 def fit_to_input(

@@ -99,3 +99,20 @@ def test_a_recorded_along_rule_that_cannot_run_warns() -> None:
     assert "every missing point will be filled" in rule.warning
     with pytest.raises(ConfigError, match="invalid_below must be a number"):
         resolve_invalid(one, ["a"], invalid=None, invalid_below="low", invalid_along=None)
+
+
+def test_a_mask_per_variable_and_a_threshold_combine() -> None:
+    rng = np.random.default_rng(0)
+    dims = ("t", "y", "x")
+    ds = xr.Dataset(
+        {"a": (dims, rng.random((2, 4, 5)) - 0.3), "b": (dims, rng.random((2, 4, 5)) + 1.0)}
+    )
+    ds["m"] = xr.DataArray(np.zeros((4, 5), bool), dims=("y", "x"))
+    ds["m"][0, 0] = True
+    rule = resolve_invalid(
+        ds, ["a", "b"], invalid={"a": "m"}, invalid_below=0.0, invalid_along=None
+    )
+    below = (ds.a <= 0) | (ds.b <= 0)
+    assert set(rule.invalid) == {"a", "b"}
+    np.testing.assert_array_equal(rule.invalid["a"].values, (below | ds.m).values)
+    np.testing.assert_array_equal(rule.invalid["b"].values, below.values)

@@ -276,3 +276,11 @@ def test_cli_fill_adapts_and_calibrates_on_the_input(small: xr.Dataset, tmp_path
         record = filled.attrs["sparsediff_fill"]
     assert '"adaptation"' in record
     assert "hidden input points" in record
+
+
+def test_a_bad_calibrate_is_refused_even_when_adaptation_is_asked() -> None:
+    from sparsediff.filling.fit_input import check_fit_options
+
+    assert check_fit_options(2, "validation") is True
+    with pytest.raises(ConfigError, match="inputs"):
+        check_fit_options(2, "inputs")  # checked before any data is read
