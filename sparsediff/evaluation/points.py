@@ -96,6 +96,7 @@ def score_at_points(
     error: np.ndarray | None = None,
     *,
     seed: int = 0,
+    draw: np.ndarray | None = None,
 ) -> dict[str, float]:
     """RMSE, MAE, CRPS and spread/skill of a forecast at points.
 
@@ -113,6 +114,10 @@ def score_at_points(
     seed
         Keys the observation noise drawn onto an ensemble's members
         (``numpy_rng_for(seed, Stream.OBS_ERROR)``).
+    draw
+        Standard normal values ``(at least members, obs)`` to use instead (a
+        table scoring several methods draws once per observation, so that the
+        noise at an observation does not depend on which others are scored).
 
     Returns
     -------
@@ -128,8 +133,11 @@ def score_at_points(
         k = forecast.sizes["member"]
         scored = forecast
         if err is not None:
-            draw = numpy_rng_for(check_seed(seed), Stream.OBS_ERROR).standard_normal((k, y.size))
-            noise = xr.DataArray(draw * err, dims=("member", "obs"))
+            if draw is None:
+                draw = numpy_rng_for(check_seed(seed), Stream.OBS_ERROR).standard_normal(
+                    (k, y.size)
+                )
+            noise = xr.DataArray(draw[:k] * err, dims=("member", "obs"))
             scored = forecast.transpose("member", "obs") + noise
         ratio = float(spread_skill_ratio(scored, y, None)) if k > 1 else float("nan")
         return {
@@ -206,9 +214,13 @@ def _score_table(
         )
     rows = []
     idx = np.flatnonzero(keep)
+    k = max(
+        (f.sizes["member"] for f in forecasts.values() if isinstance(f, xr.DataArray)), default=1
+    )
+    draw = numpy_rng_for(check_seed(seed), Stream.OBS_ERROR).standard_normal((k, len(held)))
     for name, f in forecasts.items():
         err = None if error is None else error[idx]
-        scores = score_at_points(_take(f, idx), held.values[idx], err, seed=seed)
+        scores = score_at_points(_take(f, idx), held.values[idx], err, draw=draw[:, idx])
         kind = "model" if name == "sparsediff" else "baseline"
         rows.append({"method": name, "kind": kind, **scores, "n_points": int(keep.sum())})
         rows[-1]["seconds"] = seconds[name]
@@ -288,12 +300,12 @@ def evaluate_points(
     """
     if obs_error not in OBS_ERROR_MODES:
         raise ConfigError(f"obs_error must be 'add' or 'ignore', got {obs_error!r}")
+    kw = fill_arguments({**fill_options, "options": options}, defaults=DEFAULT_OPTIONS)
     model = as_model(model)
     var = model.variables[0]
     obs = in_model_units(as_observations(observations, value, default=var), model, var)
     grid = points_grid(model, like, dims=dims, bounds=bounds, resolution=resolution)
     obs = obs.aligned_to(grid)
-    kw = fill_arguments({**fill_options, "options": options}, defaults=DEFAULT_OPTIONS)
     seed = kw["options"].seed
     shown, held = obs.holdout(holdout, seed=seed)
     notes: list[str] = []

@@ -290,3 +290,25 @@ def test_evaluate_points_adds_the_obs_error_by_default() -> None:
     assert no_err.attrs["obs_error"] == "ignore"  # nothing was added
     with pytest.raises(ConfigError, match="obs_error must be"):
         evaluate_points(bare, MODEL, _grid_ds(), obs_error="both", **kw)  # type: ignore[arg-type]
+
+
+def test_the_noise_at_an_observation_does_not_depend_on_which_others_are_scored() -> None:
+    from sparsediff.evaluation import points as pts
+    from sparsediff.rng import Stream, numpy_rng_for
+
+    n, k = 50, 8
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=n)
+    held = Observations("v", truth, {"x": np.arange(n, dtype=float)}, error=np.full(n, 0.3))
+    ens = xr.DataArray(truth + rng.normal(size=(k, n)) * 0.5, dims=("member", "obs"))
+    gappy = np.zeros(n)
+    gappy[0] = np.nan  # a baseline without an estimate at the first observation
+    forecasts = {"sparsediff": ens, "other": PointForecast(gappy)}
+    table = pts._score_table(
+        forecasts, {"sparsediff": 0.0, "other": 0.0}, held, (held.error, ""), 0
+    )
+    row = table.set_index("method").loc["sparsediff"]
+    draw = numpy_rng_for(0, Stream.OBS_ERROR).standard_normal((k, n))  # over all observations
+    expected = score_at_points(ens[:, 1:], truth[1:], held.error[1:], draw=draw[:, 1:])
+    assert row["crps"] == pytest.approx(expected["crps"], rel=1e-12)
+    assert row["spread_skill"] == pytest.approx(expected["spread_skill"], rel=1e-12)
