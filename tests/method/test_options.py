@@ -222,3 +222,11 @@ def test_the_fill_command_passes_every_field_to_the_fill(tmp_path: Path) -> None
     with xr.open_dataset(tmp_path / "out.nc") as out:
         record = json.loads(out.attrs["sparsediff_fill"])
     assert {k: record.get(k) for k in VALUES} == VALUES
+
+
+def test_the_fill_samples_at_the_steps_the_spread_is_calibrated_with() -> None:
+    from sparsediff.training.config import CalibrationConfig
+
+    # the spread factors are fitted at calibration.steps; a fill at other steps is
+    # rougher or smoother than the factors assume (docs: 6 steps, spread/skill 1.18)
+    assert FillOptions().steps == CalibrationConfig().steps
