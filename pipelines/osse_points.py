@@ -229,7 +229,7 @@ def run(cfg: dict[str, Any], out: Path, only: list[str] | None = None) -> pd.Dat
         table = evaluate_points(
             obs, model, test, holdout=s["holdout"], seed=seed, members=int(cfg.get("members", 8)),
             steps=int(cfg.get("steps", 16)), baselines=baselines,
-            obs_error=cfg.get("obs_error", "add"),
+            obs_error=cfg.get("obs_error", "add"), calibrate=cfg.get("calibrate", "auto"),
         )  # fmt: skip
         cells = int(np.isfinite(truth.values).sum())
         table.insert(0, "sampling", s["name"])
@@ -278,7 +278,7 @@ def plot_map(cfg: dict[str, Any], sampling: str, month: int, path: Path) -> Path
     shown, held = obs.holdout(s["holdout"], seed=seed)
     filled = fill_points(
         model, shown, test, members=int(cfg.get("members", 8)),
-        steps=int(cfg.get("steps", 16)), seed=seed,
+        steps=int(cfg.get("steps", 16)), seed=seed, calibrate=cfg.get("calibrate", "auto"),
     )[truth.name]  # fmt: skip
     t = truth["time"].values[month]
     panels = [
@@ -342,15 +342,23 @@ def main(argv: list[str] | None = None) -> int:
         help="add the observation error to every method's spread, or not (default: the "
         "config's obs_error, else 'add', as evaluate_points)",
     )
+    parser.add_argument(
+        "--calibrate",
+        choices=("auto", "validation", "input"),
+        default=None,
+        help="sparsediff's spread calibration: the model's own, or refitted on the shown "
+        "observations, or auto: the package default (default: the config's calibrate, else auto)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
+        cfg = load_config(args.config)
+        if args.calibrate:
+            cfg["calibrate"] = args.calibrate
         if args.map:
             name, month = args.map[0], int(args.map[1])
-            cfg = load_config(args.config)
             print(plot_map(cfg, name, month, args.out / f"map_{name}.png"))
             return 0
-        cfg = load_config(args.config)
         if args.obs_error:
             cfg["obs_error"] = args.obs_error
         unknown = set(args.only or ()) - {s["name"] for s in cfg.get("samplings", [])}

@@ -134,7 +134,7 @@ class SparsediffAccessor:
         progress: bool | None = None,
         persist: bool | None = None,
         adapt: Any = None,
-        calibrate: str = "validation",
+        calibrate: str = "auto",
         points: Any = None,
         like: Any = None,
         bounds: Any = None,

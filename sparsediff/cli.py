@@ -173,11 +173,11 @@ def fill(
             "--init": init_job,
             "--region": task_region,
             "--adapt-steps": adapt_steps,
-            "--calibrate": calibrate != "validation",
             "--min-observed-share": min_observed_share is not None,
         }
         args = (model_path, input_path, output, points, like, value, strict, overwrite)
         kw = dict(options=options, device=device, check_values=not no_value_check)
+        kw |= dict(calibrate=calibrate)
         kw |= _invalid_options(invalid, invalid_below, invalid_along)
         _fill_points(args, kw, unsupported, threads)
         return
@@ -185,7 +185,7 @@ def fill(
         missing = "INPUT" if input_path is None else "OUTPUT"
         raise click.UsageError(f"Missing argument '{missing}' (or fill from --points and --like)")
     array_job = init_job or bool(task_region)
-    fits = bool(adapt_steps) or calibrate != "validation"
+    fits = bool(adapt_steps) or calibrate == "input"
     _check_fill_target(output, (init_job, task_region), fits, overwrite, region_size)
     _check_threads(threads)
     from sparsediff.devices import resolve_device

@@ -52,11 +52,12 @@ def _fit_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--adapt-steps`` and ``--calibrate``: fit the model to the input before filling."""
     f = click.option(
         "--calibrate",
-        type=click.Choice(["validation", "input"]),
-        default="validation",
+        type=click.Choice(["auto", "validation", "input"]),
+        default="auto",
         show_default=True,
-        help="Spread calibration: the model's (fitted on its validation part) or refitted "
-        "on hidden observed points of INPUT.",
+        help="Spread calibration: the model's (fitted on its validation part), refitted "
+        "on hidden observed points of INPUT, or auto: the model's for a grid, refitted "
+        "on the observations for --points.",
     )(f)
     return click.option(
         "--adapt-steps",

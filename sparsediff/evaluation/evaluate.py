@@ -135,7 +135,7 @@ def evaluate(
     device: str = "auto",
     progress: bool | None = None,
     adapt: Any = None,
-    calibrate: str = "validation",
+    calibrate: str = "auto",
     **keywords: Unpack[FillKeywords],
 ) -> pd.DataFrame:
     """Score models and classical baselines on the same held-out gaps.

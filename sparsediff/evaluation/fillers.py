@@ -266,7 +266,7 @@ class ModelFiller(Filler):
         device: str = "auto",
         progress: bool | None = None,
         adapt: Any = None,
-        calibrate: str = "validation",
+        calibrate: str = "auto",
         **keywords: Unpack[FillKeywords],
     ) -> None:
         self.model = model

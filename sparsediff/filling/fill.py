@@ -43,7 +43,7 @@ from sparsediff.devices import resolve_device
 from sparsediff.errors import ConfigError, SparsediffWarning
 from sparsediff.filling.block import fill_block
 from sparsediff.filling.compatibility import check_compatible
-from sparsediff.filling.fit_input import check_fit_options, fit_to_input
+from sparsediff.filling.fit_input import FITTED_TO_INPUT, check_fit_options, fit_to_input
 from sparsediff.filling.invalid import InvalidRule, resolve_invalid
 from sparsediff.filling.summary import flag_counts, summary_line
 from sparsediff.filling.windows import FillOptions
@@ -204,7 +204,7 @@ def fill(
     progress: bool | None = None,
     persist: bool | None = None,
     adapt: Any = None,
-    calibrate: str = "validation",
+    calibrate: str = "auto",
     points: Any = None,
     like: Any = None,
     bounds: Any = None,
@@ -280,7 +280,8 @@ def fill(
     calibrate
         ``"validation"``: the spread calibration the model was trained with;
         ``"input"``: refit it on hidden observed points of ``ds``
-        ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]).
+        ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]);
+        ``"auto"`` (default): the model's own for gridded ``ds``, a refit for ``points``.
     points, like, bounds, resolution
         Observations to fill from, and the target grid (a template, or bounds
         plus a resolution); see [`sparsediff.filling.points`][sparsediff.filling.points].
@@ -550,7 +551,7 @@ def _finish(result: xr.Dataset, plan: _FillPlan, check_values: bool) -> None:
             "model_trained_at": model.provenance.get("trained_at"),
             "model_mode": model.spec.mode,
             "model_calibration": model.spec.calibration,
-            **{k: model.provenance[k] for k in ("adaptation",) if k in model.provenance},
+            **{k: v for k, v in model.provenance.items() if k in FITTED_TO_INPUT},
             "invalid": plan.rule.source,
             "value_check": "sample and extremes" if check_values else "off",
             "filled_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -17,7 +17,7 @@ input (an evaluation's held-out points among them) is never seen.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
@@ -30,11 +30,27 @@ from sparsediff.errors import ConfigError
 from sparsediff.filling.invalid import model_rule
 from sparsediff.model import Model, as_model
 
-__all__ = ["CALIBRATIONS", "check_calibrate", "check_fit_options", "fit_to_input"]
+if TYPE_CHECKING:
+    from sparsediff.training.input_calibration import InputFit
 
-#: Where the spread calibration comes from: the model's own (fitted on its
-#: validation part when it was trained) or a refit on the data being filled.
-CALIBRATIONS = ("validation", "input")
+__all__ = [
+    "CALIBRATIONS",
+    "FITTED_TO_INPUT",
+    "check_calibrate",
+    "check_fit_options",
+    "fit_to_input",
+]
+
+#: The model's provenance records of a fit to the input, copied into a fill's record.
+FITTED_TO_INPUT = ("adaptation", "input_calibration")
+
+#: Where the spread calibration comes from: ``"validation"``, the model's own
+#: (fitted on its validation part when it was trained); ``"input"``, a refit on the
+#: data being filled; ``"auto"``, the model's own for gridded data and a refit for
+#: a fill from point observations (a model calibrated on gridded gaps is
+#: under-dispersed between sparse points; see
+#: [`sparsediff.filling.points`][sparsediff.filling.points]).
+CALIBRATIONS = ("auto", "validation", "input")
 
 
 def check_calibrate(calibrate: Any) -> str:
@@ -52,7 +68,7 @@ def check_fit_options(adapt: Any, calibrate: Any, seed: int = 0) -> bool:
     from sparsediff.training.adapt import as_adapt_options
 
     adapting = as_adapt_options(adapt, seed) is not None
-    recalibrating = check_calibrate(calibrate) != "validation"  # checked even when adapting
+    recalibrating = check_calibrate(calibrate) == "input"  # checked even when adapting
     return adapting or recalibrating
 
 
@@ -61,12 +77,13 @@ def fit_to_input(
     model: Model | str,
     *,
     adapt: Any = None,
-    calibrate: str = "validation",
+    calibrate: str = "auto",
     seed: int = 0,
     device: str = "auto",
     invalid: masks.InvalidSpec = None,
     invalid_below: float | str | None = "model",
     invalid_along: Hashable | Sequence[Hashable] | None = "model",
+    input_fit: InputFit | None = None,
 ) -> Model:
     """The model adapted to and/or calibrated on ``ds`` (``model`` itself when neither is asked).
 
@@ -80,13 +97,18 @@ def fit_to_input(
         ``None``/``0``: no adaptation; an int: that many steps; or
         [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions] (or a dict of its fields).
     calibrate
-        ``"validation"``: keep the model's calibration; ``"input"``: refit it on ``ds``.
+        ``"validation"`` or ``"auto"`` (gridded data): keep the model's calibration;
+        ``"input"``: refit it on ``ds``.
     seed
         Key of the adaptation (when ``adapt`` is an int) and of the calibration.
     device
         Where to train and sample.
     invalid, invalid_below, invalid_along
         As for [`sparsediff.fill`][sparsediff.filling.fill.fill]: which points are invalid.
+    input_fit
+        How ``calibrate="input"`` fits
+        ([`InputFit`][sparsediff.training.input_calibration.InputFit]; ``None``: the
+        gridded defaults; a fill from points thins its observations).
 
     Returns
     -------
@@ -106,7 +128,7 @@ def fit_to_input(
     calibrate = check_calibrate(calibrate)
     options = as_adapt_options(adapt, seed)
     model = as_model(model)
-    if options is None and calibrate == "validation":
+    if options is None and calibrate != "input":
         return model
     ds = as_dataset(ds, name=model.variables[0] if len(model.variables) == 1 else None)
     # the context frames are taken by position: fit on the steps in coordinate order
@@ -128,5 +150,12 @@ def fit_to_input(
     if calibrate == "input":
         from sparsediff.training.input_calibration import calibrate_on_input
 
-        model = calibrate_on_input(model, data, states, seed=seed, device=dev)
+        model = calibrate_on_input(
+            model,
+            data,
+            states,
+            seed=seed,
+            fit=input_fit,
+            device=dev,
+        )
     return model

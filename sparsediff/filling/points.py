@@ -22,6 +22,23 @@ to the centre, and the observation error is not used to relax the field
 towards the observations (no member spread at observed cells, even for noisy
 observations). The errors are recorded, not used.
 
+**The spread is calibrated on the observations** (``calibrate="auto"``, the
+default, or ``"input"``). A model's spread factors were fitted on gridded gaps
+of dense data; between sparse points they are too narrow (spread/skill 0.46–0.81
+in the OSSE of docs/results.md). So before the fill the model's departure scale
+and spread factors are refitted on the binned observations themselves
+([`calibrate_on_input`][sparsediff.training.input_calibration.calibrate_on_input]):
+in windows of the grid, a random share (10–90 %) of the observed cells is hidden
+(`POINTS_CALIBRATION_HIDE`: the observations thinned),
+filled from the rest and compared, so the hidden cells lie at the distances from
+data that the gaps between the points have; the noise of the cell means (the
+observations' ``error``, when given: [`cell_noise_variance`][cell_noise_variance])
+is taken off the squared errors, so the spread is that of the field; and distance
+bins with few hidden points are pooled outwards rather than extrapolated. It
+costs a fit of up to 128 windows before the fill. ``calibrate="validation"``
+keeps the model's own; under ``"auto"``, a model that cannot be refitted here
+(no eligible window, no training config) keeps its own with a warning.
+
 The result holds, for the model's variable ``v``:
 
 - ``v``: the fill, with a ``member`` dim when ``members > 1``;
@@ -41,18 +58,24 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from sparsediff.data.binning import bin_to_grid, target_grid
 from sparsediff.data.observations import Observations
 from sparsediff.data.target_grid import TargetGrid
-from sparsediff.errors import InputError, SparsediffWarning
+from sparsediff.errors import ConfigError, InputError, SparsediffWarning
+from sparsediff.method.base import HideSpec
+from sparsediff.method.options import FillOptions
 from sparsediff.model import Model, as_model
 
 __all__ = [
     "OBSERVED_CELL_RULE",
+    "POINTS_CALIBRATION_HIDE",
+    "POINTS_MIN_OBSERVED",
     "as_observations",
+    "cell_noise_variance",
     "fill_points",
     "fill_points_command",
     "in_model_units",
@@ -64,6 +87,14 @@ OBSERVED_CELL_RULE = (
     "cells with observations keep the mean of their observations in every member "
     "(flag 0); errors, when given, are recorded and not used"
 )
+
+#: What ``calibrate="input"`` hides in a fill from points: a random share (drawn
+#: in the range, per window) of the observed cells, i.e. the observations thinned,
+#: so that the hidden cells lie at the distances from data that the gaps between
+#: the points have (boxes or clouds cut among sparse points do not).
+POINTS_CALIBRATION_HIDE = HideSpec((0.1, 0.9), ("mcar",))
+#: Least observed share of a window that ``calibrate="input"`` fits on, for points.
+POINTS_MIN_OBSERVED = 0.002
 
 
 def as_observations(
@@ -245,7 +276,9 @@ def fill_points(
     **fill_options
         Any other keyword of [`fill`][sparsediff.filling.fill.fill]: ``options`` (a
         [`FillOptions`][sparsediff.method.options.FillOptions]) or its fields
-        (``members``, ``seed``, ``steps``, ...), ``invalid``, ...
+        (``members``, ``seed``, ``steps``, ...), ``invalid``, ``calibrate``
+        (``"auto"``, the default, and ``"input"``: the spread refitted on the
+        observations, see the module notes; ``"validation"``: the model's own), ...
 
     Returns
     -------
@@ -276,6 +309,8 @@ def fill_points(
         raise InputError(f"none of the {len(obs)} observations lies in the target grid")
     gappy = binned[[var]]
     along = None if isinstance(invalid_along, str) and invalid_along == "model" else invalid_along
+    noise = cell_noise_variance(binned, var)
+    model, fill_options = _calibrated_on_points(gappy, model, along, noise, dict(fill_options))
     out = fill(gappy, model, invalid_along=along, **fill_options)
     flag = out[f"{var}_fill_flag"]
     lost = _warn_unused(out, count, flag, user_invalid=fill_options.get("invalid") is not None)
@@ -285,6 +320,77 @@ def fill_points(
     out.attrs.pop("sparsediff_points", None)
     out.attrs["sparsediff_points"] = _points_record(out, var, obs, grid, binned.attrs, lost)
     return out
+
+
+def cell_noise_variance(binned: xr.Dataset, var: str) -> float:
+    """Mean noise variance of the binned cell means: ``error**2 / count`` over the cells
+    with observations (0 when no error was given).
+
+    ``binned`` is [`bin_to_grid`][sparsediff.data.binning.bin_to_grid]'s output
+    (``<var>_error`` the mean error standard deviation of a cell's observations).
+    """
+    count = binned[f"{var}_count"].values
+    error = binned[f"{var}_error"].values
+    used = (count > 0) & np.isfinite(error)
+    if not used.any():
+        return 0.0
+    return float(np.mean(error[used] ** 2 / count[used]))
+
+
+def _calibrated_on_points(
+    gappy: xr.Dataset, model: Model, along: Any, noise: float, fill_options: dict[str, Any]
+) -> tuple[Model, dict[str, Any]]:
+    """With ``calibrate="input"`` or ``"auto"``: the model refitted on the binned
+    observations, and the fill's options without it (otherwise both unchanged).
+
+    The refit thins the observations (`POINTS_CALIBRATION_HIDE`)
+    in windows with at least `POINTS_MIN_OBSERVED` observed cells,
+    and fits the spread to the error of the field: the cells' mean noise variance
+    ``noise`` ([`cell_noise_variance`][cell_noise_variance]) is taken off the squared
+    errors at the hidden cells; distance bins with few hidden points are pooled
+    with those beyond them (``thin_bins="pool"``), so that the factors far from the
+    data are fitted, not extrapolated. An adaptation asked beside it runs first, as
+    in a gridded fill.
+    """
+    from sparsediff.filling.fit_input import check_calibrate, check_fit_options, fit_to_input
+    from sparsediff.training.input_calibration import InputFit
+
+    calibrate = check_calibrate(fill_options.get("calibrate", "auto"))
+    auto = calibrate == "auto"
+    if calibrate == "validation" or (auto and model.method.uncalibrated() is not None):
+        return model, fill_options  # (a model without a calibration keeps none)
+    option_names = {f for f in FillOptions.__dataclass_fields__}
+    seed = FillOptions.fold(
+        fill_options.get("options"),
+        **{k: v for k, v in fill_options.items() if k in option_names},
+    ).seed
+    adapt = fill_options.pop("adapt", None)
+    check_fit_options(adapt, calibrate, seed)
+    fill_options["calibrate"] = "validation"
+    try:
+        fitted = fit_to_input(
+            gappy,
+            model,
+            adapt=adapt,
+            calibrate="input",
+            seed=seed,
+            device=fill_options.get("device", "auto"),
+            invalid=fill_options.get("invalid"),
+            invalid_below=fill_options.get("invalid_below", "model"),
+            invalid_along=along,
+            input_fit=InputFit(POINTS_CALIBRATION_HIDE, POINTS_MIN_OBSERVED, noise, "pool"),
+        )
+    except ConfigError as exc:
+        if not auto or adapt is not None:
+            raise
+        warnings.warn(
+            f"the spread keeps the model's own calibration (fitted on gridded gaps, "
+            f"likely too narrow between sparse points): no refit on the observations ({exc})",
+            SparsediffWarning,
+            stacklevel=3,
+        )
+        return model, fill_options
+    return fitted, fill_options
 
 
 def _warn_unused(

@@ -34,7 +34,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -48,6 +48,8 @@ from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.rng import Stream, generator_for, numpy_rng_for
 
+if TYPE_CHECKING:  # the calibration owns how spreads are fitted
+    from sparsediff.method.calibration import SpreadFit
 __all__ = [
     "HideSpec",
     "Method",
@@ -443,6 +445,7 @@ class Method:
         where: str = "validation",
         progress: bool | None = False,
         variability: bool = False,
+        spread_fit: SpreadFit | None = None,
     ) -> tuple[dict[str, object], str]:
         """Fit the calibration on ``batches`` with ``hide`` hidden (data no net was trained on).
 
@@ -466,6 +469,8 @@ class Method:
             Also let the spread follow the local variability of the data
             ([`sparsediff.method.variability`][sparsediff.method.variability]; the
             fit chooses its power, 0 included).
+        spread_fit
+            Noise in the hidden values, thin bins' rule ([`SpreadFit`][SpreadFit]; default: none).
 
         Returns
         -------

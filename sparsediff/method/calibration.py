@@ -43,7 +43,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -61,10 +61,12 @@ __all__ = [
     "COVARIATE_BINS",
     "DISTANCE_BINS",
     "Calibration",
+    "SpreadFit",
     "bin_scales",
     "fit_calibration",
     "fit_departure_scale",
     "fit_spread_scale",
+    "pool_thin_bins",
     "solve_spread_scale",
 ]
 
@@ -139,6 +141,30 @@ class Calibration:
         )
 
 
+@dataclass(frozen=True)
+class SpreadFit:
+    """How the spread factors are fitted to the hidden points, beyond what is hidden.
+
+    Attributes
+    ----------
+    noise_variance
+        Variance (normalised units) of the noise in the hidden values, e.g. the
+        error of binned point observations: it is taken off the squared errors,
+        so that the spread is that of the field, not of the observations (0: the
+        hidden values are exact, as on gridded data).
+    thin_bins
+        What a distance bin with too few hidden points gets: ``"extrapolate"``
+        (the factor of its nearest fitted neighbour, and beyond the last fitted
+        bin the growth of the last two continues) or ``"pool"`` (it is pooled
+        with the bins above it until they have enough points, and they are
+        fitted together: the factors far from the data come from the hidden
+        points there, however few per bin).
+    """
+
+    noise_variance: float = 0.0
+    thin_bins: Literal["extrapolate", "pool"] = "extrapolate"
+
+
 def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) -> float:
     """The factor ``s`` that makes a K-member ensemble's spread match its error.
 
@@ -147,7 +173,10 @@ def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) 
     ``e0 = mean(err**2)``, ``c1 = mean(err * m)``, ``m2 = mean(m**2)``. The
     calibrated ``s`` solves ``e0 + 2 s c1 + s**2 m2 = (K + 1) / K * s**2 v``,
     clipped to [SCALE_MIN, SCALE_MAX] (SCALE_MAX when the ensemble has no spread).
+    A negative ``e0`` (the squared error less the noise of the truth, see
+    [`fit_spread_scale`][fit_spread_scale]) counts as 0.
     """
+    e0 = max(e0, 0.0)
     k = members
     a = (k + 1) / k * v - m2
     if a <= 0 or v <= 0:
@@ -157,8 +186,43 @@ def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) 
     return min(max(scale, SCALE_MIN), SCALE_MAX)
 
 
-def bin_scales(sums: list[list[float]], members: int, overall: float) -> list[float]:
+def pool_thin_bins(sums: list[list[float]]) -> list[list[float]]:
+    """The bins' sums with every bin of too few points pooled with the bins above it.
+
+    Going out from the data, bins are gathered until they hold `MIN_POINTS`
+    hidden points together; every bin of such a pool gets the pool's summed
+    ``(e0, c1, m2, v, n)``. Empty bins before the first point stay as they are;
+    a last pool that stays short joins the pool below it (or stays as it is
+    when there is none).
+    """
+    pools: list[list[int]] = []
+    current: list[int] = []
+    for i, t in enumerate(sums):
+        if t[4] == 0 and not current and not pools:
+            continue  # nothing hidden this close to the data
+        current.append(i)
+        if sum(sums[j][4] for j in current) >= MIN_POINTS:
+            pools.append(current)
+            current = []
+    if current and pools:
+        pools[-1].extend(current)
+    elif current:
+        pools.append(current)
+    out = [[float(x) for x in t] for t in sums]
+    for pool in pools:
+        total = [sum(float(sums[j][c]) for j in pool) for c in range(5)]
+        for j in pool:
+            out[j] = list(total)
+    return out
+
+
+def bin_scales(
+    sums: list[list[float]], members: int, overall: float, *, thin: str = "extrapolate"
+) -> list[float]:
     """Spread factor per covariate bin from the bins' sums ``(e0, c1, m2, v, n)``.
+
+    With ``thin="pool"`` the sums are first [pooled][pool_thin_bins], so that
+    every bin out to the last hidden point has a factor fitted on points.
 
     Bins with at least `MIN_POINTS` points are fitted in closed form,
     with the factors kept non-decreasing along the bins (pool adjacent
@@ -176,6 +240,8 @@ def bin_scales(sums: list[list[float]], members: int, overall: float) -> list[fl
         e0, c1, m2, v, cnt = t
         return solve_spread_scale(e0 / cnt, c1 / cnt, m2 / cnt, v / cnt, members)
 
+    if thin == "pool":
+        sums = pool_thin_bins(sums)
     groups: list[tuple[list[int], list[float]]] = []  # (bins, summed stats)
     for i, t in enumerate(sums):
         if t[4] < MIN_POINTS:
@@ -309,6 +375,7 @@ def fit_spread_scale(
     covariate: str = COVARIATE,
     sigmas: Sequence[float] = SIGMAS,
     powers: Sequence[float] = (0.0,),
+    spread_fit: SpreadFit | None = None,
 ) -> Calibration | None:
     """Fit the spread factors of a latent model on validation batches.
 
@@ -337,12 +404,15 @@ def fit_spread_scale(
         [`fit_variability`][sparsediff.method.variability.fit_variability]
         (the default, 0 alone: no scaling, the factors of earlier versions;
         [`POWERS`][sparsediff.method.variability.POWERS]: the data choose).
+    spread_fit
+        Noise in the hidden values, off the squared errors; thin bins ([`SpreadFit`][SpreadFit]).
 
     Returns
     -------
     Calibration or None
         ``None`` when the batches hold no hidden observed point.
     """
+    rule = spread_fit or SpreadFit()
     raw_spec = method.spec.model_copy(
         update={
             "spread_scale": 1.0,
@@ -364,6 +434,7 @@ def fit_spread_scale(
     r, m, var, which, *variability = parts
     n, k = int(r.numel()), members
     e0, c1, m2, v = (float(x.mean()) for x in (r**2, r * m, m**2, var))
+    e0 -= rule.noise_variance
     overall = solve_spread_scale(e0, c1, m2, v, k)
     fit = fit_variability(
         r,
@@ -372,13 +443,14 @@ def fit_spread_scale(
         which,
         variability,
         len(bins),
-        lambda sums: bin_scales(sums, k, overall),
+        lambda sums: bin_scales(sums, k, overall, thin=rule.thin_bins),
         k,
         sigmas=sigmas,
         powers=powers,
+        noise=rule.noise_variance,
     )
     counts = torch.bincount(which, minlength=len(bins))
-    skill_before = math.sqrt(e0 + 2 * c1 + m2)
+    skill_before = math.sqrt(max(e0 + 2 * c1 + m2, 0.0))
     spread_before = math.sqrt((k + 1) / k * v)
     return Calibration(
         scale=float(overall),
@@ -405,6 +477,7 @@ def fit_calibration(
     where: str = "validation",
     powers: Sequence[float] = (0.0,),
     progress: bool | None = False,
+    spread_fit: SpreadFit | None = None,
 ) -> tuple[dict[str, object], str]:
     """Fit the departure scale, then the spread factors, on ``batches`` with ``hide`` hidden.
 
@@ -436,6 +509,9 @@ def fit_calibration(
         ([`fit_spread_scale`][fit_spread_scale]; the default, 0 alone: none).
     progress
         Show a bar over the batches of each fit (``None``: when interactive).
+    spread_fit
+        Noise in the hidden values and the rule for thin bins
+        ([`fit_spread_scale`][fit_spread_scale]).
 
     Returns
     -------
@@ -464,6 +540,7 @@ def fit_calibration(
         hide=hide,
         device=device,
         powers=powers,
+        spread_fit=spread_fit,
     )
     if result is None:
         return updates, f"none: the {where} windows hold no observed point to hide"

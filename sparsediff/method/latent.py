@@ -46,7 +46,7 @@ from sparsediff.method.base import (
     TrainSettings,
     WindowFactors,
 )
-from sparsediff.method.calibration import fit_calibration
+from sparsediff.method.calibration import SpreadFit, fit_calibration
 from sparsediff.method.guidance import cfg_denoiser, consistency_guidance
 from sparsediff.method.inputs import centre_inputs, guess_of, spread_covariate
 from sparsediff.method.objectives import CompletionObjective, PriorObjective
@@ -256,6 +256,7 @@ class LatentMethod(Method):
         where: str = "validation",
         progress: bool | None = False,
         variability: bool = False,
+        spread_fit: SpreadFit | None = None,
     ) -> tuple[dict[str, object], str]:
         """The departure scale, then the spread factors ([`fit_calibration`][fit_calibration])."""
         why = self.uncalibrated()
@@ -272,6 +273,7 @@ class LatentMethod(Method):
             where=where,
             progress=progress,
             powers=POWERS if variability else (0.0,),
+            spread_fit=spread_fit,
         )
 
     @classmethod

@@ -170,6 +170,7 @@ def fit_variability(
     *,
     sigmas: Sequence[float] = SIGMAS,
     powers: Sequence[float] = POWERS,
+    noise: float = 0.0,
 ) -> VariabilityFit:
     """Choose ``(sigma, power)`` so that the spread is calibrated at every level of variability.
 
@@ -206,12 +207,15 @@ def fit_variability(
         Ensemble size K.
     sigmas, powers
         The candidates (no widths: the plain factors, power 0).
+    noise
+        Variance of the noise in the hidden values: taken off every squared
+        error in the bins' sums, and added to the spread in the score.
     """
     k = members
 
     def factors(g: Tensor | None) -> tuple[list[float], Tensor, Tensor]:
         m, var = (mean_pert, member_var) if g is None else (mean_pert * g, member_var * g * g)
-        stats = torch.stack([err**2, err * m, m**2, var, torch.ones_like(err)], 1)
+        stats = torch.stack([err**2 - noise, err * m, m**2, var, torch.ones_like(err)], 1)
         sums = torch.zeros(n_bins, 5, dtype=torch.float64).index_add_(0, which, stats)
         return bin_fit(sums.tolist()), m, var
 
@@ -226,7 +230,7 @@ def fit_variability(
             g = None if power == 0 else (v.clamp_min(FLOOR_SHARE * ref) / ref) ** power
             scales, m, var = plain if g is None else factors(g)
             s = torch.tensor(scales, dtype=torch.float64)[which]
-            score = _miscalibration(err + s * m, (k + 1) / k * s * s * var, v)
+            score = _miscalibration(err + s * m, (k + 1) / k * s * s * var + noise, v)
             table[(sigma, power)] = score
             if score < best[0] - 1e-9:
                 off = power == 0  # the plain factors, whatever the width

@@ -161,7 +161,13 @@ def training_config(model: Model) -> TrainConfig:
 
 
 def input_crops(
-    model: Model, ds: xr.Dataset, states: xr.Dataset, *, seed: int, shuffle: bool = True
+    model: Model,
+    ds: xr.Dataset,
+    states: xr.Dataset,
+    *,
+    seed: int,
+    shuffle: bool = True,
+    min_observed: float | None = None,
 ) -> CropDataset:
     """Training windows over the data being filled, as the model was trained on them.
 
@@ -178,6 +184,9 @@ def input_crops(
         Key of the window order.
     shuffle
         Keyed random window order (else the grid order).
+    min_observed
+        Least observed share of a window (default: the training's
+        ``window.min_observed``; sparse point observations need less).
 
     Raises
     ------
@@ -192,6 +201,7 @@ def input_crops(
         data = anomalies(data, aligned_climatology(data, model.climatology))
     win = cfg.window
     halo = tuple(win.halo) if win.halo is not None else tuple(win.size)
+    least = win.min_observed if min_observed is None else min_observed
     patterns = (*cfg.autoencoder.hide.patterns, *cfg.calibration.hide.patterns)
     crops = CropDataset(
         data,
@@ -199,7 +209,7 @@ def input_crops(
         tuple(spec.dims),
         tuple(spec.window),
         stride=tuple(win.stride) if win.stride else None,
-        min_observed=win.min_observed,
+        min_observed=least,
         stats=model.stats,
         states=states[variables],
         seed=seed,
@@ -213,7 +223,7 @@ def input_crops(
     if len(crops.windows) == 0:
         raise ConfigError(
             f"no window of size {list(spec.window)} of the input has an observed share >= "
-            f"{win.min_observed}: nothing to adapt or calibrate on"
+            f"{least}: nothing to adapt or calibrate on"
         )
     return crops
 

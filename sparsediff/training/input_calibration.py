@@ -21,20 +21,53 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import xarray as xr
 
 from sparsediff.method.base import HideSpec
+from sparsediff.method.calibration import SpreadFit
 from sparsediff.model import Model
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.adapt import input_crops, training_config
 from sparsediff.training.data import fixed_batches
 
-__all__ = ["INPUT_WINDOWS", "calibrate_on_input"]
+__all__ = ["INPUT_WINDOWS", "InputFit", "calibrate_on_input"]
 
 #: Windows of the input the calibration uses (a keyed random sample).
 INPUT_WINDOWS = 128
+
+
+@dataclass(frozen=True)
+class InputFit:
+    """What ``calibrate="input"`` hides, in which windows, and what the hidden values are.
+
+    The defaults are the gridded fill's: the training's gap families and
+    window rule, exact values. A fill from points
+    ([`sparsediff.filling.points`][sparsediff.filling.points]) thins its observations instead.
+
+    Attributes
+    ----------
+    hide
+        What to hide in the windows (``None``: the training's ``calibration.hide``).
+    min_observed
+        Least observed share of a window used (``None``: the training's
+        ``window.min_observed``).
+    noise_variance
+        Variance of the noise in the input's values (physical units squared, a
+        one-variable model): taken off every squared error of the fit, so that
+        the spread is the field's (0: exact values).
+    thin_bins
+        The rule for distance bins with few hidden points
+        ([`SpreadFit`][sparsediff.method.calibration.SpreadFit]).
+    """
+
+    hide: HideSpec | None = None
+    min_observed: float | None = None
+    noise_variance: float = 0.0
+    thin_bins: Literal["extrapolate", "pool"] = "extrapolate"
 
 
 def calibrate_on_input(
@@ -44,7 +77,7 @@ def calibrate_on_input(
     *,
     seed: int = 0,
     max_windows: int = INPUT_WINDOWS,
-    hide: HideSpec | None = None,
+    fit: InputFit | None = None,
     device: torch.device | str = "cpu",
 ) -> Model:
     """Refit the departure scale and spread factors of a latent model on ``ds``.
@@ -61,8 +94,9 @@ def calibrate_on_input(
         Key of the window sample and the hidden points (the fill's seed).
     max_windows
         How many windows of the input to use.
-    hide
-        What to hide in them (default: the training's ``calibration.hide``).
+    fit
+        What to hide, in which windows, and the noise of the values
+        ([`InputFit`][InputFit]; ``None``: the training's gaps, exact values).
     device
         Where to run.
 
@@ -90,19 +124,28 @@ def calibrate_on_input(
         raise ConfigError(f'calibrate="input" needs a model that can be calibrated ({why})')
     cfg = training_config(model)
     c = cfg.calibration
+    fit = fit or InputFit()
     settings = dataclasses.replace(settings_of(cfg), seed=seed)
-    crops = input_crops(model, ds, states, seed=seed_for(seed, Stream.INPUT_WINDOWS))
+    crops = input_crops(
+        model, ds, states, seed=seed_for(seed, Stream.INPUT_WINDOWS), min_observed=fit.min_observed
+    )
     t0 = time.perf_counter()
     batches = fixed_batches(crops, max_windows=max_windows, batch_size=cfg.optim.batch_size)
+    used = fit.hide or hide_spec(c.hide)
+    noise = 0.0
+    if fit.noise_variance:
+        (var,) = model.variables
+        noise = fit.noise_variance / model.stats[var].std ** 2
     updates, described = method.calibrate(
         batches,
         settings,
-        hide=hide or hide_spec(c.hide),
+        hide=used,
         members=c.members,
         steps=c.steps,
         device=device,
         where="input",
         variability=c.variability,
+        spread_fit=SpreadFit(noise, fit.thin_bins),
     )
     spec = model.spec.model_copy(update={**updates, "calibration": described})
     record = {
@@ -110,6 +153,9 @@ def calibrate_on_input(
         "members": c.members,
         "steps": c.steps,
         "seed": seed,
+        "hide": {"rate": list(used.rate), "patterns": list(used.patterns)},
+        "noise_variance": fit.noise_variance,
+        "thin_bins": fit.thin_bins,
         "seconds": round(time.perf_counter() - t0, 3),
         "calibration": described,
     }

@@ -200,6 +200,11 @@ def test_cli_fills_a_grid_from_points(tmp_path: Path) -> None:
         res = runner.invoke(main, [*args, *opts, str(out)])
     assert res.exit_code == 0, res.output
     assert "warning: 7 observations fall in invalid cells: not used" in res.output
+    assert "keeps the model's own calibration" in res.output  # auto: nothing to refit it on
+    res = runner.invoke(main, [*args, *opts, "--calibrate", "input", str(tmp_path / "in.nc")])
+    assert res.exit_code == 2
+    assert "no training config" in res.output
+    assert not (tmp_path / "in.nc").exists()
     got = xr.open_dataset(out)
     assert "sst_count" in got
     assert "sparsediff_points" in got.attrs
@@ -237,3 +242,80 @@ def test_points_are_read_from_tables_files_and_datasets(tmp_path: Path) -> None:
         as_observations(tmp_path / "missing.nc")
     with pytest.raises(InputError, match="points must be"):
         as_observations(np.zeros(3))
+
+
+def _ostia_points(
+    ostia_full: xr.Dataset, share: float, seed: int
+) -> tuple[Observations, xr.Dataset]:
+    """Two held-out OSTIA months and a random ``share`` of their sea cells as points
+    (at the cell centres, the field's own values)."""
+    var = "surface_temperature"
+    grid = ostia_full.isel(time=slice(52, 54), longitude=slice(0, 144)).load()
+    field = grid[var]
+    t, y, x = np.nonzero(np.isfinite(field.values))
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(t.size, int(share * t.size), replace=False)
+    t, y, x = t[pick], y[pick], x[pick]
+    obs = Observations.from_arrays(
+        var,
+        field.values[t, y, x],
+        {
+            "time": field.time.values[t],
+            "latitude": field.latitude.values[y],
+            "longitude": field.longitude.values[x],
+        },
+        units=field.attrs.get("units"),
+    )
+    return obs, grid
+
+
+def test_input_calibration_on_points_thins_the_observations(ostia_full: xr.Dataset) -> None:
+    from sparsediff.demo import DEMO_MODEL
+    from sparsediff.filling.points import POINTS_CALIBRATION_HIDE
+
+    var = "surface_temperature"
+    demo = sparsediff.load(DEMO_MODEL)
+    obs, grid = _ostia_points(ostia_full, 0.05, seed=0)
+    kw = {"members": 2, "steps": 2, "seed": 1}
+    own = fill_points(demo, obs, grid, calibrate="validation", **kw)
+    refit = fill_points(demo, obs, grid, calibrate="input", **kw)
+    auto = fill_points(demo, obs, grid, **kw)  # the default: refit too
+    xr.testing.assert_identical(auto.drop_attrs(), refit.drop_attrs())
+    record = json.loads(refit.attrs["sparsediff_fill"])
+    hide = record["input_calibration"]["hide"]
+    assert hide == {
+        "rate": list(POINTS_CALIBRATION_HIDE.rate),
+        "patterns": list(POINTS_CALIBRATION_HIDE.patterns),
+    }
+    assert "input_calibration" not in json.loads(own.attrs["sparsediff_fill"])
+    assert "hidden input points" in record["model_calibration"]
+    assert (
+        "hidden input points" not in json.loads(own.attrs["sparsediff_fill"])["model_calibration"]
+    )
+    flag = refit[f"{var}_fill_flag"].values
+    assert np.array_equal(flag, own[f"{var}_fill_flag"].values)
+    observed = flag == 0
+    for m in range(2):
+        got, was = refit[var].isel(member=m).values, own[var].isel(member=m).values
+        assert np.array_equal(got[observed], was[observed])  # the binned means, bit for bit
+    spread = refit[var].std("member").values[flag == 1]
+    before = own[var].std("member").values[flag == 1]
+    assert np.all(np.isfinite(spread))
+    assert not np.allclose(spread, before)  # the spread factors were refitted
+
+
+def test_a_model_that_cannot_be_refitted_keeps_its_calibration_with_a_warning() -> None:
+    from sparsediff.errors import ConfigError
+
+    # MODEL records no training config: "auto" keeps its own calibration and says so,
+    # "input" is refused, "validation" is silent (and the same fill as "auto")
+    with pytest.warns(SparsediffWarning, match="keeps the model's own calibration"):
+        auto = fill_points(MODEL, _obs(), _template(), invalid=_invalid(), **OPTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsediffWarning)  # observations in land cells
+        own = fill_points(
+            MODEL, _obs(), _template(), invalid=_invalid(), calibrate="validation", **OPTS
+        )
+        with pytest.raises(ConfigError, match="no training config"):
+            fill_points(MODEL, _obs(), _template(), invalid=_invalid(), calibrate="input", **OPTS)
+    xr.testing.assert_identical(auto.drop_attrs(), own.drop_attrs())

@@ -147,3 +147,42 @@ def test_a_spec_with_a_power_needs_a_width(model: sparsediff.Model) -> None:
         type(model.spec).model_validate(
             {**model.spec.model_dump(), "spread_variability_power": 0.5}
         )
+
+
+def test_noise_in_the_hidden_values_is_taken_off_the_fitted_spread() -> None:
+    # the hidden values carry noise of variance 0.04 on top of a field error of
+    # variance 0.09: fitted with the noise given, the spread is the field's (0.09)
+    g = torch.Generator().manual_seed(2)
+    case = _synthetic(False)
+    err = case["err"] + 0.2 * torch.randn(40_000, generator=g, dtype=torch.float64)  # type: ignore[operator]
+    noisy = fit_variability(**{**case, "err": err})  # type: ignore[arg-type]
+    clean = fit_variability(**{**case, "err": err}, noise=0.04)  # type: ignore[arg-type]
+    assert noisy.scales[0] == pytest.approx(math.sqrt(0.13 / 0.01 * 8 / 9), rel=0.03)
+    assert clean.scales[0] == pytest.approx(math.sqrt(0.09 / 0.01 * 8 / 9), rel=0.03)
+
+
+def test_noise_larger_than_the_error_gives_the_smallest_factor_not_a_crash() -> None:
+    from sparsediff.method.calibration import SCALE_MIN, solve_spread_scale
+
+    assert solve_spread_scale(-0.5, 0.0, 0.0, 0.01, 8) == SCALE_MIN
+    assert math.isfinite(solve_spread_scale(-0.5, 0.001, 0.0, 0.01, 8))
+
+
+def test_thin_bins_are_pooled_outwards_and_fitted_not_extrapolated() -> None:
+    from sparsediff.method.calibration import MIN_POINTS, bin_scales, pool_thin_bins
+
+    # per bin: n points with error variance e (mean perturbation 0, member variance 0.01)
+    plan = [(0, 0.0), (300, 0.01), (50, 0.04), (60, 0.04), (100, 0.04), (5, 0.04)]
+    sums = [[e * n, 0.0, 0.0, 0.01 * n, float(n)] for n, e in plan]
+    pooled = pool_thin_bins(sums)
+    assert pooled[0] == sums[0]  # nothing hidden this close to the data: left as it is
+    assert pooled[1] == sums[1]  # enough points of its own
+    tail = [sum(sums[j][c] for j in range(2, 6)) for c in range(5)]
+    assert all(pooled[j] == tail for j in range(2, 6))  # the short last pool joins the one below
+    assert tail[4] >= MIN_POINTS
+    pooled_scales = bin_scales(sums, 8, 1.0, thin="pool")
+    extrapolated = bin_scales(sums, 8, 1.0)
+    near, far = math.sqrt(0.01 / 0.01 * 8 / 9), math.sqrt(0.04 / 0.01 * 8 / 9)
+    assert pooled_scales[1] == pytest.approx(near, rel=1e-9)
+    assert pooled_scales[2:] == pytest.approx([far] * 4, rel=1e-9)  # fitted on the far points
+    assert extrapolated[2] == pytest.approx(near, rel=1e-9)  # 50 points: no factor of their own
