@@ -203,8 +203,8 @@ class _Trainer:
         ema_state: dict[str, torch.Tensor] | None = None
         ema_updates = 0
         resumed = False
-        keep = cfg.run.keep_best and stage not in type(self.method).unscored_stages
-        self.best = BestWeights(stage, keep)
+        keep = cfg.run.keep_best and cfg.run.eval_every > 0
+        self.best = BestWeights(stage, keep and stage not in type(self.method).unscored_stages)
         if resume_from is not None:
             st, tens, opt_state = load_checkpoint(resume_from)
             if st.stage == stage:
@@ -311,10 +311,7 @@ class _Trainer:
         self.logger.log(row)
 
     def _finish_stage(self, stage: str, total: int, net: torch.nn.Module, ema: EMA) -> None:
-        """Freeze the stage's final weights into the method and write its final checkpoint.
-
-        They are the EMA weights, or those of the best evaluation (``run.keep_best``).
-        """
+        """Freeze the stage's final weights (EMA, or the best evaluated: keep_best); checkpoint."""
         if self.best.settle(net, ema.state_dict(), self.rt):
             ema.load_state_dict(net.state_dict(), ema.updates)  # the done checkpoint's too
             self.kept_best[stage] = self.best.record()
