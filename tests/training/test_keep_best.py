@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 import torch
+from click.testing import CliRunner
 from safetensors.torch import load_file
 
+from sparsediff.cli import main
 from sparsediff.training.best_weights import BestWeights
 from sparsediff.training.checkpoint import latest_checkpoint, load_checkpoint
 from sparsediff.training.trainer import train
@@ -133,6 +135,11 @@ def test_the_restore_is_recorded_in_provenance_and_metrics(runs: dict[str, Path]
     assert (last[0]["kept_step"], last[0]["kept_val_rmse"]) == (6, curve[6])
     # no other row claims a restore
     assert sum("kept_step" in r for r in _rows(run)) == 1
+    shown = CliRunner().invoke(main, ["info", str(run / "model")])
+    assert shown.exit_code == 0, shown.output
+    assert "kept best:  autoencoder weights of step 6 (val_rmse 0.1913; the last, step 8:" in (
+        shown.output
+    )
 
 
 def test_a_mid_stage_checkpoint_carries_the_best_so_far(runs: dict[str, Path]) -> None:
