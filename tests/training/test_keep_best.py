@@ -168,13 +168,15 @@ def _killed_copy(run: Path, dst: Path, name: str) -> Path:
     """
     shutil.copytree(run, dst)
     shutil.rmtree(dst / "model")
+
+    def key(stage: str, step: int) -> tuple[int, bool, int]:
+        return STAGES.index(stage.removesuffix("_done")), stage.endswith("_done"), step
+
     stage, step = name.rsplit("-", 1)
+    kill = key(stage, int(step))
 
     def later(s: str, n: int) -> bool:
-        base = s.removesuffix("_done")
-        if STAGES.index(base) != STAGES.index(stage):
-            return STAGES.index(base) > STAGES.index(stage)
-        return s.endswith("_done") or n > int(step)
+        return key(s, n) > kill
 
     for p in (dst / "checkpoints").iterdir():
         if p.is_dir():
@@ -197,7 +199,15 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("killed_at", ["autoencoder-00000007", "prior-00000003"])
+@pytest.mark.parametrize(
+    "killed_at",
+    [
+        "autoencoder-00000007",  # after the best evaluation (6), before the last (8)
+        "autoencoder-00000008",  # after the last evaluation, before the restore
+        "autoencoder_done-00000008",  # after the restore, before the prior
+        "prior-00000003",  # mid prior, on the restored autoencoder
+    ],
+)
 def test_kill_after_the_best_evaluation_then_resume_matches_uninterrupted(
     full: Path, tmp_path: Path, killed_at: str
 ) -> None:
