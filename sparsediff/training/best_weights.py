@@ -9,7 +9,13 @@ with — is kept. When the stage ends and its last evaluation was worse than its
 best, the stage's network is given the best evaluation's weights before the
 next stage (the prior then trains on the restored autoencoder's latents),
 before calibration and before saving. Only the trainable weights are restored;
-the optimizer state is not (the stage is over).
+the optimizer state is not (the stage is over). A stage the method lists in
+[`unscored_stages`][sparsediff.method.base.Method.unscored_stages] (the latent
+prior, whose evaluation scores the regression whatever its weights) is not
+tracked: it ends on its last weights.
+
+Under DDP only rank 0 evaluates; at the end of the stage its record and, for
+a restore, its best weights are broadcast to every rank.
 
 A mid-stage checkpoint carries the best weights (tensor group ``best``) and
 their record (``extra["best"]``), so a resumed run keeps the same best as an
