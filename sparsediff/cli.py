@@ -395,6 +395,11 @@ def info(path: Path, model_path: Path | None) -> None:
             click.echo(f"  {name + ':':<11} {n:,} parameters")
         prov = model.provenance
         click.echo(f"  trained:    {prov.get('trained_at')} on {prov.get('data_source')}")
+        for stage, k in prov.get("kept_best", {}).items():  # run.keep_best restored a stage
+            click.echo(
+                f"  kept best:  {stage} weights of step {k['step']} (val_rmse {k['val_rmse']:.4g}; "
+                f"the last, step {k['last_step']}: {k['last_val_rmse']:.4g})"
+            )
         return
     ds = sparsediff.open(path)
     click.echo(f"dataset {path}")

@@ -228,6 +228,8 @@ class Method:
     """Whether [`calibrate`][calibrate] fits anything (a config's ``calibration.*`` is read)."""
     adapts: ClassVar[str | None] = None
     """The stage whose network adaptation fine-tunes on the data filled (None: no adaptation)."""
+    unscored_stages: ClassVar[tuple[str, ...]] = ()
+    """Stages whose in-training evaluation does not depend on their weights (no keep_best)."""
 
     def __init__(self, spec: ModelSpec, nets: dict[str, nn.Module] | None = None) -> None:
         if spec.mode != self.mode:

@@ -75,6 +75,9 @@ class LatentMethod(Method):
     }
     calibrates: ClassVar[bool] = True
     adapts: ClassVar[str | None] = "autoencoder"
+    #: While the prior trains, the evaluation scores the mean of a centred ensemble: the
+    #: regression, whatever the prior's weights (its val_rmse moves by float rounding only).
+    unscored_stages: ClassVar[tuple[str, ...]] = ("prior",)
 
     @property
     def autoencoder(self) -> CompletionAutoencoder:

@@ -297,16 +297,19 @@ class OptimConfig(_Section):
 class RunConfig(_Section):
     """Logging, checkpoints, evaluation and devices."""
 
-    out: str = Field(
-        "runs/sparsediff", description="Output directory (model, checkpoints, metrics)."
-    )
-    seed: StrictInt = Field(
-        0, ge=0, lt=2**63, description="Seed of everything (data order, init, noise)."
-    )
+    out: str = Field("runs/sparsediff", description="Run directory: model, checkpoints, metrics.")
+    seed: StrictInt = Field(0, ge=0, lt=2**63, description="Seed of all: data order, init, noise.")
     device: str = Field("auto", description="'auto' (cuda when present), 'cpu' or 'cuda[:N]'.")
     num_workers: int = Field(0, ge=0, description="DataLoader workers per rank.")
     log_every: int = Field(10, ge=1, description="Steps between metric lines.")
     eval_every: int = Field(200, ge=0, description="Steps between held-out masked RMSE (0: off).")
+    keep_best: StrictBool = Field(
+        True,
+        description="With eval_every > 0, a stage whose last val_rmse is worse than its best "
+        "ends on its best evaluation's (EMA) weights (ties: the later), before the next stage, "
+        "calibration and saving; provenance 'kept_best' and the stage's last metrics row "
+        "('kept_step') record it. false: every stage ends on its last weights.",
+    )
     checkpoint_every: int = Field(200, ge=1, description="Steps between checkpoints.")
     progress: bool | None = Field(
         None,

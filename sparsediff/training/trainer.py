@@ -46,6 +46,7 @@ from sparsediff.model import Model
 from sparsediff.progress import bar as progress_bar
 from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
+from sparsediff.training.best_weights import BestWeights
 from sparsediff.training.checkpoint import (
     TrainState,
     latest_checkpoint,
@@ -84,6 +85,9 @@ class _Trainer:
         self.completed: list[str] = []
         #: Spec fields the method fitted before its stages (kept in every checkpoint).
         self.fitted: dict[str, Any] = {}
+        #: The running stage's best evaluation; the stages that ended on their best's weights.
+        self.best = BestWeights("")
+        self.kept_best: dict[str, dict[str, Any]] = {}
         self.global_batch = cfg.optim.batch_size
         if self.global_batch % rt.world_size:
             raise TrainingError(
@@ -199,6 +203,8 @@ class _Trainer:
         ema_state: dict[str, torch.Tensor] | None = None
         ema_updates = 0
         resumed = False
+        keep = cfg.run.keep_best and cfg.run.eval_every > 0
+        self.best = BestWeights(stage, keep and stage not in type(self.method).unscored_stages)
         if resume_from is not None:
             st, tens, opt_state = load_checkpoint(resume_from)
             if st.stage == stage:
@@ -207,6 +213,7 @@ class _Trainer:
                 ema_updates = st.ema_updates
                 start_step = st.step
                 resumed = True
+                self.best.resume(st.extra, tens)
         if not resumed:
             updates = self.method.before_stage(stage, self._sample, self.settings, self._sum_ranks)
             if updates:
@@ -287,18 +294,28 @@ class _Trainer:
     def _log_step(
         self, row: dict[str, Any], net: torch.nn.Module, ema: EMA, bar: Any, eval_now: bool
     ) -> None:
-        """Show and log a metrics row, with the EMA weights' validation RMSE when due."""
+        """Show and log a metrics row, with the EMA weights' validation RMSE when due.
+
+        With ``run.keep_best``, the stage's best evaluated weights are kept and the
+        last step's row names them (``kept_step``, ``kept_val_rmse``) if not the last.
+        """
         bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.1f}")
         if eval_now:
             with ema.swapped_into(net):
                 net.eval()
                 row["val_rmse"] = self.evaluate(row["stage"])
                 net.train()
+            self.best.observe(row["step"], row["val_rmse"], ema.state_dict())
+            if row["step"] == self._steps(row["stage"]) and self.best.worse_at_end:
+                row.update(kept_step=self.best.step, kept_val_rmse=self.best.val_rmse)
         self.logger.log(row)
 
     def _finish_stage(self, stage: str, total: int, net: torch.nn.Module, ema: EMA) -> None:
-        """Freeze the stage's EMA weights into the method and write its final checkpoint."""
-        net.load_state_dict(ema.state_dict())
+        """Freeze the stage's final weights (EMA, or the best evaluated: keep_best); checkpoint."""
+        if self.best.settle(net, ema.state_dict(), self.rt):
+            ema.load_state_dict(net.state_dict(), ema.updates)  # the done checkpoint's too
+            self.kept_best[stage] = self.best.record()
+        self.best = BestWeights("")
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
@@ -442,7 +459,11 @@ class _Trainer:
         for name in self.completed:
             if name != stage.removesuffix("_done"):
                 tensors[name] = self.method.nets[name].state_dict()
-        extra = {"completed": self.completed, "fitted": self.fitted}
+        extra = {"completed": self.completed, "fitted": self.fitted, "kept_best": self.kept_best}
+        if not stage.endswith("_done"):  # a stage mid-way: its best so far
+            best_extra, best_tensors = self.best.checkpoint_part()
+            extra.update(best_extra)
+            tensors.update(best_tensors)
         return save_checkpoint(self.out, TrainState(stage, step, ema.updates, extra), tensors, opt)
 
     def restore_completed(self, path: Path) -> Path | None:
@@ -453,6 +474,7 @@ class _Trainer:
         if fitted is None:  # a checkpoint written before "fitted": its one fitted field
             fitted = {"latent_scale": float(st.extra.get("latent_scale", 1.0))}
         self.fitted = dict(fitted)
+        self.kept_best = dict(st.extra.get("kept_best", {}))
         self._update_spec(**self.fitted)
         for name in self.completed:
             net = type(self.method).new_net(name, self.spec, self.arch).to(self.rt.device)
@@ -479,6 +501,8 @@ class _Trainer:
         }
         if self.context_weight_note is not None:
             provenance["context_weight"] = self.context_weight_note
+        if self.kept_best:
+            provenance["kept_best"] = self.kept_best
         if self.data.region is not None:
             provenance["trained_region"] = self.data.region
         from sparsediff import __version__
