@@ -17,16 +17,14 @@ and it alone knows how to
   ([`Method.before_stage`][Method.before_stage]) and what the in-training
   evaluation scores after it ([`Method.stage_estimate`][Method.stage_estimate]);
 * size windows: how much its networks coarsen them
-  ([`Method.window_factors`][Method.window_factors]), which the training config
-  checks ``window.size`` against;
+  ([`Method.window_factors`][Method.window_factors], checked against ``window.size``);
 * calibrate: what is fitted on held-out data after training
   ([`Method.calibrate`][Method.calibrate]), or why nothing is
   ([`Method.uncalibrated`][Method.uncalibrated]).
 
 The registry [`METHODS`][sparsediff.method.METHODS] maps each ``mode`` to its
 class; the trainer, the training config and model loading ask it and never
-branch on a mode themselves. ``fill`` is xarray bookkeeping around
-[`Method.complete`][Method.complete].
+branch on a mode themselves. ``fill`` is bookkeeping around [`Method.complete`][Method.complete].
 """
 
 from __future__ import annotations
