@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--months", type=int, default=6)
     p.add_argument("--members", type=int, default=8)
-    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--steps", type=int, default=None, help="default: the fill's (the README's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     args = p.parse_args(argv)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"OSTIA last {args.months} months, demo model, members={args.members}, "
-        f"steps={args.steps}, torch threads={args.threads}"
+        f"steps={args.steps or model.spec.spread_steps}, torch threads={args.threads}"
     )
     print(f"one fill (persist=False, .compute()): {t_one:.2f} s")
     print(

@@ -58,9 +58,15 @@ __all__ = ["main", "random_points", "run", "track_points"]
 
 _KEYS = {
     "model", "test_months", "seed", "members", "steps", "noise", "kriging_max_points",
-    "samplings", "obs_error",
+    "samplings", "obs_error", "calibrate",
 }  # fmt: skip
 _SAMPLING_KEYS = {"name", "kind", "fraction", "tracks_per_month", "spacing", "slope", "holdout"}
+
+
+def _steps(cfg: dict[str, Any]) -> int | None:
+    """The sampler steps of the config (``None``: the model's calibrated steps)."""
+    steps = cfg.get("steps")
+    return None if steps is None else int(steps)
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -228,7 +234,7 @@ def run(cfg: dict[str, Any], out: Path, only: list[str] | None = None) -> pd.Dat
         t0 = time.perf_counter()
         table = evaluate_points(
             obs, model, test, holdout=s["holdout"], seed=seed, members=int(cfg.get("members", 8)),
-            steps=int(cfg.get("steps", 16)), baselines=baselines,
+            steps=_steps(cfg), baselines=baselines,
             obs_error=cfg.get("obs_error", "add"), calibrate=cfg.get("calibrate", "auto"),
         )  # fmt: skip
         cells = int(np.isfinite(truth.values).sum())
@@ -236,6 +242,7 @@ def run(cfg: dict[str, Any], out: Path, only: list[str] | None = None) -> pd.Dat
         table.insert(1, "observations", len(obs))
         table.insert(2, "per_sea_cell", len(obs) / cells)
         table.insert(3, "obs_error", table.attrs["obs_error"])
+        table.insert(4, "calibrate", cfg.get("calibrate", "auto"))
         rows.append(table)
         print(f"{s['name']}: {len(obs)} observations, {time.perf_counter() - t0:.0f} s", flush=True)
         for note in table.attrs.get("notes", []):
@@ -278,7 +285,7 @@ def plot_map(cfg: dict[str, Any], sampling: str, month: int, path: Path) -> Path
     shown, held = obs.holdout(s["holdout"], seed=seed)
     filled = fill_points(
         model, shown, test, members=int(cfg.get("members", 8)),
-        steps=int(cfg.get("steps", 16)), seed=seed, calibrate=cfg.get("calibrate", "auto"),
+        steps=_steps(cfg), seed=seed, calibrate=cfg.get("calibrate", "auto"),
     )[truth.name]  # fmt: skip
     t = truth["time"].values[month]
     panels = [

@@ -82,7 +82,11 @@ class QualityEvaluate(BaseModel):
         ["time_mean", "linear", "laplace", "dineof"], description="Classical baselines."
     )
     members: int = Field(8, ge=2, description="Ensemble members per model.")
-    steps: int = Field(16, ge=1, description="Sampler steps.")
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="Sampler steps (null: each model's, those its spread was fitted at).",
+    )
     seed: int = Field(0, ge=0, description="Seed of the held-out gaps and the sampling noise.")
     batch_size: int = Field(16, ge=1, description="Windows per model call.")
     time_dim: str | None = Field("time", description="Record dim of the time-based baselines.")

@@ -3,7 +3,9 @@
 The networks stay as they are; the calibration is fitted again on the
 validation part of the model's training config, exactly as the trainer does
 after its last stage (same windows, hidden points, members and steps), and
-the model is saved under a new name. It lets a change of the calibration be
+the model is saved under a new name, its provenance recording the
+recalibration (``provenance["recalibration"]``: when, the config and its
+``calibration`` section, the result). It lets a change of the calibration be
 scored on models already trained, without training them again::
 
     python pipelines/recalibrate.py CONFIG MODEL OUT [--powers 0]
@@ -20,6 +22,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import torch
 
@@ -60,8 +63,17 @@ def recalibrate(
         steps=c.steps,
         powers=(POWERS if c.variability else (0.0,)) if powers is None else tuple(powers),
     )
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": str(config),
+        "calibration": c.model_dump(mode="json"),
+        "note": note,
+    }
+    provenance = {**model.provenance, "recalibration": record}
     model = dataclasses.replace(
-        model, spec=spec.model_copy(update={**updates, "calibration": note})
+        model,
+        spec=spec.model_copy(update={**updates, "calibration": note}),
+        provenance=provenance,
     )
     model.save(out, overwrite=True)
     return note

@@ -536,7 +536,8 @@ def evaluate(
     )
     for note in table.attrs.get("notes", []):
         click.echo(f"note: {note}")
-    members, steps, sampler = options.members, options.steps, options.sampler
+    members, sampler = options.members, options.sampler
+    steps = options.at_steps(model.spec.spread_steps).steps
     click.echo(
         f"held-out {holdout} (seed {options.seed}), {members} members x {steps} {sampler} "
         "steps; scores on held-out points only"

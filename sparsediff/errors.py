@@ -12,6 +12,7 @@ __all__ = [
     "CompatibilityError",
     "ConfigError",
     "InputError",
+    "NothingToFitError",
     "SparsediffError",
     "SparsediffWarning",
     "TrainingError",
@@ -29,6 +30,11 @@ class InputError(SparsediffError, ValueError):
 
 class ConfigError(SparsediffError, ValueError):
     """An invalid configuration: unknown key, wrong type, impossible sizes."""
+
+
+class NothingToFitError(ConfigError):
+    """A model cannot be adapted or calibrated on this input: it records no training
+    config, or no window of the input has enough observed points."""
 
 
 class CompatibilityError(SparsediffError, ValueError):

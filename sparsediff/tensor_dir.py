@@ -89,6 +89,11 @@ class TensorDirWriter:
         """
         cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         save_file(cpu, str(self.root / name), metadata=metadata)
+        # safetensors creates its files owner-only (0600); give them the permissions
+        # any other file gets under the umask, so a group sharing models can read them
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.root / name, 0o666 & ~umask)
         return self.record(name)
 
     def text(self, name: str, text: str) -> Path:

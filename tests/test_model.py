@@ -314,14 +314,18 @@ def test_spec_is_saved_with_mode_and_old_kind_key_still_loads(saved: Path) -> No
         sparsediff.load(saved)
 
 
-def test_shipped_demo_model_with_the_old_kind_key_loads() -> None:
+def test_shipped_demo_model_loads_with_its_spread_steps() -> None:
     from sparsediff.demo import DEMO_MODEL
 
     raw = json.loads((Path(DEMO_MODEL) / "config.json").read_text())
-    assert raw["model"]["kind"] == "latent"  # written before the rename, shipped as is
+    assert raw["model"]["mode"] == "latent"  # (the old "kind" key: the test above)
     model = sparsediff.load(DEMO_MODEL)
     assert model.spec.mode == "latent"
     assert set(model.nets) == {"autoencoder", "prior"}
+    # calibrated (here recalibrated: pipelines/recalibrate.py) at calibration.steps,
+    # which a fill takes by default
+    done = model.provenance.get("recalibration") or model.provenance["config"]
+    assert model.spec.spread_steps == done["calibration"]["steps"] == 6
 
 
 def test_an_unknown_mode_is_refused_on_load(saved: Path) -> None:
@@ -361,3 +365,14 @@ def test_a_pixel_model_with_an_autoencoder_entry_is_refused(tmp_path: Path) -> N
     (pixel / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="a pixel model has no 'autoencoder' network"):
         sparsediff.load(pixel)
+
+
+def test_every_model_file_gets_the_umask_permissions(saved: Path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in saved.iterdir():
+        mode = stat.S_IMODE(f.stat().st_mode)
+        assert mode == 0o666 & ~umask, (f.name, oct(mode))  # not safetensors' owner-only 0600

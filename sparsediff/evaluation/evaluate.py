@@ -217,7 +217,7 @@ def evaluate(
         [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions], give one model
         only (its run directory is shared).
     **keywords
-        The fields of ``FillOptions`` (``members=8``, ``steps=16``, ``seed=0``,
+        The fields of ``FillOptions`` (``members=8``, ``steps`` the model's, ``seed=0``,
         ``sampler``, ``batch_size``, ``guidance``, ``cfg_scale``, ...) when
         ``options`` is not given.
 
@@ -528,7 +528,7 @@ def _table_attrs(
         "holdout": holdout if isinstance(holdout, str) else f"{holdout[0]}:{holdout[1]}",
         "seed": int(opts.seed),
         "members": int(opts.members),
-        "steps": int(opts.steps),
+        "steps": opts.steps,  # None: each model's calibrated steps
         "sampler": opts.sampler,
         "region": {str(k): [s.start, s.stop] for k, s in plan.region.items()},
         "notes": plan.notes,

@@ -345,9 +345,11 @@ def fill(
     plan = _plan(ds, model, opts, device, invalid_kw, check_values, min_share, periodic)
     if fitting:  # after the checks of the data, so that refused input costs no training
         fitted = fit_to_input(
-            ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed, device=device, **invalid_kw
-        )
-        plan = dataclasses.replace(plan, model=fitted.to(device).eval())
+            ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed, device=device,
+            steps=opts.steps, **invalid_kw,
+        )  # fmt: skip
+        at = opts.at_steps(fitted.spec.spread_steps)  # an input calibration's steps
+        plan = dataclasses.replace(plan, model=fitted.to(device).eval(), opts=at)
     out = _compute(plan, overlap, progress)
     result = _assemble(plan, out)
     computed = not isinstance(out, da.Array) or _persist(result, plan.variables, persist)
@@ -462,7 +464,7 @@ def _plan(
         periodic = tuple(d in ds.coords and is_global_longitude(ds[d]) for d in spatial)
     return _FillPlan(
         model=model,
-        opts=opts,
+        opts=opts.at_steps(model.spec.spread_steps),
         device=device,
         ds=ds,
         source=source,

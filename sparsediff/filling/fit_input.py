@@ -84,6 +84,7 @@ def fit_to_input(
     invalid_below: float | str | None = "model",
     invalid_along: Hashable | Sequence[Hashable] | None = "model",
     input_fit: InputFit | None = None,
+    steps: int | None = None,
 ) -> Model:
     """The model adapted to and/or calibrated on ``ds`` (``model`` itself when neither is asked).
 
@@ -109,6 +110,8 @@ def fit_to_input(
         How ``calibrate="input"`` fits
         ([`InputFit`][sparsediff.training.input_calibration.InputFit]; ``None``: the
         gridded defaults; a fill from points thins its observations).
+    steps
+        Sampler steps of the input calibration: the fill's (``None``: the model's).
 
     Returns
     -------
@@ -156,6 +159,7 @@ def fit_to_input(
             states,
             seed=seed,
             fit=input_fit,
+            steps=steps,
             device=dev,
         )
     return model

@@ -20,7 +20,8 @@ observations that share a cell are replaced by their mean (so it passes
 through none of them when they differ), a point off the cell centre is moved
 to the centre, and the observation error is not used to relax the field
 towards the observations (no member spread at observed cells, even for noisy
-observations). The errors are recorded, not used.
+observations). The errors are recorded, and used only by the spread's
+calibration below (the noise it takes off).
 
 **The spread is calibrated on the observations** (``calibrate="auto"``, the
 default, or ``"input"``). A model's spread factors were fitted on gridded gaps
@@ -65,9 +66,8 @@ import xarray as xr
 from sparsediff.data.binning import bin_to_grid, target_grid
 from sparsediff.data.observations import Observations
 from sparsediff.data.target_grid import TargetGrid
-from sparsediff.errors import ConfigError, InputError, SparsediffWarning
+from sparsediff.errors import InputError, NothingToFitError, SparsediffWarning
 from sparsediff.method.base import HideSpec
-from sparsediff.method.options import FillOptions
 from sparsediff.model import Model, as_model
 
 __all__ = [
@@ -85,7 +85,8 @@ __all__ = [
 #: How cells with observations are treated (written to the provenance).
 OBSERVED_CELL_RULE = (
     "cells with observations keep the mean of their observations in every member "
-    "(flag 0); errors, when given, are recorded and not used"
+    "(flag 0); errors, when given, do not relax them (they are recorded, and the spread's "
+    "calibration on the observations takes their noise off)"
 )
 
 #: What ``calibrate="input"`` hides in a fill from points: a random share (drawn
@@ -326,6 +327,10 @@ def cell_noise_variance(binned: xr.Dataset, var: str) -> float:
     """Mean noise variance of the binned cell means: ``error**2 / count`` over the cells
     with observations (0 when no error was given).
 
+    ``error`` is the mean of a cell's error standard deviations, so a cell whose
+    observations carry different errors counts the square of their mean, a little
+    less than the mean of their squares.
+
     ``binned`` is [`bin_to_grid`][sparsediff.data.binning.bin_to_grid]'s output
     (``<var>_error`` the mean error standard deviation of a cell's observations).
     """
@@ -352,6 +357,7 @@ def _calibrated_on_points(
     data are fitted, not extrapolated. An adaptation asked beside it runs first, as
     in a gridded fill.
     """
+    from sparsediff.filling.arguments import fill_arguments
     from sparsediff.filling.fit_input import check_calibrate, check_fit_options, fit_to_input
     from sparsediff.training.input_calibration import InputFit
 
@@ -359,13 +365,9 @@ def _calibrated_on_points(
     auto = calibrate == "auto"
     if calibrate == "validation" or (auto and model.method.uncalibrated() is not None):
         return model, fill_options  # (a model without a calibration keeps none)
-    option_names = {f for f in FillOptions.__dataclass_fields__}
-    seed = FillOptions.fold(
-        fill_options.get("options"),
-        **{k: v for k, v in fill_options.items() if k in option_names},
-    ).seed
+    opts = fill_arguments(fill_options)["options"]
     adapt = fill_options.pop("adapt", None)
-    check_fit_options(adapt, calibrate, seed)
+    check_fit_options(adapt, calibrate, opts.seed)
     fill_options["calibrate"] = "validation"
     try:
         fitted = fit_to_input(
@@ -373,14 +375,15 @@ def _calibrated_on_points(
             model,
             adapt=adapt,
             calibrate="input",
-            seed=seed,
+            seed=opts.seed,
+            steps=opts.steps,
             device=fill_options.get("device", "auto"),
             invalid=fill_options.get("invalid"),
             invalid_below=fill_options.get("invalid_below", "model"),
             invalid_along=along,
             input_fit=InputFit(POINTS_CALIBRATION_HIDE, POINTS_MIN_OBSERVED, noise, "pool"),
         )
-    except ConfigError as exc:
+    except NothingToFitError as exc:
         if not auto or adapt is not None:
             raise
         warnings.warn(

@@ -126,7 +126,10 @@ def _model_digest(model: Model) -> str:
     same model saved and loaded (the model files' checksums hash the same bytes).
     """
     h = hashlib.sha256()
-    h.update(model.spec.model_dump_json().encode())
+    # a model's spec as before spread_steps existed when it holds that field's old 16
+    # (the steps every fill then took), so a job started before resumes
+    old = model.spec.spread_steps == 16
+    h.update(model.spec.model_dump_json(exclude={"spread_steps"} if old else None).encode())
     h.update(json.dumps(model.stats.to_dict(), sort_keys=True).encode())
     for name, net in (("autoencoder", model.autoencoder), ("prior", model.prior)):
         h.update(name.encode())
@@ -198,7 +201,10 @@ def fingerprint(
     bound = inspect.signature(fill).bind_partial(**kw)
     bound.apply_defaults()
     options = {k: v for k, v in bound.arguments.items() if k not in _NOT_FINGERPRINTED}
-    options |= opts.record()  # the same flat record as before FillOptions was one argument
+    # the same flat record as before FillOptions was one argument, with the steps resolved
+    options |= opts.at_steps(as_model(model).spec.spread_steps).record()
+    if options.get("calibrate") == "auto":  # on a grid: the model's own (as before "auto")
+        options["calibrate"] = "validation"
     if options.get("device") == "auto":  # what "auto" means here decides the numbers
         options["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     doc = {

@@ -344,10 +344,10 @@ class Method:
         return autocast
 
     def sigmas(self, opts: FillOptions, device: torch.device | str) -> Tensor:
-        """The sampling noise levels of ``opts``."""
-        return karras_sigmas(opts.steps, sigma_min=opts.sigma_min, sigma_max=opts.sigma_max).to(
-            device
-        )
+        """The sampling noise levels of ``opts`` (the spread's steps when it names none)."""
+        steps = opts.at_steps(self.spec.spread_steps).steps
+        assert steps is not None
+        return karras_sigmas(steps, sigma_min=opts.sigma_min, sigma_max=opts.sigma_max).to(device)
 
     @staticmethod
     def noise(

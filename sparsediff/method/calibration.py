@@ -66,8 +66,8 @@ __all__ = [
     "fit_calibration",
     "fit_departure_scale",
     "fit_spread_scale",
-    "pool_thin_bins",
     "solve_spread_scale",
+    "thin_pools",
 ]
 
 #: Bounds of the fitted factor (a degenerate fit is clipped, and reported).
@@ -186,14 +186,13 @@ def solve_spread_scale(e0: float, c1: float, m2: float, v: float, members: int) 
     return min(max(scale, SCALE_MIN), SCALE_MAX)
 
 
-def pool_thin_bins(sums: list[list[float]]) -> list[list[float]]:
-    """The bins' sums with every bin of too few points pooled with the bins above it.
+def thin_pools(sums: list[list[float]]) -> list[list[int]]:
+    """The bins gathered outwards into pools of at least `MIN_POINTS` hidden points.
 
     Going out from the data, bins are gathered until they hold `MIN_POINTS`
-    hidden points together; every bin of such a pool gets the pool's summed
-    ``(e0, c1, m2, v, n)``. Empty bins before the first point stay as they are;
-    a last pool that stays short joins the pool below it (or stays as it is
-    when there is none).
+    hidden points together. Empty bins before the first point are left out; a
+    last pool that stays short joins the pool below it (or stays as it is when
+    there is none). ``sums`` are the bins' ``(e0, c1, m2, v, n)``.
     """
     pools: list[list[int]] = []
     current: list[int] = []
@@ -208,12 +207,7 @@ def pool_thin_bins(sums: list[list[float]]) -> list[list[float]]:
         pools[-1].extend(current)
     elif current:
         pools.append(current)
-    out = [[float(x) for x in t] for t in sums]
-    for pool in pools:
-        total = [sum(float(sums[j][c]) for j in pool) for c in range(5)]
-        for j in pool:
-            out[j] = list(total)
-    return out
+    return pools
 
 
 def bin_scales(
@@ -221,8 +215,9 @@ def bin_scales(
 ) -> list[float]:
     """Spread factor per covariate bin from the bins' sums ``(e0, c1, m2, v, n)``.
 
-    With ``thin="pool"`` the sums are first [pooled][pool_thin_bins], so that
-    every bin out to the last hidden point has a factor fitted on points.
+    With ``thin="pool"`` the bins are first gathered into [pools][thin_pools],
+    each fitted on its points once, so that every bin out to the last hidden
+    point has a factor fitted on points.
 
     Bins with at least `MIN_POINTS` points are fitted in closed form,
     with the factors kept non-decreasing along the bins (pool adjacent
@@ -240,13 +235,17 @@ def bin_scales(
         e0, c1, m2, v, cnt = t
         return solve_spread_scale(e0 / cnt, c1 / cnt, m2 / cnt, v / cnt, members)
 
-    if thin == "pool":
-        sums = pool_thin_bins(sums)
+    units = thin_pools(sums) if thin == "pool" else [[i] for i in range(len(sums))]
     groups: list[tuple[list[int], list[float]]] = []  # (bins, summed stats)
-    for i, t in enumerate(sums):
+    for unit in units:
+        t = (
+            [sum(float(sums[j][c]) for j in unit) for c in range(5)]
+            if len(unit) > 1
+            else sums[unit[0]]
+        )
         if t[4] < MIN_POINTS:
             continue
-        groups.append(([i], [float(x) for x in t]))
+        groups.append((list(unit), [float(x) for x in t]))
         while len(groups) >= 2 and fit(groups[-1][1]) < fit(groups[-2][1]):
             bins, stats = groups.pop()
             groups[-1][0].extend(bins)
@@ -546,6 +545,7 @@ def fit_calibration(
         return updates, f"none: the {where} windows hold no observed point to hide"
     result = dataclasses.replace(result, where=where)
     updates.update(
+        spread_steps=steps,
         spread_scale=result.scale,
         spread_bins=list(result.bins),
         spread_scales=list(result.scales),

@@ -41,12 +41,15 @@ class FillOptions:
     members
         Ensemble size K.
     steps
-        Solver steps (default 16: the steps a model's spread factors are
-        fitted with, ``calibration.steps`` of the training config). Fewer are
-        faster and keep the RMSE (the ensemble mean is the regression), but
-        the samples are rougher than those the factors were fitted on: at 6
-        steps the demo case's spread/skill is 1.18 instead of 1.07 and its
-        CRPS 0.7 % higher (8 members); see the benchmarks page.
+        Solver steps; ``None`` (the default): the steps the model's spread
+        factors were fitted with (``spread_steps`` of its spec:
+        ``calibration.steps`` of the training config, 6 by default; 16 for
+        models calibrated before the field). Other steps keep the RMSE (the
+        ensemble mean is the regression), but the samples differ from those
+        the factors were fitted on: a model calibrated at 16 steps and filled
+        at 6 gives the demo case spread/skill 1.18 instead of 1.07 and a
+        CRPS 0.7 % higher (8 members), where calibrated at 6 it gives 1.07 and
+        0.05 % (the results page, "Sampler steps").
     sampler
         ``"dpmpp_2m"``, ``"heun"``, ``"euler"``, ``"ddim"`` or ``"ancestral"``.
     seed
@@ -75,7 +78,10 @@ class FillOptions:
     """
 
     members: int = field(default=1, metadata={"help": "Ensemble members."})
-    steps: int = field(default=16, metadata={"help": "Sampler steps."})
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "Sampler steps (default: those the model's spread was calibrated at)."},
+    )
     sampler: str = field(
         default="dpmpp_2m",
         metadata={"help": "Sampler: dpmpp_2m, heun, euler, ddim or ancestral."},
@@ -126,7 +132,7 @@ class FillOptions:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {sorted(SAMPLERS)}")
         if self.members < 1:
             raise ConfigError(f"members must be >= 1, got {self.members}")
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if self.precision not in PRECISIONS:
             raise ConfigError(
@@ -150,6 +156,10 @@ class FillOptions:
     def record(self) -> dict[str, Any]:
         """Every option as a JSON-able dict (the provenance of a fill)."""
         return dataclasses.asdict(self)
+
+    def at_steps(self, spread_steps: int) -> Self:
+        """These options with ``steps`` set: ``spread_steps`` (a model's) when not given."""
+        return self if self.steps is not None else dataclasses.replace(self, steps=spread_steps)
 
     @classmethod
     def fold(
@@ -213,7 +223,7 @@ class FillKeywords(TypedDict, total=False):
     """
 
     members: int
-    steps: int
+    steps: int | None
     sampler: str
     seed: int
     guidance: float

@@ -111,6 +111,9 @@ class ModelSpec(BaseModel):
         grid steps), where the fitted power is above 0
         ([`sparsediff.method.variability`][sparsediff.method.variability]); 0 (every
         model before this option) leaves the factors as they are.
+    spread_steps
+        The sampler steps the spread factors were fitted with, and the steps a
+        fill takes by default (16 for every model calibrated before the field).
     calibration
         How ``departure_scale`` and the spread factors were obtained, or why
         there are none (for the record).
@@ -157,6 +160,7 @@ class ModelSpec(BaseModel):
     spread_variability_sigma: StrictFloat = Field(0.0, ge=0.0)
     spread_variability_power: StrictFloat = Field(0.0, ge=0.0)
     spread_variability_ref: StrictFloat = Field(1.0, gt=0.0)
+    spread_steps: StrictInt = Field(16, ge=1)
     calibration: str = "none"
     cond_dropout: StrictFloat = 0.0
     pixel_loss: Literal["masked", "zero_filled"] = "masked"

@@ -42,7 +42,7 @@ import xarray as xr
 
 from sparsediff.data.climatology import aligned_climatology, anomalies
 from sparsediff.data.grid import is_global_longitude
-from sparsediff.errors import ConfigError, TrainingError
+from sparsediff.errors import ConfigError, NothingToFitError, TrainingError
 from sparsediff.method import build_method
 from sparsediff.model import Model
 from sparsediff.rng import Stream
@@ -153,7 +153,7 @@ def training_config(model: Model) -> TrainConfig:
     """
     cfg = model.provenance.get("config")
     if not isinstance(cfg, dict):
-        raise ConfigError(
+        raise NothingToFitError(
             "the model records no training config in its provenance; it cannot be "
             "adapted or calibrated on the input"
         )
@@ -221,7 +221,7 @@ def input_crops(
         donor="real" in patterns,
     )
     if len(crops.windows) == 0:
-        raise ConfigError(
+        raise NothingToFitError(
             f"no window of size {list(spec.window)} of the input has an observed share >= "
             f"{least}: nothing to adapt or calibrate on"
         )

@@ -260,7 +260,7 @@ class CalibrationConfig(_Section):
     )
     members: StrictInt = Field(8, ge=2, le=64, description="Ensemble members per window.")
     max_windows: StrictInt = Field(64, ge=1, description="Validation windows used at most.")
-    steps: StrictInt = Field(16, ge=1, description="Sampler steps (DPM-Solver++(2M)).")
+    steps: StrictInt = Field(6, ge=1, description="DPM-Solver++(2M) steps; a fill's default.")
     variability: StrictBool = Field(
         False,
         description=(
@@ -303,12 +303,12 @@ class RunConfig(_Section):
     num_workers: int = Field(0, ge=0, description="DataLoader workers per rank.")
     log_every: int = Field(10, ge=1, description="Steps between metric lines.")
     eval_every: int = Field(200, ge=0, description="Steps between held-out masked RMSE (0: off).")
-    keep_best: StrictBool = Field(
+    keep_best: StrictBool | Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
         True,
         description="With eval_every > 0, a stage whose last val_rmse is worse than its best "
-        "ends on its best evaluation's (EMA) weights (ties: the later), before the next stage, "
-        "calibration and saving; provenance 'kept_best' and the stage's last metrics row "
-        "('kept_step') record it. false: every stage ends on its last weights.",
+        "by more than a margin (true: 2 %; a number: that share) ends on its best evaluation's "
+        "weights, before the next stage, calibration and saving (provenance 'kept_best', "
+        "metrics 'kept_step'). false: every stage ends on its last weights.",
     )
     checkpoint_every: int = Field(200, ge=1, description="Steps between checkpoints.")
     progress: bool | None = Field(

@@ -78,6 +78,7 @@ def calibrate_on_input(
     seed: int = 0,
     max_windows: int = INPUT_WINDOWS,
     fit: InputFit | None = None,
+    steps: int | None = None,
     device: torch.device | str = "cpu",
 ) -> Model:
     """Refit the departure scale and spread factors of a latent model on ``ds``.
@@ -97,6 +98,9 @@ def calibrate_on_input(
     fit
         What to hide, in which windows, and the noise of the values
         ([`InputFit`][InputFit]; ``None``: the training's gaps, exact values).
+    steps
+        Sampler steps of the fit (the fill's; ``None``: those the model's spread was
+        fitted at). The refitted model records them as its ``spread_steps``.
     device
         Where to run.
 
@@ -125,6 +129,7 @@ def calibrate_on_input(
     cfg = training_config(model)
     c = cfg.calibration
     fit = fit or InputFit()
+    at_steps = model.spec.spread_steps if steps is None else steps
     settings = dataclasses.replace(settings_of(cfg), seed=seed)
     crops = input_crops(
         model, ds, states, seed=seed_for(seed, Stream.INPUT_WINDOWS), min_observed=fit.min_observed
@@ -141,7 +146,7 @@ def calibrate_on_input(
         settings,
         hide=used,
         members=c.members,
-        steps=c.steps,
+        steps=at_steps,
         device=device,
         where="input",
         variability=c.variability,
@@ -151,7 +156,7 @@ def calibrate_on_input(
     record = {
         "windows": sum(len(b.positions) for b in batches),
         "members": c.members,
-        "steps": c.steps,
+        "steps": at_steps,
         "seed": seed,
         "hide": {"rate": list(used.rate), "patterns": list(used.patterns)},
         "noise_variance": fit.noise_variance,

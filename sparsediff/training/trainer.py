@@ -46,7 +46,7 @@ from sparsediff.model import Model
 from sparsediff.progress import bar as progress_bar
 from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
-from sparsediff.training.best_weights import BestWeights
+from sparsediff.training.best_weights import MARGIN, BestWeights
 from sparsediff.training.checkpoint import (
     TrainState,
     latest_checkpoint,
@@ -203,8 +203,10 @@ class _Trainer:
         ema_state: dict[str, torch.Tensor] | None = None
         ema_updates = 0
         resumed = False
-        keep = cfg.run.keep_best and cfg.run.eval_every > 0
-        self.best = BestWeights(stage, keep and stage not in type(self.method).unscored_stages)
+        keep = cfg.run.keep_best is not False and cfg.run.eval_every > 0
+        margin = MARGIN if cfg.run.keep_best is True else float(cfg.run.keep_best)
+        tracked = keep and stage not in type(self.method).unscored_stages
+        self.best = BestWeights(stage, tracked, margin)
         if resume_from is not None:
             st, tens, opt_state = load_checkpoint(resume_from)
             if st.stage == stage:

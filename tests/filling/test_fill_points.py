@@ -319,3 +319,14 @@ def test_a_model_that_cannot_be_refitted_keeps_its_calibration_with_a_warning() 
         with pytest.raises(ConfigError, match="no training config"):
             fill_points(MODEL, _obs(), _template(), invalid=_invalid(), calibrate="input", **OPTS)
     xr.testing.assert_identical(auto.drop_attrs(), own.drop_attrs())
+
+
+def test_the_cells_noise_variance_is_their_error_squared_over_their_count() -> None:
+    from sparsediff.filling.points import cell_noise_variance
+
+    binned = bin_to_grid(_obs(), _template())
+    count = binned["sst_count"].values
+    # every observation has error 0.1: a cell of n of them has a mean with variance 0.01 / n
+    assert cell_noise_variance(binned, "sst") == pytest.approx(np.mean(0.01 / count[count > 0]))
+    assert count.max() >= 2  # the two observations sharing a cell count half each
+    assert cell_noise_variance(bin_to_grid(_obs(errors=False), _template()), "sst") == 0.0

@@ -464,3 +464,26 @@ def test_cli_info_accepts_a_run_directory(model_dir: Path) -> None:
     res = CliRunner().invoke(main, ["info", str(model_dir.parent)])  # the directory holding model/
     assert res.exit_code == 0, res.output
     assert "surface_temperature" in res.output
+
+
+def test_the_job_record_resolves_the_steps_and_keeps_old_records(interrupted) -> None:
+    """Default steps are the model's spread steps in the record; a model with the old
+    implicit 16 is recorded as before the field existed (an old job still resumes)."""
+    import dataclasses
+
+    src, model, _, _ = interrupted
+    chunked = src.chunk({"time": 2})
+    at16 = (
+        model
+        if model.spec.spread_steps == 16
+        else dataclasses.replace(model, spec=model.spec.model_copy(update={"spread_steps": 16}))
+    )
+    at6 = dataclasses.replace(at16, spec=at16.spec.model_copy(update={"spread_steps": 6}))
+    r16 = fingerprint(chunked, at16, {"seed": 3}, region_dim="time", region_size=2)
+    r6 = fingerprint(chunked, at6, {"seed": 3}, region_dim="time", region_size=2)
+    assert r16["options"]["steps"] == 16
+    assert r6["options"]["steps"] == 6
+    assert r16["options"]["calibrate"] == "validation"  # "auto" on a grid, as recorded before
+    assert r16["model"] != r6["model"]
+    explicit = fingerprint(chunked, at6, {"seed": 3, "steps": 6}, region_dim="time", region_size=2)
+    assert explicit == r6

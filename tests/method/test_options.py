@@ -225,8 +225,14 @@ def test_the_fill_command_passes_every_field_to_the_fill(tmp_path: Path) -> None
 
 
 def test_the_fill_samples_at_the_steps_the_spread_is_calibrated_with() -> None:
-    from sparsediff.training.config import CalibrationConfig
+    from sparsediff.method.spec import ModelSpec
 
-    # the spread factors are fitted at calibration.steps; a fill at other steps is
-    # rougher or smoother than the factors assume (docs: 6 steps, spread/skill 1.18)
-    assert FillOptions().steps == CalibrationConfig().steps
+    # the spread factors are fitted at calibration.steps, recorded as spread_steps;
+    # a fill at other steps is rougher or smoother than the factors assume (docs:
+    # calibrated at 16, filled at 6, spread/skill 1.18 where 1.07)
+    assert FillOptions().steps is None
+    assert FillOptions().at_steps(6).steps == 6
+    assert FillOptions(steps=3).at_steps(6).steps == 3
+    assert ModelSpec.model_fields["spread_steps"].default == 16  # models calibrated before
+    with pytest.raises(ConfigError, match="steps must be >= 1"):
+        FillOptions(steps=0)

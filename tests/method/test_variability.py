@@ -169,20 +169,29 @@ def test_noise_larger_than_the_error_gives_the_smallest_factor_not_a_crash() -> 
 
 
 def test_thin_bins_are_pooled_outwards_and_fitted_not_extrapolated() -> None:
-    from sparsediff.method.calibration import MIN_POINTS, bin_scales, pool_thin_bins
+    from sparsediff.method.calibration import MIN_POINTS, bin_scales, thin_pools
 
     # per bin: n points with error variance e (mean perturbation 0, member variance 0.01)
     plan = [(0, 0.0), (300, 0.01), (50, 0.04), (60, 0.04), (100, 0.04), (5, 0.04)]
     sums = [[e * n, 0.0, 0.0, 0.01 * n, float(n)] for n, e in plan]
-    pooled = pool_thin_bins(sums)
-    assert pooled[0] == sums[0]  # nothing hidden this close to the data: left as it is
-    assert pooled[1] == sums[1]  # enough points of its own
-    tail = [sum(sums[j][c] for j in range(2, 6)) for c in range(5)]
-    assert all(pooled[j] == tail for j in range(2, 6))  # the short last pool joins the one below
-    assert tail[4] >= MIN_POINTS
-    pooled_scales = bin_scales(sums, 8, 1.0, thin="pool")
+    # the empty bin near the data is left out; the short last pool joins the one below
+    assert thin_pools(sums) == [[1], [2, 3, 4, 5]]
+    assert sum(plan[j][0] for j in (2, 3, 4, 5)) >= MIN_POINTS
+    pooled = bin_scales(sums, 8, 1.0, thin="pool")
     extrapolated = bin_scales(sums, 8, 1.0)
     near, far = math.sqrt(0.01 / 0.01 * 8 / 9), math.sqrt(0.04 / 0.01 * 8 / 9)
-    assert pooled_scales[1] == pytest.approx(near, rel=1e-9)
-    assert pooled_scales[2:] == pytest.approx([far] * 4, rel=1e-9)  # fitted on the far points
+    assert pooled[1] == pytest.approx(near, rel=1e-9)
+    assert pooled[2:] == pytest.approx([far] * 4, rel=1e-9)  # fitted on the far points
     assert extrapolated[2] == pytest.approx(near, rel=1e-9)  # 50 points: no factor of their own
+
+
+def test_a_pool_merged_with_a_lower_bin_counts_its_points_once() -> None:
+    from sparsediff.method.calibration import bin_scales
+
+    # four thin bins (240 points, error variance 0.04), then 250 points at 0.02: the
+    # factors would dip, so the two are fitted together, weighted by their points
+    plan = [(60, 0.04)] * 4 + [(250, 0.02)]
+    sums = [[e * n, 0.0, 0.0, 0.01 * n, float(n)] for n, e in plan]
+    pooled = bin_scales(sums, 8, 1.0, thin="pool")
+    both = (240 * 0.04 + 250 * 0.02) / 490
+    assert pooled == pytest.approx([math.sqrt(both / 0.01 * 8 / 9)] * 5, rel=1e-9)

@@ -64,3 +64,23 @@ def test_powers_zero_gives_the_plain_factors(
     assert plain.spread_variability_power == 0.0
     assert "local variability" not in note
     assert len(plain.spread_scales) == len(plain.spread_bins) > 0
+
+
+def test_recalibration_at_other_steps_records_them_and_compare_steps_scores_it(
+    trained: tuple[Path, Path], script: ModuleType, tmp_path: Path
+) -> None:
+    config, model_dir = trained
+    cfg = yaml.safe_load(config.read_text())
+    cfg["calibration"]["steps"] = 3
+    at3 = tmp_path / "at3.yaml"
+    at3.write_text(yaml.safe_dump(cfg))
+    script.recalibrate(str(at3), str(model_dir), str(tmp_path / "m3"))
+    before, after = sparsediff.load(model_dir), sparsediff.load(tmp_path / "m3")
+    assert before.spec.spread_steps == 4  # the tiny config's calibration.steps
+    assert after.spec.spread_steps == 3  # a fill's default steps now
+    assert after.spec.spread_scales != before.spec.spread_scales
+    compare = load_script(PIPELINES / "compare_steps.py", "compare_steps")
+    lines = compare.score(str(at3), [(str(tmp_path / "m3"), 3)], ["boxes:0.3"])
+    assert len(lines) == 1
+    assert "at 3 steps: rmse" in lines[0]
+    assert "spread/skill" in lines[0]

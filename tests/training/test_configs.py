@@ -37,3 +37,13 @@ def test_config_trains_a_few_steps(path: Path, tmp_path: Path) -> None:
     model = train(None, raw, out=tmp_path / "run")
     assert model.prior is not None
     assert (tmp_path / "run" / "model" / "config.json").exists()
+    # the spread was fitted at 2 steps: a fill's default steps
+    assert model.spec.spread_steps == 2
+    from sparsediff.method.options import FillOptions
+
+    assert len(model.method.sigmas(FillOptions(), "cpu")) == len(
+        model.method.sigmas(FillOptions(steps=2), "cpu")
+    )
+    assert len(model.method.sigmas(FillOptions(), "cpu")) != len(
+        model.method.sigmas(FillOptions(steps=16), "cpu")
+    )

@@ -31,7 +31,7 @@ from tests.training.conftest import TINY
 STAGES = ("autoencoder", "prior")
 
 
-def _config(*, keep_best: bool, checkpoint_every: int, stages: list[str]) -> dict[str, Any]:
+def _config(*, keep_best: bool | float, checkpoint_every: int, stages: list[str]) -> dict[str, Any]:
     cfg = copy.deepcopy(TINY)
     cfg["stages"] = stages
     cfg["autoencoder"]["steps"] = 8
@@ -77,10 +77,11 @@ def _provenance(run: Path) -> dict[str, Any]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The autoencoder alone, with and without keep_best (checkpoints every 2 steps)."""
     root = tmp_path_factory.mktemp("keep_best")
-    for name, keep in (("best", True), ("last", False)):
+    # "best": no margin (the curve rises by under 2 %); "margin": the default's 2 %
+    for name, keep in (("best", 0.0), ("last", False), ("margin", True)):
         cfg = _config(keep_best=keep, checkpoint_every=2, stages=["autoencoder"])
         train(None, cfg, out=root / name)
-    return {"best": root / "best", "last": root / "last"}
+    return {name: root / name for name in ("best", "last", "margin")}
 
 
 def _check_premise(run: Path) -> None:
@@ -117,6 +118,18 @@ def test_keep_best_false_keeps_the_last_weights(runs: dict[str, Path]) -> None:
     state, tensors, _ = load_checkpoint(run / "checkpoints" / "autoencoder-00000006")
     assert "best" not in tensors
     assert "best" not in state.extra
+
+
+def test_a_rise_within_the_default_margin_keeps_the_last_weights(runs: dict[str, Path]) -> None:
+    from sparsediff.training.best_weights import MARGIN
+
+    run = runs["margin"]
+    _check_premise(run)
+    curve = _curve(run, "autoencoder")
+    assert curve[8] < curve[6] * (1 + MARGIN)  # under 2 % worse: noise, not over-fitting
+    final = _model_weights(run)
+    assert _same(final, _ema_at(run, "autoencoder-00000008"))
+    assert "kept_best" not in _provenance(run)
 
 
 def test_the_restore_is_recorded_in_provenance_and_metrics(runs: dict[str, Path]) -> None:
@@ -195,7 +208,7 @@ def _killed_copy(run: Path, dst: Path, name: str) -> Path:
 def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both stages uninterrupted, keep_best on, a checkpoint every step."""
     out = tmp_path_factory.mktemp("keep_best_full") / "full"
-    cfg = _config(keep_best=True, checkpoint_every=1, stages=list(STAGES))
+    cfg = _config(keep_best=0.0, checkpoint_every=1, stages=list(STAGES))
     train(None, cfg, out=out)
     return out
 
@@ -215,7 +228,7 @@ def test_kill_after_the_best_evaluation_then_resume_matches_uninterrupted(
     _check_premise(full)
     assert _provenance(full)["kept_best"]["autoencoder"]["step"] == 6  # before the kill
     run = _killed_copy(full, tmp_path / "killed", killed_at)
-    cfg = _config(keep_best=True, checkpoint_every=1, stages=list(STAGES))
+    cfg = _config(keep_best=0.0, checkpoint_every=1, stages=list(STAGES))
     train(None, cfg, out=run, resume=True)
     assert _same(_model_weights(run), _model_weights(full))
     assert _provenance(run)["kept_best"] == _provenance(full)["kept_best"]
@@ -253,7 +266,7 @@ def test_a_checkpoint_without_a_best_resumes_with_no_best_yet(
     del doc["files"]["best.safetensors"], doc["extra"]["best"], doc["extra"]["kept_best"]
     (path / "best.safetensors").unlink()
     (path / "state.json").write_text(json.dumps(doc))
-    cfg = _config(keep_best=True, checkpoint_every=1, stages=["autoencoder"])
+    cfg = _config(keep_best=0.0, checkpoint_every=1, stages=["autoencoder"])
     train(None, cfg, out=run, resume=True)
     # only step 8 was evaluated after the resume: the last weights, as without keep_best
     assert _same(_model_weights(run), _model_weights(runs["last"]))
@@ -267,8 +280,17 @@ def _w(x: float) -> dict[str, torch.Tensor]:
     return {"w": torch.full((2,), x)}
 
 
+def test_a_rise_counts_only_beyond_the_margin() -> None:
+    b = BestWeights("autoencoder", active=True, margin=0.02)
+    assert b.observe(2, 0.5, _w(1.0))
+    assert not b.observe(4, 0.509, _w(2.0))  # 1.8 % worse: within the margin
+    assert not b.worse_at_end
+    assert not b.observe(6, 0.511, _w(3.0))  # 2.2 % worse
+    assert b.worse_at_end
+
+
 def test_ties_keep_the_later_weights_and_nan_is_never_best() -> None:
-    b = BestWeights("autoencoder", active=True)
+    b = BestWeights("autoencoder", active=True, margin=0.0)
     assert b.observe(2, 0.5, _w(1.0))
     assert not b.observe(4, 0.6, _w(2.0))
     assert b.worse_at_end
@@ -300,7 +322,7 @@ def test_an_inactive_tracker_records_nothing() -> None:
 
 
 def test_without_evaluations_nothing_changes(runs: dict[str, Path], tmp_path: Path) -> None:
-    cfg = _config(keep_best=True, checkpoint_every=2, stages=["autoencoder"])
+    cfg = _config(keep_best=0.0, checkpoint_every=2, stages=["autoencoder"])
     cfg["run"]["eval_every"] = 0
     train(None, cfg, out=tmp_path / "noeval")
     assert _same(_model_weights(tmp_path / "noeval"), _model_weights(runs["last"]))
