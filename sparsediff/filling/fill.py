@@ -344,10 +344,8 @@ def fill(
     fitting = check_fit_options(adapt, calibrate, opts.seed)  # bad options: before any read
     plan = _plan(ds, model, opts, device, invalid_kw, check_values, min_share, periodic)
     if fitting:  # after the checks of the data, so that refused input costs no training
-        fitted = fit_to_input(
-            ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed, device=device,
-            steps=opts.steps, **invalid_kw,
-        )  # fmt: skip
+        fitted = fit_to_input(ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed,
+                              device=device, steps=opts.steps, **invalid_kw)  # fmt: skip
         at = opts.at_steps(fitted.spec.spread_steps)  # an input calibration's steps
         plan = dataclasses.replace(plan, model=fitted.to(device).eval(), opts=at)
     out = _compute(plan, overlap, progress)
