@@ -278,9 +278,8 @@ def fill(
         an int: that many steps keyed by ``seed``; or
         [`AdaptOptions`][sparsediff.training.adapt.AdaptOptions].
     calibrate
-        ``"validation"``: the spread calibration the model was trained with;
-        ``"input"``: refit it on hidden observed points of ``ds``
-        ([`sparsediff.training.input_calibration`][sparsediff.training.input_calibration]);
+        ``"validation"``: the model's own spread calibration; ``"input"``: refit on hidden
+        observed points of ``ds`` ([`input_calibration`][sparsediff.training.input_calibration]);
         ``"auto"`` (default): the model's own for gridded ``ds``, a refit for ``points``.
     points, like, bounds, resolution
         Observations to fill from, and the target grid (a template, or bounds
@@ -345,7 +344,8 @@ def fill(
     plan = _plan(ds, model, opts, device, invalid_kw, check_values, min_share, periodic)
     if fitting:  # after the checks of the data, so that refused input costs no training
         fitted = fit_to_input(ds, model, adapt=adapt, calibrate=calibrate, seed=opts.seed,
-                              device=device, steps=opts.steps, **invalid_kw)  # fmt: skip
+                              device=device, steps=opts.steps, progress=progress,
+                              **invalid_kw)  # fmt: skip
         at = opts.at_steps(fitted.spec.spread_steps)  # an input calibration's steps
         plan = dataclasses.replace(plan, model=fitted.to(device).eval(), opts=at)
     out = _compute(plan, overlap, progress)

@@ -85,6 +85,7 @@ def fit_to_input(
     invalid_along: Hashable | Sequence[Hashable] | None = "model",
     input_fit: InputFit | None = None,
     steps: int | None = None,
+    progress: bool | None = None,
 ) -> Model:
     """The model adapted to and/or calibrated on ``ds`` (``model`` itself when neither is asked).
 
@@ -112,6 +113,8 @@ def fit_to_input(
         gridded defaults; a fill from points thins its observations).
     steps
         Sampler steps of the input calibration: the fill's (``None``: the model's).
+    progress
+        Show a bar over the calibration's windows (``None``: when interactive).
 
     Returns
     -------
@@ -161,5 +164,6 @@ def fit_to_input(
             fit=input_fit,
             steps=steps,
             device=dev,
+            progress=progress,
         )
     return model

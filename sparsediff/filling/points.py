@@ -377,6 +377,7 @@ def _calibrated_on_points(
             calibrate="input",
             seed=opts.seed,
             steps=opts.steps,
+            progress=fill_options.get("progress"),
             device=fill_options.get("device", "auto"),
             invalid=fill_options.get("invalid"),
             invalid_below=fill_options.get("invalid_below", "model"),

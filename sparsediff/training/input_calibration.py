@@ -80,6 +80,7 @@ def calibrate_on_input(
     fit: InputFit | None = None,
     steps: int | None = None,
     device: torch.device | str = "cpu",
+    progress: bool | None = None,
 ) -> Model:
     """Refit the departure scale and spread factors of a latent model on ``ds``.
 
@@ -103,6 +104,8 @@ def calibrate_on_input(
         fitted at). The refitted model records them as its ``spread_steps``.
     device
         Where to run.
+    progress
+        Show a bar over the windows of each fit (``None``: when interactive).
 
     Returns
     -------
@@ -151,6 +154,7 @@ def calibrate_on_input(
         where="input",
         variability=c.variability,
         spread_fit=SpreadFit(noise, fit.thin_bins),
+        progress=progress,
     )
     spec = model.spec.model_copy(update={**updates, "calibration": described})
     record = {
