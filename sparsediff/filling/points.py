@@ -476,11 +476,13 @@ def fill_points_command(
     ------
     InputError
         ``--points`` without ``--like`` (or the reverse), an INPUT beside
-        ``--points``, no OUTPUT, an existing OUTPUT without ``overwrite``, or
-        what [`fill_points`][fill_points] refuses.
+        ``--points``, no OUTPUT, an existing OUTPUT without ``overwrite``, an
+        OUTPUT another run is writing (its lock, [`hold`][sparsediff.lock.hold],
+        taken before anything is read), or what [`fill_points`][fill_points] refuses.
     """
     from sparsediff.atomic import check_writable
     from sparsediff.data.io import write
+    from sparsediff.lock import hold
 
     if points is None or like is None:
         raise InputError("--points and --like go together (the observations and the grid)")
@@ -488,16 +490,18 @@ def fill_points_command(
         input_path, output = None, input_path
     if input_path is not None or output is None:
         raise InputError("with --points give MODEL and OUTPUT only (the points replace INPUT)")
-    if (output.exists() or output.is_symlink()) and not overwrite:
-        raise InputError(f"{output} already exists; pass --overwrite to replace it")
     check_writable(output.parent)
-    filled = fill_points(
-        model_path, points, like, value=value, strict=strict, progress=True, **options
-    )
-    write(
-        filled,
-        output,
-        mode="w" if overwrite else "w-",
-        history=f"fill {output.name} from points {points.name} on {like.name} with {model_path}",
-    )
+    with hold(output):  # one writer per output, from before anything is read
+        if (output.exists() or output.is_symlink()) and not overwrite:
+            raise InputError(f"{output} already exists; pass --overwrite to replace it")
+        filled = fill_points(
+            model_path, points, like, value=value, strict=strict, progress=True, **options
+        )
+        write(
+            filled,
+            output,
+            mode="w" if overwrite else "w-",
+            history=f"fill {output.name} from points {points.name} on {like.name} with "
+            f"{model_path}",
+        )
     return output

@@ -330,3 +330,29 @@ def test_the_cells_noise_variance_is_their_error_squared_over_their_count() -> N
     assert cell_noise_variance(binned, "sst") == pytest.approx(np.mean(0.01 / count[count > 0]))
     assert count.max() >= 2  # the two observations sharing a cell count half each
     assert cell_noise_variance(bin_to_grid(_obs(errors=False), _template()), "sst") == 0.0
+
+
+def test_cli_fill_from_points_to_a_target_being_written_refuses_first(tmp_path: Path) -> None:
+    from sparsediff.lock import lock_path
+    from tests.test_lock import _holder
+
+    model_dir = MODEL.save(tmp_path / "model")
+    obs_path, grid_path = tmp_path / "obs.nc", tmp_path / "grid.nc"
+    _obs().to_dataset().to_netcdf(obs_path)
+    _template().to_netcdf(grid_path)
+    out = tmp_path / "out.nc"
+    args = ["fill", str(model_dir), "--points", str(obs_path), "--like", str(grid_path)]
+    args += ["--members", "2", "--steps", "2", str(out)]
+    with _holder(out) as proc:
+        before = sorted(p.name for p in tmp_path.iterdir())
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        assert f"is being written by another run (pid {proc.pid} on host" in res.stderr
+        assert "tiles" not in res.stderr  # refused before the fill, not at the write
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsediffWarning)
+        res = CliRunner().invoke(main, args)  # the holder is gone: this one runs
+    assert res.exit_code == 0, res.output
+    assert out.exists()
+    assert not lock_path(out).exists()
