@@ -10,7 +10,7 @@ from sparsediff.method.latent import LatentMethod
 from sparsediff.method.pixel import PixelMethod
 from sparsediff.method.spec import ModelSpec
 
-__all__ = ["DEFAULT_MODE", "METHODS", "Method", "build_method"]
+__all__ = ["DEFAULT_MODE", "METHODS", "Method", "build_method", "registered_mode"]
 
 METHODS: dict[str, type[Method]] = {LatentMethod.mode: LatentMethod, PixelMethod.mode: PixelMethod}
 """Method classes by ``mode`` (the config's ``mode``, the spec's ``mode``).
@@ -24,6 +24,17 @@ built-in ones.
 
 DEFAULT_MODE = LatentMethod.mode
 """The mode of a training config that names none."""
+
+
+def registered_mode(mode: str) -> str:
+    """``mode`` if a method is registered under it, else a ValueError naming the known ones.
+
+    The one check of a mode name, for the pydantic validators of the spec and the
+    training config (they turn the ValueError into their validation error).
+    """
+    if mode not in METHODS:
+        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(sorted(METHODS))}")
+    return mode
 
 
 def build_method(spec: ModelSpec, nets: dict[str, nn.Module] | None = None) -> Method:

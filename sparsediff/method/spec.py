@@ -193,11 +193,9 @@ class ModelSpec(BaseModel):
     @field_validator("mode")
     @classmethod
     def _registered_mode(cls, mode: str) -> str:
-        from sparsediff.method import METHODS  # the registry imports this module
+        from sparsediff.method import registered_mode  # the registry imports this module
 
-        if mode not in METHODS:
-            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(sorted(METHODS))}")
-        return mode
+        return registered_mode(mode)
 
     @field_validator("first_guess")
     @classmethod

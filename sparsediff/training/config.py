@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from sparsediff.errors import ConfigError, SparsediffWarning
-from sparsediff.method import DEFAULT_MODE, METHODS
+from sparsediff.method import DEFAULT_MODE, METHODS, registered_mode
 from sparsediff.method.first_guess import check_first_guess
 
 __all__ = [
@@ -385,9 +385,7 @@ class TrainConfig(_Section):
     @field_validator("mode")
     @classmethod
     def _registered_mode(cls, mode: str) -> str:
-        if mode not in METHODS:
-            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(sorted(METHODS))}")
-        return mode
+        return registered_mode(mode)
 
     def architecture(self) -> dict[str, Any]:
         """The network settings, as the methods' ``new_net`` and ``window_factors`` take them."""

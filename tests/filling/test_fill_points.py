@@ -184,15 +184,21 @@ def test_units_are_converted_and_errors_are_one_line() -> None:
         fill_points(MODEL, obs, **OPTS)
 
 
-def test_cli_fills_a_grid_from_points(tmp_path: Path) -> None:
+def _cli_files(tmp_path: Path) -> tuple[Path, Path, Path, list[str]]:
+    """MODEL, the observations and the grid written to files; ``fill --points`` args."""
     model_dir = MODEL.save(tmp_path / "model")
     obs_path, grid_path = tmp_path / "obs.nc", tmp_path / "grid.nc"
     _obs().to_dataset().to_netcdf(obs_path)
     _template().to_netcdf(grid_path)
+    args = ["fill", str(model_dir), "--points", str(obs_path), "--like", str(grid_path)]
+    return model_dir, obs_path, grid_path, args
+
+
+def test_cli_fills_a_grid_from_points(tmp_path: Path) -> None:
+    model_dir, obs_path, grid_path, args = _cli_files(tmp_path)
     inv_path = tmp_path / "land.nc"
     _invalid().to_dataset(name="land").to_netcdf(inv_path)
     out = tmp_path / "out.nc"
-    args = ["fill", str(model_dir), "--points", str(obs_path), "--like", str(grid_path)]
     opts = ["--members", "2", "--steps", "2", "--seed", "5", "--invalid", str(inv_path)]
     runner = CliRunner()
     with warnings.catch_warnings():
@@ -336,12 +342,8 @@ def test_cli_fill_from_points_to_a_target_being_written_refuses_first(tmp_path: 
     from sparsediff.lock import lock_path
     from tests.test_lock import _holder
 
-    model_dir = MODEL.save(tmp_path / "model")
-    obs_path, grid_path = tmp_path / "obs.nc", tmp_path / "grid.nc"
-    _obs().to_dataset().to_netcdf(obs_path)
-    _template().to_netcdf(grid_path)
+    _, _, _, args = _cli_files(tmp_path)
     out = tmp_path / "out.nc"
-    args = ["fill", str(model_dir), "--points", str(obs_path), "--like", str(grid_path)]
     args += ["--members", "2", "--steps", "2", str(out)]
     with _holder(out) as proc:
         before = sorted(p.name for p in tmp_path.iterdir())
