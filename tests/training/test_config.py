@@ -172,3 +172,15 @@ def test_values_equal_to_the_defaults_and_recorded_configs_pass(
     pixel.update(mode="pixel", stages=["autoencoder", "prior"])
     pixel["autoencoder"] = {}
     assert unread_keys(load_config(pixel)) == ([], [])
+
+
+@pytest.mark.parametrize("value", [1, 1.5, -0.1, "yes"])
+def test_keep_best_takes_a_switch_or_a_margin_below_one(
+    tiny_config: dict[str, Any], value: object
+) -> None:
+    for good in (True, False, 0, 0.05):
+        tiny_config["run"]["keep_best"] = good
+        assert load_config(tiny_config).run.keep_best == good
+    tiny_config["run"]["keep_best"] = value  # 1 would be a 100 % margin: never restore
+    with pytest.raises(ConfigError, match="keep_best"):
+        load_config(tiny_config)
