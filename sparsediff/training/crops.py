@@ -201,3 +201,32 @@ class CropDataset(PatchDataset):
             _, o, _ = self._frame(tuple(b), idx)
             out["donor"] = torch.from_numpy(o | ~active)
         return out
+
+    def whole_fields(self) -> CropDataset:
+        """The same data read as whole fields: one crop per step, the whole domain, no halo.
+
+        Unshuffled and on every rank (each reads every step), with the same
+        stats, states, context frames and donor; steps with an observed share
+        below ``min_observed`` are skipped as here. This is the geometry a
+        fill sees (its first guess is computed over the whole field), where a
+        training crop sees its window and halo only.
+        """
+        return CropDataset(
+            self._ds,
+            list(self.variables),
+            list(self.dims),
+            self.domain,
+            min_observed=self.min_observed,
+            stats=self.stats,
+            states=self._states,
+            seed=self.seed,
+            shuffle=False,
+            rank=0,
+            world_size=1,
+            dtype=self.dtype,
+            halo=(0,) * len(self.dims),
+            periodic=self.periodic,
+            context_dim=self.context_dim,
+            context_offsets=self.context_offsets,
+            donor=self.donor,
+        )

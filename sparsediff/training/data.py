@@ -7,6 +7,7 @@ at least one eligible window.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,17 @@ from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
 from sparsediff.training.region import record_region
 
-__all__ = ["BatchStream", "PreparedData", "collate", "prepare_data", "splits"]
+__all__ = [
+    "BatchStream",
+    "PreparedData",
+    "collate",
+    "prepare_data",
+    "splits",
+    "whole_field_batches",
+]
+
+#: Points of whole fields read at once by [`whole_field_batches`][whole_field_batches], at most.
+FIELD_POINTS = 1 << 23
 
 
 @dataclass
@@ -450,3 +461,17 @@ def fixed_batches(dataset: CropDataset, *, max_windows: int, batch_size: int) ->
         )
         for s in range(0, len(items), batch_size)
     ]
+
+
+def whole_field_batches(
+    dataset: CropDataset, *, max_fields: int = 64, max_points: int = FIELD_POINTS
+) -> list[TrainBatch]:
+    """The first steps of a part as whole fields, one per batch (see `CropDataset.whole_fields`).
+
+    At most ``max_fields`` steps, and fewer (at least 4) where their fields
+    together would hold more than ``max_points`` points.
+    """
+    fields = dataset.whole_fields()
+    per_field = max(1, math.prod(fields.domain))
+    count = min(max_fields, max(4, max_points // per_field))
+    return fixed_batches(fields, max_windows=count, batch_size=1)

@@ -43,7 +43,6 @@ from sparsediff.method.context_weight import fit_context_weight
 from sparsediff.method.options import FillOptions
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model import Model
-from sparsediff.progress import bar as progress_bar
 from sparsediff.progress import disabled
 from sparsediff.rng import Stream, seed_for
 from sparsediff.training.best_weights import MARGIN, BestWeights
@@ -55,7 +54,13 @@ from sparsediff.training.checkpoint import (
     save_checkpoint,
 )
 from sparsediff.training.config import TrainConfig, check_unread, load_config
-from sparsediff.training.data import BatchStream, PreparedData, fixed_batches, prepare_data
+from sparsediff.training.data import (
+    BatchStream,
+    PreparedData,
+    fixed_batches,
+    prepare_data,
+    whole_field_batches,
+)
 from sparsediff.training.from_config import architecture, hide_spec, initial_spec, settings_of
 from sparsediff.training.metrics_log import MetricsLog
 from sparsediff.training.runtime import EMA, Runtime, cosine_lr, setup_runtime
@@ -66,8 +71,6 @@ _STAGE_NUMBER = {"autoencoder": 1, "prior": 2}
 #: Validation windows of the in-training evaluation, and their hidden share.
 EVAL_WINDOWS = 32
 EVAL_MEMBERS = 2
-#: Training windows the context weight of the first guess is fitted on (at most).
-CONTEXT_WEIGHT_WINDOWS = 256
 
 
 class _Trainer:
@@ -394,15 +397,12 @@ class _Trainer:
         [`fit_context_weight`][sparsediff.method.context_weight].
         """
         part = self.data.validation if self.data.validation is not None else self.data.train
-        batches = fixed_batches(
-            part, max_windows=CONTEXT_WEIGHT_WINDOWS, batch_size=self.local_batch
-        )
-        shown = self.cfg.run.progress if self.rt.is_main else False
         fit = fit_context_weight(
             self.method,
-            progress_bar(batches, progress=shown, desc="first guess: context weight", leave=False),
+            whole_field_batches(part),
             self.settings,
             device=self.rt.device,
+            progress=self.cfg.run.progress if self.rt.is_main else False,
         )
         if fit is None:
             return

@@ -174,3 +174,44 @@ def test_a_weight_outside_zero_one_is_one_config_error_naming_the_key(bad: Any) 
 
     with pytest.raises(ConfigError, match="guess_context_weight"):
         load_config(_config(bad))
+
+
+def test_the_weight_is_fitted_on_whole_fields_as_a_fill_sees_them(
+    weights: dict[str, Any],
+) -> None:
+    """Every hidden point of a whole field counts, not only a training window's.
+
+    The windows are 8 x 16 of 16 x 48 fields: a fit on the windows could score
+    at most 128 points per crop and draw; the whole fields give several times that.
+    """
+    from sparsediff.method.context_weight import DRAWS
+    from sparsediff.training.crops import CropDataset
+
+    note = weights["linked"].provenance["context_weight"]
+    points = int(note.split(" fitted on ")[1].split()[0])
+    steps = 24 - round(24 * 0.2)  # the training and validation steps
+    assert points > 128 * DRAWS * 2  # at least two fields' worth beyond a window
+    assert points < 16 * 48 * DRAWS * steps
+
+    record = _record(True, steps=6)
+    crops = CropDataset(
+        record,
+        ["v"],
+        ["y", "x"],
+        (8, 16),
+        halo=(4, 8),
+        context_dim="time",
+        context_offsets=(-1, 1),
+        shuffle=False,
+        rank=0,
+        world_size=1,
+        min_observed=0.3,
+    )
+    whole = crops.whole_fields()
+    assert len(whole.windows) == 6  # one crop per step
+    item = whole.read(whole.windows[2])
+    assert tuple(item["values"].shape) == (1, 16, 48)
+    assert whole.halo == (0, 0)
+    observed = np.isfinite(record["v"].values)
+    np.testing.assert_array_equal(item["observed"].numpy()[0], observed[2])
+    np.testing.assert_array_equal(item["context_observed"].numpy()[:, 0], observed[[1, 3]])
