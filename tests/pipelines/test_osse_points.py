@@ -87,3 +87,53 @@ def test_tiny_osse_runs_and_scores_every_method(osse: ModuleType, tmp_path: Path
         "sparsediff", "kriging", "griddata", "binned_laplace", "climatology", "kriging_anomaly",
     }  # fmt: skip
     assert np.isfinite(table[["rmse", "mae", "crps"]].to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_seeds_give_one_draw_each_and_a_pooled_table(osse: ModuleType, tmp_path: Path) -> None:
+    import pandas as pd
+
+    code = osse.main(
+        [str(CONFIGS / "osse_points_tiny.yaml"), "--out", str(tmp_path), "--seeds", "3", "4"]
+    )
+    assert code == 0
+    every = pd.read_csv(tmp_path / "scores.csv")
+    assert set(every["seed"]) == {3, 4}
+    one = every[(every["method"] == "sparsediff") & (every["sampling"] == "tracks")]
+    one = one.set_index("seed")
+    assert one.loc[3, "rmse"] != one.loc[4, "rmse"]  # other points, other draws
+    assert (tmp_path / "seed3" / "scores.csv").exists()
+    pooled = pd.read_csv(tmp_path / "pooled.csv")
+    assert (pooled["draws"] == 2).all()
+    pooled = pooled[pooled["sampling"] == "tracks"].set_index("method")
+    n = one["n_points"].to_numpy()
+    expected = np.sqrt(np.sum(n * one["rmse"].to_numpy() ** 2) / n.sum())
+    np.testing.assert_allclose(pooled.loc["sparsediff", "rmse"], expected, rtol=1e-3)
+
+
+def test_pooled_scores_weight_every_draw_by_its_points(osse: ModuleType) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "seed": [0, 1, 0, 1],
+            "sampling": ["tracks"] * 4,
+            "method": ["sparsediff", "sparsediff", "griddata", "griddata"],
+            "rmse": [1.0, 2.0, 3.0, 1.0],
+            "mae": [0.5, 1.0, 2.0, 1.0],
+            "crps": [0.4, 0.8, 2.0, 1.0],
+            "spread_skill": [0.5, 2.0, np.nan, np.nan],
+            "n_points": [300, 100, 300, 100],
+        }
+    )
+    got = osse.pooled(table).set_index("method")
+    s = got.loc["sparsediff"]
+    assert s["draws"] == 2
+    assert s["n_points"] == 400
+    np.testing.assert_allclose(s["rmse"], np.sqrt((300 * 1 + 100 * 4) / 400))
+    np.testing.assert_allclose(s["crps"], (300 * 0.4 + 100 * 0.8) / 400)
+    spread = np.sqrt((300 * 0.5**2 + 100 * 4.0**2) / 400)  # spreads 0.5 and 4.0
+    np.testing.assert_allclose(s["spread_skill"], spread / s["rmse"])
+    assert (s["spread_skill_min"], s["spread_skill_max"]) == (0.5, 2.0)
+    assert np.isnan(got.loc["griddata", "spread_skill"])  # a deterministic fill has none
+    np.testing.assert_allclose(got.loc["griddata", "mae"], (600 + 100) / 400)
