@@ -191,6 +191,14 @@ def test_guess_noise_is_the_first_guess_plus_unit_noise_of_the_model_spread(
     assert z.size > 2000
     assert abs(z.mean()) < 0.06
     assert z.std() == pytest.approx(1.0, abs=0.05)
+    # the model's ensemble is filled once: the same call again returns the last result,
+    # other data (an equal copy) are filled again, to the same values
+    first = mf.fill(gappy, **kw)
+    assert mf.fill(gappy, **kw) is first
+    other = mf.fill(gappy.copy(deep=True), **kw)
+    assert other is not first
+    xr.testing.assert_equal(other[var], first[var])
+    assert mf.fill(gappy, **{**kw, "region": {"time": slice(3, 8)}}) is not first
     # the pointwise spread matches the model's, the structure is gone
     with pytest.raises(InputError, match="at least 2 members"):
         GuessNoise(ModelFiller(model, members=1))

@@ -8,8 +8,9 @@ members there). It matches the model's pointwise spread by construction, so
 an ensemble that is no better than this on the multivariate scores (energy
 and variogram score) carries no spatial structure of its own.
 
-Cost: the model's ensemble fill (for the spread) plus one first-guess fill,
-so about the model's own time again.
+Cost: one first-guess fill (1 member), as the model's ensemble fill (for
+the spread) is the one the evaluation already made
+([`ModelFiller.fill`][sparsediff.evaluation.fillers.ModelFiller.fill] returns it again).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class GuessNoise(Filler):
             raise InputError("guess_noise needs a model ensemble of at least 2 members")
         self.model_filler = model_filler
         self.guess_filler = copy.copy(model_filler)
+        self.guess_filler._last = None  # its own fills only
         self.guess_filler.model = guess_only(model_filler.model)
         self.guess_filler.options = dataclasses.replace(model_filler.options, members=1)
         self.seed = int(seed)
