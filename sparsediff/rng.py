@@ -90,6 +90,8 @@ class Stream(IntEnum):
     ADAPT_HIDE = 60
     #: calibration on the data being filled: which of its windows are used
     INPUT_WINDOWS = 61
+    #: calibration on point observations: the platforms hidden whole, per step
+    PLATFORM_HIDE = 62
     #: evaluation: held-out gaps
     HOLDOUT = 0x401D
     #: evaluation at held-out point observations: the observation error drawn

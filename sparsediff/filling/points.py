@@ -29,10 +29,12 @@ of dense data; between sparse points they are too narrow (spread/skill 0.46–0.
 in the OSSE of docs/results.md). So before the fill the model's departure scale
 and spread factors are refitted on the binned observations themselves
 ([`calibrate_on_input`][sparsediff.training.input_calibration.calibrate_on_input]):
-in windows of the grid, a random share (10–90 %) of the observed cells is hidden
-(`POINTS_CALIBRATION_HIDE`: the observations thinned),
-filled from the rest and compared, so the hidden cells lie at the distances from
-data that the gaps between the points have; the noise of the cell means (the
+in windows of the grid, half the windows hide a random 5–30 % of the observed
+cells (the observations thinned) and half the cells of a random 5–30 % of each
+step's platforms, whole (`POINTS_CALIBRATION_HIDE`, `platform_keep`: a track, a
+float, a station; without ids each observation is its own platform); the hidden
+cells are filled from the rest and compared, so they lie where the fill must
+reach: between the points, and between the tracks; the noise of the cell means (the
 observations' ``error``, when given: [`cell_noise_variance`][cell_noise_variance])
 is taken off the squared errors, so the spread is that of the field; and distance
 bins with few hidden points are pooled outwards rather than extrapolated. It
@@ -55,7 +57,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +66,13 @@ import pandas as pd
 import xarray as xr
 
 from sparsediff.data.binning import bin_to_grid, target_grid
+from sparsediff.data.obs_operator import cell_index
 from sparsediff.data.observations import Observations
 from sparsediff.data.target_grid import TargetGrid
 from sparsediff.errors import InputError, NothingToFitError, SparsediffWarning
 from sparsediff.method.base import HideSpec
 from sparsediff.model import Model, as_model
+from sparsediff.rng import Stream, numpy_rng_for
 
 __all__ = [
     "OBSERVED_CELL_RULE",
@@ -79,6 +83,7 @@ __all__ = [
     "fill_points",
     "fill_points_command",
     "in_model_units",
+    "platform_keep",
     "points_grid",
 ]
 
@@ -89,11 +94,16 @@ OBSERVED_CELL_RULE = (
     "calibration on the observations takes their noise off)"
 )
 
-#: What ``calibrate="input"`` hides in a fill from points: a random share (drawn
-#: in the range, per window) of the observed cells, i.e. the observations thinned,
-#: so that the hidden cells lie at the distances from data that the gaps between
-#: the points have (boxes or clouds cut among sparse points do not).
-POINTS_CALIBRATION_HIDE = HideSpec((0.1, 0.9), ("mcar",))
+#: What ``calibrate="input"`` hides in a fill from points, one pattern per window:
+#: ``mcar``, a random share (drawn in the range) of the observed cells, the
+#: observations thinned; ``real``, the cells of whole platforms (`platform_keep`),
+#: so that the hidden cells lie where the gaps between points and between tracks
+#: are (boxes or clouds cut among sparse points do not; thinning 10-90 % alone
+#: over-dispersed random points and left tracks to chance, docs/results.md).
+POINTS_CALIBRATION_HIDE = HideSpec((0.05, 0.3), ("mcar", "real"))
+#: Share of each step's platforms that ``calibrate="input"`` hides whole (drawn in
+#: the range per step), for `platform_keep`.
+POINTS_PLATFORM_SHARE = (0.05, 0.3)
 #: Least observed share of a window that ``calibrate="input"`` fits on, for points.
 POINTS_MIN_OBSERVED = 0.002
 
@@ -311,7 +321,14 @@ def fill_points(
     gappy = binned[[var]]
     along = None if isinstance(invalid_along, str) and invalid_along == "model" else invalid_along
     noise = cell_noise_variance(binned, var)
-    model, fill_options = _calibrated_on_points(gappy, model, along, noise, dict(fill_options))
+    spatial = list(model.dims)
+    model, fill_options = _calibrated_on_points(
+        gappy,
+        model,
+        along,
+        (noise, lambda seed: platform_keep(obs, grid, spatial, seed)),
+        dict(fill_options),
+    )
     out = fill(gappy, model, invalid_along=along, **fill_options)
     flag = out[f"{var}_fill_flag"]
     lost = _warn_unused(out, count, flag, user_invalid=fill_options.get("invalid") is not None)
@@ -321,6 +338,52 @@ def fill_points(
     out.attrs.pop("sparsediff_points", None)
     out.attrs["sparsediff_points"] = _points_record(out, var, obs, grid, binned.attrs, lost)
     return out
+
+
+def platform_keep(
+    obs: Observations,
+    grid: TargetGrid,
+    spatial: Sequence[str],
+    seed: int,
+    share: tuple[float, float] = POINTS_PLATFORM_SHARE,
+) -> xr.DataArray:
+    """The grid's cells left when a random share of each step's platforms is hidden whole.
+
+    Per step (the grid's non-``spatial`` index), a share drawn in ``share`` of
+    the platforms with observations there (at least one, when there are two
+    or more) is hidden: a cell is ``False`` when every observation in it comes
+    from a hidden platform. Observations without platform ids count as one
+    platform each. Keyed by ``seed`` and the step.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean, on the grid's dims (``True`` where nothing is hidden).
+    """
+    aligned = obs.aligned_to(grid)
+    cell = cell_index(aligned, grid)
+    ids = np.arange(len(cell)) if aligned.platform is None else np.asarray(aligned.platform)
+    index = np.unravel_index(cell, grid.shape)
+    batch = [k for k, d in enumerate(grid.dims) if d not in spatial]
+    step_shape = tuple(grid.shape[k] for k in batch)
+    step = (
+        np.ravel_multi_index([index[k] for k in batch], step_shape)
+        if batch
+        else np.zeros_like(cell)
+    )
+    hidden = np.zeros(len(cell), dtype=bool)
+    for s in np.unique(step):
+        here = step == s
+        platforms = np.unique(ids[here])
+        if platforms.size < 2:
+            continue
+        rng = numpy_rng_for(seed, Stream.PLATFORM_HIDE, int(s))
+        k = max(1, round(rng.uniform(*share) * platforms.size))
+        hidden[here] = np.isin(ids[here], rng.choice(platforms, k, replace=False))
+    kept = np.bincount(cell, weights=~hidden, minlength=int(np.prod(grid.shape)))
+    seen = np.bincount(cell, minlength=int(np.prod(grid.shape)))
+    keep = (kept > 0) | (seen == 0)
+    return xr.DataArray(keep.reshape(grid.shape), dims=grid.dims)
 
 
 def cell_noise_variance(binned: xr.Dataset, var: str) -> float:
@@ -343,12 +406,17 @@ def cell_noise_variance(binned: xr.Dataset, var: str) -> float:
 
 
 def _calibrated_on_points(
-    gappy: xr.Dataset, model: Model, along: Any, noise: float, fill_options: dict[str, Any]
+    gappy: xr.Dataset,
+    model: Model,
+    along: Any,
+    hiding: tuple[float, Callable[[int], xr.DataArray]],
+    fill_options: dict[str, Any],
 ) -> tuple[Model, dict[str, Any]]:
     """With ``calibrate="input"`` or ``"auto"``: the model refitted on the binned
     observations, and the fill's options without it (otherwise both unchanged).
 
-    The refit thins the observations (`POINTS_CALIBRATION_HIDE`)
+    The refit thins the observations or hides whole platforms
+    (`POINTS_CALIBRATION_HIDE`, ``hiding[1]``: `platform_keep` for the fill's seed)
     in windows with at least `POINTS_MIN_OBSERVED` observed cells,
     and fits the spread to the error of the field: the cells' mean noise variance
     ``noise`` ([`cell_noise_variance`][cell_noise_variance]) is taken off the squared
@@ -382,7 +450,13 @@ def _calibrated_on_points(
             invalid=fill_options.get("invalid"),
             invalid_below=fill_options.get("invalid_below", "model"),
             invalid_along=along,
-            input_fit=InputFit(POINTS_CALIBRATION_HIDE, POINTS_MIN_OBSERVED, noise, "pool"),
+            input_fit=InputFit(
+                POINTS_CALIBRATION_HIDE,
+                POINTS_MIN_OBSERVED,
+                hiding[0],
+                "pool",
+                hiding[1](opts.seed),
+            ),
         )
     except NothingToFitError as exc:
         if not auto or adapt is not None:

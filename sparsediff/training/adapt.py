@@ -168,6 +168,7 @@ def input_crops(
     seed: int,
     shuffle: bool = True,
     min_observed: float | None = None,
+    keep: xr.DataArray | None = None,
 ) -> CropDataset:
     """Training windows over the data being filled, as the model was trained on them.
 
@@ -187,6 +188,9 @@ def input_crops(
     min_observed
         Least observed share of a window (default: the training's
         ``window.min_observed``; sparse point observations need less).
+    keep
+        The ``"real"`` hide pattern's mask of each crop at its own step
+        (see [`CropDataset`][sparsediff.training.crops.CropDataset]).
 
     Raises
     ------
@@ -218,7 +222,8 @@ def input_crops(
         periodic=tuple(d in ds.coords and is_global_longitude(ds[d]) for d in spec.dims),
         context_dim=spec.context_dim if spec.n_context else None,
         context_offsets=tuple(spec.context_offsets),
-        donor="real" in patterns,
+        donor="real" in patterns or keep is not None,
+        keep=keep,
     )
     if len(crops.windows) == 0:
         raise NothingToFitError(

@@ -29,6 +29,7 @@ from typing import Any
 import dask
 import numpy as np
 import torch
+import xarray as xr
 
 from sparsediff.data.patch_windows import Window, normalized_frame, read_frame
 from sparsediff.errors import InputError
@@ -57,7 +58,13 @@ class CropDataset(PatchDataset):
     context_offsets
         Steps along ``context_dim`` of the context frames (e.g. ``(-1, 1)``).
     donor
-        Also read a donor mask (for the ``"real"`` hide pattern).
+        Also read a donor mask (for the ``"real"`` hide pattern): the observed
+        mask of the same crop at another step.
+    keep
+        Instead of another step's mask, the ``"real"`` pattern's mask of every
+        crop: this boolean array (the data's dims; ``False`` = hide where
+        observed) at the crop's own step and place, e.g. the cells left when
+        whole platforms of point observations are hidden.
 
     Yields
     ------
@@ -75,6 +82,7 @@ class CropDataset(PatchDataset):
         context_dim: str | None = None,
         context_offsets: Sequence[int] = (),
         donor: bool = False,
+        keep: xr.DataArray | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -92,6 +100,12 @@ class CropDataset(PatchDataset):
         self.context_dim = context_dim
         self.context_offsets = tuple(int(o) for o in context_offsets) if context_dim else ()
         self.donor = bool(donor) and bool(self.batch_dims)
+        self.keep = keep
+        if keep is not None:
+            sizes = {d: self._ds.sizes[d] for d in (*self.batch_dims, *self.dims)}
+            if dict(keep.sizes) != sizes:
+                raise InputError(f"keep has sizes {dict(keep.sizes)}, the data {sizes}")
+            self._keep = np.asarray(keep.transpose(*sizes).values, dtype=bool)
         self._arrays = self._in_memory()
 
     def _in_memory(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]] | None:
@@ -188,7 +202,10 @@ class CropDataset(PatchDataset):
                 co.append(o)
             out["context"] = torch.from_numpy(np.stack(cv)).to(self.dtype)
             out["context_observed"] = torch.from_numpy(np.stack(co))
-        if self.donor:
+        if self.keep is not None:
+            own = self._keep[(*window.batch, *np.ix_(*idx))]
+            out["donor"] = torch.from_numpy(np.broadcast_to(own, observed.shape) | ~active)
+        elif self.donor:
             axis = (
                 self.batch_dims.index(str(self.context_dim)) if self.context_dim is not None else 0
             )
@@ -229,4 +246,5 @@ class CropDataset(PatchDataset):
             context_dim=self.context_dim,
             context_offsets=self.context_offsets,
             donor=self.donor,
+            keep=self.keep,
         )

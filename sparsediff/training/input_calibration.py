@@ -62,12 +62,17 @@ class InputFit:
     thin_bins
         The rule for distance bins with few hidden points
         ([`SpreadFit`][sparsediff.method.calibration.SpreadFit]).
+    keep
+        The ``"real"`` pattern's mask of every window at its own step (the
+        input's dims, ``False`` = hide where observed), instead of another
+        step's gaps: e.g. the cells left when whole platforms are hidden.
     """
 
     hide: HideSpec | None = None
     min_observed: float | None = None
     noise_variance: float = 0.0
     thin_bins: Literal["extrapolate", "pool"] = "extrapolate"
+    keep: xr.DataArray | None = None
 
 
 def calibrate_on_input(
@@ -135,7 +140,12 @@ def calibrate_on_input(
     at_steps = model.spec.spread_steps if steps is None else steps
     settings = dataclasses.replace(settings_of(cfg), seed=seed)
     crops = input_crops(
-        model, ds, states, seed=seed_for(seed, Stream.INPUT_WINDOWS), min_observed=fit.min_observed
+        model,
+        ds,
+        states,
+        seed=seed_for(seed, Stream.INPUT_WINDOWS),
+        min_observed=fit.min_observed,
+        keep=fit.keep,
     )
     t0 = time.perf_counter()
     batches = fixed_batches(crops, max_windows=max_windows, batch_size=cfg.optim.batch_size)
@@ -165,6 +175,7 @@ def calibrate_on_input(
         "hide": {"rate": list(used.rate), "patterns": list(used.patterns)},
         "noise_variance": fit.noise_variance,
         "thin_bins": fit.thin_bins,
+        "own_mask": fit.keep is not None,
         "seconds": round(time.perf_counter() - t0, 3),
         "calibration": described,
     }

@@ -358,3 +358,47 @@ def test_cli_fill_from_points_to_a_target_being_written_refuses_first(tmp_path: 
     assert res.exit_code == 0, res.output
     assert out.exists()
     assert not lock_path(out).exists()
+
+
+def test_platform_keep_hides_whole_platforms_per_step() -> None:
+    """The calibration on points hides whole platforms (tracks, floats), keyed by the seed."""
+    from sparsediff.data.target_grid import TargetGrid
+    from sparsediff.filling.points import platform_keep
+
+    rng = np.random.default_rng(3)
+    n = 600
+    times = _template().time.values
+    step = rng.integers(0, 3, n)
+    platform = rng.integers(0, 20, n)  # 20 "tracks", each along its own longitude
+    lat = rng.uniform(10.0, 26.0, n)
+    lon = 100.2 + 0.78 * platform + rng.uniform(0.0, 0.05, n)  # one cell column each
+    obs = Observations.from_arrays(
+        "sst", np.full(n, 290.0), {"time": times[step], "lat": lat, "lon": lon},
+        platform=platform, units="K",
+    )  # fmt: skip
+    grid = TargetGrid.from_dataset(_template(), ["time", "lat", "lon"])
+    keep = platform_keep(obs, grid, ["lat", "lon"], seed=7)
+    assert keep.dims == ("time", "lat", "lon")
+    col = np.floor(lon - 100.0).astype(int)
+    row = np.floor(lat - 10.0).astype(int)
+    for t in range(3):
+        here = step == t
+        kept_cell = keep.values[t, row[here], col[here]]
+        # a platform is hidden whole or not at all: all its observations' cells agree
+        hidden = {p for p in np.unique(platform[here]) if not kept_cell[platform[here] == p].any()}
+        for p in hidden:
+            assert not kept_cell[platform[here] == p].any()
+        present = np.unique(platform[here]).size
+        assert 1 <= len(hidden) <= round(0.3 * present)
+        # cells without observations are kept
+        empty = np.ones((16, 16), dtype=bool)
+        empty[row[here], col[here]] = False
+        assert keep.values[t][empty].all()
+    again = platform_keep(obs, grid, ["lat", "lon"], seed=7)
+    xr.testing.assert_equal(keep, again)
+    other = platform_keep(obs, grid, ["lat", "lon"], seed=8)
+    assert not bool((keep == other).all())
+    # without ids every observation is its own platform: cells of several observations
+    # are hidden only when all of them are
+    plain = platform_keep(_obs(), grid, ["lat", "lon"], seed=7)
+    assert 0 < int((~plain).sum()) < 0.35 * len(_obs())

@@ -8,6 +8,7 @@ import xarray as xr
 
 import sparsediff.training.crops as crops_module
 from sparsediff.data import masks
+from sparsediff.errors import InputError
 from sparsediff.training.crops import CropDataset
 
 
@@ -102,3 +103,22 @@ def test_donor_is_another_step_of_the_same_place() -> None:
         other = c.read(type(w)(w.index, (t,), w.start, w.observed))
         candidates.append(other["observed"][0].numpy() | ~other["active"][0].numpy())
     assert any(np.array_equal(donor, cand) for cand in candidates)
+
+
+def test_a_given_keep_mask_is_the_donor_of_every_crop_at_its_own_step() -> None:
+    ds, st = _data()
+    rng = np.random.default_rng(1)
+    keep = xr.DataArray(rng.random((5, 10, 12)) > 0.3, dims=("t", "y", "x"))
+    c = _crops(ds, st, keep=keep.transpose("x", "t", "y"))  # any dim order
+    for w in c.windows[:6]:
+        item = c.read(w)
+        donor = item["donor"][0].numpy()
+        active = item["active"][0].numpy()
+        y0, x0 = w.start[0] - 2, w.start[1] - 3  # the halo before the window
+        ys = np.clip(np.arange(y0, y0 + 8), 0, 9)
+        xs = np.clip(np.arange(x0, x0 + 10), 0, 11)
+        expected = keep.values[w.batch[0]][np.ix_(ys, xs)] | ~active
+        np.testing.assert_array_equal(donor, expected)
+    assert c.whole_fields().keep is c.keep
+    with pytest.raises(InputError, match="keep has sizes"):
+        _crops(ds, st, keep=keep.isel(t=slice(0, 4)))
