@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import xarray as xr
 
-from sparsediff.method.base import HideSpec
+from sparsediff.method.base import HideSpec, TrainBatch
 from sparsediff.method.calibration import SpreadFit
 from sparsediff.model import Model
 from sparsediff.rng import Stream, seed_for
@@ -167,10 +167,26 @@ def calibrate_on_input(
         progress=progress,
     )
     spec = model.spec.model_copy(update={**updates, "calibration": described})
-    record = {
+    record = _record(batches, c.members, at_steps, seed, used, fit, t0, described)
+    provenance = {**model.provenance, "input_calibration": record}
+    return Model(spec, dict(model.nets), model.stats, provenance, model.climatology, model.invalid)
+
+
+def _record(
+    batches: list[TrainBatch],
+    members: int,
+    steps: int,
+    seed: int,
+    used: HideSpec,
+    fit: InputFit,
+    t0: float,
+    described: str,
+) -> dict[str, Any]:
+    """What an input calibration did, for the model's ``provenance["input_calibration"]``."""
+    return {
         "windows": sum(len(b.positions) for b in batches),
-        "members": c.members,
-        "steps": at_steps,
+        "members": members,
+        "steps": steps,
         "seed": seed,
         "hide": {"rate": list(used.rate), "patterns": list(used.patterns)},
         "noise_variance": fit.noise_variance,
@@ -179,5 +195,3 @@ def calibrate_on_input(
         "seconds": round(time.perf_counter() - t0, 3),
         "calibration": described,
     }
-    provenance = {**model.provenance, "input_calibration": record}
-    return Model(spec, dict(model.nets), model.stats, provenance, model.climatology, model.invalid)
