@@ -278,8 +278,8 @@ class ModelFiller(Filler):
         self.progress = progress
         self.variables = tuple(model.variables)
         self.dims = tuple(model.dims)
-        #: The last call's arguments (the gappy data held, so its id stays its own) and result.
-        self._last: tuple[tuple[Any, ...], xr.Dataset, xr.Dataset] | None = None
+        #: The last call's key, the objects it names by id (held) and its result.
+        self._last: tuple[tuple[Any, ...], tuple[Any, ...], xr.Dataset] | None = None
 
     @property
     def members(self) -> int:
@@ -314,22 +314,26 @@ class ModelFiller(Filler):
     ) -> xr.Dataset:
         """Fill with the model (see [`Filler.fill`][Filler.fill]).
 
-        A call with the same ``gappy`` object, variables, dims, invalid masks
-        and region as the last one returns the last result instead of filling
-        again (the fill is deterministic): an evaluation's ``guess_noise``
-        reuses the model's own ensemble.
+        A call with the same ``gappy`` object, model object, variables, dims,
+        invalid mask objects, region, options, adaptation and calibration as
+        the last one returns the last result instead of filling again (the
+        fill is deterministic): an evaluation's ``guess_noise`` reuses the
+        model's own ensemble.
         """
         from sparsediff.filling.fill import fill
 
+        held = (gappy, self.model, *invalid.values())  # kept alive: their ids stay theirs
         key = (
-            id(gappy),
+            tuple(id(x) for x in held),
             tuple(variables),
             tuple(dims),
-            tuple((v, id(m)) for v, m in invalid.items()),
+            tuple(invalid),
             tuple((d, r.start, r.stop, r.step) for d, r in region.items()),
             self.options,
+            repr(self.adapt),
+            self.calibrate,
         )
-        if self._last is not None and self._last[0] == key and self._last[1] is gappy:
+        if self._last is not None and self._last[0] == key:
             return self._last[2]
         order = gappy[variables[0]].dims
         invalid_all = None
@@ -351,7 +355,7 @@ class ModelFiller(Filler):
             calibrate=self.calibrate,
         ).isel(back)
         result = _with_member(filled, variables)
-        self._last = (key, gappy, result)
+        self._last = (key, held, result)
         return result
 
 

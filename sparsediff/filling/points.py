@@ -29,10 +29,11 @@ of dense data; between sparse points they are too narrow (spread/skill 0.46–0.
 in the OSSE of docs/results.md). So before the fill the model's departure scale
 and spread factors are refitted on the binned observations themselves
 ([`calibrate_on_input`][sparsediff.training.input_calibration.calibrate_on_input]):
-in windows of the grid, half the windows hide a random 5–30 % of the observed
-cells (the observations thinned) and half the cells of a random 5–30 % of each
-step's platforms, whole (`POINTS_CALIBRATION_HIDE`, `platform_keep`: a track, a
-float, a station; without ids each observation is its own platform); the hidden
+in windows of the grid, each window hides either a random 5–30 % of its observed
+cells (the observations thinned) or every cell of a random 5–30 % of each step's
+platforms (`POINTS_CALIBRATION_HIDE`, `platform_keep`: a track, a float, a
+station; without ids each observation is its own platform; a window that holds
+no hidden platform is thinned); the hidden
 cells are filled from the rest and compared, so they lie where the fill must
 reach: between the points, and between the tracks; the noise of the cell means (the
 observations' ``error``, when given: [`cell_noise_variance`][cell_noise_variance])
@@ -358,7 +359,7 @@ def platform_keep(
     Returns
     -------
     xarray.DataArray
-        Boolean, on the grid's dims (``True`` where nothing is hidden).
+        Boolean, on the grid's dims and coordinates (``True`` where nothing is hidden).
     """
     aligned = obs.aligned_to(grid)
     cell = cell_index(aligned, grid)
@@ -372,8 +373,9 @@ def platform_keep(
         else np.zeros_like(cell)
     )
     hidden = np.zeros(len(cell), dtype=bool)
-    for s in np.unique(step):
-        here = step == s
+    order = np.argsort(step, kind="stable")
+    steps, starts = np.unique(step[order], return_index=True)
+    for s, here in zip(steps, np.split(order, starts[1:]), strict=True):
         platforms = np.unique(ids[here])
         if platforms.size < 2:
             continue
@@ -383,7 +385,8 @@ def platform_keep(
     kept = np.bincount(cell, weights=~hidden, minlength=int(np.prod(grid.shape)))
     seen = np.bincount(cell, minlength=int(np.prod(grid.shape)))
     keep = (kept > 0) | (seen == 0)
-    return xr.DataArray(keep.reshape(grid.shape), dims=grid.dims)
+    coords = {d: np.asarray(grid.coords[d]) for d in grid.dims}
+    return xr.DataArray(keep.reshape(grid.shape), dims=grid.dims, coords=coords)
 
 
 def cell_noise_variance(binned: xr.Dataset, var: str) -> float:

@@ -222,7 +222,7 @@ def input_crops(
         periodic=tuple(d in ds.coords and is_global_longitude(ds[d]) for d in spec.dims),
         context_dim=spec.context_dim if spec.n_context else None,
         context_offsets=tuple(spec.context_offsets),
-        donor="real" in patterns or keep is not None,
+        donor="real" in patterns,
         keep=keep,
     )
     if len(crops.windows) == 0:

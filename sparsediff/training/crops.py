@@ -102,11 +102,22 @@ class CropDataset(PatchDataset):
         self.donor = bool(donor) and bool(self.batch_dims)
         self.keep = keep
         if keep is not None:
-            sizes = {d: self._ds.sizes[d] for d in (*self.batch_dims, *self.dims)}
-            if dict(keep.sizes) != sizes:
-                raise InputError(f"keep has sizes {dict(keep.sizes)}, the data {sizes}")
-            self._keep = np.asarray(keep.transpose(*sizes).values, dtype=bool)
+            self._keep = self._aligned_keep(keep)
         self._arrays = self._in_memory()
+
+    def _aligned_keep(self, keep: xr.DataArray) -> np.ndarray:
+        """``keep`` as a bool array in the data's dim order, lined up by label where
+        both carry coordinates (the data may have been sorted since it was made)."""
+        sizes = {d: self._ds.sizes[d] for d in (*self.batch_dims, *self.dims)}
+        if dict(keep.sizes) != sizes:
+            raise InputError(f"keep has sizes {dict(keep.sizes)}, the data {sizes}")
+        for d in sizes:
+            if d in keep.coords and d in self._ds.coords:
+                try:
+                    keep = keep.sel({d: self._ds[d].values})
+                except KeyError as exc:
+                    raise InputError(f"keep's {d!r} labels are not the data's") from exc
+        return np.asarray(keep.transpose(*sizes).values, dtype=bool)
 
     def _in_memory(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]] | None:
         """The variables (and states) as numpy arrays when they are small enough.

@@ -139,6 +139,8 @@ def calibrate_on_input(
     fit = fit or InputFit()
     at_steps = model.spec.spread_steps if steps is None else steps
     settings = dataclasses.replace(settings_of(cfg), seed=seed)
+    if fit.keep is not None and (fit.hide is None or "real" not in fit.hide.patterns):
+        raise ConfigError('InputFit.keep is read by the "real" hide pattern only: add it to hide')
     crops = input_crops(
         model,
         ds,

@@ -293,6 +293,7 @@ def test_input_calibration_on_points_thins_the_observations(ostia_full: xr.Datas
         "rate": list(POINTS_CALIBRATION_HIDE.rate),
         "patterns": list(POINTS_CALIBRATION_HIDE.patterns),
     }
+    assert record["input_calibration"]["own_mask"] is True  # whole platforms reach the windows
     assert "input_calibration" not in json.loads(own.attrs["sparsediff_fill"])
     assert "hidden input points" in record["model_calibration"]
     assert (
@@ -379,21 +380,26 @@ def test_platform_keep_hides_whole_platforms_per_step() -> None:
     grid = TargetGrid.from_dataset(_template(), ["time", "lat", "lon"])
     keep = platform_keep(obs, grid, ["lat", "lon"], seed=7)
     assert keep.dims == ("time", "lat", "lon")
+    from sparsediff.rng import Stream, numpy_rng_for
+
     col = np.floor(lon - 100.0).astype(int)
     row = np.floor(lat - 10.0).astype(int)
     for t in range(3):
         here = step == t
-        kept_cell = keep.values[t, row[here], col[here]]
-        # a platform is hidden whole or not at all: all its observations' cells agree
-        hidden = {p for p in np.unique(platform[here]) if not kept_cell[platform[here] == p].any()}
-        for p in hidden:
-            assert not kept_cell[platform[here] == p].any()
-        present = np.unique(platform[here]).size
-        assert 1 <= len(hidden) <= round(0.3 * present)
-        # cells without observations are kept
-        empty = np.ones((16, 16), dtype=bool)
-        empty[row[here], col[here]] = False
-        assert keep.values[t][empty].all()
+        present = np.unique(platform[here])
+        # the draw, rebuilt: a share in (0.05, 0.3) of the step's platforms, keyed by the step
+        rng = numpy_rng_for(7, Stream.PLATFORM_HIDE, t)
+        k = max(1, round(rng.uniform(0.05, 0.3) * present.size))
+        drawn = set(rng.choice(present, k, replace=False).tolist())
+        assert 1 <= len(drawn) <= round(0.3 * present.size)
+        # a cell is hidden exactly when every observation in it is from a drawn platform
+        expected = np.ones((16, 16), dtype=bool)
+        cells = {(r, c) for r, c in zip(row[here], col[here], strict=True)}
+        for r, c in cells:
+            inside = here & (row == r) & (col == c)
+            expected[r, c] = not set(platform[inside].tolist()) <= drawn
+        np.testing.assert_array_equal(keep.values[t], expected)
+        assert not expected.all()  # something is hidden at every step
     again = platform_keep(obs, grid, ["lat", "lon"], seed=7)
     xr.testing.assert_equal(keep, again)
     other = platform_keep(obs, grid, ["lat", "lon"], seed=8)

@@ -120,5 +120,16 @@ def test_a_given_keep_mask_is_the_donor_of_every_crop_at_its_own_step() -> None:
         expected = keep.values[w.batch[0]][np.ix_(ys, xs)] | ~active
         np.testing.assert_array_equal(donor, expected)
     assert c.whole_fields().keep is c.keep
+    # with coordinates, the mask is lined up by label: data sorted the other way round
+    labelled = keep.assign_coords(t=np.arange(5))
+    back = ds.assign_coords(t=np.arange(5)).isel(t=slice(None, None, -1))
+    c2 = _crops(back, st.assign_coords(t=np.arange(5)).isel(t=slice(None, None, -1)), keep=labelled)
+    w = c2.windows[0]
+    label = int(back["t"].values[w.batch[0]])
+    item = c2.read(w)
+    ys = np.clip(np.arange(w.start[0] - 2, w.start[0] + 6), 0, 9)
+    xs = np.clip(np.arange(w.start[1] - 3, w.start[1] + 7), 0, 11)
+    expected = keep.values[label][np.ix_(ys, xs)] | ~item["active"][0].numpy()
+    np.testing.assert_array_equal(item["donor"][0].numpy(), expected)
     with pytest.raises(InputError, match="keep has sizes"):
         _crops(ds, st, keep=keep.isel(t=slice(0, 4)))

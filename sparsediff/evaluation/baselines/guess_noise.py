@@ -87,7 +87,6 @@ class GuessNoise(Filler):
             raise InputError("guess_noise needs a model ensemble of at least 2 members")
         self.model_filler = model_filler
         self.guess_filler = copy.copy(model_filler)
-        self.guess_filler._last = None  # its own fills only
         self.guess_filler.model = guess_only(model_filler.model)
         self.guess_filler.options = dataclasses.replace(model_filler.options, members=1)
         self.seed = int(seed)
