@@ -129,10 +129,11 @@ def fit_context_weight(
         return None
     stats = torch.zeros(5, dtype=torch.float64)  # sums of d*r, d*d, r*r, (y-g1)^2; points
     rounds = [(draw, batch) for draw in range(draws) for batch in batches]
+    pairs: dict[tuple[int, ...], list[Method]] = {}  # the two methods per crop shape
     for draw, batch in progress_bar(
         rounds, progress=progress, desc="first guess: context weight", leave=False
     ):
-        stats += _sums(method, batch.to(device), hide or settings.hide, settings, draw)
+        stats += _sums(pairs, method, batch.to(device), hide or settings.hide, settings, draw)
     num, den, sq0, sq1, n = (float(v) for v in stats[:5])
     if n == 0:
         return None
@@ -147,26 +148,42 @@ def fit_context_weight(
     )
 
 
+def _pair(method: Method, whole: tuple[int, ...]) -> list[Method]:
+    """The method with context weight 0 and 1 and its window set to ``whole``."""
+    from sparsediff.method import build_method
+
+    return [
+        build_method(
+            method.spec.model_copy(update={"context_weight": w, "window": list(whole)}),
+            method.nets,
+        )
+        for w in (0.0, 1.0)
+    ]
+
+
 def _sums(
-    method: Method, batch: TrainBatch, hide: HideSpec, settings: TrainSettings, draw: int
+    pairs: dict[tuple[int, ...], list[Method]],
+    method: Method,
+    batch: TrainBatch,
+    hide: HideSpec,
+    settings: TrainSettings,
+    draw: int,
 ) -> torch.Tensor:
     """``sum(d*r), sum(d*d), sum(r*r), sum((y-g1)^2)`` and the points of one batch and draw.
 
     The whole crop is scored: the methods' window is set to the crop, so
     that [`Method.windows`][sparsediff.method.base.Method.windows] cuts nothing.
     """
-    from sparsediff.method import build_method
-
     spec = method.spec
     whole = [int(c) for c in batch.values.shape[2:]]
     batch = replace(batch, halo=(0,) * len(whole))
+    if tuple(whole) not in pairs:
+        pairs[tuple(whole)] = _pair(method, tuple(whole))
     w0, w1 = (
-        build_method(
-            spec.model_copy(update={"context_weight": weight, "window": whole}), method.nets
-        ).windows(
+        m.windows(
             batch, hide, settings, stream=Stream.CONTEXT_WEIGHT, stage_key=draw, hide_context=False
         )
-        for weight in (0.0, 1.0)
+        for m in pairs[tuple(whole)]
     )
     m = w0.scored
     if not bool(m.any()):

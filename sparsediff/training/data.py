@@ -466,12 +466,17 @@ def fixed_batches(dataset: CropDataset, *, max_windows: int, batch_size: int) ->
 def whole_field_batches(
     dataset: CropDataset, *, max_fields: int = 64, max_points: int = FIELD_POINTS
 ) -> list[TrainBatch]:
-    """The first steps of a part as whole fields, one per batch (see `CropDataset.whole_fields`).
+    """Steps of a part as whole fields, one per batch (see `CropDataset.whole_fields`).
 
     At most ``max_fields`` steps, and fewer (at least 4) where their fields
-    together would hold more than ``max_points`` points.
+    together would hold more than ``max_points`` points; spread evenly over the
+    part (its first and last steps included), so that a long part is not
+    represented by one season.
     """
     fields = dataset.whole_fields()
     per_field = max(1, math.prod(fields.domain))
-    count = min(max_fields, max(4, max_points // per_field))
-    return fixed_batches(fields, max_windows=count, batch_size=1)
+    count = min(max_fields, max(4, max_points // per_field), len(fields.windows))
+    picks = np.unique(np.linspace(0, len(fields.windows) - 1, count).round().astype(int))
+    fields.set_epoch(0)
+    items = [fields.read(fields.windows[int(i)]) for i in picks]
+    return [collate([item], fields.halo, [int(item["index"])]) for item in items]

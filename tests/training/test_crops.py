@@ -133,3 +133,16 @@ def test_a_given_keep_mask_is_the_donor_of_every_crop_at_its_own_step() -> None:
     np.testing.assert_array_equal(item["donor"][0].numpy(), expected)
     with pytest.raises(InputError, match="keep has sizes"):
         _crops(ds, st, keep=keep.isel(t=slice(0, 4)))
+
+
+def test_whole_field_batches_spread_over_the_part() -> None:
+    from sparsediff.training.data import whole_field_batches
+
+    ds, st = _data()
+    c = _crops(ds, st)
+    whole = c.whole_fields()
+    steps = {w.index: w.batch[0] for w in whole.windows}
+    batches = whole_field_batches(c, max_fields=3)
+    assert [steps[b.positions[0]] for b in batches] == [0, 2, 4]  # first, middle, last
+    assert all(tuple(b.values.shape) == (1, 1, 10, 12) for b in batches)
+    assert len(whole_field_batches(c)) == 5  # every step when there are few
