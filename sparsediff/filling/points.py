@@ -103,8 +103,8 @@ OBSERVED_CELL_RULE = (
 #: over-dispersed random points and left tracks to chance, docs/results.md).
 POINTS_CALIBRATION_HIDE = HideSpec((0.05, 0.3), ("mcar", "real"))
 #: Share of each step's platforms that ``calibrate="input"`` hides whole (drawn in
-#: the range per step), for `platform_keep`.
-POINTS_PLATFORM_SHARE = (0.05, 0.3)
+#: the range per step), for `platform_keep`: the thinning's range.
+POINTS_PLATFORM_SHARE = POINTS_CALIBRATION_HIDE.rate
 #: Least observed share of a window that ``calibrate="input"`` fits on, for points.
 POINTS_MIN_OBSERVED = 0.002
 
@@ -327,8 +327,9 @@ def fill_points(
         gappy,
         model,
         along,
-        (noise, lambda seed: platform_keep(obs, grid, spatial, seed)),
         dict(fill_options),
+        noise=noise,
+        keep_of=lambda seed: platform_keep(obs, grid, spatial, seed),
     )
     out = fill(gappy, model, invalid_along=along, **fill_options)
     flag = out[f"{var}_fill_flag"]
@@ -412,14 +413,16 @@ def _calibrated_on_points(
     gappy: xr.Dataset,
     model: Model,
     along: Any,
-    hiding: tuple[float, Callable[[int], xr.DataArray]],
     fill_options: dict[str, Any],
+    *,
+    noise: float,
+    keep_of: Callable[[int], xr.DataArray],
 ) -> tuple[Model, dict[str, Any]]:
     """With ``calibrate="input"`` or ``"auto"``: the model refitted on the binned
     observations, and the fill's options without it (otherwise both unchanged).
 
     The refit thins the observations or hides whole platforms
-    (`POINTS_CALIBRATION_HIDE`, ``hiding[1]``: `platform_keep` for the fill's seed)
+    (`POINTS_CALIBRATION_HIDE`; ``keep_of(seed)``: `platform_keep` for the fill's seed)
     in windows with at least `POINTS_MIN_OBSERVED` observed cells,
     and fits the spread to the error of the field: the cells' mean noise variance
     ``noise`` ([`cell_noise_variance`][cell_noise_variance]) is taken off the squared
@@ -456,9 +459,9 @@ def _calibrated_on_points(
             input_fit=InputFit(
                 POINTS_CALIBRATION_HIDE,
                 POINTS_MIN_OBSERVED,
-                hiding[0],
+                noise,
                 "pool",
-                hiding[1](opts.seed),
+                keep_of(opts.seed),
             ),
         )
     except NothingToFitError as exc:

@@ -208,6 +208,24 @@ def test_input_calibration_and_adaptation_ask_the_method(
         adapt(pixel, small, states, OPTS)
 
 
+def test_an_own_mask_without_the_real_pattern_is_one_error(
+    demo: sparsediff.Model, small: xr.Dataset
+) -> None:
+    """A mask only the "real" pattern reads would be ignored silently: refused instead."""
+    from sparsediff.method.base import HideSpec
+    from sparsediff.training.input_calibration import InputFit
+
+    states = _states(small)
+    keep = xr.ones_like(small[VAR], dtype=bool)
+    for hide in (None, HideSpec((0.1, 0.3), ("mcar",))):
+        with pytest.raises(ConfigError, match='read by the "real" hide pattern only'):
+            calibrate_on_input(demo, small, states, seed=2, fit=InputFit(hide=hide, keep=keep))
+    # with the pattern it fits, and records that the mask was used
+    fit = InputFit(hide=HideSpec((0.1, 0.3), ("mcar", "real")), keep=keep)
+    a = calibrate_on_input(demo, small, states, seed=2, max_windows=8, fit=fit)
+    assert a.provenance["input_calibration"]["own_mask"] is True
+
+
 def test_fill_with_adaptation_keeps_observed_points(
     demo: sparsediff.Model, small: xr.Dataset
 ) -> None:
