@@ -16,20 +16,23 @@ This module is the one owner of the per-point climatology:
 - [`fit_climatology`][fit_climatology], the climatology a model is trained
   with: the mean of the training fields with their gaps filled (by a fill
   function the caller passes: training passes the torch Laplace relaxation,
-  [`sparsediff.laplace.relaxation.harmonic_fill_array`][sparsediff.laplace.relaxation.harmonic_fill_array]);
+  [`sparsediff.laplace.relaxation.harmonic_fill_array`][sparsediff.laplace.relaxation.harmonic_fill_array]),
+  or with ``seasonal=True`` the mean plus an annual cycle fitted to the same
+  fields ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]);
 - [`anomalies`][anomalies] and [`add_climatology`][add_climatology], to and
   from anomalies, matched to the data by coordinates.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from sparsediff.data import masks
+from sparsediff.data import masks, seasonal
 from sparsediff.data.alignment import align_to
 
 __all__ = [
@@ -128,6 +131,7 @@ def fit_climatology(
     periodic: Sequence[bool],
     *,
     fill: FieldFill,
+    seasonal: bool = False,
 ) -> dict[str, xr.DataArray]:
     """Per-point mean over ``dim`` of the training fields with their gaps filled.
 
@@ -165,27 +169,59 @@ def fit_climatology(
         The gap fill of the anomalies ([`FieldFill`][FieldFill]); training
         uses the Laplace relaxation
         ([`sparsediff.laplace.relaxation.harmonic_fill_array`][sparsediff.laplace.relaxation.harmonic_fill_array]).
+    seasonal
+        Fit the mean plus annual harmonics per point to the same values instead
+        of the mean ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]; ``dim`` must hold
+        dates that can fit one, see
+        [`seasonal_reason`][sparsediff.data.seasonal.seasonal_reason]). Points
+        not active at every step keep their mean, with no cycle.
 
     Returns
     -------
     dict
-        Per variable, a float64 DataArray over the non-``dim`` dims. Points
-        invalid at every step keep the plain estimate of
-        [`climatology_of`][climatology_of] (the variable's
-        overall mean), so the climatology is finite everywhere.
+        Per variable, a float64 DataArray over the non-``dim`` dims (and
+        ``<dim>_harmonic`` first when ``seasonal``). Points invalid at every
+        step keep the plain estimate of [`climatology_of`][climatology_of]
+        (the variable's overall mean), so the climatology is finite everywhere.
     """
     plain = climatology_of(ds, states, list(variables), dim)
     out: dict[str, xr.DataArray] = {}
     for v in variables:
         st = states[v]
-        if not bool((st == masks.GAP).any().compute()):
+        if not seasonal and not bool((st == masks.GAP).any().compute()):
             out[v] = plain[v]
             continue
-        out[v] = _completed_mean(ds[v], st, plain[v], dim, list(dims), list(periodic), fill)
+        sums = _completed_sums(ds[v], st, plain[v], dim, list(dims), list(periodic), fill, seasonal)
+        out[v] = _harmonics(sums, ds[dim]) if seasonal else sums.mean
     return out
 
 
-def _completed_mean(
+@dataclasses.dataclass
+class _Sums:
+    """Sums over the steps of the completed fields: the mean, and harmonic projections."""
+
+    mean: xr.DataArray  # the per-point mean, dims of the plain climatology
+    count: np.ndarray  # active steps per point, in the order of ``projected``'s points
+    projected: np.ndarray | None  # (terms, *points): each term's value x the field, summed
+    template: xr.DataArray  # the plain climatology in the order of ``projected``'s points
+
+
+def _harmonics(sums: _Sums, time: xr.DataArray) -> xr.DataArray:
+    """The seasonal climatology from the summed projections."""
+    assert sums.projected is not None
+    t = sums.template
+    mean = sums.mean.transpose(*t.dims)
+    coef = seasonal.fit_harmonics(sums.projected, sums.count, time, mean.values)
+    harmonic = f"{time.dims[0]}{seasonal.SUFFIX}"
+    return xr.DataArray(
+        coef,
+        dims=[harmonic, *t.dims],
+        coords={**dict(t.coords), harmonic: list(seasonal.TERMS)},
+        name=sums.mean.name,
+    )
+
+
+def _completed_sums(
     da: xr.DataArray,
     st: xr.DataArray,
     plain: xr.DataArray,
@@ -193,7 +229,8 @@ def _completed_mean(
     dims: list[Hashable],
     periodic: list[bool],
     fill: FieldFill,
-) -> xr.DataArray:
+    seasonal_fit: bool,
+) -> _Sums:
     others = [d for d in da.dims if d != dim and d not in dims]
     order = [dim, *others, *dims]
     da = da.transpose(*order)
@@ -202,6 +239,8 @@ def _completed_mean(
     c = np.asarray(clim.values, dtype=np.float64)
     total = np.zeros(c.shape, dtype=np.float64)
     count = np.zeros(c.shape, dtype=np.int64)
+    basis = seasonal.basis(da[dim]) if seasonal_fit else None
+    projected = None if basis is None else np.zeros((basis.shape[1], *c.shape))
     n = da.sizes[dim]
     step = max(1, POINTS_PER_BATCH // max(1, int(np.prod(c.shape))))
     for start in range(0, n, step):
@@ -216,8 +255,12 @@ def _completed_mean(
         value = np.where(observed, x, c + filled_np)
         total += np.where(active, value, 0.0).sum(0)
         count += active.sum(0)
+        if projected is not None and basis is not None:
+            b = basis[start : start + value.shape[0]]
+            projected += np.tensordot(b.T, np.where(active, value, 0.0), axes=1)
     mean = np.where(count > 0, total / np.maximum(count, 1), c)
-    return clim.copy(data=mean).transpose(*plain.dims).rename(plain.name)
+    out = clim.copy(data=mean).transpose(*plain.dims).rename(plain.name)
+    return _Sums(out, count, projected, clim)
 
 
 def aligned_climatology(
@@ -230,13 +273,15 @@ def aligned_climatology(
     ds
         The data.
     climatology
-        Per variable, the per-point mean on the training grid.
+        Per variable, the per-point mean on the training grid, or its seasonal
+        cycle ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]).
 
     Returns
     -------
     dict
         Per variable, the climatology at the data's points, in the data's
-        order (a rolled longitude, a flipped latitude, a subset of the grid).
+        order (a rolled longitude, a flipped latitude, a subset of the grid);
+        a seasonal one evaluated at the data's steps (over the record dim too).
 
     Raises
     ------
@@ -244,10 +289,12 @@ def aligned_climatology(
         Data on another grid (see
         [`sparsediff.data.alignment.align_to`][sparsediff.data.alignment.align_to]).
     """
-    return {
-        v: align_to(clim, ds[v], what=f"the climatology of {v!r}")
-        for v, clim in climatology.items()
-    }
+    out = {}
+    for v, clim in climatology.items():
+        if seasonal.record_dim(clim) is not None:  # the cycle at the data's own steps
+            clim = seasonal.evaluate_cycle(clim, ds[v])
+        out[v] = align_to(clim, ds[v], what=f"the climatology of {v!r}")
+    return out
 
 
 def anomalies(ds: xr.Dataset, climatology: dict[str, xr.DataArray]) -> xr.Dataset:

@@ -46,7 +46,7 @@ from sparsediff.method.inputs import guess_of
 from sparsediff.progress import bar as progress_bar
 from sparsediff.rng import Stream
 
-__all__ = ["DRAWS", "ContextWeightFit", "fit_context_weight"]
+__all__ = ["DRAWS", "ContextWeightFit", "fit_context_weight", "guess_errors"]
 
 #: Hide patterns drawn per field (or crop) by default.
 DRAWS = 8
@@ -65,6 +65,9 @@ class ContextWeightFit:
     rmse_spatial, rmse_space_time, rmse_fitted
         RMSE (normalized units) of the guess at those points with ``w`` = 0,
         1 and the fitted value.
+    sums
+        ``sum(d * r)``, ``sum(d * d)`` and ``sum(r * r)`` over those points (module
+        notes), from which [`rmse_at`][rmse_at] gives the RMSE at any ``w``.
     """
 
     weight: float
@@ -72,6 +75,12 @@ class ContextWeightFit:
     rmse_spatial: float
     rmse_space_time: float
     rmse_fitted: float
+    sums: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def rmse_at(self, w: float) -> float:
+        """RMSE (normalized units) of the guess at the hidden points with context weight ``w``."""
+        num, den, sq0 = self.sums
+        return (max(sq0 - 2 * w * num + w**2 * den, 0.0) / max(self.points, 1)) ** 0.5
 
     def describe(self, where: str = "training") -> str:
         """One line for logs and the model record (``where``: the part fitted on)."""
@@ -127,6 +136,29 @@ def fit_context_weight(
         spec.n_context and spec.guess_context and get_first_guess(spec.first_guess).follows_context
     ):
         return None
+    return guess_errors(
+        method, batches, settings, hide=hide, device=device, draws=draws, progress=progress
+    )
+
+
+@torch.no_grad()
+def guess_errors(
+    method: Method,
+    batches: Sequence[TrainBatch],
+    settings: TrainSettings,
+    *,
+    hide: HideSpec | None = None,
+    device: torch.device | str = "cpu",
+    draws: int = DRAWS,
+    progress: bool | None = False,
+) -> ContextWeightFit | None:
+    """The first guess's errors at hidden points, and the context weight they ask for.
+
+    [`fit_context_weight`][fit_context_weight] without its check that the
+    guess follows context frames: with none, the guesses at ``w`` = 0 and 1 are
+    the same spatial guess, and every RMSE of the result is its RMSE. Same
+    parameters; ``None`` when no point was hidden.
+    """
     stats = torch.zeros(5, dtype=torch.float64)  # sums of d*r, d*d, r*r, (y-g1)^2; points
     rounds = [(draw, batch) for draw in range(draws) for batch in batches]
     pairs: dict[tuple[int, ...], list[Method]] = {}  # the two methods per crop shape
@@ -145,6 +177,7 @@ def fit_context_weight(
         rmse_spatial=(sq0 / n) ** 0.5,
         rmse_space_time=(sq1 / n) ** 0.5,
         rmse_fitted=(max(sqw, 0.0) / n) ** 0.5,
+        sums=(num, den, sq0),
     )
 
 

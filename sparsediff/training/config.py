@@ -8,13 +8,10 @@ an error that lists the valid keys of its section. Load with
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +26,7 @@ from pydantic import (
 from sparsediff.errors import ConfigError, SparsediffWarning
 from sparsediff.method import DEFAULT_MODE, METHODS, registered_mode
 from sparsediff.method.first_guess import check_first_guess
+from sparsediff.training.config_io import format_validation_error, read_yaml_mapping
 
 __all__ = [
     "READ_BY_EVERY_MODE",
@@ -87,6 +85,14 @@ class DataConfig(_Section):
             "Learn and fill anomalies from the per-point mean over this dim (e.g. 'time'): "
             "the climatology of the training part, saved with the model. Ties the model "
             "to the training grid."
+        ),
+    )
+    climatology: Literal["auto", "mean", "seasonal"] = Field(
+        "auto",
+        description=(
+            "The climatology along climatology_dim: 'mean' per point, 'seasonal' (the mean "
+            "plus annual harmonics; dates over 2+ years), or 'auto': seasonal when the dates "
+            "allow it and it fits the validation part better than the mean."
         ),
     )
     isel: dict[str, list[int]] = Field(
@@ -464,7 +470,8 @@ def unread_keys(cfg: TrainConfig) -> tuple[list[str], list[str]]:
         or ``guess_context_weight`` without ``data.context_dim``;
         ``guess_context_weight`` with ``guess_context: false`` or with a first
         guess that does not follow context (``zero``); ``data.holdout_fraction``
-        without ``data.holdout_dim``. Warned (pixel mode, where a config shared
+        without ``data.holdout_dim``; ``data.climatology`` without
+        ``data.climatology_dim``. Warned (pixel mode, where a config shared
         with a latent one is common): ``autoencoder.*`` but ``autoencoder.hide``
         (read by the in-training evaluation) and ``calibration.*``.
     """
@@ -507,8 +514,9 @@ def unread_keys(cfg: TrainConfig) -> tuple[list[str], list[str]]:
             f"guess_context_weight is not read with first_guess: {cfg.first_guess} "
             "(a guess without a space-time form)"
         )
-    if "data.holdout_fraction" in data and cfg.data.holdout_dim is None:
-        refused.append("data.holdout_fraction needs data.holdout_dim, which is not set")
+    for key, needs in (("holdout_fraction", "holdout_dim"), ("climatology", "climatology_dim")):
+        if f"data.{key}" in data and getattr(cfg.data, needs) is None:
+            refused.append(f"data.{key} needs data.{needs}, which is not set")
     return refused, warned
 
 
@@ -534,48 +542,6 @@ def check_unread(cfg: TrainConfig) -> None:
         warnings.warn(message, SparsediffWarning, stacklevel=3)
     if refused:
         raise ConfigError("invalid config: " + "; ".join(refused))
-
-
-def format_validation_error(
-    err: ValidationError, model: type[BaseModel], what: str = "config"
-) -> str:
-    """One line for a pydantic error; unknown keys list the valid keys of their section."""
-    msgs = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            section: Any = model
-            for part in e["loc"][:-1]:
-                field = section.model_fields.get(str(part))
-                ann = field.annotation if field else None
-                section = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else section
-            valid = sorted(section.model_fields)
-            close = difflib.get_close_matches(str(e["loc"][-1]), valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            msgs.append(f"unknown key {loc!r}{hint}; valid keys here: {', '.join(valid)}")
-        else:
-            msgs.append(f"{loc or what}: {e['msg']}")
-    return f"invalid {what}: " + "; ".join(msgs)
-
-
-def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config") -> dict[str, Any]:
-    """Read a YAML file (``yaml.safe_load``) that must hold a mapping.
-
-    Raises
-    ------
-    ConfigError
-        A missing file, invalid YAML, or a document that is not a mapping.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of config sections")
-    return raw
 
 
 def load_config(config: str | os.PathLike[str] | dict[str, Any] | TrainConfig) -> TrainConfig:

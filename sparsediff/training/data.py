@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sparsediff.data import io, masks
+from sparsediff.data import io, masks, seasonal
 from sparsediff.data.climatology import anomalies, fit_climatology
 from sparsediff.data.grid import grid_spacing, is_global_longitude
 from sparsediff.data.invalid_policy import invalid_states
@@ -31,6 +31,7 @@ from sparsediff.training.crops import CropDataset
 from sparsediff.training.region import record_region
 
 __all__ = [
+    "SEASONAL_CANDIDATE",
     "BatchStream",
     "PreparedData",
     "collate",
@@ -38,6 +39,10 @@ __all__ = [
     "splits",
     "whole_field_batches",
 ]
+
+SEASONAL_CANDIDATE = "per-point mean; a seasonal cycle is a candidate"
+"""The climatology note of data prepared with ``data.climatology: auto`` whose dates
+could also fit a seasonal cycle (the trainer then chooses between the two)."""
 
 #: Points of whole fields read at once by [`whole_field_batches`][whole_field_batches], at most.
 FIELD_POINTS = 1 << 23
@@ -69,6 +74,9 @@ class PreparedData:
     region
         The training and validation part of the data (the model records it:
         ``sparsediff.training.region``), ``None`` without a split dim.
+    climatology_note
+        Which climatology (``data.climatology``) was fitted and why, for the
+        model's provenance.
     """
 
     train: CropDataset
@@ -82,6 +90,7 @@ class PreparedData:
     climatology: dict[str, xr.DataArray] | None = None
     invalid: dict[str, xr.DataArray] | None = None
     region: dict[str, Any] | None = None
+    climatology_note: str | None = None
 
 
 def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
@@ -204,12 +213,12 @@ def _split(
 
 def _remove_climatology(
     cfg: TrainConfig, ds: xr.Dataset, parts: _Parts, periodic: tuple[bool, ...]
-) -> tuple[dict[str, xr.DataArray] | None, _Parts]:
+) -> tuple[dict[str, xr.DataArray] | None, str | None, _Parts]:
     """Fit the climatology on the training part and turn every part into anomalies."""
     d = cfg.data
     if d.climatology_dim is None:
-        return None, parts
-    train_ds, train_states = parts["train"]  # type: ignore[misc]
+        return None, None, parts
+    train_ds = parts["train"][0]  # type: ignore[index]
     if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
         raise ConfigError(
             f"data.climatology_dim {d.climatology_dim!r} must be a non-spatial dim of the data"
@@ -221,6 +230,30 @@ def _remove_climatology(
             f"{d.climatology_dim!r}) is the data itself, and the anomalies left to learn "
             "are all 0; train on more steps, or drop data.climatology_dim"
         )
+    climatology, note = _chosen_climatology(cfg, parts, periodic)
+    parts = {
+        k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
+    }
+    return climatology, note, parts
+
+
+def _chosen_climatology(
+    cfg: TrainConfig, parts: _Parts, periodic: tuple[bool, ...]
+) -> tuple[dict[str, xr.DataArray], str]:
+    """The climatology of ``data.climatology`` on the training part, and one line on it.
+
+    ``"auto"`` fits the mean here; when the training dates allow a seasonal
+    cycle and there is a validation part, the line starts with
+    [`SEASONAL_CANDIDATE`][SEASONAL_CANDIDATE] and the trainer chooses between the two
+    ([`choose_climatology`][sparsediff.training.climatology_choice.choose_climatology]).
+    """
+    d = cfg.data
+    assert d.climatology_dim is not None
+    train_ds, train_states = parts["train"]  # type: ignore[misc]
+    why = seasonal.seasonal_reason(train_ds, d.climatology_dim)
+    if d.climatology == "seasonal" and why is not None:
+        raise ConfigError(f"data.climatology 'seasonal': {why}")
+    cycle = d.climatology == "seasonal"
     climatology = fit_climatology(
         train_ds,
         train_states,
@@ -229,11 +262,17 @@ def _remove_climatology(
         d.dims,
         periodic,
         fill=harmonic_fill_array,
+        seasonal=cycle,
     )
-    parts = {
-        k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
-    }
-    return climatology, parts
+    if cycle:
+        return climatology, "seasonal cycle (data.climatology: seasonal)"
+    if d.climatology == "mean":
+        return climatology, "per-point mean (data.climatology: mean)"
+    if why is not None:
+        return climatology, f"per-point mean ({why})"
+    if parts.get("validation") is None:
+        return climatology, "per-point mean (no validation part to choose a seasonal cycle on)"
+    return climatology, SEASONAL_CANDIDATE
 
 
 def _crops(
@@ -326,7 +365,7 @@ def prepare_data(
     train_states = parts["train"][1]  # type: ignore[index]
     invalid_grid = masks.grid_invalid(train_states, d.dims, d.invalid_along)
     periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
-    climatology, parts = _remove_climatology(cfg, ds, parts, periodic)
+    climatology, climatology_note, parts = _remove_climatology(cfg, ds, parts, periodic)
     train_ds, train_states = parts["train"]  # type: ignore[misc]
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
     train = _crops(
@@ -354,6 +393,7 @@ def prepare_data(
         climatology,
         invalid_grid,
         record_region(ds, dim, slice(tr.start, va.stop)) if dim is not None else None,
+        climatology_note,
     )
 
 

@@ -53,12 +53,12 @@ from sparsediff.training.checkpoint import (
     load_state,
     save_checkpoint,
 )
+from sparsediff.training.climatology_choice import prepare_with_climatology
 from sparsediff.training.config import TrainConfig, check_unread, load_config
 from sparsediff.training.data import (
     BatchStream,
     PreparedData,
     fixed_batches,
-    prepare_data,
     whole_field_batches,
 )
 from sparsediff.training.from_config import architecture, hide_spec, initial_spec, settings_of
@@ -500,6 +500,7 @@ class _Trainer:
             "python": platform.python_version(),
             "completed_stages": self.completed,
             "calibration": self.calibration,
+            "climatology": self.data.climatology_note,
         }
         if self.context_weight_note is not None:
             provenance["context_weight"] = self.context_weight_note
@@ -566,7 +567,7 @@ def train(
     out_dir = Path(cfg.run.out)
     rt = setup_runtime(cfg.run.device, cfg.run.threads)
     try:
-        data = prepare_data(cfg, ds, rank=rt.rank, world_size=rt.world_size)
+        data = prepare_with_climatology(cfg, ds, rt)
         if not resume and rt.is_main and (out_dir / "checkpoints").exists():
             raise TrainingError(
                 f"{out_dir} already holds checkpoints: pass --resume to continue, "

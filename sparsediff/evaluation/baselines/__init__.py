@@ -23,6 +23,9 @@ Baselines
 `Laplace`
     time-mean first guess plus a harmonic (Laplace) interpolation of the
     anomaly, the classical "Laplace relaxation around climatology".
+`LaplaceSeasonal` (``laplace_seasonal``, on request)
+    the same around a per-point seasonal cycle (mean plus annual harmonics
+    fitted to the observed steps; the record needs dates).
 `DINEOF`
     iterated truncated SVD of the time × space anomaly matrix, rank chosen by
     cross-validation (Beckers & Rixen 2003; Alvera-Azcárate et al. 2005).
@@ -58,6 +61,7 @@ from sparsediff.evaluation.baselines.condsim import CondSim
 from sparsediff.evaluation.baselines.dineof import DINEOF
 from sparsediff.evaluation.baselines.guess_noise import GuessNoise, guess_only
 from sparsediff.evaluation.baselines.laplace import Laplace
+from sparsediff.evaluation.baselines.laplace_seasonal import LaplaceSeasonal
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.registry import (
     BASELINES,
@@ -76,6 +80,7 @@ __all__ = [
     "CondSim",
     "GuessNoise",
     "Laplace",
+    "LaplaceSeasonal",
     "LinearInterp",
     "Setting",
     "TimeMean",

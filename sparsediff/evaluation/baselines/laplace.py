@@ -123,6 +123,19 @@ class Laplace(Baseline):
         periodic: tuple[bool, ...],
     ) -> np.ndarray:
         wrap = periodic if self.wrap_longitude else (False,) * len(periodic)
+        guess = self._background(values, observed, active, wrap)
+        out = np.empty_like(values)
+        for t in range(values.shape[0]):
+            anomaly = np.where(observed[t], values[t] - guess[t], np.nan)
+            a = self._solve(anomaly, observed[t], active[t], wrap)
+            a = np.where(active[t] & ~observed[t] & np.isnan(a), 0.0, a)
+            out[t] = guess[t] + a
+        return out
+
+    def _background(
+        self, values: np.ndarray, observed: np.ndarray, active: np.ndarray, wrap: Any
+    ) -> np.ndarray:
+        """The first guess of each step of a block ``(time, *spatial)``."""
         if self.first_guess == "time_mean":
             mean, seen = observed_mean(values, observed)
             fg = self._solve(mean, seen, np.asarray(active.any(axis=0)), wrap)
@@ -133,10 +146,4 @@ class Laplace(Baseline):
                 guess[t] = values[t][observed[t]].mean() if observed[t].any() else np.nan
         else:
             guess = np.zeros_like(values)
-        out = np.empty_like(values)
-        for t in range(values.shape[0]):
-            anomaly = np.where(observed[t], values[t] - guess[t], np.nan)
-            a = self._solve(anomaly, observed[t], active[t], wrap)
-            a = np.where(active[t] & ~observed[t] & np.isnan(a), 0.0, a)
-            out[t] = guess[t] + a
-        return out
+        return np.asarray(guess)

@@ -10,6 +10,7 @@ from sparsediff.evaluation.baselines.condsim import CondSim
 from sparsediff.evaluation.baselines.dineof import DINEOF
 from sparsediff.evaluation.baselines.guess_noise import GuessNoise
 from sparsediff.evaluation.baselines.laplace import Laplace
+from sparsediff.evaluation.baselines.laplace_seasonal import LaplaceSeasonal
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.setting import NEEDS, Setting, unmet
 from sparsediff.evaluation.baselines.time_mean import TimeMean
@@ -107,7 +108,8 @@ def get_baseline(name: str, **kwargs: Any) -> Baseline | Filler:
     ----------
     name
         One of [`BASELINES`][BASELINES] (``time_mean``, ``linear``, ``laplace``,
-        ``dineof``, ``guess_noise``, ``condsim``, and any registered since).
+        ``laplace_seasonal``, ``dineof``, ``guess_noise``, ``condsim``, and any
+        registered since).
     **kwargs
         Passed to the class.
 
@@ -169,5 +171,5 @@ def for_evaluation(name: str, setting: Setting, notes: list[str]) -> Baseline | 
     return made
 
 
-for _cls in (TimeMean, LinearInterp, Laplace, DINEOF, GuessNoise, CondSim):
+for _cls in (TimeMean, LinearInterp, Laplace, LaplaceSeasonal, DINEOF, GuessNoise, CondSim):
     register_baseline(_cls)  # the built-ins meet the same contract as any added baseline

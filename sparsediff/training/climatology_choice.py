@@ -1,0 +1,124 @@
+"""The climatology chosen by the data: the per-point mean or a seasonal cycle.
+
+For ``data.climatology: auto``.
+
+A seasonal climatology ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]) helps
+where the season moves the field between steps that the first guess reads
+together, and costs where its five numbers per point are fitted on too few
+years or the record has no cycle worth the name. Which holds is a property of
+the data, so training measures it: both climatologies are fitted on the
+training part, and the one whose **first guess** is better at points hidden
+from the whole validation fields is kept — the guess the fill will start
+from, with the context weight the model will use (fitted, for
+``guess_context_weight: auto``), on the fields and the hide patterns of the
+context-weight fit ([`guess_errors`][sparsediff.method.context_weight.guess_errors]).
+The comparison is made in physical units (each candidate normalizes its own
+anomalies).
+
+Not the plain size of the anomalies: on OSTIA's validation winter the seasonal
+anomalies were as large as the mean's (RMS 1.175 against 1.165 K), yet the
+guess inside gaps was far better with the cycle removed, since the
+neighbouring months then agree more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import torch
+import xarray as xr
+
+from sparsediff.method import build_method
+from sparsediff.method.context_weight import guess_errors
+from sparsediff.training.config import TrainConfig
+from sparsediff.training.data import (
+    SEASONAL_CANDIDATE,
+    PreparedData,
+    prepare_data,
+    whole_field_batches,
+)
+from sparsediff.training.from_config import initial_spec, settings_of
+from sparsediff.training.runtime import Runtime
+
+__all__ = ["choose_climatology", "guess_rmse", "prepare_with_climatology"]
+
+
+def guess_rmse(
+    cfg: TrainConfig, data: PreparedData, *, device: torch.device | str, progress: bool | None
+) -> float | None:
+    """RMSE of the first guess at hidden validation points (physical units, mean over variables).
+
+    With the context weight of ``cfg`` (the one fitted on the same points
+    for ``guess_context_weight: auto``). ``None`` when no point was hidden.
+    """
+    part = data.validation if data.validation is not None else data.train
+    method = build_method(initial_spec(cfg, data.facts))
+    fit = guess_errors(
+        method, whole_field_batches(part), settings_of(cfg), device=device, progress=progress
+    )
+    if fit is None:
+        return None
+    weight = fit.weight if cfg.guess_context_weight == "auto" else method.spec.context_weight
+    scale = sum(data.stats[v].std for v in data.variables) / len(data.variables)
+    return fit.rmse_at(weight) * scale
+
+
+def choose_climatology(
+    cfg: TrainConfig,
+    ds: xr.Dataset | None,
+    data: PreparedData,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | str = "cpu",
+    progress: bool | None = False,
+) -> PreparedData:
+    """``data``, or the same data prepared with a seasonal climatology when its guess is better.
+
+    Parameters
+    ----------
+    cfg, ds, rank, world_size
+        As for [`prepare_data`][sparsediff.training.data.prepare_data], which made ``data``.
+    data
+        Data prepared with ``data.climatology: auto``. Unless its note is
+        [`SEASONAL_CANDIDATE`][sparsediff.training.data.SEASONAL_CANDIDATE]
+        (dates that can fit a cycle, and a validation part) it is returned as it is.
+    device, progress
+        Where to compute the guesses; a progress bar over them.
+
+    Returns
+    -------
+    PreparedData
+        The chosen data, whose ``climatology_note`` says which and the two RMSEs.
+    """
+    if data.climatology_note != SEASONAL_CANDIDATE:
+        return data
+    d = cfg.data.model_copy(update={"climatology": "seasonal"})
+    other = prepare_data(cfg.model_copy(update={"data": d}), ds, rank=rank, world_size=world_size)
+    mean, cycle = (guess_rmse(cfg, x, device=device, progress=progress) for x in (data, other))
+    if mean is None or cycle is None:
+        return dataclasses.replace(data, climatology_note="per-point mean (no point to compare on)")
+    chosen = other if cycle < mean else data
+    word = "seasonal cycle" if chosen is other else "per-point mean"
+    note = (
+        f"{word}, chosen on hidden validation points (first-guess RMSE {cycle:.4g} with the "
+        f"seasonal cycle, {mean:.4g} with the mean)"
+    )
+    return dataclasses.replace(chosen, climatology_note=note)
+
+
+def prepare_with_climatology(cfg: TrainConfig, ds: xr.Dataset | None, rt: Runtime) -> PreparedData:
+    """The training data, with the climatology chosen by the data.
+
+    [`prepare_data`][sparsediff.training.data.prepare_data], then
+    [`choose_climatology`][choose_climatology]. The choice is printed to stderr
+    (rank 0) when the config has a climatology.
+    """
+    shard = {"rank": rt.rank, "world_size": rt.world_size}
+    data = prepare_data(cfg, ds, **shard)
+    shown = cfg.run.progress if rt.is_main else False
+    data = choose_climatology(cfg, ds, data, **shard, device=rt.device, progress=shown)
+    if rt.is_main and data.climatology_note:
+        print(f"climatology: {data.climatology_note}", file=sys.stderr, flush=True)
+    return data
