@@ -120,6 +120,9 @@ def grid_positions(
                 )
             out[dim] = None
             continue
+        if n_field == n_data and np.array_equal(np.asarray(saved), np.asarray(now)):
+            out[dim] = None  # the same coordinate (repeated values included)
+            continue
         numeric = np.issubdtype(saved.dtype, np.number) and np.issubdtype(now.dtype, np.number)
         if numeric:
             modulo = 360.0 if (is_longitude(now) or is_longitude(saved)) else None
@@ -149,13 +152,22 @@ def grid_positions(
     return out
 
 
-def align_to(field: xr.DataArray, data: xr.DataArray | xr.Dataset, *, what: str) -> xr.DataArray:
+def align_to(
+    field: xr.DataArray,
+    data: xr.DataArray | xr.Dataset,
+    *,
+    what: str,
+    carry: tuple[Hashable, ...] = (),
+) -> xr.DataArray:
     """``field`` reordered (or subset) so that its positions are the data's positions.
 
     Parameters
     ----------
     field, data, what
         As for [`grid_positions`][grid_positions].
+    carry
+        Dims of ``field`` the data lack, kept whole (a seasonal climatology's
+        harmonic dim): only the other dims are matched.
 
     Returns
     -------
@@ -169,7 +181,7 @@ def align_to(field: xr.DataArray, data: xr.DataArray | xr.Dataset, *, what: str)
     CompatibilityError
         As [`grid_positions`][grid_positions].
     """
-    positions = grid_positions(field, data, what=what)
+    positions = grid_positions(field.isel({d: 0 for d in carry}), data, what=what)
     moved = {d: p for d, p in positions.items() if p is not None}
     if not moved:
         return field

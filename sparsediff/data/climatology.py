@@ -17,7 +17,7 @@ This module is the one owner of the per-point climatology:
   with: the mean of the training fields with their gaps filled (by a fill
   function the caller passes: training passes the torch Laplace relaxation,
   [`sparsediff.laplace.relaxation.harmonic_fill_array`][sparsediff.laplace.relaxation.harmonic_fill_array]),
-  or with ``seasonal=True`` the mean plus an annual cycle fitted to the same
+  or with ``seasonal_cycle=True`` the mean plus an annual cycle fitted to the same
   fields ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]);
 - [`anomalies`][anomalies] and [`add_climatology`][add_climatology], to and
   from anomalies, matched to the data by coordinates.
@@ -131,7 +131,7 @@ def fit_climatology(
     periodic: Sequence[bool],
     *,
     fill: FieldFill,
-    seasonal: bool = False,
+    seasonal_cycle: bool = False,
 ) -> dict[str, xr.DataArray]:
     """Per-point mean over ``dim`` of the training fields with their gaps filled.
 
@@ -169,7 +169,7 @@ def fit_climatology(
         The gap fill of the anomalies ([`FieldFill`][FieldFill]); training
         uses the Laplace relaxation
         ([`sparsediff.laplace.relaxation.harmonic_fill_array`][sparsediff.laplace.relaxation.harmonic_fill_array]).
-    seasonal
+    seasonal_cycle
         Fit the mean plus annual harmonics per point to the same values instead
         of the mean ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]; ``dim`` must hold
         dates that can fit one, see
@@ -180,7 +180,7 @@ def fit_climatology(
     -------
     dict
         Per variable, a float64 DataArray over the non-``dim`` dims (and
-        ``<dim>_harmonic`` first when ``seasonal``). Points invalid at every
+        ``<dim>_harmonic`` first when ``seasonal_cycle``). Points invalid at every
         step keep the plain estimate of [`climatology_of`][climatology_of]
         (the variable's overall mean), so the climatology is finite everywhere.
     """
@@ -188,11 +188,13 @@ def fit_climatology(
     out: dict[str, xr.DataArray] = {}
     for v in variables:
         st = states[v]
-        if not seasonal and not bool((st == masks.GAP).any().compute()):
+        if not seasonal_cycle and not bool((st == masks.GAP).any().compute()):
             out[v] = plain[v]
             continue
-        sums = _completed_sums(ds[v], st, plain[v], dim, list(dims), list(periodic), fill, seasonal)
-        out[v] = _harmonics(sums, ds[dim]) if seasonal else sums.mean
+        sums = _completed_sums(
+            ds[v], st, plain[v], dim, list(dims), list(periodic), fill, seasonal_cycle
+        )
+        out[v] = _harmonics(sums, ds[dim]) if seasonal_cycle else sums.mean
     return out
 
 
@@ -255,7 +257,7 @@ def _completed_sums(
         value = np.where(observed, x, c + filled_np)
         total += np.where(active, value, 0.0).sum(0)
         count += active.sum(0)
-        if projected is not None and basis is not None:
+        if basis is not None and projected is not None:
             b = basis[start : start + value.shape[0]]
             projected += np.tensordot(b.T, np.where(active, value, 0.0), axes=1)
     mean = np.where(count > 0, total / np.maximum(count, 1), c)
@@ -264,7 +266,7 @@ def _completed_sums(
 
 
 def aligned_climatology(
-    ds: xr.Dataset, climatology: dict[str, xr.DataArray]
+    ds: xr.Dataset, climatology: dict[str, xr.DataArray], *, at_steps: bool = True
 ) -> dict[str, xr.DataArray]:
     """The climatology of each variable, matched to the points of ``ds`` by coordinates.
 
@@ -275,6 +277,10 @@ def aligned_climatology(
     climatology
         Per variable, the per-point mean on the training grid, or its seasonal
         cycle ([`sparsediff.data.seasonal`][sparsediff.data.seasonal]).
+    at_steps
+        Evaluate a seasonal cycle at the data's steps (``False``: its
+        coefficients matched to the grid, after checking that the data have
+        the dates to evaluate it at; a compatibility check).
 
     Returns
     -------
@@ -291,9 +297,16 @@ def aligned_climatology(
     """
     out = {}
     for v, clim in climatology.items():
-        if seasonal.record_dim(clim) is not None:  # the cycle at the data's own steps
-            clim = seasonal.evaluate_cycle(clim, ds[v])
-        out[v] = align_to(clim, ds[v], what=f"the climatology of {v!r}")
+        what = f"the climatology of {v!r}"
+        dim = seasonal.record_dim(clim)
+        if dim is None:
+            out[v] = align_to(clim, ds[v], what=what)
+            continue
+        # the coefficients matched to the data's grid first, then the cycle at its steps
+        clim = align_to(clim, ds[v], what=what, carry=(f"{dim}{seasonal.SUFFIX}",))
+        if not at_steps:
+            seasonal.check_dates(clim, ds[v])
+        out[v] = seasonal.evaluate_cycle(clim, ds[v]) if at_steps else clim
     return out
 
 

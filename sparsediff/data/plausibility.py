@@ -39,6 +39,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from sparsediff.data import seasonal
 from sparsediff.data.climatology import anomalies
 from sparsediff.data.masks import MissingRule
 from sparsediff.data.stats import Stats, normalize_array
@@ -264,7 +265,8 @@ def range_warnings(
     stats
         The model's training statistics.
     climatology
-        The model's climatology (its range widens what training saw).
+        The model's climatology (its range widens what training saw; a
+        seasonal one's over a year of phases, not evaluated at the data's steps).
 
     Returns
     -------
@@ -277,7 +279,7 @@ def range_warnings(
             continue
         vs = stats[v]
         clim = (climatology or {}).get(v)
-        c_lo, c_hi = (float(clim.min()), float(clim.max())) if clim is not None else (0.0, 0.0)
+        c_lo, c_hi = seasonal.climatology_range(clim) if clim is not None else (0.0, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             z_hi = float(normalize_array(np.float64(hi - c_hi), vs))
             z_lo = float(normalize_array(np.float64(lo - c_lo), vs))

@@ -42,6 +42,8 @@ __all__ = [
     "SUFFIX",
     "TERMS",
     "basis",
+    "check_dates",
+    "climatology_range",
     "evaluate_cycle",
     "fit_harmonics",
     "fit_observed",
@@ -66,6 +68,9 @@ MIN_YEARS = 2.0
 """Fewest years the training steps must span for a seasonal fit (each harmonic is
 then seen over two cycles at least)."""
 
+RANGE_PHASES = 48
+"""Phases over the year at which [`climatology_range`][climatology_range] evaluates a cycle."""
+
 MIN_SPREAD = 0.1
 """Smallest eigenvalue of the steps' normalised Gram matrix of the harmonics (0.5 for
 phases spread evenly over the year; 0 for one step a year)."""
@@ -74,22 +79,20 @@ phases spread evenly over the year; 0 for one step a year)."""
 def year_fraction(time: xr.DataArray) -> np.ndarray:
     """The fraction of its year (0 to 1) at each step of a time coordinate, in its calendar.
 
-    Works for numpy datetimes and cftime dates (360-day, no-leap, ...).
+    Works for numpy datetimes and cftime dates (360-day, no-leap, ...):
+    ``decimal_year`` minus the year, as xarray computes it.
     """
     t = time.dt
-    day = np.asarray(t.dayofyear.values, dtype=np.float64) - 1.0
-    seconds = (
-        np.asarray(t.hour.values, dtype=np.float64) * 3600.0
-        + np.asarray(t.minute.values, dtype=np.float64) * 60.0
-        + np.asarray(t.second.values, dtype=np.float64)
-    )
-    days = np.asarray(t.days_in_year.values, dtype=np.float64)
-    return (day + seconds / 86400.0) / days
+    return np.asarray(t.decimal_year.values, dtype=np.float64) - np.asarray(t.year.values)
 
 
 def basis(time: xr.DataArray) -> np.ndarray:
     """``(steps, len(TERMS))`` values of the terms at each step."""
-    f = year_fraction(time)
+    return _terms(year_fraction(time))
+
+
+def _terms(f: np.ndarray) -> np.ndarray:
+    """``(len(f), len(TERMS))`` values of the terms at fractions ``f`` of the year."""
     cols = [np.ones_like(f)]
     for k in range(1, HARMONICS + 1):
         cols += [np.cos(2 * np.pi * k * f), np.sin(2 * np.pi * k * f)]
@@ -113,6 +116,8 @@ def seasonal_reason(ds: xr.Dataset | xr.DataArray, dim: str) -> str | None:
     if dim not in ds.coords or not _is_time(ds[dim]):
         return f"{dim!r} has no date coordinate"
     time = ds[dim]
+    if bool(time.isnull().any()):
+        return f"{dim!r} has missing dates (NaT)"
     years = np.asarray(time.dt.year.values, dtype=np.float64) + year_fraction(time)
     span = float(years.max() - years.min()) if years.size else 0.0
     if span < MIN_YEARS:
@@ -185,8 +190,9 @@ def fit_observed(values: np.ndarray, observed: np.ndarray, time: xr.DataArray) -
     numpy.ndarray
         ``(len(TERMS), *points)`` float64 coefficients; NaN at points whose
         observed steps cannot separate the terms (fewer than twice as many
-        as terms, or phases not spread over the year: the test of
-        [`seasonal_reason`][seasonal_reason] on that point's steps).
+        as terms, or phases not spread over the year by the
+        [`MIN_SPREAD`][MIN_SPREAD] test of [`seasonal_reason`][seasonal_reason];
+        the span in years is the record's, checked there).
     """
     b = basis(time)
     k = len(TERMS)
@@ -203,37 +209,78 @@ def fit_observed(values: np.ndarray, observed: np.ndarray, time: xr.DataArray) -
     return coef.T.reshape(k, *observed.shape[1:])
 
 
-def evaluate_cycle(clim: xr.DataArray, data: xr.DataArray | xr.Dataset) -> xr.DataArray:
-    """A seasonal climatology at the steps of ``data`` (its record dim first, lazy for dask).
+def climatology_range(clim: xr.DataArray) -> tuple[float, float]:
+    """The smallest and largest value of a climatology (a seasonal one over a year of phases).
 
-    Parameters
-    ----------
-    clim
-        A seasonal climatology (a ``<dim>_harmonic`` dim labelled by [`TERMS`][TERMS]).
-    data
-        Data with the record dim ``dim`` and a date coordinate on it.
+    A per-point mean's own range; a seasonal cycle evaluated at ``RANGE_PHASES``
+    phases spread over the year, so no step of any record is computed.
+    """
+    dim = record_dim(clim)
+    if dim is None:
+        return float(clim.min()), float(clim.max())
+    f = (np.arange(RANGE_PHASES) + 0.5) / RANGE_PHASES
+    coef = np.asarray(clim.sel({f"{dim}{SUFFIX}": list(TERMS)}).values, dtype=np.float64)
+    cycle = np.tensordot(_terms(f), coef, axes=1)
+    return float(np.nanmin(cycle)), float(np.nanmax(cycle))
 
-    Returns
-    -------
-    xarray.DataArray
-        ``clim``'s other dims plus ``dim`` (with ``data``'s coordinate);
-        dask-backed, chunked like ``data`` along ``dim``, when ``data`` is.
+
+def check_dates(clim: xr.DataArray, data: xr.DataArray | xr.Dataset) -> str:
+    """The record dim of a seasonal climatology, after checking ``data`` has dates along it.
+
+    A scalar date coordinate (one field of the record) counts.
+
+    Raises
+    ------
+    CompatibilityError
+        ``data`` without a date coordinate on that dim.
     """
     dim = record_dim(clim)
     assert dim is not None
-    harmonic = f"{dim}{SUFFIX}"
-    if dim not in data.dims or dim not in data.coords or not _is_time(data[dim]):
+    if dim not in data.coords or not _is_time(data[dim]) or data[dim].ndim > 1:
         raise CompatibilityError(
             f"the model's climatology has a seasonal cycle along {dim!r}; the data have no "
             f"date coordinate {dim!r} to evaluate it at"
         )
+    if bool(data[dim].isnull().any()):
+        raise CompatibilityError(
+            f"the model's climatology has a seasonal cycle along {dim!r}; the data's "
+            f"{dim!r} has missing dates (NaT)"
+        )
+    return dim
+
+
+def evaluate_cycle(clim: xr.DataArray, data: xr.DataArray | xr.Dataset) -> xr.DataArray:
+    """A seasonal climatology at the steps of ``data`` (lazy for dask).
+
+    Parameters
+    ----------
+    clim
+        A seasonal climatology (a ``<dim>_harmonic`` dim labelled by [`TERMS`][TERMS]),
+        on the data's grid.
+    data
+        Data with a date coordinate along the record dim ``dim`` (a scalar
+        date for one field of the record).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``clim``'s other dims plus ``dim`` (with ``data``'s coordinate; none
+        for a scalar date); dask-backed, chunked like ``data`` along ``dim``,
+        when ``data`` is.
+
+    Raises
+    ------
+    CompatibilityError
+        ``data`` without dates along ``dim`` ([`check_dates`][check_dates]).
+    """
+    dim = check_dates(clim, data)
+    harmonic = f"{dim}{SUFFIX}"
+    dates = data[dim] if data[dim].ndim == 1 else data[dim].expand_dims(dim)
     values: Any = xr.DataArray(
-        basis(data[dim]),
-        dims=[dim, harmonic],
-        coords={dim: data[dim].values, harmonic: list(TERMS)},
+        basis(dates), dims=[dim, harmonic], coords={dim: dates.values, harmonic: list(TERMS)}
     )
     chunks = data.chunksizes.get(dim) if hasattr(data, "chunksizes") else None
     if chunks:
         values = values.chunk({dim: chunks})
-    coef = clim.sel({harmonic: list(TERMS)})
-    return xr.dot(values, coef, dim=harmonic).rename(clim.name)
+    cycle = xr.dot(values, clim.sel({harmonic: list(TERMS)}), dim=harmonic).rename(clim.name)
+    return cycle if data[dim].ndim == 1 else cycle.isel({dim: 0}, drop=True)

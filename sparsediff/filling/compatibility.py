@@ -67,7 +67,7 @@ def check_compatible(ds: xr.Dataset, model: Model) -> None:
                 "convert the data first"
             )
     if model.climatology:
-        aligned_climatology(ds, model.climatology)  # raises for data on another grid
+        aligned_climatology(ds, model.climatology, at_steps=False)  # another grid, no dates
     spacing = model.spec.grid_spacing
     for d in dims:
         ref = spacing.get(d)

@@ -449,7 +449,7 @@ def _plan(
         ds, variables, invalid=rule.invalid, invalid_along=rule.along
     )
     if check_values:
-        for message in plausibility.range_warnings(ranges, model.stats, climatology):
+        for message in plausibility.range_warnings(ranges, model.stats, model.climatology):
             warnings.warn(message, SparsediffWarning, stacklevel=3)
     counts = coverage.coverage(ds, states, variables, spatial)
     coverage.check_rule(counts, rule.source)

@@ -75,7 +75,7 @@ class ContextWeightFit:
     rmse_spatial: float
     rmse_space_time: float
     rmse_fitted: float
-    sums: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    sums: tuple[float, float, float]
 
     def rmse_at(self, w: float) -> float:
         """RMSE (normalized units) of the guess at the hidden points with context weight ``w``."""

@@ -32,12 +32,7 @@ import xarray as xr
 from sparsediff.method import build_method
 from sparsediff.method.context_weight import guess_errors
 from sparsediff.training.config import TrainConfig
-from sparsediff.training.data import (
-    SEASONAL_CANDIDATE,
-    PreparedData,
-    prepare_data,
-    whole_field_batches,
-)
+from sparsediff.training.data import PreparedData, prepare_data, whole_field_batches
 from sparsediff.training.from_config import initial_spec, settings_of
 from sparsediff.training.runtime import Runtime
 
@@ -47,15 +42,23 @@ __all__ = ["choose_climatology", "guess_rmse", "prepare_with_climatology"]
 def guess_rmse(
     cfg: TrainConfig, data: PreparedData, *, device: torch.device | str, progress: bool | None
 ) -> float | None:
-    """RMSE of the first guess at hidden validation points (physical units, mean over variables).
+    """RMSE of the first guess at hidden points of the whole validation fields.
 
-    With the context weight of ``cfg`` (the one fitted on the same points
-    for ``guess_context_weight: auto``). ``None`` when no point was hidden.
+    With the context weight of ``cfg`` (the one fitted on the same points for
+    ``guess_context_weight: auto``). In the variables' units: the normalized
+    RMSE pooled over the variables times their mean training standard
+    deviation (exact for one variable; in log units for a ``log`` variable).
+    ``None`` when there is no validation part or no point was hidden.
     """
-    part = data.validation if data.validation is not None else data.train
+    if data.validation is None:
+        return None
     method = build_method(initial_spec(cfg, data.facts))
     fit = guess_errors(
-        method, whole_field_batches(part), settings_of(cfg), device=device, progress=progress
+        method,
+        whole_field_batches(data.validation),
+        settings_of(cfg),
+        device=device,
+        progress=progress,
     )
     if fit is None:
         return None
@@ -73,7 +76,7 @@ def choose_climatology(
     world_size: int = 1,
     device: torch.device | str = "cpu",
     progress: bool | None = False,
-) -> PreparedData:
+) -> tuple[TrainConfig, PreparedData]:
     """``data``, or the same data prepared with a seasonal climatology when its guess is better.
 
     Parameters
@@ -81,35 +84,47 @@ def choose_climatology(
     cfg, ds, rank, world_size
         As for [`prepare_data`][sparsediff.training.data.prepare_data], which made ``data``.
     data
-        Data prepared with ``data.climatology: auto``. Unless its note is
-        [`SEASONAL_CANDIDATE`][sparsediff.training.data.SEASONAL_CANDIDATE]
-        (dates that can fit a cycle, and a validation part) it is returned as it is.
+        Data prepared with ``cfg``. Unless it is a ``seasonal_candidate``
+        (``data.climatology: auto``, dates that can fit a cycle, a validation
+        part) it is returned as it is.
     device, progress
         Where to compute the guesses; a progress bar over them.
 
     Returns
     -------
-    PreparedData
-        The chosen data, whose ``climatology_note`` says which and the two RMSEs.
+    (TrainConfig, PreparedData)
+        The config with ``data.climatology`` set to what was chosen
+        (``"mean"`` or ``"seasonal"``; unchanged without a ``climatology_dim``),
+        so that the model's recorded config prepares the same data again, and
+        the chosen data, whose ``climatology_note`` says which and why.
     """
-    if data.climatology_note != SEASONAL_CANDIDATE:
-        return data
-    d = cfg.data.model_copy(update={"climatology": "seasonal"})
-    other = prepare_data(cfg.model_copy(update={"data": d}), ds, rank=rank, world_size=world_size)
+    if cfg.data.climatology_dim is None:
+        return cfg, data
+
+    def resolved(kind: str) -> TrainConfig:
+        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"climatology": kind})})
+
+    if not data.seasonal_candidate:
+        return resolved("seasonal" if cfg.data.climatology == "seasonal" else "mean"), data
+    other = prepare_data(resolved("seasonal"), ds, rank=rank, world_size=world_size)
     mean, cycle = (guess_rmse(cfg, x, device=device, progress=progress) for x in (data, other))
     if mean is None or cycle is None:
-        return dataclasses.replace(data, climatology_note="per-point mean (no point to compare on)")
-    chosen = other if cycle < mean else data
-    word = "seasonal cycle" if chosen is other else "per-point mean"
+        note = "per-point mean (no hidden validation point to choose a seasonal cycle on)"
+        return resolved("mean"), dataclasses.replace(data, climatology_note=note)
+    pick = "seasonal" if cycle < mean else "mean"
     note = (
-        f"{word}, chosen on hidden validation points (first-guess RMSE {cycle:.4g} with the "
-        f"seasonal cycle, {mean:.4g} with the mean)"
+        f"{'seasonal cycle' if pick == 'seasonal' else 'per-point mean'}, chosen on hidden "
+        f"validation points (first-guess RMSE {cycle:.4g} with the seasonal cycle, "
+        f"{mean:.4g} with the mean)"
     )
-    return dataclasses.replace(chosen, climatology_note=note)
+    chosen = other if pick == "seasonal" else data
+    return resolved(pick), dataclasses.replace(chosen, climatology_note=note)
 
 
-def prepare_with_climatology(cfg: TrainConfig, ds: xr.Dataset | None, rt: Runtime) -> PreparedData:
-    """The training data, with the climatology chosen by the data.
+def prepare_with_climatology(
+    cfg: TrainConfig, ds: xr.Dataset | None, rt: Runtime
+) -> tuple[TrainConfig, PreparedData]:
+    """The training data, with the climatology chosen by the data, and the resolved config.
 
     [`prepare_data`][sparsediff.training.data.prepare_data], then
     [`choose_climatology`][choose_climatology]. The choice is printed to stderr
@@ -118,7 +133,7 @@ def prepare_with_climatology(cfg: TrainConfig, ds: xr.Dataset | None, rt: Runtim
     shard = {"rank": rt.rank, "world_size": rt.world_size}
     data = prepare_data(cfg, ds, **shard)
     shown = cfg.run.progress if rt.is_main else False
-    data = choose_climatology(cfg, ds, data, **shard, device=rt.device, progress=shown)
+    cfg, data = choose_climatology(cfg, ds, data, **shard, device=rt.device, progress=shown)
     if rt.is_main and data.climatology_note:
         print(f"climatology: {data.climatology_note}", file=sys.stderr, flush=True)
-    return data
+    return cfg, data

@@ -31,7 +31,6 @@ from sparsediff.training.crops import CropDataset
 from sparsediff.training.region import record_region
 
 __all__ = [
-    "SEASONAL_CANDIDATE",
     "BatchStream",
     "PreparedData",
     "collate",
@@ -39,10 +38,6 @@ __all__ = [
     "splits",
     "whole_field_batches",
 ]
-
-SEASONAL_CANDIDATE = "per-point mean; a seasonal cycle is a candidate"
-"""The climatology note of data prepared with ``data.climatology: auto`` whose dates
-could also fit a seasonal cycle (the trainer then chooses between the two)."""
 
 #: Points of whole fields read at once by [`whole_field_batches`][whole_field_batches], at most.
 FIELD_POINTS = 1 << 23
@@ -77,6 +72,10 @@ class PreparedData:
     climatology_note
         Which climatology (``data.climatology``) was fitted and why, for the
         model's provenance.
+    seasonal_candidate
+        ``data.climatology: auto`` fitted the mean, but the training dates
+        could fit a seasonal cycle and there is a validation part to choose on
+        ([`choose_climatology`][sparsediff.training.climatology_choice.choose_climatology]).
     """
 
     train: CropDataset
@@ -91,6 +90,7 @@ class PreparedData:
     invalid: dict[str, xr.DataArray] | None = None
     region: dict[str, Any] | None = None
     climatology_note: str | None = None
+    seasonal_candidate: bool = False
 
 
 def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
@@ -237,14 +237,18 @@ def _remove_climatology(
     return climatology, note, parts
 
 
+CANDIDATE = "per-point mean (a seasonal cycle is a candidate: the trainer chooses)"
+"""The climatology note of ``auto`` data whose dates could also fit a seasonal cycle."""
+
+
 def _chosen_climatology(
     cfg: TrainConfig, parts: _Parts, periodic: tuple[bool, ...]
 ) -> tuple[dict[str, xr.DataArray], str]:
     """The climatology of ``data.climatology`` on the training part, and one line on it.
 
     ``"auto"`` fits the mean here; when the training dates allow a seasonal
-    cycle and there is a validation part, the line starts with
-    [`SEASONAL_CANDIDATE`][SEASONAL_CANDIDATE] and the trainer chooses between the two
+    cycle and there is a validation part, the line is [`CANDIDATE`][CANDIDATE] and the
+    trainer chooses between the two
     ([`choose_climatology`][sparsediff.training.climatology_choice.choose_climatology]).
     """
     d = cfg.data
@@ -262,7 +266,7 @@ def _chosen_climatology(
         d.dims,
         periodic,
         fill=harmonic_fill_array,
-        seasonal=cycle,
+        seasonal_cycle=cycle,
     )
     if cycle:
         return climatology, "seasonal cycle (data.climatology: seasonal)"
@@ -272,7 +276,7 @@ def _chosen_climatology(
         return climatology, f"per-point mean ({why})"
     if parts.get("validation") is None:
         return climatology, "per-point mean (no validation part to choose a seasonal cycle on)"
-    return climatology, SEASONAL_CANDIDATE
+    return climatology, CANDIDATE
 
 
 def _crops(
@@ -381,6 +385,9 @@ def prepare_data(
     if validation is not None and len(validation.windows) == 0:
         validation = None
     holdout = _crops(cfg, parts.get("holdout"), stats, periodic, shuffle=False)
+    candidate = climatology_note == CANDIDATE
+    if candidate and validation is None:
+        candidate, climatology_note = False, "per-point mean (no validation window to choose on)"
     return PreparedData(
         train,
         validation,
@@ -394,6 +401,7 @@ def prepare_data(
         invalid_grid,
         record_region(ds, dim, slice(tr.start, va.stop)) if dim is not None else None,
         climatology_note,
+        candidate,
     )
 
 

@@ -567,7 +567,7 @@ def train(
     out_dir = Path(cfg.run.out)
     rt = setup_runtime(cfg.run.device, cfg.run.threads)
     try:
-        data = prepare_with_climatology(cfg, ds, rt)
+        cfg, data = prepare_with_climatology(cfg, ds, rt)  # data.climatology resolved
         if not resume and rt.is_main and (out_dir / "checkpoints").exists():
             raise TrainingError(
                 f"{out_dir} already holds checkpoints: pass --resume to continue, "

@@ -40,7 +40,7 @@ def _fit(ds: xr.Dataset, cycle: bool = True) -> dict[str, xr.DataArray]:
     states = masks.states_and_range(ds, ["v"], invalid=None, invalid_along=None)[0]
     return fit_climatology(
         ds, states, ["v"], "time", ["lat", "lon"], [False, True], fill=harmonic_fill_array,
-        seasonal=cycle,
+        seasonal_cycle=cycle,
     )  # fmt: skip
 
 
@@ -101,7 +101,7 @@ def test_points_not_active_at_every_step_keep_their_mean_and_no_cycle() -> None:
     states["v"][:10, 0, 0] = masks.INVALID
     clim = fit_climatology(
         ds, states, ["v"], "time", ["lat", "lon"], [False, True], fill=harmonic_fill_array,
-        seasonal=True,
+        seasonal_cycle=True,
     )["v"]  # fmt: skip
     assert (clim.isel(lat=0, lon=0).values[1:] == 0).all()
     assert clim.isel(lat=0, lon=0, time_harmonic=0) == pytest.approx(
@@ -144,3 +144,47 @@ def test_the_mean_path_is_unchanged_by_the_seasonal_option() -> None:
     cycle = _fit(ds, cycle=True)["v"]
     # the same completed fields: the least-squares mean over whole years is near the mean
     np.testing.assert_allclose(cycle.sel(time_harmonic="mean").values, mean.values, atol=0.05)
+
+
+def test_a_subset_of_the_grid_evaluates_the_cycle_on_the_subset_only() -> None:
+    clim = _fit(_record(MONTHLY))
+    sub = _record(MONTHLY[:5]).isel(lat=slice(2, 4), lon=slice(0, 3))
+    coef = aligned_climatology(sub, clim, at_steps=False)["v"]
+    assert coef.shape == (len(seasonal.TERMS), 2, 3)
+    cycle = aligned_climatology(sub, clim)["v"]
+    assert cycle.sizes == {"time": 5, "lat": 2, "lon": 3}
+    full = aligned_climatology(_record(MONTHLY[:5]), clim)["v"]
+    xr.testing.assert_allclose(cycle, full.isel(lat=slice(2, 4), lon=slice(0, 3)))
+
+
+def test_repeated_dates_and_one_field_with_a_scalar_date_get_their_cycle() -> None:
+    clim = _fit(_record(MONTHLY))
+    ds = _record(MONTHLY[[3, 3, 7]])
+    an = anomalies(ds, clim)["v"]  # the cycle is not matched along time, so repeats are fine
+    assert float(np.sqrt((an**2).mean())) < 0.2
+    cyc = aligned_climatology(ds, clim)["v"]
+    np.testing.assert_array_equal(cyc.isel(time=0).values, cyc.isel(time=1).values)
+    one = ds.isel(time=2)  # a scalar time coordinate
+    cycle = aligned_climatology(one, clim)["v"]
+    assert cycle.dims == ("lat", "lon")
+    xr.testing.assert_allclose(cycle, aligned_climatology(ds, clim)["v"].isel(time=2, drop=True))
+
+
+def test_missing_dates_mean_no_cycle_and_are_refused_by_a_seasonal_model() -> None:
+    times = MONTHLY.values.copy()
+    times[5] = np.datetime64("NaT")
+    ds = _record(MONTHLY).assign_coords(time=times)
+    assert "missing dates" in str(seasonal.seasonal_reason(ds, "time"))
+    clim = _fit(_record(MONTHLY))
+    with pytest.raises(CompatibilityError, match="missing dates"):
+        aligned_climatology(ds, clim, at_steps=False)
+
+
+def test_the_range_of_a_cycle_spans_its_year_without_evaluating_the_record() -> None:
+    clim = _fit(_record(MONTHLY))["v"]
+    lo, hi = seasonal.climatology_range(clim)
+    year = aligned_climatology(
+        _record(pd.date_range("2003-01-01", periods=365, freq="D")), {"v": clim}
+    )["v"]
+    assert lo == pytest.approx(float(year.min()), abs=0.05)
+    assert hi == pytest.approx(float(year.max()), abs=0.05)

@@ -6,6 +6,7 @@ gap must hold exactly its point's climatology at its own date, plus the anomaly 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import xarray as xr
 
 import sparsediff
 from sparsediff.data import seasonal
-from sparsediff.errors import CompatibilityError
+from sparsediff.errors import CompatibilityError, SparsediffWarning
 from tests.filling.conftest import make_model
 
 LAT = np.arange(-75.0, 76.0, 10.0)  # 16 points
@@ -105,3 +106,40 @@ def test_data_without_dates_are_refused_before_any_fill() -> None:
     ds = _data().assign_coords(time=np.arange(TIMES.size))
     with pytest.raises(CompatibilityError, match="no date coordinate 'time'"):
         sparsediff.fill(ds, _model(), steps=2, invalid_along=None)
+
+
+def test_a_360_day_calendar_gets_the_cycle_of_its_own_year() -> None:
+    import cftime
+
+    times = [cftime.Datetime360Day(2001, m, 16) for m in (1, 4, 7, 10)]
+    ds = _data(TIMES[:4]).assign_coords(time=times)
+    out = sparsediff.fill(ds, _model(), steps=2, invalid_along=None)
+    f = np.array([15.0, 105.0, 195.0, 285.0])[:, None, None] / 360.0
+    c = _climatology().values
+    want = c[0] + c[1] * np.cos(2 * np.pi * f) + c[4] * np.sin(4 * np.pi * f) + 0.1
+    gaps = out["sst_fill_flag"].values == 1
+    np.testing.assert_allclose(out["sst"].values[gaps], np.broadcast_to(want, gaps.shape)[gaps])
+
+
+def test_a_fill_from_points_puts_the_cycle_of_each_date_in_the_empty_cells() -> None:
+    from sparsediff.data.observations import Observations
+    from sparsediff.filling.points import fill_points
+
+    model = _model()
+    model.spec = model.spec.model_copy(update={"units": {"sst": "K"}})
+    times = TIMES[[0, 2]]
+    rng = np.random.default_rng(1)
+    n = 80
+    at = rng.integers(0, 2, n)
+    lat, lon = rng.uniform(-80.0, 80.0, n), rng.uniform(0.0, 355.0, n)
+    obs = Observations.from_arrays(
+        "sst", 290.0 + rng.normal(0.0, 1.0, n), {"time": times.values[at], "lat": lat, "lon": lon},
+        units="K",
+    )  # fmt: skip
+    like = _data(times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsediffWarning)  # values far from this climatology
+        out = fill_points(model, obs, like, members=1, steps=2, calibrate="validation")
+    empty = out["sst_fill_flag"].values == 1
+    want = np.broadcast_to(_expected(times) + 0.1, empty.shape)
+    np.testing.assert_allclose(out["sst"].values[empty], want[empty], rtol=1e-6)

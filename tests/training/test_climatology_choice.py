@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import sparsediff
 from sparsediff.errors import ConfigError
 from sparsediff.training.climatology_choice import choose_climatology, guess_rmse
 from sparsediff.training.config import check_unread, load_config
-from sparsediff.training.data import SEASONAL_CANDIDATE, prepare_data
+from sparsediff.training.data import prepare_data
 
 
 def _config(tiny_config: dict[str, Any], kind: str | None, months: int = 54) -> Any:
@@ -30,10 +31,10 @@ def test_auto_keeps_the_climatology_whose_guess_is_better_on_validation(
 ) -> None:
     cfg = _config(tiny_config, None)
     data = prepare_data(cfg)
-    assert data.climatology_note == SEASONAL_CANDIDATE
+    assert data.seasonal_candidate
     assert data.climatology is not None
     assert data.climatology["surface_temperature"].dims == ("latitude", "longitude")
-    chosen = choose_climatology(cfg, None, data)
+    resolved, chosen = choose_climatology(cfg, None, data)
     cycle = prepare_data(_config(tiny_config, "seasonal"))
     scores = [guess_rmse(cfg, d, device="cpu", progress=False) for d in (data, cycle)]
     assert None not in scores
@@ -45,6 +46,14 @@ def test_auto_keeps_the_climatology_whose_guess_is_better_on_validation(
     assert f"{min(scores):.4g}" in chosen.climatology_note  # type: ignore[type-var]
     # on OSTIA (monthly, 4 years) the seasonal cycle gives the better guess
     assert picked_cycle
+    # the resolved config prepares the same climatology again (recalibration, adaptation)
+    assert resolved.data.climatology == "seasonal"
+    again = prepare_data(resolved)
+    assert chosen.climatology is not None
+    assert again.climatology is not None
+    xr.testing.assert_identical(
+        again.climatology["surface_temperature"], chosen.climatology["surface_temperature"]
+    )
 
 
 def test_a_record_too_short_for_a_cycle_keeps_the_mean_and_says_why(
@@ -53,7 +62,10 @@ def test_a_record_too_short_for_a_cycle_keeps_the_mean_and_says_why(
     data = prepare_data(_config(tiny_config, None, months=20))
     assert data.climatology_note is not None
     assert "span" in data.climatology_note
-    assert choose_climatology(_config(tiny_config, None, months=20), None, data) is data
+    assert not data.seasonal_candidate
+    resolved, kept = choose_climatology(_config(tiny_config, None, months=20), None, data)
+    assert kept is data
+    assert resolved.data.climatology == "mean"
     with pytest.raises(ConfigError, match=r"data\.climatology 'seasonal': the steps span"):
         prepare_data(_config(tiny_config, "seasonal", months=20))
 
@@ -63,7 +75,7 @@ def test_mean_is_never_replaced_and_the_key_needs_a_climatology_dim(
 ) -> None:
     cfg = _config(tiny_config, "mean")
     data = prepare_data(cfg)
-    assert choose_climatology(cfg, None, data) is data
+    assert choose_climatology(cfg, None, data) == (cfg, data)
     assert data.climatology is not None
     assert data.climatology["surface_temperature"].dims == ("latitude", "longitude")
     tiny_config["data"]["climatology_dim"] = None
@@ -79,6 +91,7 @@ def test_a_model_trained_with_a_seasonal_cycle_records_it_and_fills(
     assert model.climatology is not None
     assert "time_harmonic" in model.climatology["surface_temperature"].dims
     assert model.provenance["climatology"].startswith("seasonal cycle")
+    assert model.provenance["config"]["data"]["climatology"] == "seasonal"
     again = sparsediff.load(tmp_path / "run" / "model")
     held = ostia_full.isel(time=slice(48, 54), longitude=slice(0, 128))
     gappy = held.copy(deep=True)

@@ -34,7 +34,8 @@ class LaplaceSeasonal(Laplace):
     [`fit_observed`][sparsediff.data.seasonal.fit_observed] at the step's date.
     A point whose observed steps cannot fit the cycle (or never observed)
     takes each coefficient from its neighbours by a harmonic fill of that
-    coefficient's field, as ``Laplace`` does for the time mean. The record
+    coefficient's field, as ``Laplace`` does for the time mean; when no point
+    can, the background is ``Laplace``'s time mean. The record
     must have dates along ``time_dim`` that can fit a cycle
     ([`seasonal_reason`][sparsediff.data.seasonal.seasonal_reason]).
 
@@ -42,17 +43,23 @@ class LaplaceSeasonal(Laplace):
     ----------
     time_dim
         The record dim, with a date coordinate.
-    **options
-        ``iters``, ``tol``, ``direct_max``, ``wrap_longitude`` of
-        [`Laplace`][sparsediff.evaluation.baselines.laplace.Laplace].
+    iters, tol, direct_max, wrap_longitude
+        As for [`Laplace`][sparsediff.evaluation.baselines.laplace.Laplace].
     """
 
     name: ClassVar[str] = "laplace_seasonal"
     needs: ClassVar[frozenset[str]] = frozenset({"time"})
 
-    def __init__(self, time_dim: Hashable = "time", **options: Any) -> None:
-        super().__init__(time_dim=time_dim, first_guess="time_mean", **options)
-        self._time: xr.DataArray | None = None
+    def __init__(
+        self,
+        time_dim: Hashable = "time",
+        iters: int = 5000,
+        tol: float = 1e-8,
+        direct_max: int = 60_000,
+        wrap_longitude: bool = True,
+    ) -> None:
+        super().__init__(time_dim, "time_mean", iters, tol, direct_max, wrap_longitude)
+        self._time: xr.DataArray | None = None  # the dates of the variable being filled
 
     @classmethod
     def for_evaluation(cls, setting: Setting, notes: list[str]) -> LaplaceSeasonal:
@@ -66,7 +73,10 @@ class LaplaceSeasonal(Laplace):
         if why is not None:
             raise InputError(f"baseline 'laplace_seasonal' needs a seasonal record: {why}")
         self._time = da[self.time_dim]
-        return super()._fill_da(da, dims, inv)
+        try:
+            return super()._fill_da(da, dims, inv)
+        finally:
+            self._time = None
 
     def _background(
         self, values: np.ndarray, observed: np.ndarray, active: np.ndarray, wrap: Any
