@@ -66,3 +66,17 @@ def test_the_experiment_configs_validate(name: str) -> None:
         load_config(Path(__file__).parents[2] / "configs/climate2d.yaml").guess_context_weight
         == "auto"
     )
+
+
+def test_the_choice_noise_script_reports_both_guesses_per_seed_and_draws() -> None:
+    out = run_script(
+        PIPELINES / "climatology_choice_noise.py",
+        str(PIPELINES.parent / "configs" / "demo.yaml"),
+        "--seeds", "0", "1", "--draws", "2",
+    )  # fmt: skip
+    rows = [line.split() for line in out.strip().splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("2", "0"), ("2", "1")]
+    for _, _, mean, cycle, ratio in rows:
+        assert float(ratio) == pytest.approx(float(cycle) / float(mean), abs=2e-3)
+        assert 0.05 < float(mean) < 1.0  # K: a first guess's error, not a climatology's
+    assert rows[0][2:4] != rows[1][2:4]  # the seed draws other gaps
