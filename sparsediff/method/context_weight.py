@@ -48,8 +48,8 @@ from sparsediff.rng import Stream
 
 __all__ = ["DRAWS", "ContextWeightFit", "fit_context_weight", "guess_errors"]
 
-#: Hide patterns drawn per field (or crop) by default.
 DRAWS = 8
+"""Hide patterns drawn per field (or crop) by default."""
 
 
 @dataclass(frozen=True)
