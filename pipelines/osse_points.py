@@ -56,6 +56,7 @@ import xarray as xr
 import yaml
 
 import sparsediff
+from sparsediff.data.climatology import aligned_climatology
 from sparsediff.data.observations import Observations
 from sparsediff.data.target_grid import TargetGrid
 from sparsediff.errors import ConfigError, SparsediffError
@@ -180,6 +181,8 @@ class _Background(PointBaseline):
         invalid: xr.DataArray | None = None,
     ) -> PointForecast:
         def at(obs: Observations) -> np.ndarray:
+            if "time" in self.background.dims:  # a seasonal cycle at the test months
+                return np.asarray(obs.at(self.background).values)
             space = Observations(
                 obs.name, obs.values, {k: v for k, v in obs.coords.items() if k != "time"}
             )
@@ -220,7 +223,8 @@ def run(cfg: dict[str, Any], out: Path, only: list[str] | None = None) -> pd.Dat
     truth = test[var]
     seed = int(cfg.get("seed", 0))
     noise = float(cfg.get("noise", 0.1))
-    clim = model.climatology[var]
+    # the model's climatology; a seasonal one evaluated at the test months
+    clim = aligned_climatology(test, {var: model.climatology[var]})[var]
     kmax = int(cfg.get("kriging_max_points", 1000))
     baselines: list[Any] = [
         Kriging(max_points=kmax, seed=seed), "griddata", "binned_laplace",

@@ -137,3 +137,20 @@ def test_pooled_scores_weight_every_draw_by_its_points(osse: ModuleType) -> None
     assert (s["spread_skill_min"], s["spread_skill_max"]) == (0.5, 2.0)
     assert np.isnan(got.loc["griddata", "spread_skill"])  # a deterministic fill has none
     np.testing.assert_allclose(got.loc["griddata", "mae"], (600 + 100) / 400)
+
+
+def test_a_background_with_time_is_read_at_each_observations_month(
+    osse: ModuleType, ostia: xr.Dataset
+) -> None:
+    """A seasonal climatology, evaluated at the test months, is a background per month."""
+    truth = _truth(ostia)
+    obs = osse.random_points(truth, 0.05, 0.0, np.random.default_rng(0))
+    field = truth.isel(time=0, drop=True).fillna(0.0)
+    flat = osse._Background("b", field, None)
+    month = xr.DataArray([0.0, 10.0], dims="time", coords={"time": truth.time.values})
+    timed = osse._Background("b", field + month, None)  # month 2: +10
+    grid = None  # not read without an inner baseline
+    got = timed.predict(obs, obs, grid).mean - flat.predict(obs, obs, grid).mean
+    second = obs.coords["time"] == truth.time.values[1]
+    np.testing.assert_allclose(got[second], 10.0, atol=1e-6)
+    np.testing.assert_allclose(got[~second], 0.0, atol=1e-6)
