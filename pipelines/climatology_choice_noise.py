@@ -14,21 +14,9 @@ import argparse
 
 import torch
 
-from sparsediff.method import build_method
-from sparsediff.method.context_weight import guess_errors
+from sparsediff.training.climatology_choice import guess_rmse
 from sparsediff.training.config import TrainConfig, load_config
-from sparsediff.training.data import PreparedData, prepare_data, whole_field_batches
-from sparsediff.training.from_config import initial_spec, settings_of
-
-
-def rmse(cfg: TrainConfig, data: PreparedData, draws: int) -> float:
-    """The first guess RMSE (variable units) at ``draws`` hidden draws of each validation field."""
-    assert data.validation is not None
-    method = build_method(initial_spec(cfg, data.facts))
-    fit = guess_errors(method, whole_field_batches(data.validation), settings_of(cfg), draws=draws)
-    assert fit is not None
-    weight = fit.weight if cfg.guess_context_weight == "auto" else method.spec.context_weight
-    return fit.rmse_at(weight) * data.stats[data.variables[0]].std
+from sparsediff.training.data import prepare_data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     for draws in args.draws:
         for seed in args.seeds:
             cfg = variant(seed, "auto")
-            m, s = (rmse(cfg, prepared[k], draws) for k in ("mean", "seasonal"))
+            m, s = (guess_rmse(cfg, prepared[k], draws=draws) for k in ("mean", "seasonal"))
+            if m is None or s is None:
+                raise SystemExit("no hidden validation point: nothing to compare")
             print(f"{draws:5d} {seed:4d} {m:.4f}  {s:.4f}  {s / m:.3f}", flush=True)
     return 0
 

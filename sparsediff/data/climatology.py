@@ -214,7 +214,7 @@ def _harmonics(sums: _Sums, time: xr.DataArray) -> xr.DataArray:
     t = sums.template
     mean = sums.mean.transpose(*t.dims)
     coef = seasonal.fit_harmonics(sums.projected, sums.count, time, mean.values)
-    harmonic = f"{time.dims[0]}{seasonal.SUFFIX}"
+    harmonic = seasonal.harmonic_dim(str(time.dims[0]))
     return xr.DataArray(
         coef,
         dims=[harmonic, *t.dims],
@@ -303,7 +303,7 @@ def aligned_climatology(
             out[v] = align_to(clim, ds[v], what=what)
             continue
         # the coefficients matched to the data's grid first, then the cycle at its steps
-        clim = align_to(clim, ds[v], what=what, carry=(f"{dim}{seasonal.SUFFIX}",))
+        clim = align_to(clim, ds[v], what=what, carry=(seasonal.harmonic_dim(dim),))
         if not at_steps:
             seasonal.check_dates(clim, ds[v])
         out[v] = seasonal.evaluate_cycle(clim, ds[v]) if at_steps else clim

@@ -47,6 +47,7 @@ __all__ = [
     "evaluate_cycle",
     "fit_harmonics",
     "fit_observed",
+    "harmonic_dim",
     "record_dim",
     "seasonal_reason",
     "year_fraction",
@@ -118,7 +119,7 @@ def seasonal_reason(ds: xr.Dataset | xr.DataArray, dim: str) -> str | None:
     time = ds[dim]
     if bool(time.isnull().any()):
         return f"{dim!r} has missing dates (NaT)"
-    years = np.asarray(time.dt.year.values, dtype=np.float64) + year_fraction(time)
+    years = np.asarray(time.dt.decimal_year.values, dtype=np.float64)
     span = float(years.max() - years.min()) if years.size else 0.0
     if span < MIN_YEARS:
         return f"the steps span {span:.2g} years (a seasonal cycle needs {MIN_YEARS:g})"
@@ -128,6 +129,11 @@ def seasonal_reason(ds: xr.Dataset | xr.DataArray, dim: str) -> str | None:
     if spread < MIN_SPREAD:
         return "the steps do not cover the year (one phase of the year, or few)"
     return None
+
+
+def harmonic_dim(dim: str) -> str:
+    """The harmonic dim of a seasonal climatology along record dim ``dim``."""
+    return f"{dim}{SUFFIX}"
 
 
 def record_dim(clim: xr.DataArray) -> str | None:
@@ -219,7 +225,7 @@ def climatology_range(clim: xr.DataArray) -> tuple[float, float]:
     if dim is None:
         return float(clim.min()), float(clim.max())
     f = (np.arange(RANGE_PHASES) + 0.5) / RANGE_PHASES
-    coef = np.asarray(clim.sel({f"{dim}{SUFFIX}": list(TERMS)}).values, dtype=np.float64)
+    coef = np.asarray(clim.sel({harmonic_dim(dim): list(TERMS)}).values, dtype=np.float64)
     cycle = np.tensordot(_terms(f), coef, axes=1)
     return float(np.nanmin(cycle)), float(np.nanmax(cycle))
 
@@ -274,7 +280,7 @@ def evaluate_cycle(clim: xr.DataArray, data: xr.DataArray | xr.Dataset) -> xr.Da
         ``data`` without dates along ``dim`` ([`check_dates`][check_dates]).
     """
     dim = check_dates(clim, data)
-    harmonic = f"{dim}{SUFFIX}"
+    harmonic = harmonic_dim(dim)
     dates = data[dim] if data[dim].ndim == 1 else data[dim].expand_dims(dim)
     values: Any = xr.DataArray(
         basis(dates), dims=[dim, harmonic], coords={dim: dates.values, harmonic: list(TERMS)}

@@ -41,12 +41,11 @@ from dataclasses import dataclass, replace
 import torch
 
 from sparsediff.method.base import HideSpec, Method, TrainBatch, TrainSettings
-from sparsediff.method.first_guess import get_first_guess
 from sparsediff.method.inputs import guess_of
 from sparsediff.progress import bar as progress_bar
 from sparsediff.rng import Stream
 
-__all__ = ["DRAWS", "ContextWeightFit", "fit_context_weight", "guess_errors"]
+__all__ = ["DRAWS", "ContextWeightFit", "fit_context_weight"]
 
 DRAWS = 8
 """Hide patterns drawn per field (or crop) by default."""
@@ -62,9 +61,6 @@ class ContextWeightFit:
         ``w`` in [0, 1].
     points
         Hidden points it was fitted on.
-    rmse_spatial, rmse_space_time, rmse_fitted
-        RMSE (normalized units) of the guess at those points with ``w`` = 0,
-        1 and the fitted value.
     sums
         ``sum(d * r)``, ``sum(d * d)`` and ``sum(r * r)`` over those points (module
         notes), from which [`rmse_at`][rmse_at] gives the RMSE at any ``w``.
@@ -72,15 +68,27 @@ class ContextWeightFit:
 
     weight: float
     points: int
-    rmse_spatial: float
-    rmse_space_time: float
-    rmse_fitted: float
     sums: tuple[float, float, float]
 
     def rmse_at(self, w: float) -> float:
         """RMSE (normalized units) of the guess at the hidden points with context weight ``w``."""
         num, den, sq0 = self.sums
         return (max(sq0 - 2 * w * num + w**2 * den, 0.0) / max(self.points, 1)) ** 0.5
+
+    @property
+    def rmse_spatial(self) -> float:
+        """RMSE of the spatial guess (``w`` = 0)."""
+        return self.rmse_at(0.0)
+
+    @property
+    def rmse_space_time(self) -> float:
+        """RMSE of the space-time guess (``w`` = 1)."""
+        return self.rmse_at(1.0)
+
+    @property
+    def rmse_fitted(self) -> float:
+        """RMSE of the guess at the fitted weight."""
+        return self.rmse_at(self.weight)
 
     def describe(self, where: str = "training") -> str:
         """One line for logs and the model record (``where``: the part fitted on)."""
@@ -104,11 +112,15 @@ def fit_context_weight(
 ) -> ContextWeightFit | None:
     """Fit the weight of the neighbouring steps in the space-time first guess.
 
+    Also the measure of a first guess's error at hidden points: for a guess
+    that follows no context frames (no ``context_dim``, ``guess_context:
+    false`` or a guess without a space-time form) ``g(0) = g(1)``, every RMSE
+    of the result is that guess's, and the weight (1) means nothing.
+
     Parameters
     ----------
     method
-        The method whose spec has context frames and a space-time guess
-        (its networks are not used).
+        The method whose first guess is measured (its networks are not used).
     batches
         Crops with their context frames, e.g. whole fields
         ([`CropDataset.whole_fields`][sparsediff.training.crops.CropDataset.whole_fields]);
@@ -129,56 +141,20 @@ def fit_context_weight(
     Returns
     -------
     ContextWeightFit or None
-        ``None`` when the spec has no space-time guess or no point was hidden.
+        ``None`` when no point was hidden.
     """
-    spec = method.spec
-    if not (
-        spec.n_context and spec.guess_context and get_first_guess(spec.first_guess).follows_context
-    ):
-        return None
-    return guess_errors(
-        method, batches, settings, hide=hide, device=device, draws=draws, progress=progress
-    )
-
-
-@torch.no_grad()
-def guess_errors(
-    method: Method,
-    batches: Sequence[TrainBatch],
-    settings: TrainSettings,
-    *,
-    hide: HideSpec | None = None,
-    device: torch.device | str = "cpu",
-    draws: int = DRAWS,
-    progress: bool | None = False,
-) -> ContextWeightFit | None:
-    """The first guess's errors at hidden points, and the context weight they ask for.
-
-    [`fit_context_weight`][fit_context_weight] without its check that the
-    guess follows context frames: with none, the guesses at ``w`` = 0 and 1 are
-    the same spatial guess, and every RMSE of the result is its RMSE. Same
-    parameters; ``None`` when no point was hidden.
-    """
-    stats = torch.zeros(5, dtype=torch.float64)  # sums of d*r, d*d, r*r, (y-g1)^2; points
+    stats = torch.zeros(4, dtype=torch.float64)  # sums of d*r, d*d, r*r; points
     rounds = [(draw, batch) for draw in range(draws) for batch in batches]
     pairs: dict[tuple[int, ...], list[Method]] = {}  # the two methods per crop shape
     for draw, batch in progress_bar(
         rounds, progress=progress, desc="first guess: context weight", leave=False
     ):
         stats += _sums(pairs, method, batch.to(device), hide or settings.hide, settings, draw)
-    num, den, sq0, sq1, n = (float(v) for v in stats[:5])
+    num, den, sq0, n = (float(v) for v in stats)
     if n == 0:
         return None
     weight = min(max(num / den, 0.0), 1.0) if den > 0 else 1.0
-    sqw = sq0 - 2 * weight * num + weight**2 * den  # sum (r - w d)^2
-    return ContextWeightFit(
-        weight=weight,
-        points=int(n),
-        rmse_spatial=(sq0 / n) ** 0.5,
-        rmse_space_time=(sq1 / n) ** 0.5,
-        rmse_fitted=(max(sqw, 0.0) / n) ** 0.5,
-        sums=(num, den, sq0),
-    )
+    return ContextWeightFit(weight=weight, points=int(n), sums=(num, den, sq0))
 
 
 def _pair(method: Method, whole: tuple[int, ...]) -> list[Method]:
@@ -202,7 +178,7 @@ def _sums(
     settings: TrainSettings,
     draw: int,
 ) -> torch.Tensor:
-    """``sum(d*r), sum(d*d), sum(r*r), sum((y-g1)^2)`` and the points of one batch and draw.
+    """``sum(d*r), sum(d*d), sum(r*r)`` and the points of one batch and draw.
 
     The whole crop is scored: the methods' window is set to the crop, so
     that [`Method.windows`][sparsediff.method.base.Method.windows] cuts nothing.
@@ -220,10 +196,10 @@ def _sums(
     )
     m = w0.scored
     if not bool(m.any()):
-        return torch.zeros(5, dtype=torch.float64)
+        return torch.zeros(4, dtype=torch.float64)
     g0 = guess_of(w0.inputs, spec.n_vars)[m].double()
     g1 = guess_of(w1.inputs, spec.n_vars)[m].double()
     y = w0.values.float()[m].double()
     d, r = g1 - g0, y - g0
-    sums = [(d * r).sum(), (d * d).sum(), (r * r).sum(), ((y - g1) ** 2).sum()]
+    sums = [(d * r).sum(), (d * d).sum(), (r * r).sum()]
     return torch.tensor([*(float(s) for s in sums), float(m.sum())], dtype=torch.float64)

@@ -11,7 +11,7 @@ training part, and the one whose **first guess** is better at points hidden
 from the whole validation fields is kept — the guess the fill will start
 from, with the context weight the model will use (fitted, for
 ``guess_context_weight: auto``), on the fields and the hide patterns of the
-context-weight fit ([`guess_errors`][sparsediff.method.context_weight.guess_errors]).
+context-weight fit ([`fit_context_weight`][sparsediff.method.context_weight.fit_context_weight]).
 The comparison is made in physical units (each candidate normalizes its own
 anomalies).
 
@@ -31,7 +31,7 @@ import torch
 import xarray as xr
 
 from sparsediff.method import build_method
-from sparsediff.method.context_weight import DRAWS, guess_errors
+from sparsediff.method.context_weight import DRAWS, fit_context_weight
 from sparsediff.training.config import TrainConfig
 from sparsediff.training.data import PreparedData, prepare_data, whole_field_batches
 from sparsediff.training.from_config import initial_spec, settings_of
@@ -50,14 +50,19 @@ noise."""
 
 
 def guess_rmse(
-    cfg: TrainConfig, data: PreparedData, *, device: torch.device | str, progress: bool | None
+    cfg: TrainConfig,
+    data: PreparedData,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool | None = False,
+    draws: int | None = None,
 ) -> float | None:
     """RMSE of the first guess at hidden points of the whole validation fields.
 
     With the context weight of ``cfg`` (the one fitted on the same points for
-    ``guess_context_weight: auto``). Each field is hidden in at least
-    [`DRAWS`][sparsediff.method.context_weight.DRAWS] draws, and in as many as
-    make [`HIDDEN_FIELDS`][HIDDEN_FIELDS] hidden fields in all. In the
+    ``guess_context_weight: auto``). Each field is hidden in ``draws`` draws;
+    by default in at least [`DRAWS`][sparsediff.method.context_weight.DRAWS],
+    and in as many as make [`HIDDEN_FIELDS`][HIDDEN_FIELDS] hidden fields in all. In the
     variables' units: the normalized RMSE pooled over the variables times
     their mean training standard deviation (exact for one variable; in log
     units for a ``log`` variable). ``None`` when there is no validation part
@@ -67,8 +72,9 @@ def guess_rmse(
         return None
     method = build_method(initial_spec(cfg, data.facts))
     fields = whole_field_batches(data.validation)  # one field per batch
-    draws = max(DRAWS, math.ceil(HIDDEN_FIELDS / max(len(fields), 1)))
-    fit = guess_errors(
+    if draws is None:
+        draws = max(DRAWS, math.ceil(HIDDEN_FIELDS / max(len(fields), 1)))
+    fit = fit_context_weight(
         method, fields, settings_of(cfg), device=device, draws=draws, progress=progress
     )
     if fit is None:

@@ -213,11 +213,15 @@ def _split(
 
 def _remove_climatology(
     cfg: TrainConfig, ds: xr.Dataset, parts: _Parts, periodic: tuple[bool, ...]
-) -> tuple[dict[str, xr.DataArray] | None, str | None, _Parts]:
-    """Fit the climatology on the training part and turn every part into anomalies."""
+) -> tuple[dict[str, xr.DataArray] | None, str | None, bool, _Parts]:
+    """Fit the climatology on the training part and turn every part into anomalies.
+
+    Returns the climatology, one line on it, whether a seasonal cycle is a
+    candidate ([`_chosen_climatology`][_chosen_climatology]) and the parts.
+    """
     d = cfg.data
     if d.climatology_dim is None:
-        return None, None, parts
+        return None, None, False, parts
     train_ds = parts["train"][0]  # type: ignore[index]
     if d.climatology_dim not in ds.dims or d.climatology_dim in d.dims:
         raise ConfigError(
@@ -230,25 +234,22 @@ def _remove_climatology(
             f"{d.climatology_dim!r}) is the data itself, and the anomalies left to learn "
             "are all 0; train on more steps, or drop data.climatology_dim"
         )
-    climatology, note = _chosen_climatology(cfg, parts, periodic)
+    climatology, note, candidate = _chosen_climatology(cfg, parts, periodic)
     parts = {
         k: None if p is None else (anomalies(p[0], climatology), p[1]) for k, p in parts.items()
     }
-    return climatology, note, parts
-
-
-CANDIDATE = "per-point mean (a seasonal cycle is a candidate: the trainer chooses)"
-"""The climatology note of ``auto`` data whose dates could also fit a seasonal cycle."""
+    return climatology, note, candidate, parts
 
 
 def _chosen_climatology(
     cfg: TrainConfig, parts: _Parts, periodic: tuple[bool, ...]
-) -> tuple[dict[str, xr.DataArray], str]:
-    """The climatology of ``data.climatology`` on the training part, and one line on it.
+) -> tuple[dict[str, xr.DataArray], str, bool]:
+    """The climatology of ``data.climatology`` on the training part, one line on it, and
+    whether a seasonal cycle is a candidate.
 
     ``"auto"`` fits the mean here; when the training dates allow a seasonal
-    cycle and there is a validation part, the line is [`CANDIDATE`][CANDIDATE] and the
-    trainer chooses between the two
+    cycle it is a candidate, and the trainer chooses between the two on the
+    validation part
     ([`choose_climatology`][sparsediff.training.climatology_choice.choose_climatology]).
     """
     d = cfg.data
@@ -269,14 +270,12 @@ def _chosen_climatology(
         seasonal_cycle=cycle,
     )
     if cycle:
-        return climatology, "seasonal cycle (data.climatology: seasonal)"
+        return climatology, "seasonal cycle (data.climatology: seasonal)", False
     if d.climatology == "mean":
-        return climatology, "per-point mean (data.climatology: mean)"
+        return climatology, "per-point mean (data.climatology: mean)", False
     if why is not None:
-        return climatology, f"per-point mean ({why})"
-    if parts.get("validation") is None:
-        return climatology, "per-point mean (no validation part to choose a seasonal cycle on)"
-    return climatology, CANDIDATE
+        return climatology, f"per-point mean ({why})", False
+    return climatology, "per-point mean (a seasonal cycle is a candidate)", True
 
 
 def _crops(
@@ -369,7 +368,7 @@ def prepare_data(
     train_states = parts["train"][1]  # type: ignore[index]
     invalid_grid = masks.grid_invalid(train_states, d.dims, d.invalid_along)
     periodic = tuple(d_ in ds.coords and is_global_longitude(ds[d_]) for d_ in d.dims)
-    climatology, climatology_note, parts = _remove_climatology(cfg, ds, parts, periodic)
+    climatology, climatology_note, candidate, parts = _remove_climatology(cfg, ds, parts, periodic)
     train_ds, train_states = parts["train"]  # type: ignore[misc]
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
     train = _crops(
@@ -385,7 +384,6 @@ def prepare_data(
     if validation is not None and len(validation.windows) == 0:
         validation = None
     holdout = _crops(cfg, parts.get("holdout"), stats, periodic, shuffle=False)
-    candidate = climatology_note == CANDIDATE
     if candidate and validation is None:
         candidate, climatology_note = False, "per-point mean (no validation window to choose on)"
     return PreparedData(
