@@ -143,3 +143,39 @@ def test_a_fill_from_points_puts_the_cycle_of_each_date_in_the_empty_cells() -> 
     empty = out["sst_fill_flag"].values == 1
     want = np.broadcast_to(_expected(times) + 0.1, empty.shape)
     np.testing.assert_allclose(out["sst"].values[empty], want[empty], rtol=1e-6)
+
+
+def test_the_cli_refuses_data_without_dates_in_one_line_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from sparsediff.cli import main
+
+    _model().save(tmp_path / "model")
+    sparsediff.write(_data().assign_coords(time=np.arange(TIMES.size)), tmp_path / "in.nc")
+    out = tmp_path / "out.nc"
+    res = CliRunner().invoke(
+        main, ["fill", str(tmp_path / "model"), str(tmp_path / "in.nc"), str(out)]
+    )
+    assert res.exit_code != 0, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "no date coordinate 'time'" in lines[0]
+    assert not out.exists()
+
+
+def test_land_stays_nan_and_the_same_seed_gives_the_same_bytes() -> None:
+    ds = _data()
+    ds["sst"][:, 2:4, 5:9] = np.nan  # missing at every step: land
+    model = _model()
+    with torch.no_grad():  # a departure that depends on the noise
+        model.autoencoder.decoder.conv_out.weight.normal_(0.0, 0.05)  # type: ignore[union-attr]
+    one = sparsediff.fill(ds, model, steps=2, members=2, seed=4, invalid_along="time")
+    two = sparsediff.fill(ds, model, steps=2, members=2, seed=4, invalid_along="time")
+    assert np.isnan(one["sst"].values[:, :, 2:4, 5:9]).all()
+    assert (one["sst_fill_flag"].values[:, 2:4, 5:9] == 2).all()
+    np.testing.assert_array_equal(one["sst"].values, two["sst"].values)
+    observed = one["sst_fill_flag"].values == 0
+    for member in one["sst"].transpose("member", ...).values:
+        np.testing.assert_array_equal(member[observed], ds["sst"].values[observed])
