@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -90,6 +90,9 @@ class QualityEvaluate(BaseModel):
     seed: int = Field(0, ge=0, description="Seed of the held-out gaps and the sampling noise.")
     batch_size: int = Field(16, ge=1, description="Windows per model call.")
     time_dim: str | None = Field("time", description="Record dim of the time-based baselines.")
+    calibrate: Literal["auto", "validation", "input"] = Field(
+        "auto", description="The models' spread calibration (sparsediff.evaluate's calibrate)."
+    )
 
 
 class QualityConfig(BaseModel):
@@ -231,6 +234,7 @@ def run_quality(
             invalid=invalid,
             region=region,
             batch_size=ev.batch_size,
+            calibrate=ev.calibrate,
             out=out_dir / "eval" / holdout.replace(":", "_"),
         )
         eval_seconds[holdout] = time.perf_counter() - t0

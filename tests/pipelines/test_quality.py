@@ -55,3 +55,14 @@ def test_summarise_picks_the_best_classical_fill() -> None:
     assert s.loc[0, "best_classical"] == "laplace"
     assert s.loc[0, "rmse_ratio"] == pytest.approx(0.8)
     assert s.loc[0, "crps_over_best_mae"] == pytest.approx(0.5)  # best MAE is dineof's 0.7
+
+
+def test_the_seasonal_configs_load_and_say_how_the_spread_is_calibrated() -> None:
+    mod = _module()
+    scored = mod.load_quality(CONFIGS / "quality_ostia_seasonal.yaml")
+    assert "laplace_seasonal" in scored.evaluate.baselines
+    assert scored.evaluate.calibrate == "auto"
+    refit = mod.load_quality(CONFIGS / "quality_ostia_seasonal_input.yaml")
+    assert refit.evaluate.calibrate == "input"
+    with pytest.raises(mod.ConfigError, match="calibrate"):
+        mod.load_quality({**refit.model_dump(), "evaluate": {"calibrate": "sometimes"}})
