@@ -459,7 +459,7 @@ def demo(out: Path, train_now: bool, threads: int) -> None:
 )
 @click.option(
     "--baselines",
-    default="time_mean,linear,laplace,dineof",
+    default="time_mean,linear,laplace,laplace_eof,dineof",  # = DEFAULT_BASELINES (tested)
     show_default=True,
     help="Comma-separated baselines, classical or null ensembles (guess_noise, condsim); "
     "'none' for none.",

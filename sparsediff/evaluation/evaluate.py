@@ -68,7 +68,7 @@ from sparsediff.progress import bar as progress_bar
 
 __all__ = ["DEFAULT_BASELINES", "DEFAULT_OPTIONS", "evaluate", "plot_scores"]
 
-DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "dineof")
+DEFAULT_BASELINES: tuple[str, ...] = ("time_mean", "linear", "laplace", "laplace_eof", "dineof")
 """The classical baselines an evaluation compares with by default."""
 
 DEFAULT_OPTIONS = FillOptions(members=8)

@@ -46,8 +46,10 @@ def test_demo_scores_against_the_strongest_classical_fills(tmp_path: Path) -> No
     import pandas as pd
 
     scores = pd.read_csv(out / "scores.csv").set_index("method")
-    # the honest comparison: Laplace relaxation and DINEOF are scored on the same points
-    assert {"sparsediff", "time_mean", "linear", "laplace", "dineof"} <= set(scores.index)
+    # the honest comparison: Laplace relaxation, around EOFs too, and DINEOF on the same points
+    assert {"sparsediff", "time_mean", "linear", "laplace", "laplace_eof", "dineof"} <= set(
+        scores.index
+    )
     ours = scores.loc["sparsediff", "rmse"]
     assert np.isfinite(ours)
     assert ours < scores.loc["time_mean", "rmse"]

@@ -77,6 +77,7 @@ TOLERANCE = {
     "time_mean": (0.7, 0.35),
     "linear": (0.1, 0.04),
     "laplace": (0.2, 0.08),
+    "laplace_eof": (0.15, 0.05),
     "dineof": (0.02, 0.005),
 }
 
@@ -288,7 +289,14 @@ def test_bad_inputs_raise(case) -> None:
 
 def test_registry() -> None:
     classical = {n for n, cls in BASELINES.items() if issubclass(cls, Baseline)}
-    assert classical == {"time_mean", "linear", "laplace", "laplace_seasonal", "dineof"}
+    assert classical == {
+        "time_mean",
+        "linear",
+        "laplace",
+        "laplace_seasonal",
+        "laplace_eof",
+        "dineof",
+    }
     assert set(BASELINES) - classical == {"guess_noise", "condsim"}  # ensembles (fillers)
     for name, cls in BASELINES.items():
         assert cls.name == name

@@ -104,9 +104,9 @@ def test_evaluate_scores_every_method_on_held_out_points(
         region={"time": slice(18, 24)},
         out=out,
     )
-    methods = ["sparsediff", "pixel", "time_mean", "linear", "laplace", "dineof"]
+    methods = ["sparsediff", "pixel", "time_mean", "linear", "laplace", "laplace_eof", "dineof"]
     assert list(table["method"]) == methods
-    assert list(table["kind"]) == ["model"] * 2 + ["baseline"] * 4
+    assert list(table["kind"]) == ["model"] * 2 + ["baseline"] * 5
     scores = ["rmse", "mae", "bias", "crps", "spectrum_score", "seconds"]
     assert np.isfinite(table[scores].to_numpy()).all()
     assert (table["rmse"] > 0).all()

@@ -75,9 +75,13 @@ def _case(name: str) -> tuple[xr.Dataset, dict[str, Any]]:
 CASES = ("ostia_boxes", "ostia_global_cloud", "mni_volume")
 
 
+# the default list before ``laplace_eof`` joined it (2026-12-08): the references below
+PINNED_BASELINES = ("time_mean", "linear", "laplace", "dineof")
+
+
 def _table(name: str) -> pd.DataFrame:
     data, kw = _case(name)
-    return evaluate(data, seed=0, **kw)
+    return evaluate(data, seed=0, baselines=PINNED_BASELINES, **kw)
 
 
 def _rows(table: pd.DataFrame) -> dict[str, Any]:

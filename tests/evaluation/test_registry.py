@@ -107,3 +107,15 @@ def test_the_built_in_baselines_declare_their_needs() -> None:
     dineof = for_evaluation("dineof", Setting(time_dim="t", has_time=True, seed=7), notes)
     assert getattr(dineof, "seed", None) == 7
     assert getattr(dineof, "time_dim", None) == "t"
+    assert for_evaluation("laplace_eof", no_time, notes) is None
+    eof = for_evaluation("laplace_eof", Setting(time_dim="t", has_time=True, seed=7), notes)
+    assert (getattr(eof, "seed", None), getattr(eof, "time_dim", None)) == (7, "t")
+
+
+def test_the_cli_default_baselines_are_evaluates() -> None:
+    from sparsediff.cli import main
+    from sparsediff.evaluation.evaluate import DEFAULT_BASELINES
+
+    evaluate_cmd = main.commands["evaluate"]  # type: ignore[attr-defined]
+    (option,) = [p for p in evaluate_cmd.params if p.name == "baselines"]
+    assert option.default == ",".join(DEFAULT_BASELINES)

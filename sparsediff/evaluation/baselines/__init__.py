@@ -26,6 +26,10 @@ Baselines
 `LaplaceSeasonal` (``laplace_seasonal``, on request)
     the same around a per-point seasonal cycle (mean plus annual harmonics
     fitted to the observed steps; the record needs dates).
+`LaplaceEOF` (``laplace_eof``, on request)
+    the same around the record's EOFs, their coefficients interpolated
+    optimally per step from its observed points (the number of EOFs
+    chosen by cross-validation).
 `DINEOF`
     iterated truncated SVD of the time × space anomaly matrix, rank chosen by
     cross-validation (Beckers & Rixen 2003; Alvera-Azcárate et al. 2005).
@@ -61,6 +65,7 @@ from sparsediff.evaluation.baselines.condsim import CondSim
 from sparsediff.evaluation.baselines.dineof import DINEOF
 from sparsediff.evaluation.baselines.guess_noise import GuessNoise, guess_only
 from sparsediff.evaluation.baselines.laplace import Laplace
+from sparsediff.evaluation.baselines.laplace_eof import LaplaceEOF
 from sparsediff.evaluation.baselines.laplace_seasonal import LaplaceSeasonal
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.registry import (
@@ -80,6 +85,7 @@ __all__ = [
     "CondSim",
     "GuessNoise",
     "Laplace",
+    "LaplaceEOF",
     "LaplaceSeasonal",
     "LinearInterp",
     "Setting",

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from sparsediff.data.climatology import observed_mean
+from sparsediff.data.eofs import truncated
 from sparsediff.errors import ConfigError
 from sparsediff.evaluation.baselines.base import Baseline
 
@@ -16,21 +17,6 @@ if TYPE_CHECKING:
     from sparsediff.evaluation.baselines.setting import Setting
 
 __all__ = ["DINEOF"]
-
-
-def _truncated(x: np.ndarray, rank: int) -> np.ndarray:
-    """Best rank-``rank`` approximation of ``x`` (truncated SVD).
-
-    Computed from the eigenvectors of the small Gram matrix (``x x^T`` or
-    ``x^T x``): the same projection as the SVD, much cheaper for a wide matrix.
-    """
-    if x.shape[0] <= x.shape[1]:
-        _, vec = np.linalg.eigh(x @ x.T)
-        u = vec[:, ::-1][:, :rank]
-        return u @ (u.T @ x)
-    _, vec = np.linalg.eigh(x.T @ x)
-    v = vec[:, ::-1][:, :rank]
-    return (x @ v) @ v.T
 
 
 class DINEOF(Baseline):
@@ -153,7 +139,7 @@ class DINEOF(Baseline):
             return x
         for _ in range(self.max_iter):
             mu = x.mean(axis=0)
-            recon = _truncated(x - mu, rank) + mu
+            recon = truncated(x - mu, rank) + mu
             change = recon[missing] - x[missing]
             x[missing] = recon[missing]
             if np.sqrt(np.mean(change**2)) <= self.tol * scale:

@@ -10,6 +10,7 @@ from sparsediff.evaluation.baselines.condsim import CondSim
 from sparsediff.evaluation.baselines.dineof import DINEOF
 from sparsediff.evaluation.baselines.guess_noise import GuessNoise
 from sparsediff.evaluation.baselines.laplace import Laplace
+from sparsediff.evaluation.baselines.laplace_eof import LaplaceEOF
 from sparsediff.evaluation.baselines.laplace_seasonal import LaplaceSeasonal
 from sparsediff.evaluation.baselines.linear import LinearInterp
 from sparsediff.evaluation.baselines.setting import NEEDS, Setting, unmet
@@ -108,7 +109,7 @@ def get_baseline(name: str, **kwargs: Any) -> Baseline | Filler:
     ----------
     name
         One of [`BASELINES`][BASELINES] (``time_mean``, ``linear``, ``laplace``,
-        ``laplace_seasonal``, ``dineof``, ``guess_noise``, ``condsim``, and any
+        ``laplace_seasonal``, ``laplace_eof``, ``dineof``, ``guess_noise``, ``condsim``, and any
         registered since).
     **kwargs
         Passed to the class.
@@ -171,5 +172,14 @@ def for_evaluation(name: str, setting: Setting, notes: list[str]) -> Baseline | 
     return made
 
 
-for _cls in (TimeMean, LinearInterp, Laplace, LaplaceSeasonal, DINEOF, GuessNoise, CondSim):
+for _cls in (
+    TimeMean,
+    LinearInterp,
+    Laplace,
+    LaplaceSeasonal,
+    LaplaceEOF,
+    DINEOF,
+    GuessNoise,
+    CondSim,
+):
     register_baseline(_cls)  # the built-ins meet the same contract as any added baseline
