@@ -1,11 +1,11 @@
-"""Probe: how much a first guess built on the training record's EOFs would gain (issue 15).
+"""Probe: how much a first guess built on the record's EOFs gains over Laplace (issue 15).
 
 The method's first guess is a Laplace relaxation of each step (around the
 model's climatology, in space-time with the neighbouring steps). It knows
 nothing of the record's large-scale, position-specific covariance, and the
 networks, which see one window, cannot learn it either. This probe measures,
-outside the package and before anything is built on it, what a guess that
-does know it would give on the held-out steps of a training config:
+outside the package, what a guess that does know it gives on the held-out
+steps of a training config:
 
 - **EOFs** of the steps before the held-out period (training + validation:
   what a model may learn from), each field completed by an exact Laplace
@@ -21,7 +21,9 @@ does know it would give on the held-out steps of a training config:
   area-weighted by cos(latitude);
 - ``leak``: the same guess with the coefficients fitted on the shown *and*
   hidden points, the optimism a training-time background fitted on whole
-  fields would carry.
+  fields would carry;
+- the classical baseline ``laplace_eof`` on the same holes (its EOFs from the
+  whole gappy record, its ``K`` by cross-validation, printed in the row).
 
 Usage::
 
@@ -41,12 +43,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import missing_rate as _mr
 
 from sparsediff.data import eofs
+from sparsediff.evaluation.baselines import LaplaceEOF
 from sparsediff.evaluation.holdout import make_holdout
+from sparsediff.evaluation.metrics.weighting import area_weights
 from sparsediff.laplace.sparse import harmonic_solve
 from sparsediff.training.config import load_config
 
@@ -96,10 +101,8 @@ def probe(
     values = da.values.astype(np.float64)
     active = np.isfinite(values).any(axis=0)
     mean, basis = _eofs(values[:start], active)
-    w2 = np.ones(active.shape)
-    if "latitude" in dims:
-        lat = np.deg2rad(ds["latitude"].values)
-        w2 = np.cos(lat)[:, None] * np.ones(active.shape) if dims[0] == "latitude" else w2
+    area = area_weights(da.isel({tdim: 0}))
+    w2 = np.ones(active.shape) if area is None else area.broadcast_like(da.isel({tdim: 0})).values
     weight = w2[active]
     rows = []
     for spec in holdouts:
@@ -139,6 +142,14 @@ def probe(
                     res[active] = np.where(obs, x - g, 0.0)
                     full = g + _laplace(res, known2, active)[active]
                     err.setdefault(f"{name}+laplace", []).append((full - truth)[hid])
+        baseline = LaplaceEOF(time_dim=tdim, seed=seed)  # the classical fill, on the whole record
+        land = xr.DataArray(~active, dims=dims)  # never observed: invalid, as evaluate decides
+        got = baseline.fill(gappy[[var]], dims=tuple(dims), invalid=land)[var]
+        got = got.transpose(tdim, *dims).values
+        steps = [t for t in range(start, values.shape[0]) if hid_all[t][active].any()]
+        err[f"laplace_eof baseline (K={baseline.chosen_modes_[0]})"] = [
+            (got[t] - values[t])[active][hid_all[t][active]] for t in steps
+        ]
         wt = np.concatenate(wts)
         for name, es in err.items():
             ev = np.concatenate(es)

@@ -63,6 +63,7 @@ from sparsediff.data.gaps import parse_pattern
 from sparsediff.data.sources import resolve_source
 from sparsediff.errors import ConfigError, SparsediffError
 from sparsediff.evaluation.baselines import baseline_class
+from sparsediff.evaluation.evaluate import DEFAULT_BASELINES
 from sparsediff.training.config import (
     TrainConfig,
     format_validation_error,
@@ -94,7 +95,7 @@ class EvaluateSection(BaseModel):
 
     holdout: str = Field("boxes:0.3", description="Gap pattern hidden in the held-out period.")
     baselines: list[str] = Field(
-        ["time_mean", "linear", "laplace", "dineof"], description="Classical baselines."
+        list(DEFAULT_BASELINES), description="Classical baselines (default: evaluate's)."
     )
     members: int = Field(8, ge=1, description="Ensemble members per model.")
     steps: int = Field(16, ge=1, description="Sampler steps.")

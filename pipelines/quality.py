@@ -45,6 +45,7 @@ import sparsediff
 from sparsediff.data.gaps import parse_pattern
 from sparsediff.errors import ConfigError, SparsediffError
 from sparsediff.evaluation.baselines import baseline_class
+from sparsediff.evaluation.evaluate import DEFAULT_BASELINES
 from sparsediff.training.config import (
     TrainConfig,
     format_validation_error,
@@ -79,7 +80,7 @@ class QualityEvaluate(BaseModel):
         ["boxes:0.3"], min_length=1, description="Gap patterns hidden in the held-out period."
     )
     baselines: list[str] = Field(
-        ["time_mean", "linear", "laplace", "dineof"], description="Classical baselines."
+        list(DEFAULT_BASELINES), description="Classical baselines (default: evaluate's)."
     )
     members: int = Field(8, ge=2, description="Ensemble members per model.")
     steps: int | None = Field(

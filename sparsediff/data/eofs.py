@@ -14,9 +14,10 @@ noise ``σ²``)::
 which shrinks towards zero where the shown points say little. Gappy records
 are completed first by DINEOF's sweeps ([`complete_low_rank`][complete_low_rank]).
 
-Used by the classical baseline ``laplace_eof``
-([`sparsediff.evaluation.baselines.laplace_eof`][sparsediff.evaluation.baselines.laplace_eof]),
-DINEOF ([`truncated`][truncated]) and ``pipelines/eof_guess_probe.py``.
+Used by the classical baselines ``laplace_eof``
+([`sparsediff.evaluation.baselines.laplace_eof`][sparsediff.evaluation.baselines.laplace_eof])
+and DINEOF (its sweeps are [`complete_low_rank`][complete_low_rank]), and by
+``pipelines/eof_guess_probe.py``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ def truncated(x: np.ndarray, rank: int) -> np.ndarray:
 
 
 def complete_low_rank(
-    rows: np.ndarray, missing: np.ndarray, rank: int, *, sweeps: int = 50, tol: float = 1e-4
+    rows: np.ndarray,
+    missing: np.ndarray,
+    rank: int,
+    *,
+    sweeps: int = 50,
+    tol: float = 1e-4,
+    scale: float | None = None,
 ) -> np.ndarray:
     """DINEOF's sweeps: ``missing`` entries of ``rows`` replaced by mean + rank-``rank`` SVD.
 
@@ -56,9 +63,10 @@ def complete_low_rank(
         ``(T, P)`` bool, the entries to re-estimate.
     rank
         The rank of the reconstruction.
-    sweeps, tol
-        At most ``sweeps`` sweeps, until an entry changes by less than ``tol``
-        times the RMS of the known entries (RMS over the missing ones).
+    sweeps, tol, scale
+        At most ``sweeps`` sweeps, until the missing entries change by less
+        than ``tol`` times ``scale`` (RMS over them; ``scale`` defaults to the
+        RMS of the known entries).
 
     Returns
     -------
@@ -69,8 +77,9 @@ def complete_low_rank(
     out = np.array(rows, dtype=np.float64)
     if not missing.any():
         return out
-    known = out[~missing]
-    scale = float(np.sqrt(np.mean(known**2))) if known.size else 1.0
+    if scale is None:
+        known = out[~missing]
+        scale = float(np.sqrt(np.mean(known**2))) if known.size else 1.0
     for _ in range(sweeps):
         mu = out.mean(axis=0)
         recon = truncated(out - mu, rank) + mu

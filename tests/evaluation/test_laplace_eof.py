@@ -52,12 +52,31 @@ def test_same_seed_same_fill_and_cv_hides_only_observed_points() -> None:
     cv = eof._cv_points(observed, np.ones_like(observed))
     assert cv.any()
     assert not (cv & hole).any()
-    assert cv.sum() <= 0.05 * observed.sum() * 1.2  # about the share asked, at most
+    # whole copied gaps (each a quarter of a field here): the first, then none that overflow
+    assert cv.sum() <= max(0.05 * observed.sum(), hole.reshape(12, -1).sum(axis=1).max())
+    for t in np.flatnonzero(cv.reshape(12, -1).any(axis=1)):  # a whole gap of another step
+        assert any((cv[t] == observed[t] & hole[u]).all() for u in range(12) if u != t)
+
+
+def test_a_record_without_gaps_is_validated_at_random_points_and_modes_reset() -> None:
+    truth, _ = _record(steps=12, seed=2)
+    eof = LaplaceEOF(cv_fraction=0.1)
+    full = np.ones(truth.shape, dtype=bool)
+    cv = eof._cv_points(full, full)
+    assert 0.05 * full.sum() < cv.sum() < 0.15 * full.sum()  # random points, about 10 %
+    gappy = truth.copy()
+    gappy[5, 2:6, 3:9] = np.nan  # one gap: the only donor, copied onto the other steps
+    eof.fill(gappy, dims=("y", "x"))
+    eof.fill(gappy, dims=("y", "x"))
+    assert len(eof.chosen_modes_) == 1  # one block per call, reset by each call
+    assert set(eof.cv_errors_[0]) == {1, 2, 4, 8}  # at most steps - 2 modes
 
 
 def test_short_record_and_bad_options() -> None:
     truth, hole = _record(steps=2)
-    out = LaplaceEOF().fill(truth.where(~hole), dims=("y", "x"))  # too short: Laplace's fill
+    short = LaplaceEOF()
+    out = short.fill(truth.where(~hole), dims=("y", "x"))  # too short: Laplace's fill
+    assert short.chosen_modes_ == [0]
     lap = get_baseline("laplace").fill(truth.where(~hole), dims=("y", "x"))
     xr.testing.assert_allclose(out, lap)
     with pytest.raises(ConfigError, match="modes"):

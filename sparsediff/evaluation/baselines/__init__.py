@@ -26,7 +26,7 @@ Baselines
 `LaplaceSeasonal` (``laplace_seasonal``, on request)
     the same around a per-point seasonal cycle (mean plus annual harmonics
     fitted to the observed steps; the record needs dates).
-`LaplaceEOF` (``laplace_eof``, on request)
+`LaplaceEOF` (``laplace_eof``)
     the same around the record's EOFs, their coefficients interpolated
     optimally per step from its observed points (the number of EOFs
     chosen by cross-validation).

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from sparsediff.data.climatology import observed_mean
-from sparsediff.data.eofs import truncated
+from sparsediff.data.eofs import complete_low_rank
 from sparsediff.errors import ConfigError
 from sparsediff.evaluation.baselines.base import Baseline
 
@@ -135,15 +135,10 @@ class DINEOF(Baseline):
 
     def _iterate(self, x: np.ndarray, missing: np.ndarray, rank: int, scale: float) -> np.ndarray:
         """Sweeps of ``missing <- mean + rank-k SVD`` on ``x`` (in place)."""
-        if not missing.any():
-            return x
-        for _ in range(self.max_iter):
-            mu = x.mean(axis=0)
-            recon = truncated(x - mu, rank) + mu
-            change = recon[missing] - x[missing]
-            x[missing] = recon[missing]
-            if np.sqrt(np.mean(change**2)) <= self.tol * scale:
-                break
+        if missing.any():
+            x[...] = complete_low_rank(
+                x, missing, rank, sweeps=self.max_iter, tol=self.tol, scale=scale
+            )
         return x
 
     def _fill_block(

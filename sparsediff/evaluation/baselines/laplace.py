@@ -123,7 +123,19 @@ class Laplace(Baseline):
         periodic: tuple[bool, ...],
     ) -> np.ndarray:
         wrap = periodic if self.wrap_longitude else (False,) * len(periodic)
-        guess = self._background(values, observed, active, wrap)
+        return self._around(
+            values, observed, active, wrap, self._background(values, observed, active, wrap)
+        )
+
+    def _around(
+        self,
+        values: np.ndarray,
+        observed: np.ndarray,
+        active: np.ndarray,
+        wrap: Any,
+        guess: np.ndarray,
+    ) -> np.ndarray:
+        """Per step, ``guess`` plus the harmonic fill of the observed departures from it."""
         out = np.empty_like(values)
         for t in range(values.shape[0]):
             anomaly = np.where(observed[t], values[t] - guess[t], np.nan)
