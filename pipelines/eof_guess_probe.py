@@ -113,8 +113,6 @@ def probe(
         shown_all = gappy[var].transpose(tdim, *dims).values
         hid_all = held[var].transpose(tdim, *dims).values
         err: dict[str, list[np.ndarray]] = {}
-        # the classical baseline's background (checks the points are evaluate's)
-        rec_mean = np.nanmean(shown_all, axis=0)[active]
         wts: list[np.ndarray] = []
         for t in range(start, values.shape[0]):
             x = shown_all[t][active] - mean
@@ -129,9 +127,6 @@ def probe(
             grid[active] = np.where(obs, x, 0.0)
             lap = _laplace(grid, known2, active)[active]
             err.setdefault("laplace", []).append((lap - truth)[hid])
-            grid[active] = np.where(obs, x + mean - rec_mean, 0.0)
-            lap_rec = _laplace(grid, known2, active)[active] + rec_mean - mean
-            err.setdefault("laplace, record mean", []).append((lap_rec - truth)[hid])
             wts.append(weight[hid])
             seen = obs | hid
             for k in modes:

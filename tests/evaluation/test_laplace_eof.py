@@ -83,3 +83,18 @@ def test_short_record_and_bad_options() -> None:
         LaplaceEOF(modes=[0, 4])
     with pytest.raises(ConfigError, match="cv_fraction"):
         LaplaceEOF(cv_fraction=1.5)
+
+
+def test_nothing_to_hide_for_the_validation_gives_laplaces_fill() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(4, 6, 6))
+    observed = np.zeros(values.shape, dtype=bool)
+    for t, (i, j) in enumerate([(0, 0), (1, 2), (3, 4), (5, 5)]):
+        observed[t, i, j] = True  # one observed point per step: no copied gap can take it
+    eof = LaplaceEOF(cv_fraction=0.01)
+    assert not eof._cv_points(observed, np.ones_like(observed)).any()
+    data = xr.DataArray(np.where(observed, values, np.nan), dims=("time", "y", "x"))
+    got = eof.fill(data, dims=("y", "x"))
+    assert eof.chosen_modes_ == [0]
+    assert eof.cv_errors_ == [{}]
+    xr.testing.assert_allclose(got, get_baseline("laplace").fill(data, dims=("y", "x")))

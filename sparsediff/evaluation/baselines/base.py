@@ -108,6 +108,7 @@ class Baseline:
             missing time dim for a time-based baseline, a non-numeric
             variable, or an invalid mask that does not fit the data.
         """
+        self._start()
         if isinstance(data, xr.Dataset):
             inv = invalid_mask(data, invalid)
             spatial = as_tuple(dims)
@@ -136,6 +137,9 @@ class Baseline:
         return self._fill_da(data, as_tuple(dims), inv)
 
     # ---------------------------------------------------------------- internals
+
+    def _start(self) -> None:
+        """Called at the start of each `fill`: reset what a fill records (``*_`` attributes)."""
 
     def _check_dims(self, da: xr.DataArray, dims: tuple[Hashable, ...]) -> None:
         what = f"variable {da.name!r}" if da.name is not None else "the data"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import xarray as xr
 
 from sparsediff.data.climatology import observed_mean
 from sparsediff.data.eofs import complete_low_rank
@@ -110,28 +109,10 @@ class DINEOF(Baseline):
         """
         return cls(time_dim=setting.time_dim, seed=setting.seed)
 
-    def fill(
-        self,
-        data: xr.DataArray | xr.Dataset,
-        *,
-        dims: Sequence[Hashable],
-        invalid: xr.DataArray | str | None = None,
-    ) -> xr.DataArray | xr.Dataset:
-        """Fill the gaps of ``data`` (see `Baseline.fill`); sets `ranks_`.
-
-        Parameters
-        ----------
-        data, dims, invalid
-            As for `Baseline.fill`.
-
-        Returns
-        -------
-        xarray.DataArray or xarray.Dataset
-            As for `Baseline.fill`.
-        """
+    def _start(self) -> None:
+        """Each `fill` records its own `ranks_` and `cv_errors_` (one per block)."""
         self.ranks_ = []
         self.cv_errors_ = []
-        return super().fill(data, dims=dims, invalid=invalid)
 
     def _iterate(self, x: np.ndarray, missing: np.ndarray, rank: int, scale: float) -> np.ndarray:
         """Sweeps of ``missing <- mean + rank-k SVD`` on ``x`` (in place)."""

@@ -32,7 +32,6 @@ from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import xarray as xr
 
 from sparsediff.data import eofs
 from sparsediff.errors import ConfigError
@@ -45,7 +44,7 @@ __all__ = ["LaplaceEOF"]
 
 MODES = (1, 2, 4, 8, 16, 32)
 """The candidate numbers of EOFs the cross-validation chooses from (capped at the
-number of steps less one)."""
+number of steps less two)."""
 
 
 class LaplaceEOF(Laplace):
@@ -59,7 +58,8 @@ class LaplaceEOF(Laplace):
         Candidate numbers of EOFs; the cross-validation keeps one
         (`chosen_modes_`, one per block of the other dims).
     cv_fraction
-        Share of the observed points hidden for the cross-validation at most.
+        About this share of the observed points is hidden for the
+        cross-validation (see `_cv_points`).
     sweeps
         At most this many DINEOF sweeps (the gaps of the Laplace-completed
         anomalies replaced by their rank-``K`` SVD reconstruction, until it
@@ -105,21 +105,14 @@ class LaplaceEOF(Laplace):
         """The evaluation's time dim and seed."""
         return cls(time_dim=setting.time_dim, seed=setting.seed)
 
-    def fill(
-        self,
-        data: xr.DataArray | xr.Dataset,
-        *,
-        dims: Sequence[Hashable],
-        invalid: xr.DataArray | str | None = None,
-    ) -> xr.DataArray | xr.Dataset:
-        """Fill the gaps of ``data`` (see `Baseline.fill`); sets `chosen_modes_` and `cv_errors_`.
+    def _start(self) -> None:
+        """Each `fill` records its own `chosen_modes_` and `cv_errors_`.
 
-        ``chosen_modes_`` holds one ``K`` per block of the other dims (0 where
-        the record is too short for EOFs: ``Laplace``'s fill).
+        One entry per block of the other dims; ``K`` is 0 where the record is
+        too short for EOFs or the cross-validation hid nothing (``Laplace``'s fill).
         """
         self.chosen_modes_ = []
         self.cv_errors_ = []
-        return super().fill(data, dims=dims, invalid=invalid)
 
     def _background(
         self, values: np.ndarray, observed: np.ndarray, active: np.ndarray, wrap: Any
@@ -133,6 +126,10 @@ class LaplaceEOF(Laplace):
         # leave no variance for the noise of the interpolation
         candidates = [k for k in self.modes if k <= steps - 2] or [1]
         cv = self._cv_points(observed, active)
+        if not cv.any():  # too few observed points to hide any
+            self.chosen_modes_.append(0)
+            self.cv_errors_.append({})
+            return super()._background(values, observed, active, wrap)
         shown = observed & ~cv
         prepared = self._prepare(values, shown, active, wrap)
         errors: dict[int, float] = {}
