@@ -9,6 +9,7 @@ A saved model is a directory (DESIGN §6)::
       autoencoder.safetensors
       prior.safetensors      (absent for an autoencoder-only model)
       climatology.safetensors  per-point means on the training grid, with its coordinates
+      eofs.safetensors         the first guess's EOFs on that grid (``data.eofs``; optional)
       invalid.safetensors    points invalid at every training step (land), with coordinates
 
 Weights are only ever read with `safetensors.torch.load_file`; nothing is
@@ -93,6 +94,11 @@ class Model:
         Optional invalid mask of the training grid (one boolean DataArray per
         variable, ``True`` = invalid at every training step, with the grid's
         coordinates); [`sparsediff.fill`][sparsediff.filling.fill.fill] uses it on the same grid.
+    eofs
+        Optional EOFs of the first guess's background (one DataArray per
+        variable, dims ``("eof", *grid)``, unit patterns in normalized units on
+        the training grid; the prior ratios are ``spec.eof_prior``;
+        [`sparsediff.method.eof_guess`][sparsediff.method.eof_guess]).
     """
 
     spec: ModelSpec
@@ -101,6 +107,7 @@ class Model:
     provenance: dict[str, Any] = field(default_factory=dict)
     climatology: dict[str, xr.DataArray] | None = None
     invalid: dict[str, xr.DataArray] | None = None
+    eofs: dict[str, xr.DataArray] | None = None
 
     @property
     def variables(self) -> list[str]:
@@ -171,7 +178,8 @@ class Model:
                     continue
                 out.tensors(f"{name}.safetensors", net.state_dict(), {"format": FORMAT_NAME})
                 nets[name] = {"class": type(net).__name__, "config": net.config}
-            for fname, fields in zip(_FIELD_FILES, (self.climatology, self.invalid), strict=True):
+            stored = (self.climatology, self.invalid, self.eofs)
+            for fname, fields in zip(_FIELD_FILES, stored, strict=True):
                 if fields:
                     out.tensors(fname, *_field_tensors(fields))
             self.stats.save(out.root / "stats.json")
@@ -225,6 +233,7 @@ class Model:
             provenance=provenance,
             climatology=climatology,
             invalid=invalid,
+            eofs=fields["eofs.safetensors"],
         )
 
 

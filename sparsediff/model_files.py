@@ -44,7 +44,7 @@ FORMAT_NAME = "sparsediff-model"
 FORMAT_VERSION = 2
 
 #: Model files read on load; each must be recorded (with its checksum) in config.json.
-_FIELD_FILES = ("climatology.safetensors", "invalid.safetensors")
+_FIELD_FILES = ("climatology.safetensors", "invalid.safetensors", "eofs.safetensors")
 
 #: Largest width or channel count a saved network may declare.
 MAX_WIDTH = 4096

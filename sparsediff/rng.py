@@ -86,6 +86,8 @@ class Stream(IntEnum):
     CONTEXT_WEIGHT = 41
     #: training data: the other step whose gaps a "real" hide mask copies
     DONOR = 50
+    #: training data: the field-scale gaps around a crop for its EOF background
+    EOF_FIELD_HIDE = 51
     #: adaptation to the data being filled: the points hidden in a sample
     ADAPT_HIDE = 60
     #: calibration on the data being filled: which of its windows are used

@@ -34,6 +34,7 @@ from sparsediff.data.stats import denormalize_array, normalize_array
 from sparsediff.data.tiling import Accumulator, Tile, TilePlan, plan_tiles
 from sparsediff.filling.windows import FillOptions
 from sparsediff.method.base import Method
+from sparsediff.method.eof_guess import GuessEofs
 from sparsediff.method.inputs import Frames
 from sparsediff.model import Model
 from sparsediff.progress import disabled
@@ -179,6 +180,7 @@ def _position_inputs(
     b: int,
     wrap: tuple[bool, ...],
     dev: torch.device,
+    eofs: GuessEofs | None = None,
 ) -> np.ndarray:
     """Network inputs of the whole field at batch position ``b`` (first guess once)."""
 
@@ -192,6 +194,9 @@ def _position_inputs(
         context=frame([v[:, b] for v, _ in ctx]),
         context_shown=frame([o[:, b] for _, o in ctx]),
     )
+    if eofs is not None:  # the whole field: nothing outside the frame
+        frames.basis = torch.from_numpy(eofs.basis[None]).to(dev)
+        frames.eof_prior = torch.from_numpy(eofs.prior).to(dev)
     return method.inputs(frames, periodic=wrap)[0].cpu().numpy()
 
 
@@ -207,6 +212,7 @@ def fill_block(
     overlap: Sequence[int] | int | None = None,
     device: str | torch.device = "cpu",
     progress: bool | None = False,
+    eofs: GuessEofs | None = None,
 ) -> np.ndarray:
     """Fill the gaps of a block.
 
@@ -234,6 +240,9 @@ def fill_block(
     progress
         Show a progress bar over model calls (``None``: when interactive,
         see [`sparsediff.progress`][sparsediff.progress]).
+    eofs
+        The model's EOFs on this grid, for its first guess's EOF background
+        ([`sparsediff.method.eof_guess`][sparsediff.method.eof_guess]).
 
     Returns
     -------
@@ -277,7 +286,7 @@ def fill_block(
         for b in range(n_batch):
             if not todo[b]:
                 continue  # nothing to fill at this position
-            inputs = _position_inputs(method, norm, observed, active, ctx, b, wrap, dev)
+            inputs = _position_inputs(method, norm, observed, active, ctx, b, wrap, dev, eofs)
             acc = [(centre[(k, b)], spread[(k, b)]) for k in range(opts.members)]
             for tiles in todo[b]:
                 _complete_call(method, plan, inputs, tiles, int(batch_ids[b]), opts, dev, acc)

@@ -47,6 +47,7 @@ from sparsediff.filling.fit_input import FITTED_TO_INPUT, check_fit_options, fit
 from sparsediff.filling.invalid import InvalidRule, resolve_invalid
 from sparsediff.filling.summary import flag_counts, summary_line
 from sparsediff.filling.windows import FillOptions
+from sparsediff.method.eof_guess import aligned_eofs
 from sparsediff.method.options import FillKeywords
 from sparsediff.model import Model, as_model
 
@@ -65,16 +66,14 @@ FLAG_ATTRS = {
 }
 
 
-def _block_fn(
-    model: Model,
-    opts: FillOptions,
-    batch_shape: tuple[int, ...],
-    periodic: tuple[bool, ...],
-    overlap: Any,
-    device: str,
-    progress: bool | None,
-    n_batch_dims: int,
-) -> Any:
+def _block_fn(plan: _FillPlan, overlap: Any, progress: bool | None) -> Any:
+    """The function that fills one block of ``plan``'s arrays (in memory, or a dask chunk)."""
+    model, opts, n_batch_dims = plan.model, plan.opts, len(plan.batch_dims)
+    batch_shape = tuple(plan.ds.sizes[d] for d in plan.batch_dims)
+    eofs = None
+    if model.eofs:  # the first guess's EOF background, on the data's grid
+        eofs = aligned_eofs(plan.ds, model.eofs, model.spec.eof_prior, plan.variables, model.dims)
+
     def run(
         data: np.ndarray, state: np.ndarray, *context: np.ndarray, block_info: Any = None
     ) -> np.ndarray:
@@ -107,10 +106,11 @@ def _block_fn(
             ids.tolist(),
             opts,
             context=pairs,
-            periodic=periodic,
+            periodic=plan.periodic,
             overlap=overlap,
-            device=device,
+            device=plan.device,
             progress=progress,
+            eofs=eofs,
         )
         return out.reshape(opts.members, c, *bshape, *spatial)
 
@@ -486,10 +486,7 @@ def _compute(plan: _FillPlan, overlap: Any, progress: bool | None) -> Any:
     model, ds, order, nb = plan.model, plan.ds, plan.order, len(plan.batch_dims)
     data = xr.concat([ds[v].transpose(*order) for v in plan.variables], dim="variable")
     state = xr.concat([plan.states[v].transpose(*order) for v in plan.variables], dim="variable")
-    batch_shape = tuple(ds.sizes[d] for d in plan.batch_dims)
-    run = _block_fn(
-        model, plan.opts, batch_shape, plan.periodic, overlap, plan.device, progress, nb
-    )
+    run = _block_fn(plan, overlap, progress)
     offsets = model.spec.context_offsets
     if data.chunks is None:
         arr, sarr_np = np.asarray(data.values), np.asarray(state.values)

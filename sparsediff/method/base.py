@@ -29,6 +29,7 @@ branch on a mode themselves. ``fill`` is bookkeeping around [`Method.complete`][
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class TrainBatch:
         Halo per spatial dim: the window is ``crop[halo : halo + window]``.
     positions
         Global sample position of each row (keys of every random draw).
+    basis, eof_prior, outside
+        The EOF background's inputs (``None`` without one): see
+        [`Frames`][sparsediff.method.inputs.Frames].
     """
 
     values: Tensor
@@ -86,23 +90,18 @@ class TrainBatch:
     context: Tensor | None = None
     context_observed: Tensor | None = None
     donor: Tensor | None = None
+    basis: Tensor | None = None
+    eof_prior: Tensor | None = None
+    outside: tuple[Tensor, Tensor] | None = None
 
     def to(self, device: torch.device | str) -> TrainBatch:
         """The batch on ``device``."""
-
-        def mv(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(device)
-
-        return TrainBatch(
-            self.values.to(device),
-            self.observed.to(device),
-            self.active.to(device),
-            self.halo,
-            self.positions,
-            mv(self.context),
-            mv(self.context_observed),
-            mv(self.donor),
-        )
+        names = ("values", "observed", "active", "context", "context_observed", "donor", "basis")
+        moved: dict[str, Any] = {f: getattr(self, f) for f in (*names, "eof_prior")}
+        moved = {f: None if t is None else t.to(device) for f, t in moved.items()}
+        out = self.outside
+        moved["outside"] = None if out is None else (out[0].to(device), out[1].to(device))
+        return dataclasses.replace(self, **moved)
 
 
 @dataclass(frozen=True)
@@ -587,7 +586,8 @@ class Method:
             ck = torch.from_numpy(np.stack(masks))[:, :, None].expand(n, k_ctx, c, *crop)
             ctx = batch.context
             ctx_shown = batch.context_observed & ck.to(batch.observed.device)
-        frames = Frames(batch.values, shown, batch.active, ctx, ctx_shown)
+        frames = Frames(batch.values, shown, batch.active, ctx, ctx_shown, batch.basis)
+        frames.eof_prior, frames.outside = batch.eof_prior, batch.outside
         inputs = self.inputs(frames)
         window = [slice(h, h + w) for h, w in zip(batch.halo, self.spec.window, strict=True)]
         cut = (slice(None), slice(None), *window)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sparsediff.errors import InputError
+from sparsediff.method.eof_guess import eof_background
 from sparsediff.method.first_guess import first_guess, get_first_guess
 from sparsediff.method.spec import SpreadCovariate
 
@@ -71,6 +72,16 @@ class Frames:
         ``(N, K, C, *S)`` values of K neighbouring frames (or ``None``).
     context_shown
         ``(N, K, C, *S)`` bool, where the context frames are shown.
+    basis
+        ``(N, C, M, *S)``: the model's EOFs over the frames' points, for an EOF
+        background of the first guess ([`sparsediff.method.eof_guess`][sparsediff.method.eof_guess];
+        ``None``: none).
+    eof_prior
+        ``(C, M)``: ``σ²/λ`` per variable and mode (with ``basis``).
+    outside
+        The sums ``Σ e eᵀ`` ``(N, 1 + K, C, M, M)`` and ``Σ e x`` ``(N, 1 + K, C, M)``
+        over the field's observed points outside each frame (index 0) and
+        its context frames (1..K): a training crop's; ``None`` for whole fields.
     """
 
     values: Tensor
@@ -78,6 +89,9 @@ class Frames:
     active: Tensor
     context: Tensor | None = None
     context_shown: Tensor | None = None
+    basis: Tensor | None = None
+    eof_prior: Tensor | None = None
+    outside: tuple[Tensor, Tensor] | None = None
 
 
 def n_inputs(n_vars: int, n_context: int) -> int:
@@ -219,6 +233,28 @@ def _context_base(
     return (flat * has).sum(1) / has.sum(1).clamp_min(1.0)
 
 
+def _backgrounds(
+    frames: Frames, shown_values: Tensor, shown: Tensor, ctx: Tensor | None, ctx_ok: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """The EOF background of each frame and of each of its context frames."""
+    basis, prior, outside = frames.basis, frames.eof_prior, frames.outside
+    assert basis is not None
+    if prior is None:
+        raise InputError("frames: an EOF basis needs its eof_prior")
+
+    def part(k: int) -> tuple[Tensor, Tensor] | None:
+        return None if outside is None else (outside[0][:, k], outside[1][:, k])
+
+    bg = eof_background(shown_values, shown, basis, prior, part(0))
+    if ctx is None or ctx_ok is None:
+        return bg, None
+    ctx_bg = [
+        eof_background(ctx[:, k], ctx_ok[:, k], basis, prior, part(1 + k))
+        for k in range(ctx.shape[1])
+    ]
+    return bg, torch.stack(ctx_bg, dim=1)
+
+
 def build_inputs(
     frames: Frames,
     *,
@@ -274,17 +310,26 @@ def build_inputs(
             raise InputError(f"frames: context must have shape {expected}, got {got}")
         ctx_ok = ctx_shown.bool() & active.unsqueeze(1)
         ctx_values = torch.where(ctx_ok, ctx.float(), zero)
+    bg, shown_res, ctx_res = None, shown_values, ctx_values
+    if frames.basis is not None:  # the guess of the departures from the EOF background
+        bg, ctx_bg = _backgrounds(frames, shown_values, shown, ctx_values, ctx_ok)
+        shown_res = torch.where(shown, shown_values - bg, zero)
+        if ctx_bg is not None and ctx_ok is not None and ctx_values is not None:
+            ctx_res = torch.where(ctx_ok, ctx_values - ctx_bg, zero)
     if n_context and use_context and get_first_guess(guess).follows_context:
-        assert ctx_values is not None
+        assert ctx_res is not None
         assert ctx_ok is not None
-        frames = Frames(values, shown, active, ctx_values, ctx_ok)
+        frames = Frames(values, shown, active, ctx_res, ctx_ok)
         base = _context_base(frames, guess, periodic, ctx_ok)
         if context_weight != 1.0:  # 1: exactly the guess of models before the weight
             base = base * context_weight
-        g = base + first_guess(guess, shown_values - base, shown, active, periodic=periodic)
-        g = torch.where(shown, shown_values, torch.where(active, g, zero))
+        g = base + first_guess(guess, shown_res - base, shown, active, periodic=periodic)
     else:
-        g = first_guess(guess, shown_values, shown, active, periodic=periodic)
+        g = first_guess(guess, shown_res, shown, active, periodic=periodic)
+    if bg is not None:
+        g = g + bg
+    if bg is not None or (n_context and use_context and get_first_guess(guess).follows_context):
+        g = torch.where(shown, shown_values, torch.where(active, g, zero))
     dist = distance_to_shown(shown, periodic)
     scaled = torch.log1p(dist) / math.log1p(DISTANCE_CAP)
     parts = [shown_values, shown.float(), active.float(), g, scaled.to(values.dtype)]

@@ -83,6 +83,11 @@ class ModelSpec(BaseModel):
     context_dim, context_offsets
         Neighbouring steps along this (non-spatial) dim given as input
         channels (e.g. ``time`` at ``[-1, 1]``).
+    eof_prior
+        Per variable, ``σ²/λ`` of each of the EOFs the model carries
+        (``Model.eofs``, ``data.eofs``): the first guess then departs from an
+        EOF background interpolated per frame
+        ([`sparsediff.method.eof_guess`][sparsediff.method.eof_guess]); empty: none.
     latent_scale
         Latents of the prior are encoder means times this.
     departure_scale
@@ -151,6 +156,7 @@ class ModelSpec(BaseModel):
     context_weight: StrictFloat = Field(1.0, ge=0.0, le=1.0)
     context_dim: str | None = None
     context_offsets: list[StrictInt] = Field(default_factory=list)
+    eof_prior: dict[str, list[float]] = Field(default_factory=dict)
     latent_scale: StrictFloat = 1.0
     departure_scale: StrictFloat = 1.0
     spread_scale: StrictFloat = 1.0

@@ -44,6 +44,7 @@ from sparsediff.data.climatology import aligned_climatology, anomalies
 from sparsediff.data.grid import is_global_longitude
 from sparsediff.errors import ConfigError, NothingToFitError, TrainingError
 from sparsediff.method import build_method
+from sparsediff.method.eof_guess import aligned_eofs
 from sparsediff.model import Model
 from sparsediff.rng import Stream
 from sparsediff.training.checkpoint import (
@@ -224,6 +225,9 @@ def input_crops(
         context_offsets=tuple(spec.context_offsets),
         donor="real" in patterns,
         keep=keep,
+        eofs=aligned_eofs(data, model.eofs, spec.eof_prior, variables, spec.dims)
+        if model.eofs
+        else None,
     )
     if len(crops.windows) == 0:
         raise NothingToFitError(

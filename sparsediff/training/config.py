@@ -95,6 +95,17 @@ class DataConfig(_Section):
             "allow it and it fits the validation part better than the mean."
         ),
     )
+    eofs: Annotated[StrictInt, Field(ge=0, le=64)] | Literal["auto"] = Field(
+        0,
+        description=(
+            "With climatology_dim: the first guess departs from a background of this many "
+            "EOFs of the training anomalies, their coefficients interpolated from each "
+            "field's shown points (0: none). 'auto': 0 or one of EOF_CANDIDATES, whichever "
+            "first guess is best at hidden points of the validation fields "
+            "(sparsediff.training.climatology_choice.choose_eofs). See "
+            "sparsediff.method.eof_guess."
+        ),
+    )
     isel: dict[str, list[int]] = Field(
         default_factory=dict,
         description="Index ranges [start, stop] per dim, taken first (crops, subsets).",

@@ -31,8 +31,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from sparsediff.data.gaps import random_training_mask
 from sparsediff.data.patch_windows import Window, normalized_frame, read_frame
 from sparsediff.errors import InputError
+from sparsediff.method.eof_guess import GuessEofs
 from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.patches import PatchDataset
 
@@ -40,6 +42,22 @@ __all__ = ["CropDataset"]
 
 #: Data up to this size (float64 bytes) are held as numpy arrays for fast crops.
 _IN_MEMORY_BYTES = 1 << 30
+
+
+FIELD_HIDE = (0.1, 0.6)
+"""Share of the field around a training crop hidden for its EOF background (uniform in it)."""
+FIELD_PATTERNS = ("mcar", "boxes", "cloud")
+"""Gap patterns of the field around a training crop (one drawn per crop)."""
+
+
+def _eof_sums(values: np.ndarray, shown: np.ndarray, basis: np.ndarray) -> tuple[Any, Any]:
+    """``Σ e eᵀ`` ``(C, M, M)`` and ``Σ e x`` ``(C, M)`` over ``shown`` points, in float64."""
+    c, m = basis.shape[:2]
+    e = basis.reshape(c, m, -1).astype(np.float64)
+    w = shown.reshape(c, 1, -1)
+    x = np.where(shown, values, 0.0).reshape(c, -1, 1).astype(np.float64)
+    we = e * w
+    return we @ e.transpose(0, 2, 1), (we @ x)[..., 0]
 
 
 class CropDataset(PatchDataset):
@@ -65,6 +83,13 @@ class CropDataset(PatchDataset):
         crop: this boolean array (the data's dims; ``False`` = hide where
         observed) at the crop's own step and place, e.g. the cells left when
         whole platforms of point observations are hidden.
+    eofs
+        The EOFs of an EOF background
+        ([`GuessEofs`][sparsediff.method.eof_guess.GuessEofs]): each crop then also
+        carries ``basis`` ``(C, M, *crop)``, ``eof_prior`` ``(C, M)`` and the sums
+        over its field's observed points outside the crop, ``outside_gram``
+        ``(1 + K, C, M, M)`` and ``outside_proj`` ``(1 + K, C, M)`` (the step, then
+        its context frames; [`sparsediff.method.eof_guess`][sparsediff.method.eof_guess]).
 
     Yields
     ------
@@ -83,9 +108,12 @@ class CropDataset(PatchDataset):
         context_offsets: Sequence[int] = (),
         donor: bool = False,
         keep: xr.DataArray | None = None,
+        eofs: GuessEofs | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.eofs = eofs
+        self._field_sums: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # values, seen
         self.halo = tuple(int(h) for h in halo)
         if len(self.halo) != len(self.dims) or min(self.halo) < 0:
             raise InputError(f"halo needs one size >= 0 per spatial dim, got {tuple(halo)}")
@@ -228,7 +256,65 @@ class CropDataset(PatchDataset):
                 b[axis] = other + (other >= window.batch[axis])
             _, o, _ = self._frame(tuple(b), idx)
             out["donor"] = torch.from_numpy(o | ~active)
+        if self.eofs is not None:
+            out.update(self._eof_parts(window, idx, inside, out))
         return out
+
+    def _eof_parts(
+        self, window: Window, idx: list[np.ndarray], inside: np.ndarray, item: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        """The crop's EOFs and the sums over its fields' observed points outside it."""
+        assert self.eofs is not None
+        where: Any = (slice(None), slice(None), *np.ix_(*idx))
+        basis = self.eofs.basis[where] * inside
+        steps: list[tuple[int, ...] | None] = [window.batch]
+        frames = [(item["values"], item["observed"] & item["active"])]
+        if self.context_offsets:
+            axis = self.batch_dims.index(str(self.context_dim))
+            for k, off in enumerate(self.context_offsets):
+                pos = window.batch[axis] + off
+                inside_record = 0 <= pos < self.batch_shape[axis]
+                b = list(window.batch)
+                b[axis] = pos
+                steps.append(tuple(b) if inside_record else None)
+                frames.append((item["context"][k], item["context_observed"][k]))
+        whole = all(
+            np.array_equal(i, np.arange(n)) for i, n in zip(idx, self.domain, strict=True)
+        )  # a whole field: nothing outside it
+        # the field around the crop as gappy as a fill's: field-scale gaps hidden there
+        keep = None
+        if not whole:
+            rng = numpy_rng_for(self.seed, Stream.EOF_FIELD_HIDE, window.index, self.epoch)
+            keep = random_training_mask(self.domain, rng, rate=FIELD_HIDE, patterns=FIELD_PATTERNS)
+        grams, projs = [], []
+        for step, (v, o) in zip(steps, frames, strict=True):
+            if step is None or whole:
+                g, p = _eof_sums(v.numpy(), o.numpy(), basis)
+                fg, fp = g, p
+            else:
+                assert keep is not None
+                crop_keep = keep[np.ix_(*idx)] & inside
+                g, p = _eof_sums(v.numpy(), o.numpy() & crop_keep, basis)
+                fg, fp = self._field(step, keep)
+            grams.append(fg - g)
+            projs.append(fp - p)
+        return {
+            "basis": torch.from_numpy(basis.astype(np.float32)),
+            "eof_prior": torch.from_numpy(self.eofs.prior),
+            "outside_gram": torch.from_numpy(np.stack(grams)),
+            "outside_proj": torch.from_numpy(np.stack(projs)),
+        }
+
+    def _field(self, step: tuple[int, ...], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The EOF sums over the observed points of the whole field at ``step`` kept by ``keep``."""
+        assert self.eofs is not None
+        if step not in self._field_sums:
+            idx = [np.arange(n) for n in self.domain]
+            values, observed, invalid = self._frame(step, idx)
+            v = torch.from_numpy(values).to(self.dtype).numpy()  # as a crop carries them
+            self._field_sums[step] = (v, observed & ~invalid)
+        v, seen = self._field_sums[step]
+        return _eof_sums(v, seen & keep, self.eofs.basis)
 
     def whole_fields(self) -> CropDataset:
         """The same data read as whole fields: one crop per step, the whole domain, no halo.
@@ -258,4 +344,5 @@ class CropDataset(PatchDataset):
             context_offsets=self.context_offsets,
             donor=self.donor,
             keep=self.keep,
+            eofs=self.eofs,
         )

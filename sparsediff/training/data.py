@@ -25,9 +25,11 @@ from sparsediff.data.stats import Stats, compute_stats
 from sparsediff.errors import ConfigError
 from sparsediff.laplace.relaxation import harmonic_fill_array
 from sparsediff.method.base import TrainBatch
+from sparsediff.method.eof_guess import GuessEofs
 from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.config import TrainConfig
 from sparsediff.training.crops import CropDataset
+from sparsediff.training.eof_fit import fit_eofs
 from sparsediff.training.region import record_region
 
 __all__ = [
@@ -76,6 +78,9 @@ class PreparedData:
         ``data.climatology: auto`` fitted the mean, but the training dates
         could fit a seasonal cycle and there is a validation part to choose on
         ([`choose_climatology`][sparsediff.training.climatology_choice.choose_climatology]).
+    eofs
+        The first guess's EOFs (``data.eofs``) for the model, ``("eof", *dims)`` per
+        variable ([`sparsediff.training.eof_fit`][sparsediff.training.eof_fit]).
     """
 
     train: CropDataset
@@ -91,6 +96,7 @@ class PreparedData:
     region: dict[str, Any] | None = None
     climatology_note: str | None = None
     seasonal_candidate: bool = False
+    eofs: dict[str, xr.DataArray] | None = None
 
 
 def splits(cfg: TrainConfig, sizes: dict[str, int]) -> tuple[str | None, slice, slice, slice]:
@@ -287,6 +293,7 @@ def _crops(
     shuffle: bool,
     rank: int = 0,
     world_size: int = 1,
+    eofs: GuessEofs | None = None,
 ) -> CropDataset | None:
     """The windows of one part (``None`` for a part that is not there)."""
     if part is None:
@@ -310,7 +317,28 @@ def _crops(
         context_dim=d.context_dim,
         context_offsets=tuple(d.context_offsets),
         donor="real" in cfg.autoencoder.hide.patterns or "real" in cfg.prior.cond_hide.patterns,
+        eofs=eofs,
     )
+
+
+def _eofs(
+    cfg: TrainConfig,
+    parts: _Parts,
+    stats: Stats,
+    invalid: dict[str, xr.DataArray],
+    periodic: tuple[bool, ...],
+) -> tuple[GuessEofs | None, dict[str, xr.DataArray] | None, dict[str, list[float]]]:
+    """The first guess's EOFs of ``data.eofs`` (none when 0), their noise from validation."""
+    d = cfg.data
+    if d.eofs == "auto" or not d.eofs:  # "auto": chosen afterwards (choose_eofs)
+        return None, None, {}
+    if d.climatology_dim is None:
+        raise ConfigError("data.eofs needs data.climatology_dim (the record the EOFs span)")
+    train, states = parts["train"]  # type: ignore[misc]
+    return fit_eofs(
+        train, states, d.variables, d.dims, stats, invalid, d.eofs, periodic,
+        held=parts.get("validation"),
+    )  # fmt: skip
 
 
 def _facts(
@@ -371,19 +399,21 @@ def prepare_data(
     climatology, climatology_note, candidate, parts = _remove_climatology(cfg, ds, parts, periodic)
     train_ds, train_states = parts["train"]  # type: ignore[misc]
     stats = compute_stats(train_ds, d.variables, log=d.log, states=train_states)
+    eofs, fields, prior = _eofs(cfg, parts, stats, invalid_grid, periodic)
     train = _crops(
-        cfg, parts["train"], stats, periodic, shuffle=True, rank=rank, world_size=world_size
-    )
+        cfg, parts["train"], stats, periodic, shuffle=True, rank=rank, world_size=world_size,
+        eofs=eofs,
+    )  # fmt: skip
     assert train is not None
     if len(train.windows) == 0:
         raise ConfigError(
             f"no training window of size {win.size} has an observed share >= "
             f"{win.min_observed} (lower window.min_observed or the window size)"
         )
-    validation = _crops(cfg, parts.get("validation"), stats, periodic, shuffle=False)
+    validation = _crops(cfg, parts.get("validation"), stats, periodic, shuffle=False, eofs=eofs)
     if validation is not None and len(validation.windows) == 0:
         validation = None
-    holdout = _crops(cfg, parts.get("holdout"), stats, periodic, shuffle=False)
+    holdout = _crops(cfg, parts.get("holdout"), stats, periodic, shuffle=False, eofs=eofs)
     if candidate and validation is None:
         candidate, climatology_note = False, "per-point mean (no validation window to choose on)"
     return PreparedData(
@@ -394,12 +424,13 @@ def prepare_data(
         list(d.variables),
         list(d.dims),
         periodic,
-        _facts(cfg, ds, train, validation, holdout),
+        {**_facts(cfg, ds, train, validation, holdout), "eof_prior": prior},
         climatology,
         invalid_grid,
         record_region(ds, dim, slice(tr.start, va.stop)) if dim is not None else None,
         climatology_note,
         candidate,
+        fields,
     )
 
 
@@ -426,6 +457,11 @@ def collate(items: list[dict[str, Any]], halo: tuple[int, ...], positions: list[
         context=stack("context"),
         context_observed=stack("context_observed"),
         donor=stack("donor"),
+        basis=stack("basis"),
+        eof_prior=items[0].get("eof_prior"),
+        outside=None
+        if "outside_gram" not in items[0]
+        else (stack("outside_gram"), stack("outside_proj")),  # type: ignore[arg-type]
     )
 
 

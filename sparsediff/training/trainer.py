@@ -508,11 +508,10 @@ class _Trainer:
             provenance["kept_best"] = self.kept_best
         if self.data.region is not None:
             provenance["trained_region"] = self.data.region
-        from sparsediff import __version__
-
-        provenance["sparsediff"] = __version__
+        provenance["sparsediff"] = sys.modules["sparsediff"].__version__  # the package itself
         nets = {k: v for k, v in self.method.nets.items() if k in self.completed}
-        return Model(spec, nets, stats, provenance, self.data.climatology, self.data.invalid)
+        d = self.data
+        return Model(spec, nets, stats, provenance, d.climatology, d.invalid, d.eofs)
 
 
 def train(
