@@ -37,7 +37,7 @@ import xarray as xr
 from safetensors import SafetensorError
 
 from sparsediff.data.stats import Stats
-from sparsediff.errors import CheckpointError, InputError, SparsediffError
+from sparsediff.errors import CheckpointError, ConfigError, InputError, SparsediffError
 from sparsediff.method import METHODS, Method, build_method
 from sparsediff.method.spec import ModelSpec
 from sparsediff.model_files import (
@@ -108,6 +108,13 @@ class Model:
     climatology: dict[str, xr.DataArray] | None = None
     invalid: dict[str, xr.DataArray] | None = None
     eofs: dict[str, xr.DataArray] | None = None
+
+    def __post_init__(self) -> None:
+        if self.spec.eof_prior and not self.eofs:
+            raise ConfigError(
+                "this model's first guess departs from EOFs (spec.eof_prior) but none were "
+                "given (eofs.safetensors or Model(eofs=...))"
+            )
 
     @property
     def variables(self) -> list[str]:

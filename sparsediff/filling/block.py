@@ -180,9 +180,13 @@ def _position_inputs(
     b: int,
     wrap: tuple[bool, ...],
     dev: torch.device,
-    eofs: GuessEofs | None = None,
+    eofs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> np.ndarray:
-    """Network inputs of the whole field at batch position ``b`` (first guess once)."""
+    """Network inputs of the whole field at batch position ``b`` (first guess once).
+
+    ``eofs``: the EOF basis ``(1, C, M, *S)`` and prior ratios on ``dev``, for a
+    model with an EOF background (the whole field: nothing outside the frame).
+    """
 
     def frame(arrays: list[np.ndarray]) -> torch.Tensor | None:
         return torch.from_numpy(np.stack(arrays)[None]).to(dev) if arrays else None
@@ -193,11 +197,19 @@ def _position_inputs(
         active=torch.from_numpy(active[:, b][None]).to(dev),
         context=frame([v[:, b] for v, _ in ctx]),
         context_shown=frame([o[:, b] for _, o in ctx]),
+        basis=None if eofs is None else eofs[0],
+        eof_prior=None if eofs is None else eofs[1],
     )
-    if eofs is not None:  # the whole field: nothing outside the frame
-        frames.basis = torch.from_numpy(eofs.basis[None]).to(dev)
-        frames.eof_prior = torch.from_numpy(eofs.prior).to(dev)
     return method.inputs(frames, periodic=wrap)[0].cpu().numpy()
+
+
+def _eof_tensors(
+    eofs: GuessEofs | None, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The EOF basis ``(1, C, M, *S)`` and prior ratios on ``dev`` (``None`` without EOFs)."""
+    if eofs is None:
+        return None
+    return torch.from_numpy(eofs.basis[None]).to(dev), torch.from_numpy(eofs.prior).to(dev)
 
 
 def fill_block(
@@ -282,11 +294,14 @@ def fill_block(
     # Batches never mix batch positions: the windows of one position (time step,
     # level, ...) are always grouped the same way, so a block's numbers do not
     # depend on how the batch dims were chunked. Guidance needs gradients.
+    eof_tensors = _eof_tensors(eofs, dev)  # moved to the device once for every position
     with torch.inference_mode(not opts.guidance):
         for b in range(n_batch):
             if not todo[b]:
                 continue  # nothing to fill at this position
-            inputs = _position_inputs(method, norm, observed, active, ctx, b, wrap, dev, eofs)
+            inputs = _position_inputs(
+                method, norm, observed, active, ctx, b, wrap, dev, eof_tensors
+            )
             acc = [(centre[(k, b)], spread[(k, b)]) for k in range(opts.members)]
             for tiles in todo[b]:
                 _complete_call(method, plan, inputs, tiles, int(batch_ids[b]), opts, dev, acc)

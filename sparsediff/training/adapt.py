@@ -32,7 +32,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -381,7 +381,7 @@ def adapt(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     provenance = {**model.provenance, "adaptation": record}
-    return Model(model.spec, nets, model.stats, provenance, model.climatology, model.invalid)
+    return replace(model, nets=nets, provenance=provenance)
 
 
 def _decoder_only(net: torch.nn.Module) -> list[torch.nn.Parameter]:

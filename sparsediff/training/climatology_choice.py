@@ -65,7 +65,7 @@ step's gaps than its neighbouring steps do: on A1B's years in random order the
 first guess with 16 EOFs was 18 % better at held-out boxes (the neighbours
 carry nothing there), on A1B in order 5 %; on OSTIA's five validation months
 4 EOFs made the guess worse (0.211 to 0.229 K), 16 worse still (0.265 K), so
-none is kept there. Two candidates keep the choice to a few seconds."""
+none is kept there. Two candidates keep the choice under a minute there."""
 
 
 def guess_rmse(
@@ -192,20 +192,23 @@ def choose_eofs(
         return cfg, data
     if cfg.data.climatology_dim is None or data.validation is None:
         return resolved(0), data
-    scores: dict[int, tuple[float, PreparedData]] = {}
+    scores: dict[int, float] = {}
+    best = data  # only the best candidate's data are kept
     for k in (0, *EOF_CANDIDATES):
         x = data if k == 0 else prepare_data(resolved(k), ds, rank=rank, world_size=world_size)
         rmse = guess_rmse(resolved(k), x, device=device, progress=progress)
         if rmse is None:
             return resolved(0), data
-        scores[k] = (rmse, x)
-    pick = min(scores, key=lambda k: scores[k][0])
-    tried = ", ".join(f"{scores[k][0]:.4g} with {k}" for k in scores)
+        if not scores or rmse < min(scores.values()):
+            best = x
+        scores[k] = rmse
+    pick = min(scores, key=lambda k: scores[k])
+    tried = ", ".join(f"{scores[k]:.4g} with {k}" for k in scores)
     note = (
         f"{data.climatology_note}; EOF background: {pick} EOFs, chosen on hidden "
         f"validation points (first-guess RMSE {tried})"
     )
-    return resolved(pick), dataclasses.replace(scores[pick][1], climatology_note=note)
+    return resolved(pick), dataclasses.replace(best, climatology_note=note)
 
 
 def prepare_with_climatology(

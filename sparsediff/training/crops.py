@@ -34,7 +34,7 @@ import xarray as xr
 from sparsediff.data.gaps import random_training_mask
 from sparsediff.data.patch_windows import Window, normalized_frame, read_frame
 from sparsediff.errors import InputError
-from sparsediff.method.eof_guess import GuessEofs
+from sparsediff.method.eof_guess import GuessEofs, eof_sums
 from sparsediff.rng import Stream, numpy_rng_for
 from sparsediff.training.patches import PatchDataset
 
@@ -48,16 +48,16 @@ FIELD_HIDE = (0.1, 0.6)
 """Share of the field around a training crop hidden for its EOF background (uniform in it)."""
 FIELD_PATTERNS = ("mcar", "boxes", "cloud")
 """Gap patterns of the field around a training crop (one drawn per crop)."""
+FIELD_CACHE = 64
+"""Whole fields a crop dataset keeps in memory for the EOF sums around its crops."""
 
 
-def _eof_sums(values: np.ndarray, shown: np.ndarray, basis: np.ndarray) -> tuple[Any, Any]:
-    """``Σ e eᵀ`` ``(C, M, M)`` and ``Σ e x`` ``(C, M)`` over ``shown`` points, in float64."""
-    c, m = basis.shape[:2]
-    e = basis.reshape(c, m, -1).astype(np.float64)
-    w = shown.reshape(c, 1, -1)
-    x = np.where(shown, values, 0.0).reshape(c, -1, 1).astype(np.float64)
-    we = e * w
-    return we @ e.transpose(0, 2, 1), (we @ x)[..., 0]
+def _sums(values: np.ndarray, shown: np.ndarray, basis: np.ndarray) -> tuple[Any, Any]:
+    """[`eof_sums`][sparsediff.method.eof_guess.eof_sums] of one frame, as numpy."""
+    g, p = eof_sums(
+        torch.from_numpy(values)[None], torch.from_numpy(shown)[None], torch.from_numpy(basis)[None]
+    )
+    return g[0].numpy(), p[0].numpy()
 
 
 class CropDataset(PatchDataset):
@@ -257,47 +257,38 @@ class CropDataset(PatchDataset):
             _, o, _ = self._frame(tuple(b), idx)
             out["donor"] = torch.from_numpy(o | ~active)
         if self.eofs is not None:
-            out.update(self._eof_parts(window, idx, inside, out))
+            out.update(self._eof_parts(window, idx, inside))
         return out
 
     def _eof_parts(
-        self, window: Window, idx: list[np.ndarray], inside: np.ndarray, item: dict[str, Any]
+        self, window: Window, idx: list[np.ndarray], inside: np.ndarray
     ) -> dict[str, torch.Tensor]:
         """The crop's EOFs and the sums over its fields' observed points outside it."""
         assert self.eofs is not None
         where: Any = (slice(None), slice(None), *np.ix_(*idx))
         basis = self.eofs.basis[where] * inside
         steps: list[tuple[int, ...] | None] = [window.batch]
-        frames = [(item["values"], item["observed"] & item["active"])]
         if self.context_offsets:
             axis = self.batch_dims.index(str(self.context_dim))
-            for k, off in enumerate(self.context_offsets):
+            for off in self.context_offsets:
                 pos = window.batch[axis] + off
                 inside_record = 0 <= pos < self.batch_shape[axis]
                 b = list(window.batch)
                 b[axis] = pos
                 steps.append(tuple(b) if inside_record else None)
-                frames.append((item["context"][k], item["context_observed"][k]))
-        whole = all(
-            np.array_equal(i, np.arange(n)) for i, n in zip(idx, self.domain, strict=True)
-        )  # a whole field: nothing outside it
-        # the field around the crop as gappy as a fill's: field-scale gaps hidden there
-        keep = None
-        if not whole:
+        # the field's points the crop does not cover: their sums travel with the crop
+        covered = np.zeros(self.domain, dtype=bool)
+        grids = np.meshgrid(*idx, indexing="ij")
+        covered[tuple(g[inside] for g in grids)] = True
+        c, m = basis.shape[:2]
+        zero = (np.zeros((c, m, m)), np.zeros((c, m)))
+        grams, projs = [zero[0]] * len(steps), [zero[1]] * len(steps)
+        if not covered.all():  # the field around the crop as gappy as a fill's: field-scale
             rng = numpy_rng_for(self.seed, Stream.EOF_FIELD_HIDE, window.index, self.epoch)
             keep = random_training_mask(self.domain, rng, rate=FIELD_HIDE, patterns=FIELD_PATTERNS)
-        grams, projs = [], []
-        for step, (v, o) in zip(steps, frames, strict=True):
-            if step is None or whole:
-                g, p = _eof_sums(v.numpy(), o.numpy(), basis)
-                fg, fp = g, p
-            else:
-                assert keep is not None
-                crop_keep = keep[np.ix_(*idx)] & inside
-                g, p = _eof_sums(v.numpy(), o.numpy() & crop_keep, basis)
-                fg, fp = self._field(step, keep)
-            grams.append(fg - g)
-            projs.append(fp - p)
+            for k, step in enumerate(steps):  # gaps hidden there; none outside the record
+                if step is not None:
+                    grams[k], projs[k] = self._field(step, keep & ~covered)
         return {
             "basis": torch.from_numpy(basis.astype(np.float32)),
             "eof_prior": torch.from_numpy(self.eofs.prior),
@@ -306,15 +297,23 @@ class CropDataset(PatchDataset):
         }
 
     def _field(self, step: tuple[int, ...], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The EOF sums over the observed points of the whole field at ``step`` kept by ``keep``."""
+        """The EOF sums over the observed points of the whole field at ``step`` kept by ``keep``.
+
+        The last [`FIELD_CACHE`][FIELD_CACHE] fields read are kept (a crop's
+        neighbours share them).
+        """
         assert self.eofs is not None
-        if step not in self._field_sums:
+        cached = self._field_sums.pop(step, None)
+        if cached is None:
             idx = [np.arange(n) for n in self.domain]
             values, observed, invalid = self._frame(step, idx)
             v = torch.from_numpy(values).to(self.dtype).numpy()  # as a crop carries them
-            self._field_sums[step] = (v, observed & ~invalid)
-        v, seen = self._field_sums[step]
-        return _eof_sums(v, seen & keep, self.eofs.basis)
+            cached = (v, observed & ~invalid)
+            while len(self._field_sums) >= FIELD_CACHE:
+                self._field_sums.pop(next(iter(self._field_sums)))
+        self._field_sums[step] = cached  # the most recent last
+        v, seen = cached
+        return _sums(v, seen & keep, self.eofs.basis)
 
     def whole_fields(self) -> CropDataset:
         """The same data read as whole fields: one crop per step, the whole domain, no halo.

@@ -10,6 +10,7 @@ and their prior ratios ``σ²/λ`` are what the model carries
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -21,10 +22,33 @@ from sparsediff.errors import ConfigError
 from sparsediff.laplace.relaxation import harmonic_fill_array
 from sparsediff.method.eof_guess import GuessEofs
 
-__all__ = ["MAX_STEPS", "fit_eofs"]
+__all__ = ["MAX_STEPS", "MAX_VALUES", "fit_eofs"]
 
 MAX_STEPS = 2048
-"""At most this many training steps (evenly spaced) enter the EOFs (memory: steps × points)."""
+"""At most this many training steps (evenly spaced) enter the EOFs."""
+
+MAX_VALUES = 2**24
+"""At most about this many values (steps × points) enter the EOFs: fewer steps, evenly
+spaced, on a large grid (a float64 copy is 128 MiB; the fit holds a few). Only
+those steps are read from the data."""
+
+
+def _steps(da: xr.DataArray, states: xr.DataArray, dims: Sequence[str]) -> tuple[Any, Any]:
+    """``(T, *spatial)`` arrays of the data and their states at the steps the EOFs use."""
+    batch = [str(d) for d in da.dims if d not in dims]
+    if not batch:
+        da, states = da.expand_dims("_step"), states.expand_dims("_step")
+    else:
+        da, states = da.stack(_step=batch), states.stack(_step=batch)
+    da, states = da.transpose("_step", *dims), states.transpose("_step", *dims)
+    n = da.sizes["_step"]
+    points = int(np.prod([da.sizes[d] for d in dims]))
+    cap = max(2, min(MAX_STEPS, MAX_VALUES // max(points, 1)))
+    if n > cap:
+        pick = np.unique(np.linspace(0, n - 1, cap).round().astype(int))
+        da, states = da.isel(_step=pick), states.isel(_step=pick)
+    raw = np.asarray(da.values, dtype=np.float64)
+    return raw, np.asarray(states.values) == OBSERVED
 
 
 def _completed(
@@ -37,14 +61,7 @@ def _completed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``(T, P)`` of normalized anomalies at the active points, completed by Laplace,
     and where they were not observed."""
-    order = [*(d for d in da.dims if d not in dims), *dims]
-    raw = np.asarray(da.transpose(*order).values, dtype=np.float64)
-    seen = np.asarray(states.transpose(*order).values) == OBSERVED
-    spatial = raw.shape[raw.ndim - len(dims) :]
-    raw, seen = raw.reshape(-1, *spatial), seen.reshape(-1, *spatial)
-    if raw.shape[0] > MAX_STEPS:
-        pick = np.unique(np.linspace(0, raw.shape[0] - 1, MAX_STEPS).round().astype(int))
-        raw, seen = raw[pick], seen[pick]
+    raw, seen = _steps(da, states, dims)
     seen &= active
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = np.where(seen, normalize_array(raw, stats[str(da.name)]), 0.0)
@@ -100,16 +117,19 @@ def fit_eofs(
     ConfigError
         Fewer than two training steps.
     """
-    grids, priors = [], {}
+    completed = {}
     for v in variables:
-        da = train[v]
-        active = np.ones([da.sizes[d] for d in dims], dtype=bool)
+        active = np.ones([train[v].sizes[d] for d in dims], dtype=bool)
         if invalid is not None and v in invalid:
             active &= ~np.asarray(invalid[v].transpose(*dims).values, dtype=bool)
-        rows, missing = _completed(da, states[v], dims, stats, active, periodic)
-        if rows.shape[0] < 2:
-            raise ConfigError("data.eofs needs at least two training steps")
-        k = min(int(modes), rows.shape[0] - 1, rows.shape[1])
+        completed[v] = (active, *_completed(train[v], states[v], dims, stats, active, periodic))
+    steps = min(r.shape[0] for _, r, _ in completed.values())
+    if steps < 2:
+        raise ConfigError("data.eofs needs at least two training steps")
+    # one count for every variable, so that each prior matches the modes kept
+    k = min(int(modes), steps - 1, *(r.shape[1] for _, r, _ in completed.values()))
+    grids, priors = [], {}
+    for v, (active, rows, missing) in completed.items():
         rows = eofs.complete_low_rank(rows, missing, k, sweeps=20)
         basis = eofs.eof_basis(rows)
         grid = np.zeros((k, active.size), dtype=np.float32)
@@ -122,15 +142,13 @@ def fit_eofs(
             left = (rows_v - (rows_v @ e) @ e.T)[~missing_v]
             noise = max(noise, float(np.mean(left**2))) if left.size else noise
         priors[v] = [noise / float(lam) for lam in basis.variance[:k]]
-    k = min(g.shape[0] for g in grids)
     coords = {d: train[d] for d in dims if d in train.coords}
     fields = {
-        v: xr.DataArray(g[:k], dims=("eof", *dims), coords=coords, name=v)
+        v: xr.DataArray(g, dims=("eof", *dims), coords=coords, name=v)
         for v, g in zip(variables, grids, strict=True)
     }
-    prior = {v: p[:k] for v, p in priors.items()}
     crops = GuessEofs(
-        np.stack([g[:k] for g in grids]).astype(np.float32),
-        np.asarray([prior[v] for v in variables], dtype=np.float32),
+        np.stack(grids).astype(np.float32),
+        np.asarray([priors[v] for v in variables], dtype=np.float32),
     )
-    return crops, fields, prior
+    return crops, fields, priors

@@ -171,7 +171,7 @@ def calibrate_on_input(
     spec = model.spec.model_copy(update={**updates, "calibration": described})
     record = _record(batches, c.members, at_steps, seed, used, fit, t0, described)
     provenance = {**model.provenance, "input_calibration": record}
-    return Model(spec, dict(model.nets), model.stats, provenance, model.climatology, model.invalid)
+    return dataclasses.replace(model, spec=spec, nets=dict(model.nets), provenance=provenance)
 
 
 def _record(

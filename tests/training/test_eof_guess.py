@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,22 @@ def test_model_with_eofs_trains_saves_and_fills(
     )
     hole = ~obs & np.isfinite(ds["surface_temperature"].values)
     assert np.isfinite(xr_a[:, hole]).all()
+    # adapting and calibrating on the input keep the EOF background
+    from sparsediff.data import masks
+    from sparsediff.training.adapt import AdaptOptions, adapt
+    from sparsediff.training.input_calibration import calibrate_on_input
+
+    states = masks.states(gappy, ["surface_temperature"], invalid_along="time").compute()
+    adapted = adapt(loaded, gappy, states, AdaptOptions(steps=2, batch_size=2, seed=1))
+    calibrated = calibrate_on_input(adapted, gappy, states, seed=2, max_windows=4)
+    for m in (adapted, calibrated):
+        assert m.eofs is not None
+        np.testing.assert_array_equal(
+            m.eofs["surface_temperature"].values, model.eofs["surface_temperature"].values
+        )
+    # a model whose guess needs EOFs is refused without them, never filled without
+    with pytest.raises(ConfigError, match="eof_prior"):
+        dataclasses.replace(loaded, eofs=None)
 
 
 def test_eofs_need_a_record(tiny_config: dict[str, Any], tmp_path: Path) -> None:
@@ -193,3 +210,26 @@ def test_bad_eof_counts_are_refused(tiny_config: dict[str, Any], tmp_path: Path,
     tiny_config["data"]["eofs"] = bad
     with pytest.raises(ConfigError, match="eofs"):
         load_config(write_config(tiny_config, tmp_path / "c.yaml"))
+
+
+def test_eofs_read_only_the_steps_their_budget_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xarray as xr
+
+    from sparsediff.training import eof_fit
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(3, 4, 5, 6))  # two batch dims (run, time), then (y, x)
+    states = rng.integers(0, 2, size=values.shape)
+    dims = ("run", "time", "y", "x")
+    da = xr.DataArray(values, dims=dims, name="v").chunk({"time": 1})
+    st = xr.DataArray(states, dims=dims)
+    raw, seen = eof_fit._steps(da, st, ("y", "x"))
+    np.testing.assert_array_equal(raw, values.reshape(12, 5, 6))  # steps in row-major order
+    np.testing.assert_array_equal(seen, states.reshape(12, 5, 6) == 0)  # OBSERVED is 0
+    monkeypatch.setattr(eof_fit, "MAX_VALUES", 30 * 4)  # four steps of 30 points
+    raw, seen = eof_fit._steps(da, st, ("y", "x"))
+    pick = np.unique(np.linspace(0, 11, 4).round().astype(int))
+    np.testing.assert_array_equal(raw, values.reshape(12, 5, 6)[pick])
+    np.testing.assert_array_equal(seen, states.reshape(12, 5, 6)[pick] == 0)
+    one, _ = eof_fit._steps(da.isel(run=0, time=0), st.isel(run=0, time=0), ("y", "x"))
+    np.testing.assert_array_equal(one, values[0, 0][None])
