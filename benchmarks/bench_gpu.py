@@ -45,7 +45,7 @@ DEMO_MODEL = Path(__file__).resolve().parents[1] / "sparsediff" / "assets" / "de
 
 def months_of_ostia(n: int) -> tuple[Any, Any]:
     """``n`` months of OSTIA with cloud:0.3 hidden (the record repeated), and the land mask."""
-    import numpy as np
+    import pandas as pd
     import xarray as xr
 
     from sparsediff.data.sample_data import open_ostia
@@ -59,7 +59,10 @@ def months_of_ostia(n: int) -> tuple[Any, Any]:
     )
     reps = -(-n // gappy.sizes["time"])
     out = xr.concat([gappy] * reps, dim="time").isel(time=slice(0, n))
-    return out.assign_coords(time=np.arange(n)), land
+    # monthly dates on from the record's first (a seasonal model evaluates its cycle there)
+    first = pd.Timestamp(ds["time"].values[0])
+    dates = pd.date_range(first, periods=n, freq=pd.DateOffset(months=1))
+    return out.assign_coords(time=dates), land
 
 
 def peak_tflops(device: Any, precision: str, threads: int) -> float:

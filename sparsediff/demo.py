@@ -1,7 +1,9 @@
 """``sparsediff demo``: fill real OSTIA SST gaps end to end, offline, in seconds.
 
-The demo model ships with the package (``sparsediff/assets/demo_model``). It was
-made by the project's own pipeline::
+The demo model ships with the package (``sparsediff/assets/demo_model``). It is
+what the project's own pipeline makes of ``configs/demo.yaml``: this one came from
+``python pipelines/quality.py pipelines/configs/quality_ostia.yaml`` (its variant
+``latent`` is that config unchanged), which trains as::
 
     sparsediff train configs/demo.yaml --out runs/demo
     cp -r runs/demo/model sparsediff/assets/demo_model

@@ -322,7 +322,7 @@ def test_shipped_demo_model_loads_with_its_spread_steps() -> None:
     model = sparsediff.load(DEMO_MODEL)
     assert model.spec.mode == "latent"
     assert set(model.nets) == {"autoencoder", "prior"}
-    # calibrated (here recalibrated: pipelines/recalibrate.py) at calibration.steps,
+    # calibrated at calibration.steps (or recalibrated at them: pipelines/recalibrate.py),
     # which a fill takes by default
     done = model.provenance.get("recalibration") or model.provenance["config"]
     assert model.spec.spread_steps == done["calibration"]["steps"] == 6

@@ -53,13 +53,14 @@ def test_demo_scores_against_the_strongest_classical_fills(tmp_path: Path) -> No
     import pandas as pd
 
     scores = pd.read_csv(out / "scores.csv").set_index("method")
-    # the honest comparison: Laplace relaxation, around EOFs too, and DINEOF on the same points
-    assert {"sparsediff", "time_mean", "linear", "laplace", "laplace_eof", "dineof"} <= set(
-        scores.index
-    )
+    # the honest comparison: Laplace relaxation, around the seasonal cycle the model knows
+    # and around EOFs too, and DINEOF on the same points
+    methods = {"sparsediff", "time_mean", "linear", "laplace", "laplace_seasonal"}
+    assert methods | {"laplace_eof", "dineof"} <= set(scores.index)
     ours = scores.loc["sparsediff", "rmse"]
     assert np.isfinite(ours)
-    assert ours < scores.loc["time_mean", "rmse"]
+    # the shipped model beats the strongest classical fill here (0.272 against 0.478 K)
+    assert ours < 0.8 * scores.drop(index="sparsediff")["rmse"].min()
     best = scores["rmse"].idxmin()
     # the verdict names the real winner
     assert f"best: {best}" in res.output
