@@ -233,3 +233,27 @@ def test_eofs_read_only_the_steps_their_budget_allows(monkeypatch: pytest.Monkey
     np.testing.assert_array_equal(seen, states.reshape(12, 5, 6)[pick] == 0)
     one, _ = eof_fit._steps(da.isel(run=0, time=0), st.isel(run=0, time=0), ("y", "x"))
     np.testing.assert_array_equal(one, values[0, 0][None])
+
+
+def test_every_variable_keeps_the_same_eof_count(
+    tiny_config: dict[str, Any], tmp_path: Path
+) -> None:
+    ds = sparsediff.data.sample_data.open_ostia().isel(time=slice(0, 24), longitude=slice(0, 128))
+    ds = ds.load()
+    second = ds["surface_temperature"] * 0.5 + 1.0
+    second[:, :, :100] = np.nan  # far fewer active points than the first
+    ds["second"] = second
+    tiny_config["data"]["variables"] = ["surface_temperature", "second"]
+    tiny_config["data"].pop("isel")
+    cfg = _eof_config(tiny_config, tmp_path, modes=5)
+    data = prepare_data(cfg, ds)
+    assert data.eofs is not None
+    prior = data.facts["eof_prior"]
+    for v in ("surface_temperature", "second"):
+        assert data.eofs[v].sizes["eof"] == 5
+        assert len(prior[v]) == 5
+        assert all(p > 0 for p in prior[v])
+    # the second variable's EOFs are 0 where it is never observed
+    assert float(abs(data.eofs["second"][:, :, :100]).max()) == 0.0
+    assert data.train.eofs is not None
+    assert data.train.eofs.basis.shape[:2] == (2, 5)
