@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -562,4 +563,12 @@ def fit_calibration(
         spread_variability_power=result.variability[1],
         spread_variability_ref=result.variability[2],
     )
-    return updates, f"departure scale {method.spec.departure_scale:.3g}; " + result.describe()
+    described = f"departure scale {method.spec.departure_scale:.3g}; " + result.describe()
+    if result.spread_skill_before < LATENT_SPREAD_LOW and max(result.scales) >= SCALE_MAX:
+        print(
+            f"calibration: {described}; with factors at their cap ({SCALE_MAX:g}) the "
+            "ensemble is under-dispersed",
+            file=sys.stderr,
+            flush=True,
+        )
+    return updates, described
