@@ -14,8 +14,8 @@ and the first guess is this background plus the method's guess of the
 departures from it ([`build_inputs`][sparsediff.method.inputs.build_inputs]).
 
 **Crops see what a fill sees.** A fill's frame is the whole field; a training
-crop is a window and its halo. The sums over the field's points outside the
-crop are handed in (``outside``: the field's observed sums less the crop's),
+crop is a window and its halo. The sums over the field's observed points that
+the crop does not cover are handed in (``outside``),
 so that the sums a crop adds over its own shown points make exactly the sums
 over the whole field's shown points: the coefficients of a crop never see
 its hidden points, and are those a fill of the same field would find.

@@ -316,7 +316,8 @@ def build_inputs(
         shown_res = torch.where(shown, shown_values - bg, zero)
         if ctx_bg is not None and ctx_ok is not None and ctx_values is not None:
             ctx_res = torch.where(ctx_ok, ctx_values - ctx_bg, zero)
-    if n_context and use_context and get_first_guess(guess).follows_context:
+    spacetime = bool(n_context and use_context and get_first_guess(guess).follows_context)
+    if spacetime:
         assert ctx_res is not None
         assert ctx_ok is not None
         frames = Frames(values, shown, active, ctx_res, ctx_ok)
@@ -328,7 +329,7 @@ def build_inputs(
         g = first_guess(guess, shown_res, shown, active, periodic=periodic)
     if bg is not None:
         g = g + bg
-    if bg is not None or (n_context and use_context and get_first_guess(guess).follows_context):
+    if bg is not None or spacetime:
         g = torch.where(shown, shown_values, torch.where(active, g, zero))
     dist = distance_to_shown(shown, periodic)
     scaled = torch.log1p(dist) / math.log1p(DISTANCE_CAP)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from typing import Any
 
 import torch
 import xarray as xr
@@ -103,6 +104,11 @@ def guess_rmse(
     return fit.rmse_at(weight) * scale
 
 
+def _with_data(cfg: TrainConfig, **update: Any) -> TrainConfig:
+    """``cfg`` with its ``data`` section updated."""
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update=update)})
+
+
 def choose_climatology(
     cfg: TrainConfig,
     ds: xr.Dataset | None,
@@ -138,7 +144,7 @@ def choose_climatology(
         return cfg, data
 
     def resolved(kind: str) -> TrainConfig:
-        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"climatology": kind})})
+        return _with_data(cfg, climatology=kind)
 
     if not data.seasonal_candidate:
         return resolved("seasonal" if cfg.data.climatology == "seasonal" else "mean"), data
@@ -186,7 +192,7 @@ def choose_eofs(
     """
 
     def resolved(k: int) -> TrainConfig:
-        return cfg.model_copy(update={"data": cfg.data.model_copy(update={"eofs": k})})
+        return _with_data(cfg, eofs=k)
 
     if cfg.data.eofs != "auto":
         return cfg, data
